@@ -1,0 +1,85 @@
+use super::*;
+use crate::validate::{build, parse, schema_check};
+use arrow::util::pretty::pretty_format_batches;
+use catalog::Catalog;
+use line_protocol::Precision;
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+async fn catalog() -> Arc<Catalog> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    Catalog::load(store, Path::default()).await.unwrap()
+}
+
+/// Runs the whole validation chain and applies the rows to `buf`.
+async fn write(cat: &Catalog, buf: &Buffer, body: &str) -> Vec<validate::RejectedLine> {
+    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
+    let change = schema_check(&cat.state(), "db", &mut parsed);
+    let state = cat.ensure(&change).await.unwrap();
+    let built = build(&state, "db", &mut parsed, 999).unwrap();
+    buf.apply(built.batch);
+    parsed.rejected.sort_by_key(|r| r.line_number);
+    parsed.rejected
+}
+
+fn show(cat: &Catalog, buf: &Buffer, table: &str) -> String {
+    let state = cat.state();
+    let db = state.db("db").unwrap();
+    let t = db.table(table).unwrap();
+    let b = buf.snapshot(db.id, t).unwrap().unwrap();
+    let sorted = arrow::compute::sort_to_indices(b.column_by_name("time").unwrap(), None, None).unwrap();
+    let cols = b.columns().iter().map(|c| take(c.as_ref(), &sorted, None).unwrap()).collect();
+    let b = RecordBatch::try_new(b.schema(), cols).unwrap();
+    pretty_format_batches(&[b]).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn write_and_snapshot() {
+    let cat = catalog().await;
+    let buf = Buffer::new();
+    let rejected = write(&cat, &buf, "cpu,host=a usage=1.5,n=1i 10\ncpu,host=b usage=2 20\ncpu idle=true").await;
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let out = show(&cat, &buf, "cpu");
+    let expected = "\
++------+------+---+-------------------------------+-------+
+| host | idle | n | time                          | usage |
++------+------+---+-------------------------------+-------+
+| a    |      | 1 | 1970-01-01T00:00:00.000000010 | 1.5   |
+| b    |      |   | 1970-01-01T00:00:00.000000020 | 2.0   |
+|      | true |   | 1970-01-01T00:00:00.000000999 |       |
++------+------+---+-------------------------------+-------+";
+    // Columns are sorted by name; a line without a timestamp gets the default time.
+    assert_eq!(out, expected);
+}
+
+#[tokio::test]
+async fn type_conflicts_are_per_line() {
+    let cat = catalog().await;
+    let buf = Buffer::new();
+    write(&cat, &buf, "m,t=a f=1 1").await;
+    let rejected = write(&cat, &buf, "m f=1i 2\nm t=1 3\nm,f=x g=1 4\nm g=\"s\" 5\nm f=2 6").await;
+    let msgs: Vec<_> = rejected.iter().map(|r| (r.line_number, r.error_message.clone())).collect();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert!(msgs[0].1.contains("expected float field, got integer field"), "{msgs:?}");
+    assert!(msgs[1].1.contains("conflicts with the existing tag 't'"), "{msgs:?}");
+    assert!(msgs[2].1.contains("conflicts with the existing field 'f'"), "{msgs:?}");
+    // Line 3 was rejected before its field g counted, so line 4 makes g a string.
+    let state = cat.state();
+    let t = state.db("db").unwrap().table("m").unwrap();
+    assert_eq!(t.column("g").unwrap().kind, ColumnKind::Field(catalog::FieldType::String));
+    assert_eq!(buf.row_count(state.db("db").unwrap().id, t.id), 3);
+}
+
+#[tokio::test]
+async fn dedup_later_write_wins_field_by_field() {
+    let cat = catalog().await;
+    let buf = Buffer::new();
+    write(&cat, &buf, "m,t=a f=1,g=1 100\nm,t=b f=5 100").await;
+    write(&cat, &buf, "m,t=a f=2 100\nm,t=a g=3 100\nm f=9 100").await;
+    let out = show(&cat, &buf, "m");
+    assert!(out.contains("| 2.0 | 3.0 | a |"), "{out}");
+    assert!(out.contains("| 5.0 |     | b |"), "{out}");
+    assert!(out.contains("| 9.0 |     |   |"), "{out}");
+    assert_eq!(out.lines().count(), 3 + 4, "{out}");
+}

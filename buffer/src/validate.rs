@@ -1,0 +1,459 @@
+//! Write validation: line protocol in, Arrow record batches out.
+//!
+//! ```text
+//!  body ─parse()─▶ ParsedWrite ─schema_check(state)─▶ SchemaChange ─▶ catalog.ensure()
+//!                                                                          │
+//!                  WriteBatch (one RecordBatch per table) ◀─build(state)───┘
+//! ```
+//!
+//! The steps are split so that the catalog is only changed once per request,
+//! and not at all when `accept_partial=false` and a line is already bad.
+//! `build` checks every line again against the state the catalog returned,
+//! because another writer may have won a race for a column's type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
+    TimestampNanosecondBuilder, UInt64Builder,
+};
+use arrow::datatypes::{Int32Type, Schema};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use catalog::{CatalogState, ColumnDef, ColumnKind, FieldType, SchemaChange, TableChange, TableSchema};
+use line_protocol::{FieldValue, ParsedLine, Precision};
+
+use crate::schema::arrow_field;
+
+/// How many line errors a response reports at most.
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// A rejected line, as reported to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedLine {
+    /// The 1-based line number in the request body.
+    pub line_number: usize,
+    /// The line as sent (lossy UTF-8).
+    pub original_line: String,
+    /// Why it was rejected.
+    pub error_message: String,
+}
+
+/// A parsed line with its position and timestamp in nanoseconds.
+#[derive(Debug)]
+pub struct GoodLine<'a> {
+    /// The 1-based line number.
+    pub line_number: usize,
+    /// The raw line.
+    pub raw: &'a [u8],
+    /// The parsed line.
+    pub line: ParsedLine<'a>,
+    /// The timestamp in nanoseconds, or `None` for "now".
+    pub time_ns: Option<i64>,
+}
+
+/// The lines of a request, split into good and rejected.
+#[derive(Debug, Default)]
+pub struct ParsedWrite<'a> {
+    /// Lines that parsed.
+    pub good: Vec<GoodLine<'a>>,
+    /// Lines that did not.
+    pub rejected: Vec<RejectedLine>,
+}
+
+impl ParsedWrite<'_> {
+    fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
+        self.rejected.push(RejectedLine {
+            line_number,
+            original_line: String::from_utf8_lossy(raw).into_owned(),
+            error_message,
+        });
+    }
+}
+
+/// Parses every line and converts timestamps to nanoseconds.
+pub fn parse(body: &[u8], precision: Precision) -> ParsedWrite<'_> {
+    let mut out = ParsedWrite::default();
+    for (line_number, raw) in line_protocol::split_lines(body) {
+        match line_protocol::parse_line(raw) {
+            Ok(line) => {
+                let time_ns = match line.timestamp.map(|t| precision.to_nanos(t)).transpose() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        out.reject(line_number, raw, e.to_string());
+                        continue;
+                    }
+                };
+                out.good.push(GoodLine {
+                    line_number,
+                    raw,
+                    line,
+                    time_ns,
+                });
+            }
+            Err(e) => out.reject(line_number, raw, e.to_string()),
+        }
+    }
+    out
+}
+
+fn field_type(v: &FieldValue<'_>) -> FieldType {
+    match v {
+        FieldValue::F64(_) => FieldType::Float,
+        FieldValue::I64(_) => FieldType::Integer,
+        FieldValue::U64(_) => FieldType::UInteger,
+        FieldValue::String(_) => FieldType::String,
+        FieldValue::Bool(_) => FieldType::Boolean,
+    }
+}
+
+fn conflict(table: &str, column: &str, existing: ColumnKind, wanted: ColumnKind) -> String {
+    match (existing, wanted) {
+        (ColumnKind::Field(_), ColumnKind::Tag) => format!(
+            "tag '{column}' conflicts with the existing field '{column}' of table '{table}'; a column is either a tag or a field"
+        ),
+        (ColumnKind::Tag, ColumnKind::Field(_)) => format!(
+            "field '{column}' conflicts with the existing tag '{column}' of table '{table}'; a column is either a tag or a field"
+        ),
+        _ => format!(
+            "invalid column type for column '{column}' of table '{table}': expected {}, got {}",
+            existing.describe(),
+            wanted.describe()
+        ),
+    }
+}
+
+/// Finds the columns the request needs that the catalog lacks, and rejects
+/// lines that conflict with the catalog or with an earlier line of the same
+/// request.
+pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>) -> SchemaChange {
+    let db_schema = state.db(db);
+    let mut change = SchemaChange {
+        db: db.to_string(),
+        tables: Vec::new(),
+    };
+    // table name -> index in change.tables, and the new columns' kinds.
+    let mut new_tables: HashMap<String, (usize, HashMap<String, ColumnKind>)> = HashMap::new();
+    let mut rejected = Vec::new();
+    parsed.good.retain(|g| {
+        let table_name: &str = &g.line.measurement;
+        let existing = db_schema.and_then(|d| d.table(table_name));
+        let cols = g
+            .line
+            .tags
+            .iter()
+            .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
+            .chain(g.line.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+        let mut missing: Vec<(&str, ColumnKind)> = Vec::new();
+        for (name, kind) in cols {
+            if let Some(c) = existing.and_then(|t| t.column(name)) {
+                if c.kind != kind {
+                    rejected.push((g.line_number, g.raw, conflict(table_name, name, c.kind, kind)));
+                    return false;
+                }
+                continue;
+            }
+            if let Some((_, seen)) = new_tables.get(table_name) {
+                if let Some(k) = seen.get(name) {
+                    if *k != kind {
+                        rejected.push((g.line_number, g.raw, conflict(table_name, name, *k, kind)));
+                        return false;
+                    }
+                    continue;
+                }
+            }
+            missing.push((name, kind));
+        }
+        if !missing.is_empty() {
+            let (idx, seen) = new_tables.entry(table_name.to_string()).or_insert_with(|| {
+                change.tables.push(TableChange {
+                    name: table_name.to_string(),
+                    columns: Vec::new(),
+                });
+                (change.tables.len() - 1, HashMap::new())
+            });
+            for (name, kind) in missing {
+                seen.insert(name.to_string(), kind);
+                change.tables[*idx].columns.push((name.to_string(), kind));
+            }
+        }
+        true
+    });
+    for (n, raw, msg) in rejected {
+        parsed.reject(n, raw, msg);
+    }
+    change
+}
+
+/// Validated rows, ready for the WAL and the buffer.
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    /// The database id.
+    pub db_id: u32,
+    /// One record batch per table: the columns the rows use, sorted by name.
+    pub tables: Vec<(u32, RecordBatch)>,
+    /// Rows in all tables.
+    pub rows: usize,
+}
+
+/// The result of [`build`].
+#[derive(Debug)]
+pub struct Built {
+    /// The rows.
+    pub batch: WriteBatch,
+    /// The accepted lines, `\n`-separated, for the WAL.
+    pub accepted: Vec<u8>,
+}
+
+/// Converts the good lines into Arrow, checking each against `state`.
+/// Lines that conflict (another writer won the race for a column's type) are
+/// moved to `parsed.rejected`.
+pub fn build(
+    state: &CatalogState,
+    db: &str,
+    parsed: &mut ParsedWrite<'_>,
+    default_time_ns: i64,
+) -> Result<Built, BuildError> {
+    let db_schema = state.db(db).ok_or_else(|| BuildError::MissingDatabase(db.to_string()))?;
+    let mut tables: Vec<TableBuilder> = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut accepted = Vec::new();
+    let mut rejected = Vec::new();
+    let mut cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(32);
+    for g in &parsed.good {
+        let name: &str = &g.line.measurement;
+        let idx = match by_name.get(name) {
+            Some(i) => *i,
+            None => {
+                let Some(t) = db_schema.table(name) else {
+                    rejected.push((g.line_number, g.raw, format!("table '{name}' is not in the catalog")));
+                    continue;
+                };
+                tables.push(TableBuilder::new(Arc::clone(t)));
+                by_name.insert(&g.line.measurement, tables.len() - 1);
+                tables.len() - 1
+            }
+        };
+        let tb = &mut tables[idx];
+        cols.clear();
+        let mut bad = None;
+        for (k, _) in &g.line.tags {
+            match tb.table.column(k) {
+                Some(c) if c.kind == ColumnKind::Tag => cols.push((c.id, c.kind)),
+                Some(c) => {
+                    bad = Some(conflict(name, k, c.kind, ColumnKind::Tag));
+                    break;
+                }
+                None => {
+                    bad = Some(format!("column '{k}' is not in the catalog"));
+                    break;
+                }
+            }
+        }
+        if bad.is_none() {
+            for (k, v) in &g.line.fields {
+                let kind = ColumnKind::Field(field_type(v));
+                match tb.table.column(k) {
+                    Some(c) if c.kind == kind => cols.push((c.id, c.kind)),
+                    Some(c) => {
+                        bad = Some(conflict(name, k, c.kind, kind));
+                        break;
+                    }
+                    None => {
+                        bad = Some(format!("column '{k}' is not in the catalog"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(msg) = bad {
+            rejected.push((g.line_number, g.raw, msg));
+            continue;
+        }
+        tb.push(&cols, &g.line, g.time_ns.unwrap_or(default_time_ns));
+        if !accepted.is_empty() {
+            accepted.push(b'\n');
+        }
+        accepted.extend_from_slice(g.raw);
+    }
+    for (n, raw, msg) in rejected {
+        parsed.reject(n, raw, msg);
+    }
+    let mut rows = 0;
+    let mut out = Vec::with_capacity(tables.len());
+    for tb in tables {
+        rows += tb.rows;
+        let id = tb.table.id;
+        out.push((id, tb.finish()?));
+    }
+    Ok(Built {
+        batch: WriteBatch {
+            db_id: db_schema.id,
+            tables: out,
+            rows,
+        },
+        accepted,
+    })
+}
+
+/// Why rows could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The database vanished from the catalog.
+    #[error("database '{0}' is not in the catalog")]
+    MissingDatabase(String),
+    /// Arrow refused the arrays (a bug).
+    #[error("building record batch: {0}")]
+    Arrow(#[from] ArrowError),
+}
+
+/// Column builders for one table of one request.
+struct TableBuilder {
+    table: Arc<TableSchema>,
+    /// Indexed by column id.
+    cols: Vec<Option<ColBuilder>>,
+    time: TimestampNanosecondBuilder,
+    rows: usize,
+}
+
+enum ColBuilder {
+    Tag(StringDictionaryBuilder<Int32Type>),
+    F64(Float64Builder),
+    I64(Int64Builder),
+    U64(UInt64Builder),
+    Str(StringBuilder),
+    Bool(BooleanBuilder),
+}
+
+impl ColBuilder {
+    fn new(kind: ColumnKind) -> Option<Self> {
+        Some(match kind {
+            ColumnKind::Tag => Self::Tag(StringDictionaryBuilder::new()),
+            ColumnKind::Field(FieldType::Float) => Self::F64(Float64Builder::new()),
+            ColumnKind::Field(FieldType::Integer) => Self::I64(Int64Builder::new()),
+            ColumnKind::Field(FieldType::UInteger) => Self::U64(UInt64Builder::new()),
+            ColumnKind::Field(FieldType::String) => Self::Str(StringBuilder::new()),
+            ColumnKind::Field(FieldType::Boolean) => Self::Bool(BooleanBuilder::new()),
+            ColumnKind::Time => return None,
+        })
+    }
+
+    fn len(&self) -> usize {
+        use arrow::array::ArrayBuilder;
+        match self {
+            Self::Tag(b) => b.len(),
+            Self::F64(b) => b.len(),
+            Self::I64(b) => b.len(),
+            Self::U64(b) => b.len(),
+            Self::Str(b) => b.len(),
+            Self::Bool(b) => b.len(),
+        }
+    }
+
+    fn pad(&mut self, to: usize) {
+        let n = to.saturating_sub(self.len());
+        if n == 0 {
+            return;
+        }
+        match self {
+            Self::Tag(b) => b.append_nulls(n),
+            Self::F64(b) => b.append_nulls(n),
+            Self::I64(b) => b.append_nulls(n),
+            Self::U64(b) => b.append_nulls(n),
+            Self::Str(b) => b.append_nulls(n),
+            Self::Bool(b) => b.append_nulls(n),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Tag(mut b) => Arc::new(b.finish()),
+            Self::F64(mut b) => Arc::new(b.finish()),
+            Self::I64(mut b) => Arc::new(b.finish()),
+            Self::U64(mut b) => Arc::new(b.finish()),
+            Self::Str(mut b) => Arc::new(b.finish()),
+            Self::Bool(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+impl TableBuilder {
+    fn new(table: Arc<TableSchema>) -> Self {
+        let n = table.columns().len();
+        Self {
+            table,
+            cols: (0..n).map(|_| None).collect(),
+            time: TimestampNanosecondBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    /// Appends one row. `cols` are the line's tag columns then field
+    /// columns, in the line's order, already checked.
+    fn push(&mut self, cols: &[(u32, ColumnKind)], line: &ParsedLine<'_>, time_ns: i64) {
+        let row = self.rows;
+        let values = line
+            .tags
+            .iter()
+            .map(|(_, v)| Value::Tag(v))
+            .chain(line.fields.iter().map(|(_, v)| Value::Field(v)));
+        for ((id, kind), v) in cols.iter().zip(values) {
+            let id = *id as usize;
+            if id >= self.cols.len() {
+                self.cols.resize_with(id + 1, || None);
+            }
+            let slot = &mut self.cols[id];
+            if slot.is_none() {
+                *slot = ColBuilder::new(*kind);
+            }
+            let Some(b) = slot else { continue };
+            b.pad(row);
+            match (b, v) {
+                (ColBuilder::Tag(b), Value::Tag(s)) => {
+                    // A dictionary of i32 keys overflows only past 2^31 distinct
+                    // values in one request, which the request size limit prevents.
+                    let _ = b.append(s.as_ref());
+                }
+                (ColBuilder::F64(b), Value::Field(FieldValue::F64(x))) => b.append_value(*x),
+                (ColBuilder::I64(b), Value::Field(FieldValue::I64(x))) => b.append_value(*x),
+                (ColBuilder::U64(b), Value::Field(FieldValue::U64(x))) => b.append_value(*x),
+                (ColBuilder::Str(b), Value::Field(FieldValue::String(x))) => b.append_value(x),
+                (ColBuilder::Bool(b), Value::Field(FieldValue::Bool(x))) => b.append_value(*x),
+                // Kinds were checked against the same column definitions.
+                (b, _) => b.pad(row + 1),
+            }
+        }
+        self.time.append_value(time_ns);
+        self.rows += 1;
+    }
+
+    fn finish(self) -> Result<RecordBatch, ArrowError> {
+        let rows = self.rows;
+        let mut columns: Vec<(&ColumnDef, ArrayRef)> = Vec::new();
+        let mut time = self.time;
+        for (c, b) in self.table.columns().iter().zip(self.cols) {
+            if let Some(mut b) = b {
+                b.pad(rows);
+                columns.push((c, b.finish()));
+            }
+        }
+        let time_col = self
+            .table
+            .columns()
+            .iter()
+            .find(|c| c.kind == ColumnKind::Time);
+        let time_array: ArrayRef = Arc::new(time.finish());
+        if let Some(tc) = time_col {
+            columns.push((tc, time_array));
+        }
+        columns.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let schema = Schema::new(columns.iter().map(|(c, _)| arrow_field(c)).collect::<Vec<_>>());
+        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
+    }
+}
+
+enum Value<'a, 'b> {
+    Tag(&'b std::borrow::Cow<'a, str>),
+    Field(&'b FieldValue<'a>),
+}

@@ -1,0 +1,524 @@
+//! The catalog: databases, tables and columns with their types, and the
+//! cluster UUID, kept on the object store as a log of transactions.
+//!
+//! ```text
+//!  catalog/checkpoint.json          state at some seq N (written every CHECKPOINT_EVERY txns)
+//!  catalog/log/{N+1:020}.json       one transaction each, created with PutMode::Create
+//!  catalog/log/{N+2:020}.json       ...
+//! ```
+//!
+//! Every pod holds the materialised state in memory. A writer describes what it
+//! needs as an *intent* ([`SchemaChange`]: "this table with these columns must
+//! exist"). The catalog turns the intent into operations against the newest
+//! state and tries to create the next log file. If another writer got that
+//! sequence number first, the create fails with `AlreadyExists`: the loser reads
+//! the winner's transaction, recomputes its operations and retries. So every
+//! change lands exactly once, and two writers adding one column with different
+//! types get exactly one winner; the loser's lines then fail validation against
+//! the winner's type.
+//!
+//! Readers start from the checkpoint and read log files one by one from its
+//! sequence until one is missing, so start-up never lists the whole log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+mod schema;
+pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, FieldType, TableSchema, validate_db_name};
+
+/// A checkpoint is written after this many transactions.
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// Errors from the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The object store failed.
+    #[error("catalog object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// A catalog file could not be decoded.
+    #[error("catalog file {path} is corrupt: {source}; restore it from a backup or remove the catalog to start empty")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// A log file holds an operation that doesn't apply to the state before it.
+    #[error("catalog log {seq} does not apply: {reason}")]
+    Inconsistent {
+        /// The log sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Too many concurrent writers kept winning the race.
+    #[error("catalog update did not succeed after {0} attempts because of concurrent updates; retry the request")]
+    TooMuchContention(usize),
+}
+
+/// One operation in a catalog transaction. Ids are assigned by the writer
+/// against the state the transaction follows, so replay is deterministic.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CatalogOp {
+    /// The first transaction: gives the catalog its UUID.
+    Init {
+        /// The catalog (cluster) UUID.
+        uuid: Uuid,
+    },
+    /// A new database.
+    CreateDatabase {
+        /// Its id.
+        db_id: u32,
+        /// Its name.
+        name: String,
+    },
+    /// A new table with its first columns.
+    CreateTable {
+        /// The database.
+        db_id: u32,
+        /// The new table's id.
+        table_id: u32,
+        /// Its name.
+        name: String,
+        /// Its columns.
+        columns: Vec<ColumnDef>,
+    },
+    /// New columns on an existing table.
+    AddColumns {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The new columns.
+        columns: Vec<ColumnDef>,
+    },
+}
+
+/// One log file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Transaction {
+    seq: u64,
+    time_ns: i64,
+    ops: Vec<CatalogOp>,
+}
+
+/// The materialised catalog at one sequence number. Immutable; changes make a
+/// new state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CatalogState {
+    /// The last applied log sequence number.
+    pub seq: u64,
+    /// The catalog UUID (nil until the Init transaction).
+    pub uuid: Uuid,
+    next_db_id: u32,
+    next_table_id: u32,
+    databases: BTreeMap<u32, Arc<DatabaseSchema>>,
+    #[serde(skip)]
+    db_by_name: HashMap<Arc<str>, u32>,
+}
+
+impl CatalogState {
+    /// A database by name.
+    pub fn db(&self, name: &str) -> Option<&Arc<DatabaseSchema>> {
+        self.db_by_name.get(name).and_then(|id| self.databases.get(id))
+    }
+
+    /// A database by id.
+    pub fn db_by_id(&self, id: u32) -> Option<&Arc<DatabaseSchema>> {
+        self.databases.get(&id)
+    }
+
+    /// All databases, by id.
+    pub fn databases(&self) -> impl Iterator<Item = &Arc<DatabaseSchema>> {
+        self.databases.values()
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.db_by_name = self
+            .databases
+            .values()
+            .map(|d| (Arc::clone(&d.name), d.id))
+            .collect();
+        for db in self.databases.values_mut() {
+            Arc::make_mut(db).rebuild_indexes();
+        }
+    }
+
+    fn apply(&mut self, txn: &Transaction) -> Result<(), CatalogError> {
+        let bad = |reason: String| CatalogError::Inconsistent {
+            seq: txn.seq,
+            reason,
+        };
+        if txn.seq != self.seq + 1 {
+            return Err(bad(format!("expected sequence {}", self.seq + 1)));
+        }
+        for op in &txn.ops {
+            match op {
+                CatalogOp::Init { uuid } => self.uuid = *uuid,
+                CatalogOp::CreateDatabase { db_id, name } => {
+                    if self.db_by_name.contains_key(name.as_str()) {
+                        return Err(bad(format!("database {name} exists")));
+                    }
+                    let db = DatabaseSchema::new(*db_id, name);
+                    self.db_by_name.insert(Arc::clone(&db.name), *db_id);
+                    self.databases.insert(*db_id, Arc::new(db));
+                    self.next_db_id = self.next_db_id.max(db_id + 1);
+                }
+                CatalogOp::CreateTable {
+                    db_id,
+                    table_id,
+                    name,
+                    columns,
+                } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    if db.table(name).is_some() {
+                        return Err(bad(format!("table {name} exists")));
+                    }
+                    db.insert_table(TableSchema::new(*table_id, name, columns.clone()));
+                    self.next_table_id = self.next_table_id.max(table_id + 1);
+                }
+                CatalogOp::AddColumns {
+                    db_id,
+                    table_id,
+                    columns,
+                } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    let table = db
+                        .table_by_id_mut(*table_id)
+                        .ok_or_else(|| bad(format!("no table {table_id}")))?;
+                    for c in columns {
+                        if table.column(&c.name).is_some() {
+                            return Err(bad(format!("column {} exists", c.name)));
+                        }
+                        table.push_column(c.clone());
+                    }
+                }
+            }
+        }
+        self.seq = txn.seq;
+        Ok(())
+    }
+
+    /// Turns an intent into the operations it needs against this state.
+    /// Columns that exist with another kind are left out: the caller sees the
+    /// existing kind when it re-validates.
+    fn plan(&self, change: &SchemaChange) -> Vec<CatalogOp> {
+        let mut ops = Vec::new();
+        let mut next_table = self.next_table_id;
+        let (db_id, db) = match self.db(&change.db) {
+            Some(db) => (db.id, Some(db)),
+            None => {
+                let id = self.next_db_id;
+                ops.push(CatalogOp::CreateDatabase {
+                    db_id: id,
+                    name: change.db.clone(),
+                });
+                (id, None)
+            }
+        };
+        for t in &change.tables {
+            match db.and_then(|d| d.table(&t.name)) {
+                None => {
+                    let table_id = next_table;
+                    next_table += 1;
+                    let mut columns: Vec<ColumnDef> = Vec::new();
+                    for (name, kind) in &t.columns {
+                        if columns.iter().any(|c| &*c.name == name.as_str()) {
+                            continue;
+                        }
+                        columns.push(ColumnDef {
+                            id: columns.len() as u32,
+                            name: Arc::from(name.as_str()),
+                            kind: *kind,
+                        });
+                    }
+                    if !columns.iter().any(|c| c.kind == ColumnKind::Time) {
+                        columns.push(ColumnDef {
+                            id: columns.len() as u32,
+                            name: Arc::from("time"),
+                            kind: ColumnKind::Time,
+                        });
+                    }
+                    ops.push(CatalogOp::CreateTable {
+                        db_id,
+                        table_id,
+                        name: t.name.clone(),
+                        columns,
+                    });
+                }
+                Some(table) => {
+                    let mut columns: Vec<ColumnDef> = Vec::new();
+                    let mut next_col = table.columns().len() as u32;
+                    for (name, kind) in &t.columns {
+                        if table.column(name).is_some()
+                            || columns.iter().any(|c| &*c.name == name.as_str())
+                        {
+                            continue;
+                        }
+                        columns.push(ColumnDef {
+                            id: next_col,
+                            name: Arc::from(name.as_str()),
+                            kind: *kind,
+                        });
+                        next_col += 1;
+                    }
+                    if !columns.is_empty() {
+                        ops.push(CatalogOp::AddColumns {
+                            db_id,
+                            table_id: table.id,
+                            columns,
+                        });
+                    }
+                }
+            }
+        }
+        ops
+    }
+}
+
+/// What a writer needs to exist: a database, and tables with columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SchemaChange {
+    /// The database name (created if missing).
+    pub db: String,
+    /// Tables and the columns each needs, in first-seen order.
+    pub tables: Vec<TableChange>,
+}
+
+/// The columns one table needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableChange {
+    /// The table name.
+    pub name: String,
+    /// Column names and kinds.
+    pub columns: Vec<(String, ColumnKind)>,
+}
+
+/// The catalog handle shared by every part of a process.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    state: RwLock<Arc<CatalogState>>,
+    /// Serialises this process's writers; other processes are serialised by
+    /// the conditional create.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    /// Loads the catalog from the store, creating it (with a new UUID) if the
+    /// store has none.
+    pub async fn load(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
+        let catalog = Arc::new(Self {
+            store,
+            prefix,
+            state: RwLock::new(Arc::new(CatalogState::default())),
+            write_lock: tokio::sync::Mutex::new(()),
+        });
+        let _guard = catalog.write_lock.lock().await;
+        if let Some(state) = catalog.read_checkpoint().await? {
+            catalog.publish(state);
+        }
+        catalog.sync_locked().await?;
+        if catalog.state().seq == 0 {
+            let init = vec![CatalogOp::Init {
+                uuid: Uuid::new_v4(),
+            }];
+            // Losing this race is fine: the winner's UUID is the catalog's.
+            if !catalog.try_commit(init).await? {
+                catalog.sync_locked().await?;
+            }
+        }
+        Ok(Arc::clone(&catalog))
+    }
+
+    /// The current state. Cheap: an `Arc` clone.
+    pub fn state(&self) -> Arc<CatalogState> {
+        match self.state.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The catalog (cluster) UUID.
+    pub fn uuid(&self) -> Uuid {
+        self.state().uuid
+    }
+
+    fn publish(&self, state: CatalogState) {
+        let new = Arc::new(state);
+        match self.state.write() {
+            Ok(mut s) => *s = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// Reads transactions other processes have written since our state.
+    pub async fn sync(&self) -> Result<Arc<CatalogState>, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        self.sync_locked().await?;
+        Ok(self.state())
+    }
+
+    async fn sync_locked(&self) -> Result<(), CatalogError> {
+        let mut state: Option<CatalogState> = None;
+        loop {
+            let next = state.as_ref().map_or_else(|| self.state().seq, |s| s.seq) + 1;
+            let Some(txn) = self.read_log(next).await? else {
+                break;
+            };
+            let s = state.get_or_insert_with(|| (*self.state()).clone());
+            s.apply(&txn)?;
+        }
+        if let Some(mut s) = state {
+            s.rebuild_indexes();
+            self.publish(s);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the database, tables and columns of `change` exist, and
+    /// returns the resulting state. Columns that already exist with another
+    /// kind are not changed; callers must re-validate against the result.
+    pub async fn ensure(&self, change: &SchemaChange) -> Result<Arc<CatalogState>, CatalogError> {
+        const MAX_ATTEMPTS: usize = 100;
+        let _guard = self.write_lock.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let ops = self.state().plan(change);
+            if ops.is_empty() {
+                return Ok(self.state());
+            }
+            if self.try_commit(ops).await? {
+                return Ok(self.state());
+            }
+            self.sync_locked().await?;
+        }
+        Err(CatalogError::TooMuchContention(MAX_ATTEMPTS))
+    }
+
+    /// Writes `ops` as the next transaction. Returns false if another writer
+    /// took that sequence number first.
+    async fn try_commit(&self, ops: Vec<CatalogOp>) -> Result<bool, CatalogError> {
+        let current = self.state();
+        let txn = Transaction {
+            seq: current.seq + 1,
+            time_ns: now_ns(),
+            ops,
+        };
+        let mut next = (*current).clone();
+        next.apply(&txn)?;
+        next.rebuild_indexes();
+        let body = serde_json::to_vec(&txn).map_err(|e| CatalogError::Corrupt {
+            path: "<new transaction>".into(),
+            source: e,
+        })?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.log_path(txn.seq), PutPayload::from(body), opts)
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let seq = next.seq;
+        self.publish(next);
+        if seq % CHECKPOINT_EVERY == 0 {
+            // A failed checkpoint only makes the next start-up read more logs.
+            if let Err(e) = self.write_checkpoint().await {
+                tracing::warn!(error = %e, "failed to write catalog checkpoint");
+            }
+        }
+        Ok(true)
+    }
+
+    async fn write_checkpoint(&self) -> Result<(), CatalogError> {
+        let state = self.state();
+        let body = serde_json::to_vec(&*state).map_err(|e| CatalogError::Corrupt {
+            path: "<checkpoint>".into(),
+            source: e,
+        })?;
+        // Overwrite is safe: a checkpoint only moves forward, and a reader that
+        // sees an older one replays more logs.
+        self.store
+            .put(&self.checkpoint_path(), PutPayload::from(body))
+            .await?;
+        Ok(())
+    }
+
+    async fn read_checkpoint(&self) -> Result<Option<CatalogState>, CatalogError> {
+        let path = self.checkpoint_path();
+        let Some(bytes) = self.get_optional(&path).await? else {
+            return Ok(None);
+        };
+        let mut state: CatalogState =
+            serde_json::from_slice(&bytes).map_err(|source| CatalogError::Corrupt {
+                path: path.to_string(),
+                source,
+            })?;
+        state.rebuild_indexes();
+        Ok(Some(state))
+    }
+
+    async fn read_log(&self, seq: u64) -> Result<Option<Transaction>, CatalogError> {
+        let path = self.log_path(seq);
+        let Some(bytes) = self.get_optional(&path).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| CatalogError::Corrupt {
+                path: path.to_string(),
+                source,
+            })
+    }
+
+    async fn get_optional(&self, path: &Path) -> Result<Option<Bytes>, CatalogError> {
+        match self.store.get(path).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn log_path(&self, seq: u64) -> Path {
+        self.prefix
+            .clone()
+            .join("catalog")
+            .join("log")
+            .join(format!("{seq:020}.json").as_str())
+    }
+
+    fn checkpoint_path(&self) -> Path {
+        self.prefix.clone().join("catalog").join("checkpoint.json")
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! Database, table and column definitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The type of a field column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// 64-bit float.
+    Float,
+    /// 64-bit signed integer.
+    Integer,
+    /// 64-bit unsigned integer.
+    UInteger,
+    /// UTF-8 string.
+    String,
+    /// Boolean.
+    Boolean,
+}
+
+impl FieldType {
+    /// The name used in messages, matching InfluxDB's `iox::column_type` names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Float => "float",
+            FieldType::Integer => "integer",
+            FieldType::UInteger => "unsigned integer",
+            FieldType::String => "string",
+            FieldType::Boolean => "boolean",
+        }
+    }
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnKind {
+    /// A tag: part of the series key, stored as a dictionary string.
+    Tag,
+    /// A field of the given type.
+    Field(FieldType),
+    /// The timestamp, nanoseconds since the epoch.
+    Time,
+}
+
+impl ColumnKind {
+    /// A description for error messages.
+    pub fn describe(self) -> String {
+        match self {
+            ColumnKind::Tag => "tag".to_string(),
+            ColumnKind::Field(t) => format!("{} field", t.name()),
+            ColumnKind::Time => "timestamp".to_string(),
+        }
+    }
+}
+
+/// One column of a table. Ids are positions: columns are only ever appended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// The column id within its table.
+    pub id: u32,
+    /// The column name.
+    pub name: Arc<str>,
+    /// Tag, field type or time.
+    pub kind: ColumnKind,
+}
+
+/// A table's schema.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// The table id, unique in the catalog.
+    pub id: u32,
+    /// The table name.
+    pub name: Arc<str>,
+    columns: Vec<ColumnDef>,
+    #[serde(skip)]
+    by_name: HashMap<Arc<str>, usize>,
+}
+
+impl TableSchema {
+    pub(crate) fn new(id: u32, name: &str, columns: Vec<ColumnDef>) -> Self {
+        let mut t = Self {
+            id,
+            name: Arc::from(name),
+            columns,
+            by_name: HashMap::new(),
+        };
+        t.rebuild_indexes();
+        t
+    }
+
+    pub(crate) fn rebuild_indexes(&mut self) {
+        self.by_name = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (Arc::clone(&c.name), i))
+            .collect();
+    }
+
+    pub(crate) fn push_column(&mut self, c: ColumnDef) {
+        self.by_name.insert(Arc::clone(&c.name), self.columns.len());
+        self.columns.push(c);
+    }
+
+    /// Columns in id order.
+    pub fn columns(&self) -> &[ColumnDef] {
+        &self.columns
+    }
+
+    /// A column by name.
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.by_name.get(name).map(|i| &self.columns[*i])
+    }
+
+    /// Tag columns, sorted by name: the order of the series key and of the
+    /// sort key (tags, then time).
+    pub fn tag_columns_sorted(&self) -> Vec<&ColumnDef> {
+        let mut tags: Vec<&ColumnDef> = self
+            .columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Tag)
+            .collect();
+        tags.sort_by(|a, b| a.name.cmp(&b.name));
+        tags
+    }
+}
+
+/// A database's schema.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSchema {
+    /// The database id.
+    pub id: u32,
+    /// The database name.
+    pub name: Arc<str>,
+    tables: BTreeMap<u32, Arc<TableSchema>>,
+    #[serde(skip)]
+    table_by_name: HashMap<Arc<str>, u32>,
+}
+
+impl DatabaseSchema {
+    pub(crate) fn new(id: u32, name: &str) -> Self {
+        Self {
+            id,
+            name: Arc::from(name),
+            tables: BTreeMap::new(),
+            table_by_name: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn rebuild_indexes(&mut self) {
+        self.table_by_name = self
+            .tables
+            .values()
+            .map(|t| (Arc::clone(&t.name), t.id))
+            .collect();
+        for t in self.tables.values_mut() {
+            Arc::make_mut(t).rebuild_indexes();
+        }
+    }
+
+    pub(crate) fn insert_table(&mut self, t: TableSchema) {
+        self.table_by_name.insert(Arc::clone(&t.name), t.id);
+        self.tables.insert(t.id, Arc::new(t));
+    }
+
+    pub(crate) fn table_by_id_mut(&mut self, id: u32) -> Option<&mut TableSchema> {
+        self.tables.get_mut(&id).map(Arc::make_mut)
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<&Arc<TableSchema>> {
+        self.table_by_name.get(name).and_then(|id| self.tables.get(id))
+    }
+
+    /// A table by id.
+    pub fn table_by_id(&self, id: u32) -> Option<&Arc<TableSchema>> {
+        self.tables.get(&id)
+    }
+
+    /// All tables, by id.
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableSchema>> {
+        self.tables.values()
+    }
+}
+
+/// Checks a database name against the API's rule:
+/// `^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$`, at most 64 characters.
+pub fn validate_db_name(name: &str) -> Result<(), String> {
+    const MAX_LEN: usize = 64;
+    let b = name.as_bytes();
+    let ok_inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-';
+    let valid = match b {
+        [] => false,
+        [c] => c.is_ascii_alphanumeric(),
+        [first, mid @ .., last] => {
+            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && mid.iter().all(ok_inner)
+        }
+    };
+    if !valid {
+        return Err(format!(
+            "invalid database name '{name}': names must start and end with a letter or digit and contain only letters, digits and '-'"
+        ));
+    }
+    if b.len() > MAX_LEN {
+        return Err(format!(
+            "invalid database name '{name}': names are at most {MAX_LEN} characters"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+use super::*;
+use object_store::memory::InMemory;
+
+fn change(db: &str, table: &str, cols: &[(&str, ColumnKind)]) -> SchemaChange {
+    SchemaChange {
+        db: db.to_string(),
+        tables: vec![TableChange {
+            name: table.to_string(),
+            columns: cols.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+        }],
+    }
+}
+
+const F: ColumnKind = ColumnKind::Field(FieldType::Float);
+const I: ColumnKind = ColumnKind::Field(FieldType::Integer);
+
+#[tokio::test]
+async fn creates_and_reloads() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let c = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let uuid = c.uuid();
+    assert!(!uuid.is_nil());
+    c.ensure(&change("db", "cpu", &[("host", ColumnKind::Tag), ("usage", F)]))
+        .await
+        .unwrap();
+    let s = c
+        .ensure(&change("db", "cpu", &[("host", ColumnKind::Tag), ("idle", F)]))
+        .await
+        .unwrap();
+    let t = s.db("db").unwrap().table("cpu").unwrap();
+    let names: Vec<_> = t.columns().iter().map(|c| c.name.to_string()).collect();
+    assert_eq!(names, ["host", "usage", "time", "idle"]);
+    // Nothing to do: no new transaction.
+    let seq = s.seq;
+    let s = c.ensure(&change("db", "cpu", &[("usage", F)])).await.unwrap();
+    assert_eq!(s.seq, seq);
+
+    let c2 = Catalog::load(store, Path::default()).await.unwrap();
+    assert_eq!(c2.uuid(), uuid);
+    assert_eq!(c2.state().seq, seq);
+    assert_eq!(c2.state().db("db").unwrap().table("cpu").unwrap().columns().len(), 4);
+}
+
+#[tokio::test]
+async fn checkpoint_then_logs() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let c = Catalog::load(Arc::clone(&store), Path::from("pfx")).await.unwrap();
+    for i in 0..(CHECKPOINT_EVERY + 5) {
+        c.ensure(&change("db", &format!("t{i}"), &[("f", F)])).await.unwrap();
+    }
+    assert!(store.head(&Path::from("pfx/catalog/checkpoint.json")).await.is_ok());
+    let c2 = Catalog::load(store, Path::from("pfx")).await.unwrap();
+    assert_eq!(c2.state().seq, c.state().seq);
+    assert_eq!(c2.state().db("db").unwrap().tables().count(), (CHECKPOINT_EVERY + 5) as usize);
+}
+
+/// Two catalogs on one store add columns at once. Every change lands exactly
+/// once, and a column both add with different types has one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_converge() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let a = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let b = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    assert_eq!(a.uuid(), b.uuid());
+    let n = 40;
+    let run = |c: Arc<Catalog>, who: &'static str, kind: ColumnKind| {
+        tokio::spawn(async move {
+            for i in 0..n {
+                c.ensure(&change(
+                    "db",
+                    "m",
+                    &[(&format!("{who}_{i}"), F), (&format!("shared_{i}"), kind)],
+                ))
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let ha = run(Arc::clone(&a), "a", F);
+    let hb = run(Arc::clone(&b), "b", I);
+    ha.await.unwrap();
+    hb.await.unwrap();
+    let sa = a.sync().await.unwrap();
+    let sb = b.sync().await.unwrap();
+    assert_eq!(sa.seq, sb.seq);
+    let ta = sa.db("db").unwrap().table("m").unwrap();
+    let tb = sb.db("db").unwrap().table("m").unwrap();
+    // 2n private columns, n shared ones and time, each exactly once.
+    assert_eq!(ta.columns().len(), 3 * n + 1);
+    assert_eq!(ta.columns(), tb.columns());
+    let mut names: Vec<_> = ta.columns().iter().map(|c| c.name.to_string()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3 * n + 1);
+    for i in 0..n {
+        let k = ta.column(&format!("shared_{i}")).unwrap().kind;
+        assert!(k == F || k == I);
+    }
+    // A fresh reader replays the same log.
+    let c = Catalog::load(store, Path::default()).await.unwrap();
+    assert_eq!(c.state().db("db").unwrap().table("m").unwrap().columns(), ta.columns());
+}
+
+#[test]
+fn db_names() {
+    for ok in ["a", "db", "my-db", "A1", "telegraf"] {
+        assert!(validate_db_name(ok).is_ok(), "{ok}");
+    }
+    for bad in ["", "-a", "a-", "my_db", "a b", "a.b", "_a", "ä", &"x".repeat(65)] {
+        assert!(validate_db_name(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,454 @@
+//! The write-ahead log on the object store.
+//!
+//! ```text
+//!  request ─┐                           every --wal-flush-interval
+//!  request ─┼─▶ channel ─▶ flusher ──── one PUT (PutMode::Create) of wal/{node}/{seq:020}.wal
+//!  request ─┘                 │         then `apply` each entry in order (the buffer),
+//!                             └───────▶ then answer each waiting request
+//! ```
+//!
+//! Group commit: every request waiting in one interval shares one object. A
+//! request is acknowledged only after the PUT succeeded (unless the writer
+//! chose `no_sync`, which answers before the flush). Entries are applied in
+//! WAL order, so "later writes win" means the same thing in memory and in
+//! replay.
+//!
+//! File format (version 1), little-endian:
+//! ```text
+//!  magic "INFLOWAL" | version u32 | crc32 u32 (of the payload) | payload_len u64 | payload
+//!  payload = entry*
+//!  entry   = db_len u16 | db | precision u8 | default_time_ns i64 | lines_len u32 | lines
+//! ```
+//! A file that fails any check stops replay with an error that names it;
+//! nothing is skipped silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::sync::{mpsc, oneshot};
+
+const MAGIC: &[u8; 8] = b"INFLOWAL";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 8 + 4 + 4 + 8;
+
+/// Errors from the WAL.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    /// The object store failed.
+    #[error("WAL object store error: {0}")]
+    ObjectStore(Arc<object_store::Error>),
+    /// A WAL file failed its checks.
+    #[error("WAL file {path} is corrupt: {reason}. Start-up stops rather than lose data silently; restore the file, or move it away if its writes may be dropped")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The flusher is gone (the server is shutting down).
+    #[error("the WAL is shut down")]
+    Closed,
+}
+
+impl From<object_store::Error> for WalError {
+    fn from(e: object_store::Error) -> Self {
+        WalError::ObjectStore(Arc::new(e))
+    }
+}
+
+/// One write request's accepted lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalEntry {
+    /// The database name.
+    pub db: String,
+    /// The request's precision code (see `line_protocol::Precision::code`).
+    pub precision: u8,
+    /// The time given to lines without a timestamp, in nanoseconds.
+    pub default_time_ns: i64,
+    /// The accepted lines, separated by `\n`.
+    pub lines: Bytes,
+}
+
+/// One WAL file: a sequence number and its entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalFile {
+    /// The file's sequence number.
+    pub seq: u64,
+    /// The entries in write order.
+    pub entries: Vec<WalEntry>,
+}
+
+/// Encodes a file's entries in the current format.
+pub fn encode(entries: &[WalEntry]) -> Bytes {
+    let payload_len: usize = entries
+        .iter()
+        .map(|e| 2 + e.db.len() + 1 + 8 + 4 + e.lines.len())
+        .sum();
+    let mut payload = BytesMut::with_capacity(payload_len);
+    for e in entries {
+        payload.put_u16_le(e.db.len() as u16);
+        payload.put_slice(e.db.as_bytes());
+        payload.put_u8(e.precision);
+        payload.put_i64_le(e.default_time_ns);
+        payload.put_u32_le(e.lines.len() as u32);
+        payload.put_slice(&e.lines);
+    }
+    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
+    out.put_slice(MAGIC);
+    out.put_u32_le(VERSION);
+    out.put_u32_le(crc32fast::hash(&payload));
+    out.put_u64_le(payload.len() as u64);
+    out.put_slice(&payload);
+    out.freeze()
+}
+
+/// Decodes and checks a file. `path` is used in error messages.
+pub fn decode(path: &str, seq: u64, data: Bytes) -> Result<WalFile, WalError> {
+    let corrupt = |reason: String| WalError::Corrupt {
+        path: path.to_string(),
+        reason,
+    };
+    if data.len() < HEADER_LEN {
+        return Err(corrupt(format!(
+            "truncated: {} bytes is shorter than the {HEADER_LEN}-byte header",
+            data.len()
+        )));
+    }
+    let mut buf = data;
+    if &buf[..8] != MAGIC {
+        return Err(corrupt("bad magic bytes; not an Inflow WAL file".into()));
+    }
+    buf.advance(8);
+    let version = buf.get_u32_le();
+    if version != VERSION {
+        return Err(corrupt(format!(
+            "format version {version} is not supported (this build reads version {VERSION})"
+        )));
+    }
+    let crc = buf.get_u32_le();
+    let len = buf.get_u64_le() as usize;
+    if buf.len() != len {
+        return Err(corrupt(format!(
+            "truncated: header says {len} payload bytes, file has {}",
+            buf.len()
+        )));
+    }
+    if crc32fast::hash(&buf) != crc {
+        return Err(corrupt("checksum mismatch".into()));
+    }
+    let mut entries = Vec::new();
+    let short = || corrupt("entry runs past the end of the payload".into());
+    while buf.has_remaining() {
+        if buf.remaining() < 2 {
+            return Err(short());
+        }
+        let db_len = buf.get_u16_le() as usize;
+        if buf.remaining() < db_len + 1 + 8 + 4 {
+            return Err(short());
+        }
+        let db = String::from_utf8(buf.split_to(db_len).to_vec())
+            .map_err(|_| corrupt("database name is not UTF-8".into()))?;
+        let precision = buf.get_u8();
+        let default_time_ns = buf.get_i64_le();
+        let lines_len = buf.get_u32_le() as usize;
+        if buf.remaining() < lines_len {
+            return Err(short());
+        }
+        let lines = buf.split_to(lines_len);
+        entries.push(WalEntry {
+            db,
+            precision,
+            default_time_ns,
+            lines,
+        });
+    }
+    Ok(WalFile { seq, entries })
+}
+
+/// Where a node's WAL files live.
+#[derive(Debug, Clone)]
+pub struct WalLocation {
+    store: Arc<dyn ObjectStore>,
+    dir: Path,
+}
+
+impl WalLocation {
+    /// The WAL of `node_id` under `prefix`.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &Path, node_id: &str) -> Self {
+        Self {
+            store,
+            dir: prefix.clone().join("wal").join(node_id),
+        }
+    }
+
+    /// The path of file `seq`.
+    pub fn path(&self, seq: u64) -> Path {
+        self.dir.clone().join(format!("{seq:020}.wal").as_str())
+    }
+
+    /// Sequence numbers of the files present, ascending.
+    pub async fn list(&self) -> Result<Vec<u64>, WalError> {
+        let metas: Vec<_> = self.store.list(Some(&self.dir)).try_collect().await?;
+        let mut seqs = Vec::with_capacity(metas.len());
+        for m in metas {
+            let name = m.location.filename().unwrap_or_default();
+            let seq = name
+                .strip_suffix(".wal")
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| WalError::Corrupt {
+                    path: m.location.to_string(),
+                    reason: "unexpected file in the WAL directory (names are {seq:020}.wal)".into(),
+                })?;
+            seqs.push(seq);
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// Reads and checks file `seq`.
+    pub async fn read(&self, seq: u64) -> Result<WalFile, WalError> {
+        let path = self.path(seq);
+        let data = self.store.get(&path).await?.bytes().await?;
+        decode(path.as_ref(), seq, data)
+    }
+}
+
+/// A request waiting for the next flush.
+#[derive(Debug)]
+struct Pending<P> {
+    entry: WalEntry,
+    payload: P,
+    done: Option<oneshot::Sender<Result<(), WalError>>>,
+}
+
+/// Called with each flushed entry's payload, in WAL order, after the PUT.
+pub type ApplyFn<P> = Box<dyn Fn(u64, Vec<P>) + Send + Sync>;
+
+/// Metrics hooks, so the WAL needs no metrics registry of its own.
+pub type FlushObserver = Box<dyn Fn(&FlushStats) + Send + Sync>;
+
+/// What one flush did.
+#[derive(Debug, Clone)]
+pub struct FlushStats {
+    /// The file's sequence number.
+    pub seq: u64,
+    /// Entries in the file.
+    pub entries: usize,
+    /// Bytes written.
+    pub bytes: usize,
+    /// How long the PUT took.
+    pub duration: Duration,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// The WAL writer: hands entries to the flusher task.
+#[derive(Debug)]
+pub struct Wal<P> {
+    tx: mpsc::Sender<Pending<P>>,
+}
+
+impl<P: Send + 'static> Wal<P> {
+    /// Starts the flusher. `next_seq` is one past the last file replayed.
+    pub fn start(
+        location: WalLocation,
+        next_seq: u64,
+        flush_interval: Duration,
+        apply: ApplyFn<P>,
+        observe: FlushObserver,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(65_536);
+        tokio::spawn(flusher(location, next_seq, flush_interval, rx, apply, observe));
+        Self { tx }
+    }
+
+    /// Queues an entry and waits until it is durable and applied.
+    pub async fn write(&self, entry: WalEntry, payload: P) -> Result<(), WalError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                entry,
+                payload,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| WalError::Closed)?;
+        rx.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Queues an entry without waiting for the flush (`no_sync`).
+    pub async fn write_no_sync(&self, entry: WalEntry, payload: P) -> Result<(), WalError> {
+        self.tx
+            .send(Pending {
+                entry,
+                payload,
+                done: None,
+            })
+            .await
+            .map_err(|_| WalError::Closed)
+    }
+}
+
+async fn flusher<P>(
+    location: WalLocation,
+    mut seq: u64,
+    interval: Duration,
+    mut rx: mpsc::Receiver<Pending<P>>,
+    apply: ApplyFn<P>,
+    observe: FlushObserver,
+) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch: Vec<Pending<P>> = Vec::new();
+    loop {
+        // Wait for the first entry, then for the tick, then take all that came.
+        if batch.is_empty() {
+            match rx.recv().await {
+                Some(p) => batch.push(p),
+                None => return,
+            }
+        }
+        ticker.tick().await;
+        while let Ok(p) = rx.try_recv() {
+            batch.push(p);
+        }
+        let entries: Vec<WalEntry> = batch.iter().map(|p| p.entry.clone()).collect();
+        let data = encode(&entries);
+        let started = std::time::Instant::now();
+        let result = put_next(&location, &mut seq, data.clone()).await;
+        observe(&FlushStats {
+            seq,
+            entries: entries.len(),
+            bytes: data.len(),
+            duration: started.elapsed(),
+            ok: result.is_ok(),
+        });
+        let mut payloads = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for p in batch.drain(..) {
+            payloads.push(p.payload);
+            waiters.push(p.done);
+        }
+        match result {
+            Ok(()) => {
+                apply(seq, payloads);
+                seq += 1;
+                for w in waiters.into_iter().flatten() {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, seq, "WAL flush failed; the writes in it were not acknowledged");
+                for w in waiters.into_iter().flatten() {
+                    let _ = w.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// PUTs `data` as the next file. If the sequence number is taken (an earlier
+/// PUT that reported failure but landed), the next one is used: replay reads
+/// both, and the earlier one's writes were never acknowledged.
+async fn put_next(location: &WalLocation, seq: &mut u64, data: Bytes) -> Result<(), WalError> {
+    for _ in 0..16 {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match location
+            .store
+            .put_opts(&location.path(*seq), PutPayload::from(data.clone()), opts)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => *seq += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(WalError::Corrupt {
+        path: location.path(*seq).to_string(),
+        reason: "16 consecutive WAL sequence numbers already exist; is another process using this node id?".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(db: &str, lines: &str) -> WalEntry {
+        WalEntry {
+            db: db.into(),
+            precision: 1,
+            default_time_ns: 42,
+            lines: Bytes::copy_from_slice(lines.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let entries = vec![entry("a", "m f=1 1\nm f=2 2"), entry("bb", "")];
+        let data = encode(&entries);
+        let f = decode("x", 7, data).unwrap();
+        assert_eq!(f.seq, 7);
+        assert_eq!(f.entries, entries);
+    }
+
+    #[test]
+    fn corruption_is_detected_and_names_the_file() {
+        let data = encode(&[entry("db", "m f=1 1")]);
+        for cut in [0, 5, HEADER_LEN, data.len() - 1] {
+            let e = decode("wal/n/1.wal", 1, data.slice(..cut)).unwrap_err();
+            assert!(e.to_string().contains("wal/n/1.wal"), "{e}");
+            assert!(e.to_string().contains("truncated"), "{e}");
+        }
+        let mut flipped = data.to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let e = decode("f", 1, Bytes::from(flipped)).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        let mut v2 = data.to_vec();
+        v2[8] = 9;
+        let e = decode("f", 1, Bytes::from(v2)).unwrap_err();
+        assert!(e.to_string().contains("version 9"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn group_commit_and_replay() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
+        let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let a2 = Arc::clone(&applied);
+        let wal = Arc::new(Wal::start(
+            loc.clone(),
+            1,
+            Duration::from_millis(20),
+            Box::new(move |seq, p: Vec<u32>| a2.lock().unwrap().push((seq, p))),
+            Box::new(|_| {}),
+        ));
+        let mut handles = Vec::new();
+        for i in 0..10u32 {
+            let wal = Arc::clone(&wal);
+            handles.push(tokio::spawn(async move {
+                wal.write(entry("db", &format!("m f={i}")), i).await
+            }));
+        }
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let seqs = loc.list().await.unwrap();
+        assert!(!seqs.is_empty() && seqs.len() < 10, "grouped: {seqs:?}");
+        let mut total = 0;
+        for s in &seqs {
+            total += loc.read(*s).await.unwrap().entries.len();
+        }
+        assert_eq!(total, 10);
+        let applied = applied.lock().unwrap();
+        assert_eq!(applied.iter().map(|(_, p)| p.len()).sum::<usize>(), 10);
+        assert_eq!(applied.iter().map(|(s, _)| *s).collect::<Vec<_>>(), seqs);
+    }
+}
