@@ -26,6 +26,7 @@ use arrow::row::{RowConverter, SortField};
 use catalog::{ColumnKind, TableSchema};
 
 mod schema;
+pub mod replay;
 pub mod validate;
 
 pub use schema::{COLUMN_TYPE_KEY, arrow_field, arrow_type, column_type_name, table_arrow_schema};

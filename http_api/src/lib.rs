@@ -1,1 +1,202 @@
-//! http_api
+//! The HTTP API shared by every role: routes, request parsing, error bodies
+//! and metrics.
+//!
+//! ```text
+//!  hyper ─▶ axum Router ─▶ middleware (request id, log, cluster-uuid header)
+//!             ├─ /api/v3/write_lp, /api/v2/write, /write ─▶ WriteService (ingester)
+//!             ├─ /api/v3/query_sql ───────────────────────▶ QueryEngine (query crate)
+//!             └─ /ping, /health, /api/v1/health, /metrics
+//! ```
+//!
+//! Roles plug in what they serve: the ingester provides a [`WriteService`],
+//! the querier a [`query::QueryEngine`]; `inflow serve` provides both. Errors
+//! become responses in one place, [`error::ApiError::respond`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use buffer::validate::RejectedLine;
+use bytes::Bytes;
+use catalog::Catalog;
+use line_protocol::Precision;
+use query::QueryEngine;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+pub mod error;
+mod metrics;
+mod sql;
+mod write;
+
+pub use error::{ApiError, Family};
+pub use metrics::Metrics;
+
+/// The version reported by `/ping`: the InfluxDB 3 API version Inflow speaks.
+pub const API_VERSION: &str = "3.8.0";
+/// The build reported by `/ping`'s `x-influxdb-build`. Inflow implements the
+/// Enterprise API surface.
+pub const API_BUILD: &str = "Enterprise";
+
+/// A write request, after HTTP parsing and decompression.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    /// The database (created if missing).
+    pub db: String,
+    /// Line protocol.
+    pub body: Bytes,
+    /// The timestamps' unit.
+    pub precision: Precision,
+    /// Write the good lines when some are bad.
+    pub accept_partial: bool,
+    /// Acknowledge before the WAL flush.
+    pub no_sync: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOutcome {
+    /// Lines written.
+    pub lines_written: usize,
+    /// Lines rejected (a partial write when not empty).
+    pub rejected: Vec<RejectedLine>,
+}
+
+/// Why a write wrote nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The database name breaks the naming rule.
+    #[error("{0}")]
+    InvalidDatabaseName(String),
+    /// Lines were rejected and nothing was written.
+    #[error("write of line protocol failed")]
+    Rejected(Vec<RejectedLine>),
+    /// The object store is failing; the client should retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Accepts line protocol writes. Implemented by the ingester.
+#[async_trait]
+pub trait WriteService: Send + Sync + std::fmt::Debug + 'static {
+    /// Validates, logs and buffers a write.
+    async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError>;
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The catalog (for the cluster UUID, and the management API).
+    pub catalog: Arc<Catalog>,
+    /// The write path, on nodes that accept writes.
+    pub writer: Option<Arc<dyn WriteService>>,
+    /// The query engine, on nodes that serve queries.
+    pub query: Option<Arc<QueryEngine>>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// `--max-http-request-size`.
+    pub max_request_size: usize,
+    /// Reported by `/ping`.
+    pub process_id: Uuid,
+}
+
+/// The routes of every role. Endpoints whose service is absent answer 404.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v3/write_lp", post(write::write_v3))
+        .route("/api/v2/write", post(write::write_v2))
+        .route("/write", post(write::write_v1))
+        .route("/api/v3/query_sql", get(sql::query_sql).post(sql::query_sql))
+        .route("/ping", any(ping))
+        .route("/health", get(health))
+        .route("/api/v1/health", get(health))
+        .route("/metrics", get(metrics_handler))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Adds `cluster-uuid` and `request-id` to every response and logs the request.
+async fn common_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let span = tracing::debug_span!("request", request_id = id, %method, %path);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
+    let status = resp.status();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    if status.is_server_error() {
+        tracing::warn!(request_id = id, %method, %path, status = status.as_u16(), elapsed_ms, "request failed");
+    } else {
+        tracing::debug!(request_id = id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+    }
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&state.catalog.uuid().to_string()) {
+        headers.insert("cluster-uuid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        headers.insert("request-id", v);
+    }
+    resp
+}
+
+/// GET and POST answer with the version; HEAD is 404, as InfluxDB 3 does.
+async fn ping(State(state): State<AppState>, method: Method) -> Response {
+    if method != Method::GET && method != Method::POST {
+        return not_found().await;
+    }
+    let body = serde_json::json!({
+        "version": API_VERSION,
+        "revision": concat!("inflow-", env!("CARGO_PKG_VERSION")),
+        "process_id": state.process_id.to_string(),
+    });
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-influxdb-version", HeaderValue::from_static(API_VERSION));
+    h.insert("x-influxdb-build", HeaderValue::from_static(API_BUILD));
+    resp
+}
+
+async fn health() -> &'static str {
+    "OK"
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not found"}))).into_response()
+}

@@ -1,1 +1,67 @@
-fn main() {}
+//! `inflow`: the command line. `inflow serve` runs every role in one process.
+//!
+//! ```text
+//!  inflow serve
+//!    ├─ catalog      (object store: --data-dir by default)
+//!    ├─ ingester     WAL replay, then writes ─▶ WAL ─▶ buffer
+//!    ├─ query engine reads the same buffer, so a write is visible once acknowledged
+//!    └─ HTTP on --http-bind (default 0.0.0.0:8181)
+//! ```
+
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use server_common::CommonArgs;
+
+/// Inflow: a time-series database that speaks the InfluxDB 3 APIs.
+#[derive(Debug, Parser)]
+#[command(name = "inflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role (ingester, querier, compactor) in one process. By default
+    /// all data lives under ./.inflow on the local disk.
+    Serve(Box<CommonArgs>),
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args).await,
+    };
+    if let Err(e) = result {
+        eprintln!("inflow: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
+    c.init_logging()?;
+    let (store, catalog) = c.open_catalog().await?;
+    let metrics = http_api::Metrics::new();
+    let buffer = Arc::new(buffer::Buffer::new());
+    let config = ingester::IngesterConfig {
+        store,
+        prefix: c.prefix(),
+        node_id: c.node_id.clone(),
+        wal_flush_interval: c.wal_flush_interval,
+    };
+    let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
+    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer);
+    let state = http_api::AppState {
+        catalog,
+        writer: Some(writer),
+        query: Some(Arc::new(engine)),
+        metrics,
+        max_request_size: c.max_http_request_size,
+        process_id: uuid::Uuid::new_v4(),
+    };
+    let listener = c.bind().await?;
+    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    Ok(())
+}

@@ -282,12 +282,15 @@ impl<'a> Parser<'a> {
         loop {
             let key = self.token(Token::FieldKey);
             if self.peek() != Some(b'=') {
+                // `m 123`: a measurement and a timestamp, but no field set.
+                let only_timestamp = fields.is_empty()
+                    && is_integer(&key)
+                    && self.s[self.pos..].trim().is_empty();
+                if only_timestamp || (key.is_empty() && fields.is_empty()) {
+                    return Err(LineError::NoFields);
+                }
                 if key.is_empty() {
-                    return Err(if fields.is_empty() {
-                        LineError::NoFields
-                    } else {
-                        LineError::EmptyFieldKey
-                    });
+                    return Err(LineError::EmptyFieldKey);
                 }
                 return Err(LineError::MissingFieldValue(key.into_owned()));
             }

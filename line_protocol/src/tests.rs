@@ -96,7 +96,8 @@ fn string_values() {
 fn errors_name_the_problem() {
     assert_eq!(parse("m").unwrap_err(), LineError::NoFields);
     assert_eq!(parse("m,t=1").unwrap_err(), LineError::NoFields);
-    assert_eq!(parse("m 123").unwrap_err(), LineError::MissingFieldValue("123".into()));
+    assert_eq!(parse("m 123").unwrap_err(), LineError::NoFields);
+    assert_eq!(parse("m abc 123").unwrap_err(), LineError::MissingFieldValue("abc".into()));
     assert_eq!(parse(",t=1 f=1").unwrap_err(), LineError::MissingMeasurement);
     assert_eq!(parse("m,t f=1").unwrap_err(), LineError::MissingTagValue("t".into()));
     assert_eq!(parse("m,t= f=1").unwrap_err(), LineError::EmptyTagValue("t".into()));

@@ -1,1 +1,141 @@
-//! query
+//! Queries: SQL through DataFusion over the catalog's tables, and the output
+//! formats of the query APIs.
+//!
+//! ```text
+//!  SQL ─▶ SessionContext (catalog "public", schema "iox", information_schema)
+//!            │ table("cpu") ─▶ BufferTable ─▶ Buffer::snapshot (deduplicated)
+//!            ▼
+//!        RecordBatch stream ─▶ format::Encoder (json, jsonl, csv, pretty, parquet)
+//! ```
+//!
+//! Each query gets its own session over the catalog state of the moment, so a
+//! query sees one consistent schema. Parquet files join the buffer here when
+//! persistence lands.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use catalog::Catalog;
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+
+mod format;
+mod provider;
+
+pub use format::{Encoder, QueryFormat};
+pub use provider::DatabaseCatalog;
+
+use buffer::Buffer;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The database does not exist.
+    #[error("database not found: {0}")]
+    DatabaseNotFound(String),
+    /// The query is invalid: parse, plan or parameter errors.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query failed while running.
+    #[error("query execution failed: {0}")]
+    Execution(DataFusionError),
+}
+
+impl QueryError {
+    fn from_datafusion(e: DataFusionError) -> Self {
+        // Planning-time errors are the user's; the rest happened while running.
+        match e.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+            | DataFusionError::Configuration(_) => QueryError::Invalid(e.strip_backtrace()),
+            _ => QueryError::Execution(e),
+        }
+    }
+}
+
+/// Runs queries against the catalog and the buffer.
+#[derive(Debug)]
+pub struct QueryEngine {
+    catalog: Arc<Catalog>,
+    buffer: Arc<Buffer>,
+}
+
+impl QueryEngine {
+    /// An engine over `catalog` and `buffer`.
+    pub fn new(catalog: Arc<Catalog>, buffer: Arc<Buffer>) -> Self {
+        Self { catalog, buffer }
+    }
+
+    fn session(&self, db: &str) -> Result<SessionContext, QueryError> {
+        let state = self.catalog.state();
+        let db_schema = state
+            .db(db)
+            .cloned()
+            .ok_or_else(|| QueryError::DatabaseNotFound(db.to_string()))?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("public", "iox");
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_catalog(
+            "public",
+            Arc::new(DatabaseCatalog::new(db_schema, Arc::clone(&self.buffer))),
+        );
+        Ok(ctx)
+    }
+
+    /// Plans and starts a SQL query. `params` bind `$name` placeholders.
+    pub async fn sql(
+        &self,
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<SendableRecordBatchStream, QueryError> {
+        let ctx = self.session(db)?;
+        // Read-only: no DDL, DML or session statements through the query API.
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let mut df = ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(QueryError::from_datafusion)?;
+        if let Some(params) = params.filter(|p| !p.is_empty()) {
+            let values = params
+                .iter()
+                .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?)))
+                .collect::<Result<HashMap<String, ScalarValue>, QueryError>>()?;
+            df = df
+                .with_param_values(values)
+                .map_err(QueryError::from_datafusion)?;
+        }
+        df.execute_stream().await.map_err(QueryError::from_datafusion)
+    }
+}
+
+fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, QueryError> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                ScalarValue::Int64(Some(i))
+            } else if let Some(u) = n.as_u64() {
+                ScalarValue::UInt64(Some(u))
+            } else {
+                ScalarValue::Float64(n.as_f64())
+            }
+        }
+        Value::Array(_) | Value::Object(_) => {
+            return Err(QueryError::Invalid(format!(
+                "query parameter '{name}' must be a string, number, boolean or null"
+            )));
+        }
+    })
+}

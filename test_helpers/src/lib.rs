@@ -1,1 +1,244 @@
-//! test_helpers
+//! Test harness: start the real Inflow binaries on port 0 and talk to them
+//! over HTTP, as a user would.
+//!
+//! ```ignore
+//! let server = TestServer::start().await;          // inflow serve, temp dir, 10ms WAL flush
+//! server.write_lp("db", "cpu,host=a usage=1 1").await;
+//! let rows = server.query_json("db", "SELECT * FROM cpu").await;
+//! server.kill();                                   // SIGKILL, like kill -9
+//! server.restart().await;                          // same data dir
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The path of a workspace binary, built next to the test executables.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found; build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A running `inflow serve` (or role binary) with its own temp data dir.
+#[derive(Debug)]
+pub struct TestServer {
+    binary: String,
+    args: Vec<String>,
+    dir: Arc<tempfile::TempDir>,
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    /// `inflow serve` with a fresh data dir.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// `inflow serve` with extra flags.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        Self::try_start("inflow", &["serve"], extra, Arc::new(tempfile::tempdir().unwrap()))
+            .await
+            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+    }
+
+    /// Starts `binary` with `sub` then the test defaults then `extra`, on
+    /// `dir`. Returns the server's stderr if it exits before listening.
+    pub async fn try_start(binary: &str, sub: &[&str], extra: &[&str], dir: Arc<tempfile::TempDir>) -> Result<Self, String> {
+        let mut args: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
+        args.extend(
+            [
+                "--http-bind",
+                "127.0.0.1:0",
+                "--wal-flush-interval",
+                "10ms",
+                "--catalog-sync-interval",
+                "50ms",
+                "--log-filter",
+                "warn",
+                "--data-dir",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        args.push(dir.path().join("data").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Self {
+            binary: binary.to_string(),
+            args,
+            dir,
+            child: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            stderr: Arc::new(Mutex::new(String::new())),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    async fn spawn(&mut self) -> Result<(), String> {
+        let mut child = Command::new(bin_path(&self.binary))
+            .args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::clone(&self.stderr);
+        log.lock().unwrap().clear();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                }
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        match addr {
+            Ok(a) => {
+                self.addr = a.parse().unwrap();
+                self.child = Some(child);
+                Ok(())
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                // Let the stderr thread drain.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(format!("exit status {status:?}\n{}", self.stderr.lock().unwrap()))
+            }
+        }
+    }
+
+    /// The server's base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The data directory (the object store root with --object-store file).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The shared temp dir, to start another process on the same data.
+    pub fn temp_dir(&self) -> Arc<tempfile::TempDir> {
+        Arc::clone(&self.dir)
+    }
+
+    /// An HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the same command again on the same data dir.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn()
+            .await
+            .unwrap_or_else(|e| panic!("server failed to restart:\n{e}"));
+    }
+
+    /// Starts again, expecting failure; returns the server's stderr.
+    pub async fn restart_expect_failure(&mut self) -> String {
+        self.kill();
+        match self.spawn().await {
+            Ok(()) => panic!("server started but was expected to fail"),
+            Err(e) => e,
+        }
+    }
+
+    /// POST line protocol to `/api/v3/write_lp?db=DB&precision=nanosecond`
+    /// (tests use small timestamps, which `auto` would read as seconds).
+    pub async fn write_lp(&self, db: &str, lp: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v3/write_lp"))
+            .query(&[("db", db), ("precision", "nanosecond")])
+            .body(lp.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Writes and asserts 204.
+    pub async fn write_ok(&self, db: &str, lp: &str) {
+        let r = self.write_lp(db, lp).await;
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 204, "write failed: {body}");
+    }
+
+    /// GET `/api/v3/query_sql` with `format`.
+    pub async fn query(&self, db: &str, q: &str, format: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v3/query_sql"))
+            .query(&[("db", db), ("q", q), ("format", format)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs a query and returns its JSON rows, asserting 200.
+    pub async fn query_json(&self, db: &str, q: &str) -> Vec<serde_json::Value> {
+        let r = self.query(db, q, "json").await;
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "query failed: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {e}: {body}"))
+    }
+
+    /// Runs a query and returns the pretty table, asserting 200.
+    pub async fn query_pretty(&self, db: &str, q: &str) -> String {
+        let r = self.query(db, q, "pretty").await;
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 200, "query failed: {body}");
+        body.trim_end().to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,41 @@
+//! Rebuilding buffered rows from WAL entries: the ingester's start-up replay
+//! and the querier's WAL tailing use this same path, so both see exactly what
+//! was acknowledged.
+
+use catalog::{Catalog, CatalogError};
+use line_protocol::Precision;
+use wal::WalEntry;
+
+use crate::Buffer;
+use crate::validate::{self, BuildError};
+
+/// Why an entry could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The entry's precision code is unknown (a newer format).
+    #[error("unknown precision code {0}")]
+    Precision(u8),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The rows could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Parses, validates and applies one WAL entry; returns the rows applied.
+pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry: &WalEntry) -> Result<usize, ReplayError> {
+    let precision = Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
+    let mut parsed = validate::parse(&entry.lines, precision);
+    let change = validate::schema_check(&catalog.state(), &entry.db, &mut parsed);
+    // Normally a no-op: the writer committed these columns before logging.
+    let state = catalog.ensure(&change).await?;
+    let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
+    if !parsed.rejected.is_empty() {
+        // Lines were valid when written, and column types never change.
+        tracing::warn!(seq, rejected = parsed.rejected.len(), first = ?parsed.rejected.first(), "WAL lines no longer validate");
+    }
+    let rows = built.batch.rows;
+    buffer.apply(built.batch);
+    Ok(rows)
+}

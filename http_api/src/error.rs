@@ -1,0 +1,127 @@
+//! Errors of the HTTP API and their bodies, in one place.
+//!
+//! The same failure looks different on each API family, because clients parse
+//! these bodies:
+//! - v3 and v1: `{"error": "...", "data": [...]}` (`data` only for line errors);
+//! - v2: `{"code": "invalid", "message": "...", "line": N}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use buffer::validate::{MAX_REPORTED_ERRORS, RejectedLine};
+use serde_json::json;
+
+/// Which API family a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `/write`, `/query`.
+    V1,
+    /// `/api/v2/...`.
+    V2,
+    /// `/api/v3/...` and the server endpoints.
+    V3,
+}
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: the body is over `--max-http-request-size`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: a content encoding we can't read.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
+    /// 400: some or all lines were rejected.
+    #[error("{}", if *partial { "partial write of line protocol occurred" } else { "write of line protocol failed" })]
+    Lines {
+        /// Whether the good lines were written.
+        partial: bool,
+        /// The rejected lines, in line order.
+        rejected: Vec<RejectedLine>,
+    },
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+    /// 503: a dependency (object store) is failing; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Lines { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The v2 error code for this failure.
+    fn v2_code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::UnsupportedEncoding(_) => "invalid",
+            ApiError::NotFound(_) => "not found",
+            ApiError::TooLarge(_) => "request too large",
+            ApiError::Internal(_) => "internal error",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The response for a request of `family`.
+    pub fn respond(self, family: Family) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut resp = match (family, &self) {
+            (Family::V2, ApiError::Lines { rejected, .. }) => {
+                let first = rejected.first();
+                let more = rejected.len().saturating_sub(1);
+                let mut message = format!("{self}");
+                if let Some(r) = first {
+                    message.push_str(&format!(": line {}: {}", r.line_number, r.error_message));
+                }
+                if more > 0 {
+                    message.push_str(&format!(" (and {more} more rejected lines)"));
+                }
+                let mut body = json!({"code": self.v2_code(), "message": message});
+                if let Some(r) = first {
+                    body["line"] = json!(r.line_number);
+                }
+                (status, Json(body)).into_response()
+            }
+            (Family::V2, _) => {
+                (status, Json(json!({"code": self.v2_code(), "message": self.to_string()}))).into_response()
+            }
+            (_, ApiError::Lines { rejected, .. }) => {
+                let data: Vec<_> = rejected
+                    .iter()
+                    .take(MAX_REPORTED_ERRORS)
+                    .map(|r| {
+                        json!({
+                            "original_line": r.original_line,
+                            "line_number": r.line_number,
+                            "error_message": r.error_message,
+                        })
+                    })
+                    .collect();
+                (status, Json(json!({"error": self.to_string(), "data": data}))).into_response()
+            }
+            _ => (status, Json(json!({"error": self.to_string()}))).into_response(),
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,200 @@
+//! `/api/v3/query_sql`: GET with a query string, POST with JSON or a form.
+//!
+//! The first batch is computed before the status line is sent, so planning
+//! errors and early execution errors get a proper status code; after that the
+//! results stream batch by batch.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::Response;
+use futures::StreamExt;
+use query::{Encoder, QueryError, QueryFormat};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::error::{ApiError, Family};
+use crate::write::read_body;
+
+#[derive(Debug, Default, Deserialize)]
+struct QueryParams {
+    db: Option<String>,
+    q: Option<String>,
+    format: Option<String>,
+    /// In a query string or form: a JSON object as text. In a JSON body: an object.
+    params: Option<serde_json::Value>,
+}
+
+pub(crate) async fn query_sql(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    match run(&state, method, raw, &headers, body, started).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            state.metrics.observe_query("sql", started.elapsed(), false);
+            e.respond(Family::V3)
+        }
+    }
+}
+
+async fn params(method: &Method, raw: Option<String>, headers: &HeaderMap, body: Body, limit: usize) -> Result<QueryParams, ApiError> {
+    let mut p: QueryParams = serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+        .map(pairs_to_params)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+    if method == Method::POST {
+        let bytes = read_body(body, headers, limit).await?;
+        if !bytes.is_empty() {
+            let ctype = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded") {
+                serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                    .map(pairs_to_params)
+                    .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))?
+            };
+            p.db = from_body.db.or(p.db);
+            p.q = from_body.q.or(p.q);
+            p.format = from_body.format.or(p.format);
+            p.params = from_body.params.or(p.params);
+        }
+    }
+    Ok(p)
+}
+
+fn pairs_to_params(pairs: Vec<(String, String)>) -> QueryParams {
+    let mut p = QueryParams::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "db" => p.db = Some(v),
+            "q" => p.q = Some(v),
+            "format" => p.format = Some(v),
+            "params" => p.params = Some(serde_json::Value::String(v)),
+            _ => {}
+        }
+    }
+    p
+}
+
+async fn run(
+    state: &AppState,
+    method: Method,
+    raw: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let Some(engine) = state.query.as_ref() else {
+        return Err(ApiError::NotFound("this node does not serve queries".into()));
+    };
+    let p = params(&method, raw, headers, body, state.max_request_size).await?;
+    let db = p
+        .db
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;
+    let q = p
+        .q
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
+    let format = match p.format.as_deref() {
+        Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid format '{f}': use json, jsonl, json_lines, csv, pretty or parquet"
+            ))
+        })?,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(QueryFormat::from_accept)
+            .unwrap_or(QueryFormat::Json),
+    };
+    let bind = match p.params {
+        None => None,
+        Some(serde_json::Value::Object(m)) => Some(m),
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => None,
+        Some(serde_json::Value::String(s)) => match serde_json::from_str(&s) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "invalid 'params': expected a JSON object such as {\"host\": \"a\"}".into(),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid 'params': expected a JSON object such as {\"host\": \"a\"}".into(),
+            ));
+        }
+    };
+    let mut stream = engine.sql(&db, &q, bind.as_ref()).await.map_err(query_error)?;
+    let mut encoder = Encoder::new(format, stream.schema());
+    // The first batch decides the status code.
+    let first = match stream.next().await {
+        Some(Ok(b)) => encoder
+            .batch(&b)
+            .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?,
+        Some(Err(e)) => return Err(query_error(QueryError::Execution(e))),
+        None => bytes::Bytes::new(),
+    };
+    let metrics = state.metrics.clone();
+    let rest = futures::stream::unfold(
+        (stream, encoder, false, Some(first)),
+        move |(mut stream, mut encoder, done, first)| {
+            let metrics = metrics.clone();
+            async move {
+                if let Some(f) = first {
+                    return Some((Ok::<_, std::io::Error>(f), (stream, encoder, done, None)));
+                }
+                if done {
+                    return None;
+                }
+                match stream.next().await {
+                    Some(Ok(b)) => match encoder.batch(&b) {
+                        Ok(bytes) => Some((Ok(bytes), (stream, encoder, false, None))),
+                        Err(e) => {
+                            metrics.observe_query("sql", started.elapsed(), false);
+                            Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                        }
+                    },
+                    Some(Err(e)) => {
+                        // Headers are gone; ending the body early is all we can do.
+                        tracing::error!(error = %e, "query failed while streaming results");
+                        metrics.observe_query("sql", started.elapsed(), false);
+                        Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                    }
+                    None => {
+                        metrics.observe_query("sql", started.elapsed(), true);
+                        match encoder.finish() {
+                            Ok(bytes) => Some((Ok(bytes), (stream, encoder, true, None))),
+                            Err(e) => Some((Err(std::io::Error::other(e)), (stream, encoder, true, None))),
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(rest));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(resp)
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::DatabaseNotFound(_) => ApiError::NotFound(e.to_string()),
+        QueryError::Invalid(m) => ApiError::BadRequest(m),
+        QueryError::Execution(_) => ApiError::Internal(e.to_string()),
+    }
+}

@@ -1,0 +1,257 @@
+//! `/api/v3/query_sql`: formats, parameters, errors, schema and dedup.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use serde_json::{Value, json};
+use test_helpers::TestServer;
+
+async fn server_with_cpu() -> TestServer {
+    let s = TestServer::start().await;
+    s.write_ok(
+        "db",
+        "cpu,host=a,region=us usage=1.5,count=1i 1000000000\n\
+         cpu,host=b,region=eu usage=2.5,count=2i 2000000000\n\
+         cpu,host=a,region=us usage=3.5,count=3i 3000000000",
+    )
+    .await;
+    s
+}
+
+#[tokio::test]
+async fn every_format() {
+    let s = server_with_cpu().await;
+    let q = "SELECT host, usage, time FROM cpu ORDER BY time";
+
+    let r = s.query("db", q, "json").await;
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!([
+            {"host": "a", "usage": 1.5, "time": "1970-01-01T00:00:01"},
+            {"host": "b", "usage": 2.5, "time": "1970-01-01T00:00:02"},
+            {"host": "a", "usage": 3.5, "time": "1970-01-01T00:00:03"}
+        ])
+    );
+
+    for f in ["jsonl", "json_lines"] {
+        let r = s.query("db", q, f).await;
+        assert_eq!(r.headers()["content-type"], "application/jsonl");
+        let text = r.text().await.unwrap();
+        assert_eq!(
+            text,
+            "{\"host\":\"a\",\"usage\":1.5,\"time\":\"1970-01-01T00:00:01\"}\n\
+             {\"host\":\"b\",\"usage\":2.5,\"time\":\"1970-01-01T00:00:02\"}\n\
+             {\"host\":\"a\",\"usage\":3.5,\"time\":\"1970-01-01T00:00:03\"}\n"
+        );
+    }
+
+    let r = s.query("db", q, "csv").await;
+    assert_eq!(r.headers()["content-type"], "text/csv");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "host,usage,time\na,1.5,1970-01-01T00:00:01\nb,2.5,1970-01-01T00:00:02\na,3.5,1970-01-01T00:00:03\n"
+    );
+
+    let pretty = s.query_pretty("db", q).await;
+    assert_eq!(
+        pretty,
+        "+------+-------+---------------------+\n\
+         | host | usage | time                |\n\
+         +------+-------+---------------------+\n\
+         | a    | 1.5   | 1970-01-01T00:00:01 |\n\
+         | b    | 2.5   | 1970-01-01T00:00:02 |\n\
+         | a    | 3.5   | 1970-01-01T00:00:03 |\n\
+         +------+-------+---------------------+"
+    );
+
+    let r = s.query("db", "SELECT * FROM cpu ORDER BY time", "parquet").await;
+    assert_eq!(r.headers()["content-type"], "application/vnd.apache.parquet");
+    let bytes = r.bytes().await.unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let names: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    // Columns of SELECT * are sorted by name, as in InfluxDB 3.
+    assert_eq!(names, ["count", "host", "region", "time", "usage"]);
+    assert_eq!(
+        schema.field_with_name("host").unwrap().data_type(),
+        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+    );
+    assert_eq!(schema.field_with_name("time").unwrap().data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, None));
+    assert_eq!(schema.field_with_name("count").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+
+    let r = s.query("db", q, "xml").await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn accept_header_picks_the_format() {
+    let s = server_with_cpu().await;
+    for (accept, ctype) in [
+        ("text/csv", "text/csv"),
+        ("application/jsonl", "application/jsonl"),
+        ("text/plain", "text/plain; charset=utf-8"),
+        ("application/vnd.apache.parquet", "application/vnd.apache.parquet"),
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+    ] {
+        let r = s
+            .client()
+            .get(s.url("/api/v3/query_sql"))
+            .query(&[("db", "db"), ("q", "SELECT 1")])
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], ctype, "{accept}");
+    }
+}
+
+#[tokio::test]
+async fn post_json_and_form_with_params() {
+    let s = server_with_cpu().await;
+    let r = s
+        .client()
+        .post(s.url("/api/v3/query_sql"))
+        .json(&json!({"db": "db", "q": "SELECT usage FROM cpu WHERE host = $host AND usage > $min ORDER BY time", "format": "json", "params": {"host": "a", "min": 2.0}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"usage": 3.5}]));
+
+    let r = s
+        .client()
+        .post(s.url("/api/v3/query_sql"))
+        .form(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE host = $host"), ("params", "{\"host\":\"b\"}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"n": 1}]));
+
+    let r = s
+        .client()
+        .get(s.url("/api/v3/query_sql"))
+        .query(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE count >= $c"), ("params", "{\"c\": 2}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"n": 2}]));
+
+    let r = s
+        .client()
+        .get(s.url("/api/v3/query_sql"))
+        .query(&[("db", "db"), ("q", "SELECT 1"), ("params", "[1,2]")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn errors() {
+    let s = server_with_cpu().await;
+    let r = s.query("db", "SELEKT * FROM cpu", "json").await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("SELEKT"), "{v}");
+
+    let r = s.query("db", "SELECT nope FROM cpu", "json").await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("nope"), "{v}");
+
+    let r = s.query("db", "SELECT * FROM missing_table", "json").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("missing_table"));
+
+    let r = s.query("nodb", "SELECT 1", "json").await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "database not found: nodb");
+
+    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("q", "SELECT 1")]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("db", "db")]).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The query API is read-only.
+    for q in ["CREATE TABLE x (a INT)", "INSERT INTO cpu (usage) VALUES (1)", "DROP TABLE cpu", "SET datafusion.execution.batch_size = 1"] {
+        let r = s.query("db", q, "json").await;
+        assert_eq!(r.status(), 400, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn show_tables_columns_and_information_schema() {
+    let s = server_with_cpu().await;
+    s.write_ok("db", "mem,host=a free=1i 1").await;
+    let rows = s.query_json("db", "SHOW TABLES").await;
+    let iox: Vec<_> = rows
+        .iter()
+        .filter(|r| r["table_schema"] == "iox")
+        .map(|r| r["table_name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(iox, ["cpu", "mem"]);
+    assert!(rows.iter().all(|r| r["table_catalog"] == "public"));
+
+    let rows = s.query_json("db", "SHOW COLUMNS FROM cpu").await;
+    let cols: Vec<_> = rows
+        .iter()
+        .map(|r| (r["column_name"].as_str().unwrap().to_string(), r["data_type"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            ("count".to_string(), "Int64".to_string()),
+            ("host".to_string(), "Dictionary(Int32, Utf8)".to_string()),
+            ("region".to_string(), "Dictionary(Int32, Utf8)".to_string()),
+            ("time".to_string(), "Timestamp(ns)".to_string()),
+            ("usage".to_string(), "Float64".to_string()),
+        ]
+    );
+    let rows = s
+        .query_json("db", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox' ORDER BY table_name")
+        .await;
+    assert_eq!(rows, vec![json!({"table_name": "cpu"}), json!({"table_name": "mem"})]);
+}
+
+#[tokio::test]
+async fn dedup_later_writes_win_field_by_field() {
+    let s = TestServer::start().await;
+    s.write_ok("db", "m,host=a f1=1,f2=1 100\nm,host=b f1=9 100").await;
+    s.write_ok("db", "m,host=a f1=2 100").await;
+    s.write_ok("db", "m,host=a f2=3,f3=\"x\" 100\nm,host=a f1=5 200").await;
+    let rows = s.query_json("db", "SELECT host, f1, f2, f3, CAST(time AS BIGINT) AS t FROM m ORDER BY host, time").await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"host": "a", "f1": 2.0, "f2": 3.0, "f3": "x", "t": 100}),
+            json!({"host": "a", "f1": 5.0, "t": 200}),
+            json!({"host": "b", "f1": 9.0, "t": 100}),
+        ]
+    );
+    // A series without a tag is distinct from one with it.
+    s.write_ok("db", "m f1=7 100").await;
+    assert_eq!(s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100").await.len(), 3);
+}
+
+#[tokio::test]
+async fn results_stream_in_batches() {
+    let s = TestServer::start().await;
+    let body: String = (0..30_000).map(|i| format!("m,h=h{} v={i} {i}\n", i % 7)).collect();
+    s.write_ok("db", &body).await;
+    // More rows than one DataFusion batch (8192): the JSON array must stay valid.
+    let rows = s.query_json("db", "SELECT v FROM m").await;
+    assert_eq!(rows.len(), 30_000);
+    let r = s.query("db", "SELECT v FROM m", "csv").await;
+    let text = r.text().await.unwrap();
+    assert_eq!(text.lines().count(), 30_001);
+    assert_eq!(text.lines().filter(|l| *l == "v").count(), 1);
+}

@@ -1,0 +1,49 @@
+//! `inflow-ingester`: a write-only node.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use server_common::CommonArgs;
+
+/// Accepts line protocol writes and logs them to the WAL on the object store.
+#[derive(Debug, Parser)]
+#[command(name = "inflow-ingester", version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("inflow-ingester: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &cli.common;
+    c.init_logging()?;
+    let (store, catalog) = c.open_catalog().await?;
+    let metrics = http_api::Metrics::new();
+    let buffer = Arc::new(buffer::Buffer::new());
+    let config = ingester::IngesterConfig {
+        store,
+        prefix: c.prefix(),
+        node_id: c.node_id.clone(),
+        wal_flush_interval: c.wal_flush_interval,
+    };
+    let writer = ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer()).await?;
+    let state = http_api::AppState {
+        catalog,
+        writer: Some(writer),
+        query: None,
+        metrics,
+        max_request_size: c.max_http_request_size,
+        process_id: uuid::Uuid::new_v4(),
+    };
+    let listener = c.bind().await?;
+    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! What every Inflow process shares at start-up: the common flags (each also
+//! an `INFLOW_*` environment variable), the object store they select,
+//! logging, and the shutdown signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+/// Where durable state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectStoreKind {
+    /// The local file system under --data-dir.
+    File,
+    /// Process memory; everything is lost on exit (tests).
+    Memory,
+    /// An S3-compatible store: --bucket and the --aws-* flags.
+    S3,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Full,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags shared by `inflow serve` and the role binaries.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// This node's id. It names the node's WAL directory, so a replacement pod
+    /// that takes the same id replays the same WAL.
+    #[arg(long, env = "INFLOW_NODE_ID", default_value = "inflow-0")]
+    pub node_id: String,
+
+    /// Where the catalog, WAL and Parquet files live.
+    #[arg(long, env = "INFLOW_OBJECT_STORE", value_enum, default_value = "file")]
+    pub object_store: ObjectStoreKind,
+
+    /// Directory for --object-store file.
+    #[arg(long, env = "INFLOW_DATA_DIR", default_value = "./.inflow")]
+    pub data_dir: PathBuf,
+
+    /// Optional prefix for every object, so clusters can share a bucket.
+    #[arg(long, env = "INFLOW_OBJECT_STORE_PREFIX")]
+    pub object_store_prefix: Option<String>,
+
+    /// S3 bucket, for --object-store s3.
+    #[arg(long, env = "INFLOW_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// S3 endpoint URL, for S3-compatible stores (MinIO, Ceph RGW, moto).
+    #[arg(long, env = "INFLOW_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+
+    /// S3 access key id.
+    #[arg(long, env = "INFLOW_AWS_ACCESS_KEY_ID")]
+    pub aws_access_key_id: Option<String>,
+
+    /// S3 secret access key.
+    #[arg(long, env = "INFLOW_AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub aws_secret_access_key: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "INFLOW_AWS_REGION", default_value = "us-east-1")]
+    pub aws_region: String,
+
+    /// Allow plain-HTTP S3 endpoints.
+    #[arg(long, env = "INFLOW_AWS_ALLOW_HTTP", default_value_t = false)]
+    pub aws_allow_http: bool,
+
+    /// Address for HTTP (and, later, gRPC on the same port). Port 0 picks a free
+    /// port, which is logged and printed as `listening on ADDR`.
+    #[arg(long, env = "INFLOW_HTTP_BIND", default_value = "0.0.0.0:8181")]
+    pub http_bind: String,
+
+    /// Run without authentication. Accepted for compatibility: the server runs
+    /// open until token auth lands.
+    #[arg(long, env = "INFLOW_WITHOUT_AUTH", default_value_t = false)]
+    pub without_auth: bool,
+
+    /// How often the WAL is flushed to the object store. Writes are
+    /// acknowledged after the flush that holds them.
+    #[arg(long, env = "INFLOW_WAL_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub wal_flush_interval: Duration,
+
+    /// How often other pods' catalog changes are read.
+    #[arg(long, env = "INFLOW_CATALOG_SYNC_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub catalog_sync_interval: Duration,
+
+    /// Largest accepted request body, before and after decompression
+    /// (e.g. 10MiB, 512KB, 1048576).
+    #[arg(long, env = "INFLOW_MAX_HTTP_REQUEST_SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub max_http_request_size: usize,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. info, inflow=debug).
+    #[arg(long, env = "INFLOW_LOG_FILTER", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log format.
+    #[arg(long, env = "INFLOW_LOG_FORMAT", value_enum, default_value = "full")]
+    pub log_format: LogFormat,
+}
+
+/// A start-up failure, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A flag combination is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The object store could not be set up.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// A local directory could not be created.
+    #[error("creating data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl CommonArgs {
+    /// Builds the object store the flags describe.
+    pub fn object_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
+        Ok(match self.object_store {
+            ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
+            ObjectStoreKind::File => {
+                std::fs::create_dir_all(&self.data_dir).map_err(|source| StartupError::DataDir {
+                    path: self.data_dir.clone(),
+                    source,
+                })?;
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&self.data_dir)?)
+            }
+            ObjectStoreKind::S3 => {
+                let bucket = self.bucket.as_deref().ok_or_else(|| {
+                    StartupError::Config("--object-store s3 needs --bucket (or INFLOW_BUCKET)".into())
+                })?;
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(&self.aws_region)
+                    .with_allow_http(self.aws_allow_http);
+                if let Some(e) = &self.aws_endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(k) = &self.aws_access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = &self.aws_secret_access_key {
+                    b = b.with_secret_access_key(s);
+                }
+                Arc::new(b.build()?)
+            }
+        })
+    }
+
+    /// The object-store prefix as a path.
+    pub fn prefix(&self) -> Path {
+        self.object_store_prefix
+            .as_deref()
+            .map(Path::from)
+            .unwrap_or_default()
+    }
+
+    /// Installs the tracing subscriber.
+    pub fn init_logging(&self) -> Result<(), StartupError> {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter)
+            .map_err(|e| StartupError::Config(format!("invalid --log-filter '{}': {e}", self.log_filter)))?;
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        let result = match self.log_format {
+            LogFormat::Full => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+        // Already installed (in-process tests): keep the first.
+        let _ = result;
+        Ok(())
+    }
+}
+
+/// Parses a duration such as `10ms`, `1s` or `5m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 10ms, 1s, 5m)"))
+}
+
+/// Parses a size: plain bytes, or with a unit B, KB, MB, GB (powers of 1000)
+/// or KiB, MiB, GiB (powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected a number with an optional unit, like 10MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "ki" | "kib" => 1 << 10,
+        "mi" | "mib" => 1 << 20,
+        "gi" | "gib" => 1 << 30,
+        other => return Err(format!("invalid size unit '{other}' in '{s}': use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert_eq!(parse_size("512KB").unwrap(), 512_000);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert!(parse_size("10 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+}
+
+impl CommonArgs {
+    /// Binds the HTTP listener and prints `listening on ADDR` on stdout (tests
+    /// and scripts read the port from it when --http-bind uses port 0).
+    pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
+        let listener = tokio::net::TcpListener::bind(&self.http_bind)
+            .await
+            .map_err(|e| StartupError::Config(format!("cannot listen on --http-bind {}: {e}", self.http_bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartupError::Config(format!("listener address: {e}")))?;
+        tracing::info!(%addr, "listening");
+        println!("listening on {addr}");
+        Ok(listener)
+    }
+
+    /// Opens the object store and loads the catalog, and keeps the catalog
+    /// in step with other pods every --catalog-sync-interval.
+    pub async fn open_catalog(&self) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
+        let store = self.object_store()?;
+        let catalog = catalog::Catalog::load(Arc::clone(&store), self.prefix())
+            .await
+            .map_err(|e| StartupError::Config(format!("loading the catalog: {e}")))?;
+        tracing::info!(uuid = %catalog.uuid(), seq = catalog.state().seq, "catalog loaded");
+        let sync = Arc::clone(&catalog);
+        let every = self.catalog_sync_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = sync.sync().await {
+                    tracing::warn!(error = %e, "catalog sync failed; retrying");
+                }
+            }
+        });
+        Ok((store, catalog))
+    }
+}
