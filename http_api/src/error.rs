@@ -118,6 +118,12 @@ impl ApiError {
             }
             _ => (status, Json(json!({"error": self.to_string()}))).into_response(),
         };
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The unread rest of the body makes the connection unusable; say so,
+            // or a pooling client would send its next request into a closed socket.
+            resp.headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("1"));
