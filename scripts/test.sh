@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every Inflow test. On a fresh machine it first installs what the tests
+# need (cargo-nextest, a Python venv with the real InfluxDB client libraries),
+# so this one command is all CI and developers run.
+#
+#   scripts/test.sh            build, then Rust tests (nextest), then client tests (pytest)
+#
+# Environment:
+#   CARGO_TARGET_DIR   build cache (default: $HOME/.cache/inflow-target, outside the work tree)
+#   INFLOW_VENV        Python venv for client tests (default: $HOME/.cache/inflow-venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/inflow-target}"
+venv="${INFLOW_VENV:-$HOME/.cache/inflow-venv}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-venv
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+# Pinned: the clients' behaviour is what these tests check.
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements.txt
+
+step "build (workspace binaries and tests)"
+cargo build --workspace --bins --tests
+
+step "Rust tests"
+cargo nextest run --workspace --no-fail-fast
+
+step "client library tests"
+INFLOW_BIN="$CARGO_TARGET_DIR/debug/inflow" "$venv/bin/python" -m pytest -q tests/clients

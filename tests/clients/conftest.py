@@ -1,0 +1,56 @@
+"""Starts a real `inflow serve` for the client-library tests.
+
+INFLOW_BIN names the binary (scripts/test.sh sets it). Each test gets its own
+server on port 0 with a temp data dir and a 10ms WAL flush.
+"""
+import os
+import subprocess
+import tempfile
+import threading
+
+import pytest
+import requests
+
+
+class Server:
+    def __init__(self, binary, data_dir):
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--http-bind", "127.0.0.1:0", "--data-dir", data_dir,
+             "--wal-flush-interval", "10ms", "--log-filter", "warn"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addr = None
+        ready = threading.Event()
+
+        def read_stdout():
+            for line in self.proc.stdout:
+                if line.startswith("listening on ") and not ready.is_set():
+                    self.addr = line.split()[-1]
+                    ready.set()
+        threading.Thread(target=read_stdout, daemon=True).start()
+        if not ready.wait(30):
+            self.proc.kill()
+            raise RuntimeError("inflow did not start: " + self.proc.stderr.read())
+        self.url = f"http://{self.addr}"
+        self.port = int(self.addr.rsplit(":", 1)[1])
+
+    def sql(self, db, q):
+        r = requests.get(f"{self.url}/api/v3/query_sql", params={"db": db, "q": q, "format": "json"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def server():
+    binary = os.environ.get("INFLOW_BIN")
+    if not binary:
+        pytest.fail("set INFLOW_BIN to the inflow binary (scripts/test.sh does)")
+    with tempfile.TemporaryDirectory() as d:
+        s = Server(binary, d)
+        try:
+            yield s
+        finally:
+            s.stop()

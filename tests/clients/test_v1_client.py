@@ -1,0 +1,35 @@
+"""influxdb (the InfluxDB 1.x Python client) writing through /write."""
+import pytest
+from influxdb import InfluxDBClient
+from influxdb.exceptions import InfluxDBClientError
+
+
+def client_for(server):
+    return InfluxDBClient(host="127.0.0.1", port=server.port, database="db")
+
+
+def test_write_points_each_precision(server):
+    c = client_for(server)
+    assert c.write_points([{"measurement": "m", "tags": {"p": "s"}, "fields": {"v": 1}, "time": 1700000000}],
+                          time_precision="s")
+    assert c.write_points([{"measurement": "m", "tags": {"p": "ms"}, "fields": {"v": 2}, "time": 1700000000001}],
+                          time_precision="ms")
+    assert c.write_points([{"measurement": "m", "tags": {"p": "u"}, "fields": {"v": 3}, "time": 1700000000000002}],
+                          time_precision="u")
+    assert c.write_points(["m,p=line v=4i 1700000000000000003"], protocol="line")
+    rows = server.sql("db", "SELECT p, CAST(time AS BIGINT) AS t FROM m ORDER BY t")
+    assert rows == [
+        {"p": "s", "t": 1700000000000000000},
+        {"p": "line", "t": 1700000000000000003},
+        {"p": "u", "t": 1700000000000002000},
+        {"p": "ms", "t": 1700000000001000000},
+    ]
+
+
+def test_type_conflict_is_a_client_error(server):
+    c = client_for(server)
+    c.write_points(["m v=1 1"], protocol="line")
+    with pytest.raises(InfluxDBClientError) as e:
+        c.write_points(["m v=\"text\" 2"], protocol="line")
+    assert e.value.code == 400
+    assert "write of line protocol failed" in str(e.value.content)
