@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod schema;
+pub mod tokens;
+pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, FieldType, TableSchema, validate_db_name};
 
 /// A checkpoint is written after this many transactions.
@@ -57,6 +59,15 @@ pub enum CatalogError {
         /// Why.
         reason: String,
     },
+    /// The thing to create exists already (HTTP 409).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The thing to change does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The change is not allowed (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
     /// Too many concurrent writers kept winning the race.
     #[error("catalog update did not succeed after {0} attempts because of concurrent updates; retry the request")]
     TooMuchContention(usize),
@@ -90,6 +101,16 @@ pub enum CatalogOp {
         /// Its columns.
         columns: Vec<ColumnDef>,
     },
+    /// A new token (only its hash).
+    CreateToken {
+        /// The token.
+        token: TokenInfo,
+    },
+    /// A token is revoked.
+    DeleteToken {
+        /// The token's id.
+        id: u64,
+    },
     /// New columns on an existing table.
     AddColumns {
         /// The database.
@@ -120,8 +141,16 @@ pub struct CatalogState {
     next_db_id: u32,
     next_table_id: u32,
     databases: BTreeMap<u32, Arc<DatabaseSchema>>,
+    #[serde(default)]
+    next_token_id: u64,
+    #[serde(default)]
+    tokens: BTreeMap<u64, Arc<TokenInfo>>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
+    #[serde(skip)]
+    token_by_hash: HashMap<Vec<u8>, u64>,
+    #[serde(skip)]
+    token_by_name: HashMap<Arc<str>, u64>,
 }
 
 impl CatalogState {
@@ -140,7 +169,30 @@ impl CatalogState {
         self.databases.values()
     }
 
+    /// The token whose hash is `hash`; the final comparison is constant-time.
+    pub fn token_by_hash(&self, hash: &[u8]) -> Option<&Arc<TokenInfo>> {
+        let t = self.token_by_hash.get(hash).and_then(|id| self.tokens.get(id))?;
+        tokens::hashes_equal(&t.hash, hash).then_some(t)
+    }
+
+    /// A token by name.
+    pub fn token_by_name(&self, name: &str) -> Option<&Arc<TokenInfo>> {
+        self.token_by_name.get(name).and_then(|id| self.tokens.get(id))
+    }
+
+    /// All tokens, by id.
+    pub fn tokens(&self) -> impl Iterator<Item = &Arc<TokenInfo>> {
+        self.tokens.values()
+    }
+
+    /// The id the next token gets.
+    pub fn next_token_id(&self) -> u64 {
+        self.next_token_id
+    }
+
     fn rebuild_indexes(&mut self) {
+        self.token_by_hash = self.tokens.values().map(|t| (t.hash.clone(), t.id)).collect();
+        self.token_by_name = self.tokens.values().map(|t| (Arc::clone(&t.name), t.id)).collect();
         self.db_by_name = self
             .databases
             .values()
@@ -187,6 +239,23 @@ impl CatalogState {
                     }
                     db.insert_table(TableSchema::new(*table_id, name, columns.clone()));
                     self.next_table_id = self.next_table_id.max(table_id + 1);
+                }
+                CatalogOp::CreateToken { token } => {
+                    if self.token_by_name.contains_key(&token.name) {
+                        return Err(bad(format!("token {} exists", token.name)));
+                    }
+                    self.token_by_name.insert(Arc::clone(&token.name), token.id);
+                    self.token_by_hash.insert(token.hash.clone(), token.id);
+                    self.next_token_id = self.next_token_id.max(token.id + 1);
+                    self.tokens.insert(token.id, Arc::new(token.clone()));
+                }
+                CatalogOp::DeleteToken { id } => {
+                    let t = self
+                        .tokens
+                        .remove(id)
+                        .ok_or_else(|| bad(format!("no token {id}")))?;
+                    self.token_by_name.remove(&t.name);
+                    self.token_by_hash.remove(&t.hash);
                 }
                 CatalogOp::AddColumns {
                     db_id,
@@ -396,10 +465,21 @@ impl Catalog {
     /// returns the resulting state. Columns that already exist with another
     /// kind are not changed; callers must re-validate against the result.
     pub async fn ensure(&self, change: &SchemaChange) -> Result<Arc<CatalogState>, CatalogError> {
+        self.update(|state| Ok(state.plan(change))).await
+    }
+
+    /// Applies the operations `plan` derives from the newest state, as one
+    /// transaction. `plan` runs again after every lost race, so it must
+    /// decide from the state it is given (and may refuse with an error). An
+    /// empty plan changes nothing.
+    pub async fn update<F>(&self, plan: F) -> Result<Arc<CatalogState>, CatalogError>
+    where
+        F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, CatalogError>,
+    {
         const MAX_ATTEMPTS: usize = 100;
         let _guard = self.write_lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let ops = self.state().plan(change);
+            let ops = plan(&self.state())?;
             if ops.is_empty() {
                 return Ok(self.state());
             }

@@ -151,6 +151,11 @@ impl DatabaseSchema {
         }
     }
 
+    /// A database with no tables (for virtual databases such as `_internal`).
+    pub fn empty(name: &str) -> Self {
+        Self::new(u32::MAX, name)
+    }
+
     pub(crate) fn rebuild_indexes(&mut self) {
         self.table_by_name = self
             .tables

@@ -110,3 +110,50 @@ fn db_names() {
         assert!(validate_db_name(bad).is_err(), "{bad}");
     }
 }
+
+#[tokio::test]
+async fn tokens_are_stored_as_hashes_and_shared() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let a = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let b = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let secret = tokens::generate_token().unwrap();
+    let create = |name: &str| {
+        let name: Arc<str> = Arc::from(name);
+        let hash = tokens::hash_token(&secret);
+        move |s: &CatalogState| {
+            if s.token_by_name(&name).is_some() {
+                return Err(CatalogError::AlreadyExists(format!("token {name} exists")));
+            }
+            Ok(vec![CatalogOp::CreateToken {
+                token: TokenInfo {
+                    id: s.next_token_id(),
+                    name: Arc::clone(&name),
+                    hash: hash.clone(),
+                    created_at_ms: 1,
+                    expiry_ms: None,
+                    admin: true,
+                    permissions: vec![],
+                },
+            }])
+        }
+    };
+    a.update(create("_admin")).await.unwrap();
+    // b has not synced, plans against its stale state, loses the race,
+    // re-plans against the winner's state and refuses the duplicate.
+    let e = b.update(create("_admin")).await.unwrap_err();
+    assert!(matches!(e, CatalogError::AlreadyExists(_)), "{e}");
+    let s = b.state();
+    let t = s.token_by_hash(&tokens::hash_token(&secret)).unwrap();
+    assert_eq!(&*t.name, "_admin");
+    assert!(s.token_by_hash(&tokens::hash_token("apiv3_nope")).is_none());
+    // The secret itself is nowhere in the store.
+    let files: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)).await.unwrap();
+    for f in files {
+        let data = store.get(&f.location).await.unwrap().bytes().await.unwrap();
+        assert!(!String::from_utf8_lossy(&data).contains(&secret[6..]));
+    }
+    let id = t.id;
+    a.update(|_| Ok(vec![CatalogOp::DeleteToken { id }])).await.unwrap();
+    let c = Catalog::load(store, Path::default()).await.unwrap();
+    assert_eq!(c.state().tokens().count(), 0);
+}

@@ -25,6 +25,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
     let (_store, catalog) = c.open_catalog().await?;
+    let auth = c.auth_settings()?;
     let state = http_api::AppState {
         catalog,
         writer: None,
@@ -32,6 +33,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         metrics: http_api::Metrics::new(),
         max_request_size: c.max_http_request_size,
         process_id: uuid::Uuid::new_v4(),
+        auth,
     };
     let listener = c.bind().await?;
     http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;

@@ -28,9 +28,18 @@ pub enum ApiError {
     /// 400: the request is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no valid credential.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a valid token without the permission.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
     /// 413: the body is over `--max-http-request-size`.
     #[error("{0}")]
     TooLarge(String),
@@ -57,7 +66,10 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Lines { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,7 +81,10 @@ impl ApiError {
     fn v2_code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::UnsupportedEncoding(_) => "invalid",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "request too large",
             ApiError::Internal(_) => "internal error",
             ApiError::Unavailable(_) => "unavailable",
@@ -82,7 +97,20 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
+        if let ApiError::Unauthorized(reason) = &self {
+            tracing::debug!(reason, "unauthorized request");
+        }
         let mut resp = match (family, &self) {
+            // v1 and v2 clients expect these exact bodies; v3 says why.
+            (Family::V1, ApiError::Unauthorized(_)) => {
+                (status, Json(json!({"error": "unauthorized access"}))).into_response()
+            }
+            (Family::V2, ApiError::Unauthorized(_)) => {
+                (status, Json(json!({"code": "unauthorized", "message": "unauthorized access"}))).into_response()
+            }
+            (Family::V3, ApiError::Unauthorized(reason)) => {
+                (status, Json(json!({"error": format!("unauthorized access: {reason}")}))).into_response()
+            }
             (Family::V2, ApiError::Lines { rejected, .. }) => {
                 let first = rejected.first();
                 let more = rejected.len().saturating_sub(1);

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -32,11 +32,14 @@ use query::QueryEngine;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+pub mod auth;
 pub mod error;
 mod metrics;
 mod sql;
+mod tokens;
 mod write;
 
+pub use auth::AuthSettings;
 pub use error::{ApiError, Family};
 pub use metrics::Metrics;
 
@@ -109,6 +112,8 @@ pub struct AppState {
     pub max_request_size: usize,
     /// Reported by `/ping`.
     pub process_id: Uuid,
+    /// Authentication settings.
+    pub auth: AuthSettings,
 }
 
 /// The routes of every role. Endpoints whose service is absent answer 404.
@@ -118,6 +123,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(write::write_v2))
         .route("/write", post(write::write_v1))
         .route("/api/v3/query_sql", get(sql::query_sql).post(sql::query_sql))
+        .route("/api/v3/configure/token/admin", post(tokens::create_admin))
+        .route("/api/v3/configure/token/admin/regenerate", post(tokens::regenerate_admin))
+        .route("/api/v3/configure/token/named_admin", post(tokens::create_named_admin))
+        .route("/api/v3/enterprise/configure/token", post(tokens::create_resource))
+        .route("/api/v3/configure/token", axum::routing::delete(tokens::delete))
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
@@ -165,10 +175,24 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
+/// Server endpoints need a valid token unless `--disable-authz` opens them.
+/// They accept every scheme, since v1, v2 and v3 clients all call them.
+fn check_server_endpoint(state: &AppState, name: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
+    if state.auth.open.contains(name) {
+        return Ok(());
+    }
+    auth::authorize(&state.auth, &state.catalog, Family::V1, headers, query, auth::Need::AnyToken)
+        .map(|_| ())
+        .map_err(|e| e.respond(Family::V3))
+}
+
 /// GET and POST answer with the version; HEAD is 404, as InfluxDB 3 does.
-async fn ping(State(state): State<AppState>, method: Method) -> Response {
+async fn ping(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::POST {
         return not_found().await;
+    }
+    if let Err(r) = check_server_endpoint(&state, "ping", &headers, q.as_deref()) {
+        return r;
     }
     let body = serde_json::json!({
         "version": API_VERSION,
@@ -182,11 +206,17 @@ async fn ping(State(state): State<AppState>, method: Method) -> Response {
     resp
 }
 
-async fn health() -> &'static str {
-    "OK"
+async fn health(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    if let Err(r) = check_server_endpoint(&state, "health", &headers, q.as_deref()) {
+        return r;
+    }
+    "OK".into_response()
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> Response {
+async fn metrics_handler(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    if let Err(r) = check_server_endpoint(&state, "metrics", &headers, q.as_deref()) {
+        return r;
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

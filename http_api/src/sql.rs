@@ -106,6 +106,12 @@ async fn run(
         .q
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
+    let need = if db == ::query::INTERNAL_DB {
+        crate::auth::Need::AnyToken
+    } else {
+        crate::auth::Need::Read(&db)
+    };
+    let caller = crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
     let format = match p.format.as_deref() {
         Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -136,7 +142,11 @@ async fn run(
             ));
         }
     };
-    let mut stream = engine.sql(&db, &q, bind.as_ref()).await.map_err(query_error)?;
+    let may_read = |table: &str| crate::auth::may_read_system(&caller, table);
+    let mut stream = engine
+        .sql(&db, &q, bind.as_ref(), &may_read)
+        .await
+        .map_err(query_error)?;
     let mut encoder = Encoder::new(format, stream.schema());
     // The first batch decides the status code.
     let first = match stream.next().await {
@@ -195,6 +205,7 @@ fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::DatabaseNotFound(_) => ApiError::NotFound(e.to_string()),
         QueryError::Invalid(m) => ApiError::BadRequest(m),
+        QueryError::Forbidden(m) => ApiError::Forbidden(m),
         QueryError::Execution(_) => ApiError::Internal(e.to_string()),
     }
 }

@@ -78,6 +78,14 @@ async fn handle(state: &AppState, family: Family, query: Option<String>, headers
             _ => "missing query parameter 'db' (the database to write to)".into(),
         })
     })?;
+    crate::auth::authorize(
+        &state.auth,
+        &state.catalog,
+        family,
+        &headers,
+        query.as_deref(),
+        crate::auth::Need::Write(&db),
+    )?;
     let precision = match (family, params.precision.as_deref()) {
         (Family::V3, None) => Precision::Auto,
         (_, None) => Precision::Nanosecond,

@@ -43,6 +43,8 @@ async fn main() {
 async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
+    let auth = c.auth_settings()?;
+    c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
     let config = ingester::IngesterConfig {
@@ -60,6 +62,7 @@ async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         max_request_size: c.max_http_request_size,
         process_id: uuid::Uuid::new_v4(),
+        auth,
     };
     let listener = c.bind().await?;
     http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;

@@ -149,14 +149,20 @@ impl WriteService for Ingester {
         if !req.accept_partial && !parsed.rejected.is_empty() {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
-        let change = validate::schema_check(&self.catalog.state(), &req.db, &mut parsed);
+        let state = self.catalog.state();
+        let change = validate::schema_check(&state, &req.db, &mut parsed);
         if parsed.good.is_empty() {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
         if !req.accept_partial && !parsed.rejected.is_empty() {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
-        let state = self.catalog.ensure(&change).await.map_err(catalog_error)?;
+        // The common case needs no catalog change, and so no catalog lock.
+        let state = if change.tables.is_empty() && state.db(&req.db).is_some() {
+            state
+        } else {
+            self.catalog.ensure(&change).await.map_err(catalog_error)?
+        };
         let built = validate::build(&state, &req.db, &mut parsed, default_time_ns)
             .map_err(|e| WriteError::Internal(e.to_string()))?;
         let rejected = sorted(parsed.rejected);

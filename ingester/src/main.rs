@@ -26,6 +26,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
+    let auth = c.auth_settings()?;
+    c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
     let config = ingester::IngesterConfig {
@@ -42,6 +44,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         max_request_size: c.max_http_request_size,
         process_id: uuid::Uuid::new_v4(),
+        auth,
     };
     let listener = c.bind().await?;
     http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;

@@ -29,6 +29,7 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cli.common.init_logging()?;
     let (store, catalog) = cli.common.open_catalog().await?;
+    let auth = cli.common.auth_settings()?;
     let buffer = Arc::new(buffer::Buffer::new());
     let mut tailer = querier::WalTailer::new(store, cli.common.prefix(), Arc::clone(&catalog), Arc::clone(&buffer));
     tailer.poll().await?;
@@ -40,6 +41,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         metrics: http_api::Metrics::new(),
         max_request_size: cli.common.max_http_request_size,
         process_id: uuid::Uuid::new_v4(),
+        auth,
     };
     let listener = cli.common.bind().await?;
     http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;

@@ -23,9 +23,14 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 
 mod format;
 mod provider;
+mod system;
 
 pub use format::{Encoder, QueryFormat};
 pub use provider::DatabaseCatalog;
+
+/// A database that always exists and holds only the `system` tables, for
+/// queries such as `SELECT * FROM system.tokens` (as in InfluxDB 3).
+pub const INTERNAL_DB: &str = "_internal";
 
 use buffer::Buffer;
 
@@ -38,6 +43,9 @@ pub enum QueryError {
     /// The query is invalid: parse, plan or parameter errors.
     #[error("{0}")]
     Invalid(String),
+    /// The query reads system tables the caller may not read.
+    #[error("{0}")]
+    Forbidden(String),
     /// The query failed while running.
     #[error("query execution failed: {0}")]
     Execution(DataFusionError),
@@ -72,27 +80,30 @@ impl QueryEngine {
 
     fn session(&self, db: &str) -> Result<SessionContext, QueryError> {
         let state = self.catalog.state();
-        let db_schema = state
-            .db(db)
-            .cloned()
-            .ok_or_else(|| QueryError::DatabaseNotFound(db.to_string()))?;
+        let db_schema = match state.db(db) {
+            Some(d) => Arc::clone(d),
+            None if db == INTERNAL_DB => Arc::new(catalog::DatabaseSchema::empty(INTERNAL_DB)),
+            None => return Err(QueryError::DatabaseNotFound(db.to_string())),
+        };
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("public", "iox");
         let ctx = SessionContext::new_with_config(config);
         ctx.register_catalog(
             "public",
-            Arc::new(DatabaseCatalog::new(db_schema, Arc::clone(&self.buffer))),
+            Arc::new(DatabaseCatalog::new(db_schema, Arc::clone(&self.buffer), state)),
         );
         Ok(ctx)
     }
 
     /// Plans and starts a SQL query. `params` bind `$name` placeholders.
+    /// `may_read_system` says whether the caller may read a `system` table.
     pub async fn sql(
         &self,
         db: &str,
         sql: &str,
         params: Option<&serde_json::Map<String, serde_json::Value>>,
+        may_read_system: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let ctx = self.session(db)?;
         // Read-only: no DDL, DML or session statements through the query API.
@@ -113,6 +124,7 @@ impl QueryEngine {
                 .with_param_values(values)
                 .map_err(QueryError::from_datafusion)?;
         }
+        system::check_access(df.logical_plan(), may_read_system)?;
         df.execute_stream().await.map_err(QueryError::from_datafusion)
     }
 }

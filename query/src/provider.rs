@@ -19,24 +19,31 @@ pub(crate) const IOX_SCHEMA: &str = "iox";
 #[derive(Debug)]
 pub struct DatabaseCatalog {
     iox: Arc<DatabaseTables>,
+    system: Arc<crate::system::SystemTables>,
 }
 
 impl DatabaseCatalog {
-    /// A catalog over `db`'s schema of the moment.
-    pub fn new(db: Arc<DatabaseSchema>, buffer: Arc<Buffer>) -> Self {
+    /// A catalog over `db`'s schema of the moment, with the `system` tables
+    /// of catalog state `state`.
+    pub fn new(db: Arc<DatabaseSchema>, buffer: Arc<Buffer>, state: Arc<catalog::CatalogState>) -> Self {
         Self {
             iox: Arc::new(DatabaseTables { db, buffer }),
+            system: Arc::new(crate::system::SystemTables::new(state)),
         }
     }
 }
 
 impl CatalogProvider for DatabaseCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![IOX_SCHEMA.to_string()]
+        vec![IOX_SCHEMA.to_string(), crate::system::SYSTEM_SCHEMA.to_string()]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == IOX_SCHEMA).then(|| Arc::clone(&self.iox) as Arc<dyn SchemaProvider>)
+        match name {
+            IOX_SCHEMA => Some(Arc::clone(&self.iox) as Arc<dyn SchemaProvider>),
+            crate::system::SYSTEM_SCHEMA => Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>),
+            _ => None,
+        }
     }
 }
 

@@ -79,10 +79,19 @@ pub struct CommonArgs {
     #[arg(long, env = "INFLOW_HTTP_BIND", default_value = "0.0.0.0:8181")]
     pub http_bind: String,
 
-    /// Run without authentication. Accepted for compatibility: the server runs
-    /// open until token auth lands.
+    /// Run without authentication: every request is allowed.
     #[arg(long, env = "INFLOW_WITHOUT_AUTH", default_value_t = false)]
     pub without_auth: bool,
+
+    /// A file holding the admin token (the bare token string, or JSON
+    /// {"token": "..."}), installed as the operator token `_admin` at start,
+    /// so a Kubernetes Secret can provide it. Only its hash is stored.
+    #[arg(long, env = "INFLOW_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Endpoints to serve without a token, comma-separated: health, ping, metrics.
+    #[arg(long, env = "INFLOW_DISABLE_AUTHZ", value_delimiter = ',')]
+    pub disable_authz: Vec<String>,
 
     /// How often the WAL is flushed to the object store. Writes are
     /// acknowledged after the flush that holds them.
@@ -249,7 +258,94 @@ mod tests {
     }
 }
 
+/// Reads a token file: the bare token, or JSON `{"token": "..."}`.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, StartupError> {
+    let bad = |why: String| StartupError::Config(format!("--admin-token-file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let text = text.trim();
+    let token = if text.starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("it looks like JSON but does not parse: {e}")))?;
+        v.get("token")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| bad("the JSON has no string field \"token\"".into()))?
+            .trim()
+            .to_string()
+    } else {
+        text.to_string()
+    };
+    if token.is_empty() {
+        return Err(bad("it holds no token".into()));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("the token contains whitespace; the file must hold one token".into()));
+    }
+    Ok(token)
+}
+
 impl CommonArgs {
+    /// The auth settings the flags describe.
+    pub fn auth_settings(&self) -> Result<http_api::AuthSettings, StartupError> {
+        let mut open = std::collections::HashSet::new();
+        for e in &self.disable_authz {
+            let e = e.trim();
+            if e.is_empty() {
+                continue;
+            }
+            if !http_api::auth::OPENABLE.contains(&e) {
+                return Err(StartupError::Config(format!(
+                    "--disable-authz: unknown endpoint '{e}'; use any of health, ping, metrics"
+                )));
+            }
+            open.insert(e.to_string());
+        }
+        Ok(http_api::AuthSettings {
+            enabled: !self.without_auth,
+            open,
+        })
+    }
+
+    /// Installs the token in --admin-token-file, if given, as `_admin`. A
+    /// different existing `_admin` token is replaced (the file is the source of truth).
+    pub async fn install_admin_token(&self, catalog: &catalog::Catalog) -> Result<(), StartupError> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(());
+        };
+        let token = read_token_file(path)?;
+        let hash = catalog::tokens::hash_token(&token);
+        let name: Arc<str> = Arc::from(catalog::tokens::ADMIN_TOKEN_NAME);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        catalog
+            .update(|s| {
+                let mut ops = Vec::new();
+                if let Some(old) = s.token_by_name(&name) {
+                    if catalog::tokens::hashes_equal(&old.hash, &hash) {
+                        return Ok(ops);
+                    }
+                    ops.push(catalog::CatalogOp::DeleteToken { id: old.id });
+                }
+                ops.push(catalog::CatalogOp::CreateToken {
+                    token: catalog::TokenInfo {
+                        id: s.next_token_id(),
+                        name: Arc::clone(&name),
+                        hash: hash.clone(),
+                        created_at_ms: now_ms,
+                        expiry_ms: None,
+                        admin: true,
+                        permissions: vec![],
+                    },
+                });
+                Ok(ops)
+            })
+            .await
+            .map_err(|e| StartupError::Config(format!("installing the admin token from {}: {e}", path.display())))?;
+        tracing::info!(file = %path.display(), "admin token installed from file");
+        Ok(())
+    }
+
     /// Binds the HTTP listener and prints `listening on ADDR` on stdout (tests
     /// and scripts read the port from it when --http-bind uses port 0).
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {

@@ -42,6 +42,7 @@ pub struct TestServer {
     addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
     client: reqwest::Client,
+    token: Option<String>,
 }
 
 impl TestServer {
@@ -57,9 +58,28 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
 
+    /// `inflow serve` with auth on but no admin token yet (no token file).
+    pub async fn start_without_admin_token() -> Self {
+        Self::try_start_opts("inflow", &["serve"], &[], Arc::new(tempfile::tempdir().unwrap()), false)
+            .await
+            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+    }
+
     /// Starts `binary` with `sub` then the test defaults then `extra`, on
-    /// `dir`. Returns the server's stderr if it exits before listening.
+    /// `dir`. Unless `extra` has `--without-auth`, an admin token is
+    /// installed through `--admin-token-file` and [`TestServer::client`]
+    /// sends it. Returns the server's stderr if it exits before listening.
     pub async fn try_start(binary: &str, sub: &[&str], extra: &[&str], dir: Arc<tempfile::TempDir>) -> Result<Self, String> {
+        Self::try_start_opts(binary, sub, extra, dir, true).await
+    }
+
+    async fn try_start_opts(
+        binary: &str,
+        sub: &[&str],
+        extra: &[&str],
+        dir: Arc<tempfile::TempDir>,
+        with_admin: bool,
+    ) -> Result<Self, String> {
         let mut args: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
         args.extend(
             [
@@ -77,7 +97,30 @@ impl TestServer {
             .map(|s| s.to_string()),
         );
         args.push(dir.path().join("data").display().to_string());
+        let token = (with_admin && !extra.contains(&"--without-auth")).then(|| {
+            // The same file (and token) for every process on this dir.
+            let path = dir.path().join("admin-token");
+            if !path.exists() {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                std::fs::write(&path, format!("apiv3_test-admin-{nanos}-{}", std::process::id())).unwrap();
+            }
+            if binary != "inflow-querier" && binary != "inflow-compactor" {
+                args.push("--admin-token-file".into());
+                args.push(path.display().to_string());
+            }
+            std::fs::read_to_string(&path).unwrap()
+        });
         args.extend(extra.iter().map(|s| s.to_string()));
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = &token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            );
+        }
         let mut s = Self {
             binary: binary.to_string(),
             args,
@@ -87,8 +130,10 @@ impl TestServer {
             stderr: Arc::new(Mutex::new(String::new())),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(headers)
                 .build()
                 .unwrap(),
+            token,
         };
         s.spawn().await?;
         Ok(s)
@@ -158,9 +203,22 @@ impl TestServer {
         Arc::clone(&self.dir)
     }
 
-    /// An HTTP client.
+    /// An HTTP client that sends the admin token (when auth is on).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// An HTTP client that sends no credentials.
+    pub fn anonymous_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// The admin token the default client sends, if auth is on.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Kills the process with SIGKILL and waits for it.

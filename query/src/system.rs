@@ -1,0 +1,103 @@
+//! The `system` schema: tables about the server itself, built from the
+//! catalog state at query time. Reading them needs system read permission
+//! or an admin token ([`check_access`]).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMillisecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use catalog::CatalogState;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+
+use crate::QueryError;
+
+/// The schema name.
+pub(crate) const SYSTEM_SCHEMA: &str = "system";
+
+const TABLES: &[&str] = &["tokens"];
+
+#[derive(Debug)]
+pub(crate) struct SystemTables {
+    state: Arc<CatalogState>,
+}
+
+impl SystemTables {
+    pub(crate) fn new(state: Arc<CatalogState>) -> Self {
+        Self { state }
+    }
+
+    /// `system.tokens`: every token's name, permissions and times; never the
+    /// secret or its hash.
+    fn tokens(&self) -> Result<MemTable, DataFusionError> {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("token_id", DataType::UInt64, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("admin", DataType::Boolean, false),
+            Field::new("permissions", DataType::Utf8, false),
+            Field::new("created_at", ts.clone(), false),
+            Field::new("expiry", ts, true),
+        ]));
+        let tokens: Vec<_> = self.state.tokens().collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(tokens.iter().map(|t| t.id))),
+            Arc::new(StringArray::from_iter_values(tokens.iter().map(|t| t.name.as_ref()))),
+            Arc::new(BooleanArray::from_iter(tokens.iter().map(|t| Some(t.admin)))),
+            Arc::new(StringArray::from_iter_values(tokens.iter().map(|t| {
+                if t.admin {
+                    "*".to_string()
+                } else {
+                    t.permissions.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" ")
+                }
+            }))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(tokens.iter().map(|t| t.created_at_ms))),
+            Arc::new(TimestampMillisecondArray::from_iter(tokens.iter().map(|t| t.expiry_ms))),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemTables {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|t| t.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(match name {
+            "tokens" => Some(Arc::new(self.tokens()?)),
+            _ => None,
+        })
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.contains(&name)
+    }
+}
+
+/// Refuses a plan that scans a system table the caller may not read.
+pub(crate) fn check_access(plan: &LogicalPlan, may_read: &(dyn Fn(&str) -> bool + Sync)) -> Result<(), QueryError> {
+    let mut denied: Option<String> = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.schema() == Some(SYSTEM_SCHEMA) && !may_read(scan.table_name.table()) {
+                denied = Some(scan.table_name.table().to_string());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match denied {
+        Some(t) => Err(QueryError::Forbidden(format!(
+            "reading system.{t} needs system read permission or an admin token"
+        ))),
+        None => Ok(()),
+    }
+}
