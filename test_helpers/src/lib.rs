@@ -97,7 +97,8 @@ impl TestServer {
             .map(|s| s.to_string()),
         );
         args.push(dir.path().join("data").display().to_string());
-        let token = (with_admin && !extra.contains(&"--without-auth")).then(|| {
+        let own_file = extra.contains(&"--without-auth") || extra.contains(&"--admin-token-file");
+        let token = (with_admin && !own_file).then(|| {
             // The same file (and token) for every process on this dir.
             let path = dir.path().join("admin-token");
             if !path.exists() {
