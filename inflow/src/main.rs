@@ -11,6 +11,8 @@
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+mod client;
 use server_common::CommonArgs;
 
 /// Inflow: a time-series database that speaks the InfluxDB 3 APIs.
@@ -26,6 +28,15 @@ enum Command {
     /// Run every role (ingester, querier, compactor) in one process. By default
     /// all data lives under ./.inflow on the local disk.
     Serve(Box<CommonArgs>),
+    /// Create resources on a server (tokens).
+    #[command(subcommand)]
+    Create(client::CreateCommand),
+    /// Delete resources on a server (tokens).
+    #[command(subcommand)]
+    Delete(client::DeleteCommand),
+    /// List resources on a server (tokens).
+    #[command(subcommand)]
+    Show(client::ShowCommand),
 }
 
 #[tokio::main]
@@ -33,6 +44,9 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await,
+        Command::Create(c) => client::create(c).await,
+        Command::Delete(c) => client::delete(c).await,
+        Command::Show(c) => client::show(c).await,
     };
     if let Err(e) = result {
         eprintln!("inflow: {e}");

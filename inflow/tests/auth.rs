@@ -351,3 +351,88 @@ async fn a_token_created_on_one_server_works_on_another() {
     }
     assert_eq!(status, 204, "server b never saw the token");
 }
+
+fn cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(test_helpers::bin_path("inflow"));
+    cmd.args(args).env_remove("INFLOW_TOKEN");
+    if let Some(t) = token {
+        cmd.env("INFLOW_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn cli_creates_lists_and_deletes_tokens() {
+    let s = TestServer::start_without_admin_token().await;
+    let host = s.url("");
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let host = host.clone();
+        move || cli(&["create", "token", "--admin", "--host", &host], None)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let admin = out.lines().find_map(|l| l.strip_prefix("Token: ")).unwrap().to_string();
+    assert!(admin.starts_with("apiv3_"));
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (host, admin) = (host.clone(), admin.clone());
+        move || {
+            cli(
+                &["create", "token", "--name", "writer", "--permission", "db:sensors:read,write", "--host", &host, "--format", "json"],
+                Some(&admin),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let writer = v["token"].as_str().unwrap().to_string();
+    assert_eq!(write(&s, "v3", "sensors", Some(format!("Bearer {writer}")), &[]).await.0, 204);
+    assert_eq!(write(&s, "v3", "other", Some(format!("Bearer {writer}")), &[]).await.0, 403);
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (host, admin) = (host.clone(), admin.clone());
+        move || cli(&["show", "tokens", "--host", &host, "--format", "json"], Some(&admin))
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["_admin", "writer"]);
+    assert_eq!(rows[1]["permissions"], "db:sensors:read,write");
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (host, admin) = (host.clone(), admin.clone());
+        move || cli(&["delete", "token", "writer", "--host", &host], Some(&admin))
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("deleted"));
+    assert_eq!(write(&s, "v3", "sensors", Some(format!("Bearer {writer}")), &[]).await.0, 401);
+
+    // Errors are reported, with a failing exit code.
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let host = host.clone();
+        move || cli(&["show", "tokens", "--host", &host], Some("apiv3_wrong"))
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("401"), "{err}");
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        cli(&["create", "token", "--name", "x", "--permission", "db:x:fly", "--host", &host], Some(&admin))
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("invalid --permission"), "{err}");
+}

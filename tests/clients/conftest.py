@@ -12,11 +12,18 @@ import pytest
 import requests
 
 
+ADMIN_TOKEN = "apiv3_client-tests-admin-token"
+
+
 class Server:
     def __init__(self, binary, data_dir):
+        token_file = os.path.join(data_dir, "admin-token")
+        with open(token_file, "w") as f:
+            f.write(ADMIN_TOKEN)
+        self.token = ADMIN_TOKEN
         self.proc = subprocess.Popen(
-            [binary, "serve", "--http-bind", "127.0.0.1:0", "--data-dir", data_dir,
-             "--wal-flush-interval", "10ms", "--log-filter", "warn"],
+            [binary, "serve", "--http-bind", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "data"),
+             "--wal-flush-interval", "10ms", "--log-filter", "warn", "--admin-token-file", token_file],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addr = None
         ready = threading.Event()
@@ -34,7 +41,8 @@ class Server:
         self.port = int(self.addr.rsplit(":", 1)[1])
 
     def sql(self, db, q):
-        r = requests.get(f"{self.url}/api/v3/query_sql", params={"db": db, "q": q, "format": "json"}, timeout=30)
+        r = requests.get(f"{self.url}/api/v3/query_sql", params={"db": db, "q": q, "format": "json"},
+                         headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
         assert r.status_code == 200, r.text
         return r.json()
 

@@ -5,7 +5,8 @@ from influxdb.exceptions import InfluxDBClientError
 
 
 def client_for(server):
-    return InfluxDBClient(host="127.0.0.1", port=server.port, database="db")
+    # The v1 client sends the password (our token) with Basic auth.
+    return InfluxDBClient(host="127.0.0.1", port=server.port, database="db", username="me", password=server.token)
 
 
 def test_write_points_each_precision(server):
@@ -33,3 +34,11 @@ def test_type_conflict_is_a_client_error(server):
         c.write_points(["m v=\"text\" 2"], protocol="line")
     assert e.value.code == 400
     assert "write of line protocol failed" in str(e.value.content)
+
+
+def test_wrong_password_is_401(server):
+    c = InfluxDBClient(host="127.0.0.1", port=server.port, database="db", username="me", password="wrong")
+    with pytest.raises(InfluxDBClientError) as e:
+        c.write_points(["m v=1 1"], protocol="line")
+    assert e.value.code == 401
+    assert "unauthorized access" in str(e.value.content)

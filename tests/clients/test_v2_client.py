@@ -9,7 +9,7 @@ from influxdb_client.rest import ApiException
 
 @pytest.mark.parametrize("gzip", [False, True])
 def test_write_points_and_records(server, gzip):
-    with InfluxDBClient(url=server.url, token="unused", org="my-org", enable_gzip=gzip) as client:
+    with InfluxDBClient(url=server.url, token=server.token, org="my-org", enable_gzip=gzip) as client:
         write = client.write_api(write_options=SYNCHRONOUS)
         write.write(bucket="db", record=Point("cpu").tag("host", "a").field("usage", 1.5).field("n", 3)
                     .time(datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc), WritePrecision.NS))
@@ -25,7 +25,7 @@ def test_write_points_and_records(server, gzip):
 
 
 def test_bad_line_raises_with_v2_error_body(server):
-    with InfluxDBClient(url=server.url, token="unused", org="my-org") as client:
+    with InfluxDBClient(url=server.url, token=server.token, org="my-org") as client:
         write = client.write_api(write_options=SYNCHRONOUS)
         write.write(bucket="db", record="m v=1 1")
         with pytest.raises(ApiException) as e:
@@ -39,7 +39,16 @@ def test_bad_line_raises_with_v2_error_body(server):
 
 
 def test_ping_and_health(server):
-    with InfluxDBClient(url=server.url, token="unused", org="my-org") as client:
+    with InfluxDBClient(url=server.url, token=server.token, org="my-org") as client:
         assert client.ping() is True
         assert client.version() == "3.8.0"
         assert client.build() == "Enterprise"
+
+
+def test_wrong_token_is_401(server):
+    with InfluxDBClient(url=server.url, token="apiv3_wrong", org="my-org") as client:
+        with pytest.raises(ApiException) as e:
+            client.write_api(write_options=SYNCHRONOUS).write(bucket="db", record="m v=1 1")
+    assert e.value.status == 401
+    import json
+    assert json.loads(e.value.body) == {"code": "unauthorized", "message": "unauthorized access"}
