@@ -156,10 +156,19 @@ impl<'a> Iterator for LineSplitter<'a> {
             self.line_number += 1;
             let start = self.pos;
             let number = self.line_number;
-            let end = find_line_end(self.body, start);
-            // Newlines inside quoted strings are part of the line, but they still
-            // advance the physical line count for the lines that follow.
-            self.line_number += self.body[start..end].iter().filter(|&&b| b == b'\n').count();
+            let rest = &self.body[start..];
+            // Fast path: the next newline ends the line unless the line holds a
+            // quote (a string field may contain newlines).
+            let nl = memchr::memchr(b'\n', rest).map_or(self.body.len(), |i| start + i);
+            let end = if memchr::memchr(b'"', &self.body[start..nl]).is_none() {
+                nl
+            } else {
+                let end = find_line_end(self.body, start);
+                // Newlines inside quoted strings still advance the physical
+                // line count for the lines that follow.
+                self.line_number += memchr::memchr_iter(b'\n', &self.body[start..end]).count();
+                end
+            };
             self.pos = end + 1;
             let mut line = &self.body[start..end];
             if let [rest @ .., b'\r'] = line {
@@ -222,6 +231,20 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, LineError> {
     Parser::new(line).parse()
 }
 
+/// Bytes that end (or escape within) a measurement: `,` `space` `\\`.
+const MEASUREMENT_STOPS: [bool; 256] = stops(false);
+/// Bytes that end (or escape within) a tag key, tag value or field key: `,` `=` `space` `\\`.
+const NAME_STOPS: [bool; 256] = stops(true);
+
+const fn stops(equals: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    t[b',' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'=' as usize] = equals;
+    t
+}
+
 struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -249,7 +272,7 @@ impl<'a> Parser<'a> {
         if measurement.is_empty() {
             return Err(LineError::MissingMeasurement);
         }
-        let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+        let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(12);
         while self.peek() == Some(b',') {
             self.pos += 1;
             let key = self.token(Token::TagKey);
@@ -278,7 +301,7 @@ impl<'a> Parser<'a> {
         if !self.skip_spaces() {
             return Err(LineError::NoFields);
         }
-        let mut fields: Vec<(Cow<'a, str>, FieldValue<'a>)> = Vec::new();
+        let mut fields: Vec<(Cow<'a, str>, FieldValue<'a>)> = Vec::with_capacity(12);
         loop {
             let key = self.token(Token::FieldKey);
             if self.peek() != Some(b'=') {
@@ -356,23 +379,33 @@ impl<'a> Parser<'a> {
 
     /// Reads a name up to its unescaped terminator.
     fn token(&mut self, kind: Token) -> Cow<'a, str> {
+        let stops: &[bool; 256] = match kind {
+            Token::Measurement => &MEASUREMENT_STOPS,
+            _ => &NAME_STOPS,
+        };
         let start = self.pos;
         let mut escaped = false;
-        while self.pos < self.b.len() {
-            let c = self.b[self.pos];
-            match c {
-                b'\\' if self.pos + 1 < self.b.len() => {
-                    escaped = true;
-                    self.pos += 2;
-                    continue;
-                }
-                b',' | b' ' => break,
-                b'=' if !matches!(kind, Token::Measurement) => break,
-                _ => {}
+        let b = self.b;
+        let mut pos = self.pos;
+        while pos < b.len() {
+            let c = b[pos];
+            if !stops[c as usize] {
+                pos += 1;
+                continue;
             }
-            self.pos += 1;
+            if c == b'\\' && pos + 1 < b.len() {
+                escaped = true;
+                pos += 2;
+                continue;
+            }
+            if c == b'\\' {
+                pos += 1;
+                continue;
+            }
+            break;
         }
-        let raw = &self.s[start..self.pos];
+        self.pos = pos;
+        let raw = &self.s[start..pos];
         if escaped {
             Cow::Owned(unescape(raw, kind))
         } else {
