@@ -137,8 +137,13 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
     };
     // table name -> index in change.tables, and the new columns' kinds.
     let mut new_tables: HashMap<String, (usize, HashMap<String, ColumnKind>)> = HashMap::new();
-    let mut rejected = Vec::new();
-    parsed.good.retain(|g| {
+    let mut rejected_idx: Vec<(usize, String)> = Vec::new();
+    let mut prev_ok: Option<usize> = None;
+    'lines: for (i, g) in parsed.good.iter().enumerate() {
+        // Most lines have the shape of the line before: nothing new to check.
+        if prev_ok.is_some_and(|p| same_shape(&parsed.good[p].line, &g.line)) {
+            continue;
+        }
         let table_name: &str = &g.line.measurement;
         let existing = db_schema.and_then(|d| d.table(table_name));
         let cols = g
@@ -151,16 +156,16 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
         for (name, kind) in cols {
             if let Some(c) = existing.and_then(|t| t.column(name)) {
                 if c.kind != kind {
-                    rejected.push((g.line_number, g.raw, conflict(table_name, name, c.kind, kind)));
-                    return false;
+                    rejected_idx.push((i, conflict(table_name, name, c.kind, kind)));
+                    continue 'lines;
                 }
                 continue;
             }
             if let Some((_, seen)) = new_tables.get(table_name) {
                 if let Some(k) = seen.get(name) {
                     if *k != kind {
-                        rejected.push((g.line_number, g.raw, conflict(table_name, name, *k, kind)));
-                        return false;
+                        rejected_idx.push((i, conflict(table_name, name, *k, kind)));
+                        continue 'lines;
                     }
                     continue;
                 }
@@ -180,12 +185,42 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
                 change.tables[*idx].columns.push((name.to_string(), kind));
             }
         }
-        true
-    });
-    for (n, raw, msg) in rejected {
-        parsed.reject(n, raw, msg);
+        prev_ok = Some(i);
+    }
+    if !rejected_idx.is_empty() {
+        // One pass, in order: rejected_idx is ascending.
+        let mut next = 0;
+        let mut i = 0;
+        let mut rejected = Vec::with_capacity(rejected_idx.len());
+        parsed.good.retain(|g| {
+            let reject = rejected_idx.get(next).is_some_and(|(r, _)| *r == i);
+            if reject {
+                rejected.push(RejectedLine {
+                    line_number: g.line_number,
+                    original_line: String::from_utf8_lossy(g.raw).into_owned(),
+                    error_message: std::mem::take(&mut rejected_idx[next].1),
+                });
+                next += 1;
+            }
+            i += 1;
+            !reject
+        });
+        parsed.rejected.extend(rejected);
     }
     change
+}
+
+/// Whether two lines have the same measurement, keys (in order) and field types.
+fn same_shape(a: &ParsedLine<'_>, b: &ParsedLine<'_>) -> bool {
+    a.measurement == b.measurement
+        && a.tags.len() == b.tags.len()
+        && a.fields.len() == b.fields.len()
+        && a.tags.iter().zip(&b.tags).all(|(x, y)| x.0 == y.0)
+        && a
+            .fields
+            .iter()
+            .zip(&b.fields)
+            .all(|(x, y)| x.0 == y.0 && field_type(&x.1) == field_type(&y.1))
 }
 
 /// Validated rows, ready for the WAL and the buffer.
@@ -220,10 +255,21 @@ pub fn build(
     let db_schema = state.db(db).ok_or_else(|| BuildError::MissingDatabase(db.to_string()))?;
     let mut tables: Vec<TableBuilder> = Vec::new();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
-    let mut accepted = Vec::new();
+    let mut accepted = Vec::with_capacity(parsed.good.iter().map(|g| g.raw.len() + 1).sum());
     let mut rejected = Vec::new();
     let mut cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(32);
-    for g in &parsed.good {
+    // (index in parsed.good, table builder index) of the last line built.
+    let mut prev: Option<(usize, usize)> = None;
+    for (i, g) in parsed.good.iter().enumerate() {
+        if let Some((p, t)) = prev {
+            if same_shape(&parsed.good[p].line, &g.line) {
+                // Same columns as the line before: reuse their resolution.
+                tables[t].push(&cols, &g.line, g.time_ns.unwrap_or(default_time_ns));
+                accepted.push(b'\n');
+                accepted.extend_from_slice(g.raw);
+                continue;
+            }
+        }
         let name: &str = &g.line.measurement;
         let idx = match by_name.get(name) {
             Some(i) => *i,
@@ -278,6 +324,7 @@ pub fn build(
             accepted.push(b'\n');
         }
         accepted.extend_from_slice(g.raw);
+        prev = Some((i, idx));
     }
     for (n, raw, msg) in rejected {
         parsed.reject(n, raw, msg);
