@@ -62,6 +62,17 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(LINES as u64));
+    g.bench_function("split_and_parse_lines", |b| {
+        // The parser alone: no timestamps converted, nothing kept.
+        b.iter(|| {
+            let mut n = 0;
+            for (_, line) in line_protocol::split_lines(body.as_bytes()) {
+                let l = line_protocol::parse_line(line).unwrap();
+                n += l.fields.len();
+            }
+            assert_eq!(n, LINES * 10);
+        })
+    });
     g.bench_function("parse", |b| {
         b.iter(|| {
             let p = parse(body.as_bytes(), Precision::Nanosecond);

@@ -22,7 +22,7 @@ use arrow::datatypes::{Int32Type, Schema};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use catalog::{CatalogState, ColumnDef, ColumnKind, FieldType, SchemaChange, TableChange, TableSchema};
-use line_protocol::{FieldValue, ParsedLine, Precision};
+use line_protocol::{Field, FieldValue, Precision, Tag};
 
 use crate::schema::arrow_field;
 
@@ -40,15 +40,18 @@ pub struct RejectedLine {
     pub error_message: String,
 }
 
-/// A parsed line with its position and timestamp in nanoseconds.
+/// A parsed line with its position and timestamp in nanoseconds. Its tags
+/// and fields are ranges of the request's shared vectors.
 #[derive(Debug)]
 pub struct GoodLine<'a> {
     /// The 1-based line number.
     pub line_number: usize,
     /// The raw line.
     pub raw: &'a [u8],
-    /// The parsed line.
-    pub line: ParsedLine<'a>,
+    /// The measurement.
+    pub measurement: std::borrow::Cow<'a, str>,
+    tags: std::ops::Range<usize>,
+    fields: std::ops::Range<usize>,
     /// The timestamp in nanoseconds, or `None` for "now".
     pub time_ns: Option<i64>,
 }
@@ -60,6 +63,26 @@ pub struct ParsedWrite<'a> {
     pub good: Vec<GoodLine<'a>>,
     /// Lines that did not.
     pub rejected: Vec<RejectedLine>,
+    tags: Vec<Tag<'a>>,
+    fields: Vec<Field<'a>>,
+}
+
+/// One good line's measurement, tags and fields.
+#[derive(Debug, Clone, Copy)]
+struct LineView<'r, 'a> {
+    measurement: &'r str,
+    tags: &'r [Tag<'a>],
+    fields: &'r [Field<'a>],
+}
+
+impl<'a> ParsedWrite<'a> {
+    fn view<'r>(&'r self, g: &'r GoodLine<'a>) -> LineView<'r, 'a> {
+        LineView {
+            measurement: &g.measurement,
+            tags: &self.tags[g.tags.clone()],
+            fields: &self.fields[g.fields.clone()],
+        }
+    }
 }
 
 impl ParsedWrite<'_> {
@@ -77,12 +100,17 @@ pub fn parse(body: &[u8], precision: Precision) -> ParsedWrite<'_> {
     let mut out = ParsedWrite::default();
     // A guess at the line count, to avoid regrowing a large vector.
     out.good.reserve(memchr_count(body) + 1);
+    out.tags.reserve(out.good.capacity() * 10);
+    out.fields.reserve(out.good.capacity() * 10);
     for (line_number, raw) in line_protocol::split_lines(body) {
-        match line_protocol::parse_line(raw) {
-            Ok(line) => {
-                let time_ns = match line.timestamp.map(|t| precision.to_nanos(t)).transpose() {
+        let (t0, f0) = (out.tags.len(), out.fields.len());
+        match line_protocol::parse_line_into(raw, &mut out.tags, &mut out.fields) {
+            Ok((measurement, timestamp)) => {
+                let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
                     Ok(t) => t,
                     Err(e) => {
+                        out.tags.truncate(t0);
+                        out.fields.truncate(f0);
                         out.reject(line_number, raw, e.to_string());
                         continue;
                     }
@@ -90,7 +118,9 @@ pub fn parse(body: &[u8], precision: Precision) -> ParsedWrite<'_> {
                 out.good.push(GoodLine {
                     line_number,
                     raw,
-                    line,
+                    measurement,
+                    tags: t0..out.tags.len(),
+                    fields: f0..out.fields.len(),
                     time_ns,
                 });
             }
@@ -141,17 +171,17 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
     let mut prev_ok: Option<usize> = None;
     'lines: for (i, g) in parsed.good.iter().enumerate() {
         // Most lines have the shape of the line before: nothing new to check.
-        if prev_ok.is_some_and(|p| same_shape(&parsed.good[p].line, &g.line)) {
+        let v = parsed.view(g);
+        if prev_ok.is_some_and(|p| same_shape(parsed.view(&parsed.good[p]), v)) {
             continue;
         }
-        let table_name: &str = &g.line.measurement;
+        let table_name: &str = v.measurement;
         let existing = db_schema.and_then(|d| d.table(table_name));
-        let cols = g
-            .line
+        let cols = v
             .tags
             .iter()
             .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
-            .chain(g.line.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+            .chain(v.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
         let mut missing: Vec<(&str, ColumnKind)> = Vec::new();
         for (name, kind) in cols {
             if let Some(c) = existing.and_then(|t| t.column(name)) {
@@ -211,15 +241,15 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
 }
 
 /// Whether two lines have the same measurement, keys (in order) and field types.
-fn same_shape(a: &ParsedLine<'_>, b: &ParsedLine<'_>) -> bool {
+fn same_shape(a: LineView<'_, '_>, b: LineView<'_, '_>) -> bool {
     a.measurement == b.measurement
         && a.tags.len() == b.tags.len()
         && a.fields.len() == b.fields.len()
-        && a.tags.iter().zip(&b.tags).all(|(x, y)| x.0 == y.0)
+        && a.tags.iter().zip(b.tags).all(|(x, y)| x.0 == y.0)
         && a
             .fields
             .iter()
-            .zip(&b.fields)
+            .zip(b.fields)
             .all(|(x, y)| x.0 == y.0 && field_type(&x.1) == field_type(&y.1))
 }
 
@@ -261,16 +291,17 @@ pub fn build(
     // (index in parsed.good, table builder index) of the last line built.
     let mut prev: Option<(usize, usize)> = None;
     for (i, g) in parsed.good.iter().enumerate() {
+        let v = parsed.view(g);
         if let Some((p, t)) = prev {
-            if same_shape(&parsed.good[p].line, &g.line) {
+            if same_shape(parsed.view(&parsed.good[p]), v) {
                 // Same columns as the line before: reuse their resolution.
-                tables[t].push(&cols, &g.line, g.time_ns.unwrap_or(default_time_ns));
+                tables[t].push(&cols, v, g.time_ns.unwrap_or(default_time_ns));
                 accepted.push(b'\n');
                 accepted.extend_from_slice(g.raw);
                 continue;
             }
         }
-        let name: &str = &g.line.measurement;
+        let name: &str = v.measurement;
         let idx = match by_name.get(name) {
             Some(i) => *i,
             None => {
@@ -279,14 +310,14 @@ pub fn build(
                     continue;
                 };
                 tables.push(TableBuilder::new(Arc::clone(t)));
-                by_name.insert(&g.line.measurement, tables.len() - 1);
+                by_name.insert(&g.measurement, tables.len() - 1);
                 tables.len() - 1
             }
         };
         let tb = &mut tables[idx];
         cols.clear();
         let mut bad = None;
-        for (k, _) in &g.line.tags {
+        for (k, _) in v.tags {
             match tb.table.column(k) {
                 Some(c) if c.kind == ColumnKind::Tag => cols.push((c.id, c.kind)),
                 Some(c) => {
@@ -300,8 +331,8 @@ pub fn build(
             }
         }
         if bad.is_none() {
-            for (k, v) in &g.line.fields {
-                let kind = ColumnKind::Field(field_type(v));
+            for (k, value) in v.fields {
+                let kind = ColumnKind::Field(field_type(value));
                 match tb.table.column(k) {
                     Some(c) if c.kind == kind => cols.push((c.id, c.kind)),
                     Some(c) => {
@@ -319,7 +350,7 @@ pub fn build(
             rejected.push((g.line_number, g.raw, msg));
             continue;
         }
-        tb.push(&cols, &g.line, g.time_ns.unwrap_or(default_time_ns));
+        tb.push(&cols, v, g.time_ns.unwrap_or(default_time_ns));
         if !accepted.is_empty() {
             accepted.push(b'\n');
         }
@@ -440,7 +471,7 @@ impl TableBuilder {
 
     /// Appends one row. `cols` are the line's tag columns then field
     /// columns, in the line's order, already checked.
-    fn push(&mut self, cols: &[(u32, ColumnKind)], line: &ParsedLine<'_>, time_ns: i64) {
+    fn push(&mut self, cols: &[(u32, ColumnKind)], line: LineView<'_, '_>, time_ns: i64) {
         let row = self.rows;
         let values = line
             .tags

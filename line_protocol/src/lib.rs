@@ -227,8 +227,38 @@ fn trim_ascii_start(s: &[u8]) -> &[u8] {
 
 /// Parses one line (without its newline).
 pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, LineError> {
+    let mut tags = Vec::with_capacity(12);
+    let mut fields = Vec::with_capacity(12);
+    let (measurement, timestamp) = parse_line_into(line, &mut tags, &mut fields)?;
+    Ok(ParsedLine {
+        measurement,
+        tags,
+        fields,
+        timestamp,
+    })
+}
+
+/// Tags as parsed: key and value.
+pub type Tag<'a> = (Cow<'a, str>, Cow<'a, str>);
+/// Fields as parsed: key and value.
+pub type Field<'a> = (Cow<'a, str>, FieldValue<'a>);
+
+/// Parses one line, appending its tags and fields to shared vectors (one
+/// allocation for a whole request instead of two per line). Returns the
+/// measurement and timestamp; on error nothing is appended.
+pub fn parse_line_into<'a>(
+    line: &'a [u8],
+    tags: &mut Vec<Tag<'a>>,
+    fields: &mut Vec<Field<'a>>,
+) -> Result<(Cow<'a, str>, Option<i64>), LineError> {
     let line = std::str::from_utf8(line).map_err(|_| LineError::InvalidUtf8)?;
-    Parser::new(line).parse()
+    let (t0, f0) = (tags.len(), fields.len());
+    let r = Parser::new(line).parse(tags, fields);
+    if r.is_err() {
+        tags.truncate(t0);
+        fields.truncate(f0);
+    }
+    r
 }
 
 /// Bytes that end (or escape within) a measurement: `,` `space` `\\`.
@@ -267,12 +297,16 @@ impl<'a> Parser<'a> {
         Parser { s, b, pos: start }
     }
 
-    fn parse(mut self) -> Result<ParsedLine<'a>, LineError> {
+    fn parse(
+        mut self,
+        all_tags: &mut Vec<Tag<'a>>,
+        all_fields: &mut Vec<Field<'a>>,
+    ) -> Result<(Cow<'a, str>, Option<i64>), LineError> {
+        let (t0, f0) = (all_tags.len(), all_fields.len());
         let measurement = self.token(Token::Measurement);
         if measurement.is_empty() {
             return Err(LineError::MissingMeasurement);
         }
-        let mut tags: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(12);
         while self.peek() == Some(b',') {
             self.pos += 1;
             let key = self.token(Token::TagKey);
@@ -293,23 +327,22 @@ impl<'a> Parser<'a> {
             if key == "time" {
                 return Err(LineError::ReservedTime);
             }
-            if tags.iter().any(|(k, _)| *k == key) {
+            if all_tags[t0..].iter().any(|(k, _)| *k == key) {
                 return Err(LineError::DuplicateTag(key.into_owned()));
             }
-            tags.push((key, value));
+            all_tags.push((key, value));
         }
         if !self.skip_spaces() {
             return Err(LineError::NoFields);
         }
-        let mut fields: Vec<(Cow<'a, str>, FieldValue<'a>)> = Vec::with_capacity(12);
         loop {
             let key = self.token(Token::FieldKey);
             if self.peek() != Some(b'=') {
                 // `m 123`: a measurement and a timestamp, but no field set.
-                let only_timestamp = fields.is_empty()
+                let only_timestamp = all_fields.len() == f0
                     && is_integer(&key)
                     && self.s[self.pos..].trim().is_empty();
-                if only_timestamp || (key.is_empty() && fields.is_empty()) {
+                if only_timestamp || (key.is_empty() && all_fields.len() == f0) {
                     return Err(LineError::NoFields);
                 }
                 if key.is_empty() {
@@ -325,13 +358,13 @@ impl<'a> Parser<'a> {
             if key == "time" {
                 return Err(LineError::ReservedTime);
             }
-            if fields.iter().any(|(k, _)| *k == key) {
+            if all_fields[f0..].iter().any(|(k, _)| *k == key) {
                 return Err(LineError::DuplicateField(key.into_owned()));
             }
-            if tags.iter().any(|(k, _)| *k == key) {
+            if all_tags[t0..].iter().any(|(k, _)| *k == key) {
                 return Err(LineError::TagFieldConflict(key.into_owned()));
             }
-            fields.push((key, value));
+            all_fields.push((key, value));
             if self.peek() == Some(b',') {
                 self.pos += 1;
                 continue;
@@ -356,12 +389,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        Ok(ParsedLine {
-            measurement,
-            tags,
-            fields,
-            timestamp,
-        })
+        Ok((measurement, timestamp))
     }
 
     fn peek(&self) -> Option<u8> {
