@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Compares Inflow with InfluxDB 1.6 and VictoriaMetrics on the same machine,
+# the same data and the same queries, in one run, and prints one markdown
+# table with ratios (absolute numbers drift on shared machines; ratios taken
+# in the same run are what we track).
+#
+#   bench/compare.sh [--quick]
+#
+# --quick finishes in a few minutes; its last line is
+#   inflow/influxdb1 ingest ratio: X
+# Inflow runs with durable acknowledgements (its default WAL flush), never no_sync.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/inflow-target}"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+if [ $quick = 1 ]; then
+    data=(--hosts 100 --interval 10s --duration 3h)
+    repeat=5
+else
+    data=(--hosts 1000 --interval 10s --duration 12h)
+    repeat=20
+fi
+batch=5000
+connections=16
+
+for pkg in influxdb victoria-metrics; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
+    fi
+done
+# INFLOW_BENCH_PROFILE=debug checks the script itself quickly; figures need release.
+profile="${INFLOW_BENCH_PROFILE:-release}"
+if [ "$profile" = release ]; then
+    cargo build --release --bin inflow --bin inflow-bench >&2
+else
+    cargo build --bin inflow --bin inflow-bench >&2
+fi
+bin="$CARGO_TARGET_DIR/$profile"
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# InfluxDB 1.6 on loopback with a temp dir.
+mkdir -p "$work/influxdb"
+cat > "$work/influxdb/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:18088"
+[meta]
+  dir = "$work/influxdb/meta"
+[data]
+  dir = "$work/influxdb/data"
+  wal-dir = "$work/influxdb/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:18086"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+influxd -config "$work/influxdb/influxdb.conf" >"$work/influxdb.log" 2>&1 &
+pids+=($!); influx_pid=$!
+wait_http http://127.0.0.1:18086/ping
+curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE bench' >/dev/null
+
+# VictoriaMetrics.
+victoria-metrics -storageDataPath "$work/vm" -httpListenAddr 127.0.0.1:18428 -loggerLevel ERROR >"$work/vm.log" 2>&1 &
+pids+=($!); vm_pid=$!
+wait_http http://127.0.0.1:18428/health
+
+# Inflow, default WAL flush (durable acknowledgements), auth off for the benchmark.
+"$bin/inflow" serve --without-auth --data-dir "$work/inflow" --http-bind 127.0.0.1:18181 --log-filter warn >"$work/inflow.log" 2>&1 &
+pids+=($!); inflow_pid=$!
+wait_http http://127.0.0.1:18181/health
+
+run_write() { "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${data[@]}"; }
+w_influx=$(run_write http://127.0.0.1:18086 v1)
+w_vm=$(run_write http://127.0.0.1:18428 v1)
+w_inflow=$(run_write http://127.0.0.1:18181 v3)
+
+# Let the peers settle (InfluxDB compacts its cache, VM flushes) before measuring disk.
+curl -fs http://127.0.0.1:18428/internal/force_flush >/dev/null || true
+sleep 5
+
+q_influx=$("$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
+q_inflow=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
+
+values=$(echo "$w_inflow" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["lines"]*10)')
+disk() { du -sb "$1" | cut -f1; }
+d_influx=$(disk "$work/influxdb")
+d_vm=$(disk "$work/vm")
+d_inflow=$(disk "$work/inflow")
+r_influx=$(peak_rss_kb $influx_pid); r_vm=$(peak_rss_kb $vm_pid); r_inflow=$(peak_rss_kb $inflow_pid)
+
+python3 - "$w_influx" "$w_vm" "$w_inflow" "$q_influx" "$q_inflow" "$values" \
+    "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" <<'PY'
+import json, sys
+a = sys.argv[1:]
+wi, wv, wf = (json.loads(x) for x in a[0:3])
+qi = {q["name"]: q for q in map(json.loads, a[3].splitlines())}
+qf = {q["name"]: q for q in map(json.loads, a[4].splitlines())}
+values = int(a[5])
+di, dv, df = (int(x) for x in a[6:9])
+ri, rv, rf = (int(x) for x in a[9:12])
+def r(x, y): return f"{x / y:.2f}" if y else "n/a"
+print("| metric | Inflow | InfluxDB 1.6 | VictoriaMetrics | Inflow/InfluxDB 1.6 | Inflow/VictoriaMetrics |")
+print("|---|---|---|---|---|---|")
+print(f"| ingest lines/s | {wf['lines_per_sec']:.0f} | {wi['lines_per_sec']:.0f} | {wv['lines_per_sec']:.0f} | {r(wf['lines_per_sec'], wi['lines_per_sec'])} | {r(wf['lines_per_sec'], wv['lines_per_sec'])} |")
+print(f"| write p99 ms | {wf['p99_ms']:.1f} | {wi['p99_ms']:.1f} | {wv['p99_ms']:.1f} | {r(wf['p99_ms'], wi['p99_ms'])} | {r(wf['p99_ms'], wv['p99_ms'])} |")
+for name in qf:
+    f, i = qf[name], qi.get(name)
+    print(f"| {name} median ms (SQL vs InfluxQL) | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
+print(f"| disk bytes per field value | {df / values:.2f} | {di / values:.2f} | {dv / values:.2f} | {r(df, di)} | {r(df, dv)} |")
+print(f"| peak RSS MiB | {rf / 1024:.0f} | {ri / 1024:.0f} | {rv / 1024:.0f} | {r(rf, ri)} | {r(rf, rv)} |")
+print()
+print(f"inflow/influxdb1 ingest ratio: {wf['lines_per_sec'] / wi['lines_per_sec']:.2f}")
+PY

@@ -1,0 +1,326 @@
+//! `inflow-bench`: load generator and query runner for comparing Inflow with
+//! other time-series databases on the same data, in the same run.
+//!
+//! ```text
+//!  inflow-bench write --url U --api v1|v2|v3 --hosts 100 --duration 1h ...   → lines/s, p50/p99
+//!  inflow-bench query --url U --lang sql|influxql --queries all --repeat 10  → median/p95 per query
+//! ```
+//!
+//! Each command prints a human summary on stderr and one JSON object per
+//! result on stdout, for `bench/compare.sh` to turn into a table.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod data;
+mod queries;
+
+use data::DataSpec;
+
+#[derive(Debug, Parser)]
+#[command(name = "inflow-bench", about = "Load generator and query runner")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write TSBS-style cpu data and report throughput and latency.
+    Write(WriteArgs),
+    /// Run TSBS-style queries and report median and p95 latency.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct DataArgs {
+    /// Hosts (series).
+    #[arg(long, default_value_t = 100)]
+    hosts: usize,
+    /// Time between a host's points.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Time span of the data.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// First timestamp, seconds since the epoch (TSBS's default day).
+    #[arg(long, default_value_t = 1_451_606_400)]
+    start: i64,
+    /// One new series per line (an `instance` tag that never repeats).
+    #[arg(long)]
+    high_cardinality: bool,
+}
+
+impl DataArgs {
+    fn spec(&self) -> DataSpec {
+        let interval_s = self.interval.as_secs().max(1);
+        DataSpec {
+            hosts: self.hosts,
+            interval_s,
+            points: (self.duration.as_secs() / interval_s) as usize,
+            start_s: self.start,
+            high_cardinality: self.high_cardinality,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Api {
+    /// `/write?db=` (InfluxDB 1.x, VictoriaMetrics, Inflow).
+    V1,
+    /// `/api/v2/write?bucket=`.
+    V2,
+    /// `/api/v3/write_lp?db=`.
+    V3,
+}
+
+#[derive(Debug, Args)]
+struct WriteArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8181")]
+    url: String,
+    /// Write endpoint style.
+    #[arg(long, value_enum, default_value = "v3")]
+    api: Api,
+    /// Database (bucket).
+    #[arg(long, default_value = "bench")]
+    db: String,
+    /// Token, sent as `Authorization: Bearer`.
+    #[arg(long, env = "INFLOW_TOKEN")]
+    token: Option<String>,
+    /// Lines per request.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// gzip each request body.
+    #[arg(long)]
+    gzip: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Lang {
+    /// SQL on `/api/v3/query_sql`.
+    Sql,
+    /// InfluxQL on `/query` (v1).
+    Influxql,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8181")]
+    url: String,
+    /// Query language.
+    #[arg(long, value_enum, default_value = "sql")]
+    lang: Lang,
+    /// Database.
+    #[arg(long, default_value = "bench")]
+    db: String,
+    /// Token, sent as `Authorization: Bearer`.
+    #[arg(long, env = "INFLOW_TOKEN")]
+    token: Option<String>,
+    /// Comma-separated query names, or `all`.
+    #[arg(long, default_value = "all")]
+    queries: String,
+    /// Runs per query (after one warm-up run).
+    #[arg(long, default_value_t = 10)]
+    repeat: usize,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap_or_else(|e| fail(&format!("HTTP client: {e}")))
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("inflow-bench: {msg}");
+    std::process::exit(1)
+}
+
+async fn write(args: WriteArgs) {
+    let spec = args.data.spec();
+    let mut bodies = spec.batches(args.batch.max(1));
+    let raw_bytes: usize = bodies.iter().map(Vec::len).sum();
+    if args.gzip {
+        bodies = bodies
+            .into_iter()
+            .map(|b| {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&b).unwrap_or_else(|e| fail(&format!("gzip: {e}")));
+                e.finish().unwrap_or_else(|e| fail(&format!("gzip: {e}")))
+            })
+            .collect();
+    }
+    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
+    let url = match args.api {
+        Api::V1 => format!("{}/write?db={}", args.url, args.db),
+        Api::V2 => format!("{}/api/v2/write?bucket={}&org=bench&precision=ns", args.url, args.db),
+        Api::V3 => format!("{}/api/v3/write_lp?db={}&precision=nanosecond", args.url, args.db),
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    let client = client();
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let (bodies, next, client, url, token, gzip) =
+            (Arc::clone(&bodies), Arc::clone(&next), client.clone(), url.clone(), args.token.clone(), args.gzip);
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let mut req = client.post(&url).body(body.clone());
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                if gzip {
+                    req = req.header("content-encoding", "gzip");
+                }
+                let t0 = Instant::now();
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => latencies.push(t0.elapsed().as_secs_f64() * 1e3),
+                    Ok(r) => {
+                        let status = r.status();
+                        errors.push(format!("{status}: {}", r.text().await.unwrap_or_default()));
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    for w in workers {
+        let (l, e) = w.await.unwrap_or_else(|e| fail(&format!("worker: {e}")));
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if !errors.is_empty() {
+        fail(&format!("{} requests failed; first: {}", errors.len(), errors[0]));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let lines = spec.lines();
+    let result = serde_json::json!({
+        "kind": "write",
+        "api": format!("{:?}", args.api).to_lowercase(),
+        "lines": lines,
+        "bytes": raw_bytes,
+        "requests": bodies.len(),
+        "seconds": secs,
+        "lines_per_sec": lines as f64 / secs,
+        "values_per_sec": (lines * data::FIELDS.len()) as f64 / secs,
+        "p50_ms": percentile(&latencies, 0.5),
+        "p99_ms": percentile(&latencies, 0.99),
+    });
+    eprintln!(
+        "wrote {lines} lines ({raw_bytes} bytes) in {secs:.2}s: {:.0} lines/s, {:.0} values/s, p50 {:.1} ms, p99 {:.1} ms",
+        lines as f64 / secs,
+        (lines * 10) as f64 / secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!("{result}");
+}
+
+async fn query(args: QueryArgs) {
+    let spec = args.data.spec();
+    let all = queries::all(&spec);
+    let wanted: Vec<&queries::Query> = if args.queries == "all" {
+        all.iter().collect()
+    } else {
+        let names: Vec<&str> = args.queries.split(',').map(str::trim).collect();
+        for n in &names {
+            if !all.iter().any(|q| q.name == *n) {
+                fail(&format!("unknown query '{n}'; known: {}", all.iter().map(|q| q.name).collect::<Vec<_>>().join(", ")));
+            }
+        }
+        all.iter().filter(|q| names.contains(&q.name)).collect()
+    };
+    let client = client();
+    for q in wanted {
+        let text = match args.lang {
+            Lang::Sql => &q.sql,
+            Lang::Influxql => &q.influxql,
+        };
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for run in 0..=args.repeat {
+            let req = match args.lang {
+                Lang::Sql => client
+                    .get(format!("{}/api/v3/query_sql", args.url))
+                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("format", "json")]),
+                Lang::Influxql => client
+                    .get(format!("{}/query", args.url))
+                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("epoch", "ns")]),
+            };
+            let req = match &args.token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            };
+            let t0 = Instant::now();
+            let r = req.send().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let status = r.status();
+            let body = r.text().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            if !status.is_success() || body.contains("\"error\"") {
+                fail(&format!("{} failed ({status}): {body}", q.name));
+            }
+            if run == 0 {
+                rows = count_rows(args.lang, &body);
+                continue; // warm-up
+            }
+            times.push(ms);
+        }
+        times.sort_by(f64::total_cmp);
+        let (median, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
+        eprintln!("{:<24} median {median:>8.2} ms   p95 {p95:>8.2} ms   rows {rows}", q.name);
+        println!(
+            "{}",
+            serde_json::json!({"kind": "query", "name": q.name, "lang": format!("{:?}", args.lang).to_lowercase(),
+                "median_ms": median, "p95_ms": p95, "rows": rows, "runs": times.len()})
+        );
+    }
+}
+
+/// Result rows, to check that the systems return comparable answers.
+fn count_rows(lang: Lang, body: &str) -> usize {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    match lang {
+        Lang::Sql => v.as_array().map_or(0, Vec::len),
+        Lang::Influxql => v["results"][0]["series"]
+            .as_array()
+            .map_or(0, |s| s.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum()),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    match Cli::parse().command {
+        Command::Write(a) => write(a).await,
+        Command::Query(a) => query(a).await,
+    }
+}
