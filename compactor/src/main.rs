@@ -25,17 +25,6 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
     let (_store, catalog) = c.open_catalog().await?;
-    let auth = c.auth_settings()?;
-    let state = http_api::AppState {
-        catalog,
-        writer: None,
-        query: None,
-        metrics: http_api::Metrics::new(),
-        max_request_size: c.max_http_request_size,
-        process_id: uuid::Uuid::new_v4(),
-        auth,
-    };
-    let listener = c.bind().await?;
-    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    c.serve_http(catalog, None, None, http_api::Metrics::new()).await?;
     Ok(())
 }

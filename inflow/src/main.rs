@@ -57,7 +57,6 @@ async fn main() {
 async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
-    let auth = c.auth_settings()?;
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
@@ -69,16 +68,6 @@ async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer);
-    let state = http_api::AppState {
-        catalog,
-        writer: Some(writer),
-        query: Some(Arc::new(engine)),
-        metrics,
-        max_request_size: c.max_http_request_size,
-        process_id: uuid::Uuid::new_v4(),
-        auth,
-    };
-    let listener = c.bind().await?;
-    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics).await?;
     Ok(())
 }

@@ -26,7 +26,6 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
-    let auth = c.auth_settings()?;
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
@@ -37,16 +36,6 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         wal_flush_interval: c.wal_flush_interval,
     };
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer()).await?;
-    let state = http_api::AppState {
-        catalog,
-        writer: Some(writer),
-        query: None,
-        metrics,
-        max_request_size: c.max_http_request_size,
-        process_id: uuid::Uuid::new_v4(),
-        auth,
-    };
-    let listener = c.bind().await?;
-    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    c.serve_http(catalog, Some(writer), None, metrics).await?;
     Ok(())
 }

@@ -29,21 +29,13 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cli.common.init_logging()?;
     let (store, catalog) = cli.common.open_catalog().await?;
-    let auth = cli.common.auth_settings()?;
     let buffer = Arc::new(buffer::Buffer::new());
     let mut tailer = querier::WalTailer::new(store, cli.common.prefix(), Arc::clone(&catalog), Arc::clone(&buffer));
     tailer.poll().await?;
     tailer.spawn(cli.replication_interval);
-    let state = http_api::AppState {
-        query: Some(Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer))),
-        catalog,
-        writer: None,
-        metrics: http_api::Metrics::new(),
-        max_request_size: cli.common.max_http_request_size,
-        process_id: uuid::Uuid::new_v4(),
-        auth,
-    };
-    let listener = cli.common.bind().await?;
-    http_api::serve(listener, http_api::router(state), server_common::shutdown_signal()).await?;
+    let engine = Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer));
+    cli.common
+        .serve_http(catalog, None, Some(engine), http_api::Metrics::new())
+        .await?;
     Ok(())
 }

@@ -346,6 +346,30 @@ impl CommonArgs {
         Ok(())
     }
 
+    /// Serves the HTTP API with what this node provides (a write path, a
+    /// query engine, or neither) until SIGINT or SIGTERM.
+    pub async fn serve_http(
+        &self,
+        catalog: Arc<catalog::Catalog>,
+        writer: Option<Arc<dyn http_api::WriteService>>,
+        query: Option<Arc<query::QueryEngine>>,
+        metrics: http_api::Metrics,
+    ) -> Result<(), StartupError> {
+        let state = http_api::AppState {
+            catalog,
+            writer,
+            query,
+            metrics,
+            max_request_size: self.max_http_request_size,
+            process_id: uuid::Uuid::new_v4(),
+            auth: self.auth_settings()?,
+        };
+        let listener = self.bind().await?;
+        http_api::serve(listener, http_api::router(state), shutdown_signal())
+            .await
+            .map_err(|e| StartupError::Config(format!("HTTP server: {e}")))
+    }
+
     /// Binds the HTTP listener and prints `listening on ADDR` on stdout (tests
     /// and scripts read the port from it when --http-bind uses port 0).
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
