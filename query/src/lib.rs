@@ -19,7 +19,10 @@ use catalog::Catalog;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::session_state::SessionState;
 
 mod format;
 mod provider;
@@ -70,12 +73,23 @@ impl QueryError {
 pub struct QueryEngine {
     catalog: Arc<Catalog>,
     buffer: Arc<Buffer>,
+    /// Built once: registering DataFusion's few hundred built-in functions
+    /// per query cost more than planning a small query. Each query clones
+    /// it and gets its own catalog list.
+    base: SessionState,
 }
 
 impl QueryEngine {
     /// An engine over `catalog` and `buffer`.
     pub fn new(catalog: Arc<Catalog>, buffer: Arc<Buffer>) -> Self {
-        Self { catalog, buffer }
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("public", "iox");
+        let base = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        Self { catalog, buffer, base }
     }
 
     fn session(&self, db: &str) -> Result<SessionContext, QueryError> {
@@ -85,15 +99,14 @@ impl QueryEngine {
             None if db == INTERNAL_DB => Arc::new(catalog::DatabaseSchema::empty(INTERNAL_DB)),
             None => return Err(QueryError::DatabaseNotFound(db.to_string())),
         };
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("public", "iox");
-        let ctx = SessionContext::new_with_config(config);
-        ctx.register_catalog(
-            "public",
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(
+            "public".to_string(),
             Arc::new(DatabaseCatalog::new(db_schema, Arc::clone(&self.buffer), state)),
         );
-        Ok(ctx)
+        let mut session = self.base.clone();
+        session.register_catalog_list(Arc::new(catalogs));
+        Ok(SessionContext::new_with_state(session))
     }
 
     /// Plans and starts a SQL query. `params` bind `$name` placeholders.
