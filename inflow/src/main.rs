@@ -55,17 +55,13 @@ async fn main() {
 }
 
 async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &c;
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
-    let config = ingester::IngesterConfig {
-        store,
-        prefix: c.prefix(),
-        node_id: c.node_id.clone(),
-        wal_flush_interval: c.wal_flush_interval,
-    };
+    let config = ingester::IngesterConfig::from_args(c, store);
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer);
     c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics).await?;

@@ -61,6 +61,18 @@ pub struct IngesterConfig {
     pub wal_flush_interval: Duration,
 }
 
+impl IngesterConfig {
+    /// The settings the common flags give, over `store`.
+    pub fn from_args(args: &server_common::CommonArgs, store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            prefix: args.prefix(),
+            node_id: args.node_id.clone(),
+            wal_flush_interval: args.wal_flush_interval,
+        }
+    }
+}
+
 /// The write path of one node.
 #[derive(Debug)]
 pub struct Ingester {

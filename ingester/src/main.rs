@@ -29,12 +29,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::new());
-    let config = ingester::IngesterConfig {
-        store,
-        prefix: c.prefix(),
-        node_id: c.node_id.clone(),
-        wal_flush_interval: c.wal_flush_interval,
-    };
+    let config = ingester::IngesterConfig::from_args(c, store);
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer()).await?;
     c.serve_http(catalog, Some(writer), None, metrics).await?;
     Ok(())
