@@ -26,14 +26,23 @@ pub enum ReplayError {
 /// Parses, validates and applies one WAL entry; returns the rows applied.
 pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry: &WalEntry) -> Result<usize, ReplayError> {
     let precision = Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
-    let mut parsed = validate::parse(&entry.lines, precision);
-    let change = validate::schema_check(&catalog.state(), &entry.db, &mut parsed);
-    // Normally a no-op: the writer committed these columns before logging.
-    let state = catalog.ensure(&change).await?;
-    let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
-    if !parsed.rejected.is_empty() {
+    let state = catalog.state();
+    let (built, rejected) =
+        match validate::parse_and_build_known(&state, &entry.db, &entry.lines, precision, entry.default_time_ns)? {
+            Some(x) => x,
+            None => {
+                // The writer committed these columns before logging; a reader
+                // whose catalog lags catches up here.
+                let mut parsed = validate::parse(&entry.lines, precision);
+                let change = validate::schema_check(&state, &entry.db, &mut parsed);
+                let state = catalog.ensure(&change).await?;
+                let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
+                (built, parsed.rejected)
+            }
+        };
+    if !rejected.is_empty() {
         // Lines were valid when written, and column types never change.
-        tracing::warn!(seq, rejected = parsed.rejected.len(), first = ?parsed.rejected.first(), "WAL lines no longer validate");
+        tracing::warn!(seq, rejected = rejected.len(), first = ?rejected.first(), "WAL lines no longer validate");
     }
     let rows = built.batch.rows;
     buffer.apply(built.batch);

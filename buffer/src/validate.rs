@@ -541,3 +541,136 @@ enum Value<'a, 'b> {
 fn memchr_count(body: &[u8]) -> usize {
     body.iter().filter(|b| **b == b'\n').count()
 }
+
+/// The common case in one pass: when the catalog already has every table
+/// and column the lines use, each line is parsed straight into the Arrow
+/// builders and nothing but the current and previous line is kept. Returns
+/// `None` as soon as a line needs a catalog change; the caller then takes
+/// the two-phase path (`parse`, `schema_check`, `ensure`, `build`), which
+/// gives the same result.
+pub fn parse_and_build_known(
+    state: &CatalogState,
+    db: &str,
+    body: &[u8],
+    precision: Precision,
+    default_time_ns: i64,
+) -> Result<Option<(Built, Vec<RejectedLine>)>, BuildError> {
+    let Some(db_schema) = state.db(db) else {
+        return Ok(None);
+    };
+    let mut tables: Vec<TableBuilder> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut rejected = Vec::new();
+    let mut accepted = Vec::with_capacity(body.len());
+    let mut cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(32);
+    let (mut cur_tags, mut cur_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
+    let (mut prev_tags, mut prev_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
+    // The previous built line's measurement and table builder.
+    let mut prev: Option<(std::borrow::Cow<'_, str>, usize)> = None;
+    let reject = |rejected: &mut Vec<RejectedLine>, n: usize, raw: &[u8], msg: String| {
+        rejected.push(RejectedLine {
+            line_number: n,
+            original_line: String::from_utf8_lossy(raw).into_owned(),
+            error_message: msg,
+        })
+    };
+    for (line_number, raw) in line_protocol::split_lines(body) {
+        cur_tags.clear();
+        cur_fields.clear();
+        let (measurement, timestamp) = match line_protocol::parse_line_into(raw, &mut cur_tags, &mut cur_fields) {
+            Ok(x) => x,
+            Err(e) => {
+                reject(&mut rejected, line_number, raw, e.to_string());
+                continue;
+            }
+        };
+        let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
+            Ok(t) => t.unwrap_or(default_time_ns),
+            Err(e) => {
+                reject(&mut rejected, line_number, raw, e.to_string());
+                continue;
+            }
+        };
+        let view = LineView {
+            measurement: &measurement,
+            tags: &cur_tags,
+            fields: &cur_fields,
+        };
+        let same = prev.as_ref().is_some_and(|(m, _)| {
+            same_shape(
+                LineView {
+                    measurement: m,
+                    tags: &prev_tags,
+                    fields: &prev_fields,
+                },
+                view,
+            )
+        });
+        let idx = if same {
+            prev.as_ref().map_or(0, |(_, i)| *i)
+        } else {
+            let idx = match by_name.get(view.measurement) {
+                Some(i) => *i,
+                None => {
+                    let Some(t) = db_schema.table(view.measurement) else {
+                        return Ok(None);
+                    };
+                    tables.push(TableBuilder::new(Arc::clone(t)));
+                    by_name.insert(view.measurement.to_string(), tables.len() - 1);
+                    tables.len() - 1
+                }
+            };
+            let table = Arc::clone(&tables[idx].table);
+            cols.clear();
+            let wanted = view
+                .tags
+                .iter()
+                .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
+                .chain(view.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+            let mut bad = None;
+            for (name, kind) in wanted {
+                match table.column(name) {
+                    Some(c) if c.kind == kind => cols.push((c.id, c.kind)),
+                    Some(c) => {
+                        bad = Some(conflict(view.measurement, name, c.kind, kind));
+                        break;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            if let Some(msg) = bad {
+                reject(&mut rejected, line_number, raw, msg);
+                // `cols` no longer matches `prev`: forget it.
+                prev = None;
+                continue;
+            }
+            idx
+        };
+        tables[idx].push(&cols, view, time_ns);
+        if !accepted.is_empty() {
+            accepted.push(b'\n');
+        }
+        accepted.extend_from_slice(raw);
+        std::mem::swap(&mut cur_tags, &mut prev_tags);
+        std::mem::swap(&mut cur_fields, &mut prev_fields);
+        prev = Some((measurement, idx));
+    }
+    let mut rows = 0;
+    let mut out = Vec::with_capacity(tables.len());
+    for tb in tables {
+        rows += tb.rows;
+        let id = tb.table.id;
+        out.push((id, tb.finish()?));
+    }
+    Ok(Some((
+        Built {
+            batch: WriteBatch {
+                db_id: db_schema.id,
+                tables: out,
+                rows,
+            },
+            accepted,
+        },
+        rejected,
+    )))
+}

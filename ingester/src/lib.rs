@@ -157,27 +157,16 @@ impl WriteService for Ingester {
     async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError> {
         catalog::validate_db_name(&req.db).map_err(WriteError::InvalidDatabaseName)?;
         let default_time_ns = now_ns();
-        let mut parsed = validate::parse(&req.body, req.precision);
-        if !req.accept_partial && !parsed.rejected.is_empty() {
-            return Err(WriteError::Rejected(sorted(parsed.rejected)));
-        }
         let state = self.catalog.state();
-        let change = validate::schema_check(&state, &req.db, &mut parsed);
-        if parsed.good.is_empty() {
-            return Err(WriteError::Rejected(sorted(parsed.rejected)));
-        }
-        if !req.accept_partial && !parsed.rejected.is_empty() {
-            return Err(WriteError::Rejected(sorted(parsed.rejected)));
-        }
-        // The common case needs no catalog change, and so no catalog lock.
-        let state = if change.tables.is_empty() && state.db(&req.db).is_some() {
-            state
-        } else {
-            self.catalog.ensure(&change).await.map_err(catalog_error)?
+        let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
+        // One pass when the catalog already knows every column; otherwise
+        // the two-phase path that may change the catalog.
+        let known = validate::parse_and_build_known(&state, &req.db, &req.body, req.precision, default_time_ns)
+            .map_err(internal)?;
+        let (built, rejected) = match known {
+            Some(x) => x,
+            None => self.build_with_catalog_changes(&req, state, default_time_ns).await?,
         };
-        let built = validate::build(&state, &req.db, &mut parsed, default_time_ns)
-            .map_err(|e| WriteError::Internal(e.to_string()))?;
-        let rejected = sorted(parsed.rejected);
         if built.batch.rows == 0 || (!req.accept_partial && !rejected.is_empty()) {
             return Err(WriteError::Rejected(rejected));
         }
@@ -203,6 +192,34 @@ impl WriteService for Ingester {
             lines_written,
             rejected,
         })
+    }
+}
+
+impl Ingester {
+    /// The two-phase write path: parse everything, find what the catalog
+    /// lacks, change the catalog once, then build against the new state.
+    async fn build_with_catalog_changes(
+        &self,
+        req: &WriteRequest,
+        state: Arc<catalog::CatalogState>,
+        default_time_ns: i64,
+    ) -> Result<(validate::Built, Vec<validate::RejectedLine>), WriteError> {
+        let mut parsed = validate::parse(&req.body, req.precision);
+        if !req.accept_partial && !parsed.rejected.is_empty() {
+            return Err(WriteError::Rejected(sorted(parsed.rejected)));
+        }
+        let change = validate::schema_check(&state, &req.db, &mut parsed);
+        if parsed.good.is_empty() || (!req.accept_partial && !parsed.rejected.is_empty()) {
+            return Err(WriteError::Rejected(sorted(parsed.rejected)));
+        }
+        let state = if change.tables.is_empty() && state.db(&req.db).is_some() {
+            state
+        } else {
+            self.catalog.ensure(&change).await.map_err(catalog_error)?
+        };
+        let built = validate::build(&state, &req.db, &mut parsed, default_time_ns)
+            .map_err(|e| WriteError::Internal(e.to_string()))?;
+        Ok((built, sorted(parsed.rejected)))
     }
 }
 
