@@ -83,3 +83,27 @@ async fn dedup_later_write_wins_field_by_field() {
     assert!(out.contains("| 9.0 |     |   |"), "{out}");
     assert_eq!(out.lines().count(), 3 + 4, "{out}");
 }
+
+/// A line that loses a race for a column's type is rejected by `build`;
+/// the lines after it must not reuse its half-done column resolution.
+#[tokio::test]
+async fn build_after_a_raced_conflict_uses_the_right_columns() {
+    let cat = catalog().await;
+    let buf = Buffer::new();
+    // Plan the columns against an empty catalog...
+    let body = "m,t=a f=1,g=2 1\nm,t=b h=1 2\nm,t=c f=3,g=4 3";
+    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
+    let change = schema_check(&cat.state(), "db", &mut parsed);
+    // ...but another writer makes `h` an integer first.
+    let mut other = parse(b"m h=1i 9", Precision::Nanosecond);
+    let other_change = schema_check(&cat.state(), "db", &mut other);
+    cat.ensure(&other_change).await.unwrap();
+    let state = cat.ensure(&change).await.unwrap();
+    let built = build(&state, "db", &mut parsed, 0).unwrap();
+    assert_eq!(parsed.rejected.len(), 1);
+    assert_eq!(parsed.rejected[0].line_number, 2);
+    buf.apply(built.batch);
+    let out = show(&cat, &buf, "m");
+    assert!(out.contains("| 1.0 | 2.0 |   | a |"), "{out}");
+    assert!(out.contains("| 3.0 | 4.0 |   | c |"), "{out}");
+}

@@ -348,6 +348,8 @@ pub fn build(
         }
         if let Some(msg) = bad {
             rejected.push((g.line_number, g.raw, msg));
+            // `cols` now holds this line's partial resolution, not `prev`'s.
+            prev = None;
             continue;
         }
         tb.push(&cols, v, g.time_ns.unwrap_or(default_time_ns));
