@@ -146,9 +146,13 @@ impl ApiError {
             }
             _ => (status, Json(json!({"error": self.to_string()}))).into_response(),
         };
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The unread rest of the body makes the connection unusable; say so,
-            // or a pooling client would send its next request into a closed socket.
+        if matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            // These are answered before the body is read; the unread rest makes
+            // the connection unusable. Say so, or a pooling client would send its
+            // next request into a closed socket.
             resp.headers_mut()
                 .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
