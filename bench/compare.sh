@@ -59,6 +59,9 @@ bind-address = "127.0.0.1:18088"
   dir = "$work/influxdb/data"
   wal-dir = "$work/influxdb/wal"
   query-log-enabled = false
+  # Lifted so every system stores the same high-cardinality data.
+  max-values-per-tag = 0
+  max-series-per-database = 0
 [http]
   bind-address = "127.0.0.1:18086"
   log-enabled = false
@@ -69,6 +72,7 @@ influxd -config "$work/influxdb/influxdb.conf" >"$work/influxdb.log" 2>&1 &
 pids+=($!); influx_pid=$!
 wait_http http://127.0.0.1:18086/ping
 curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE bench' >/dev/null
+curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE benchhc' >/dev/null
 
 # VictoriaMetrics.
 victoria-metrics -storageDataPath "$work/vm" -httpListenAddr 127.0.0.1:18428 -loggerLevel ERROR >"$work/vm.log" 2>&1 &
@@ -87,11 +91,15 @@ wait_http http://127.0.0.1:18181/health
 pids+=($!)
 wait_http http://127.0.0.1:18182/health
 
-run_write() { "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${data[@]}"; }
+run_write() { "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${data[@]}" "${@:3}"; }
 w_influx=$(run_write http://127.0.0.1:18086 v1)
 w_vm=$(run_write http://127.0.0.1:18428 v1)
 w_inflow=$(run_write http://127.0.0.1:18181 v3)
 w_inflow_fast=$(run_write http://127.0.0.1:18182 v3)
+# The high-cardinality variant: one new series per line, into its own database.
+h_influx=$(run_write http://127.0.0.1:18086 v1 --high-cardinality --db benchhc)
+h_vm=$(run_write http://127.0.0.1:18428 v1 --high-cardinality --db benchhc)
+h_inflow=$(run_write http://127.0.0.1:18181 v3 --high-cardinality --db benchhc)
 
 # Let the peers settle (InfluxDB compacts its cache, VM flushes) before measuring disk.
 curl -fs http://127.0.0.1:18428/internal/force_flush >/dev/null || true
@@ -100,7 +108,8 @@ sleep 5
 q_influx=$("$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
 q_inflow=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
 
-values=$(echo "$w_inflow" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["lines"]*10)')
+# Every system holds both data sets when its disk is measured.
+values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
 disk() { du -sb "$1" | cut -f1; }
 d_influx=$(disk "$work/influxdb")
 d_vm=$(disk "$work/vm")
@@ -108,10 +117,12 @@ d_inflow=$(disk "$work/inflow")
 r_influx=$(peak_rss_kb $influx_pid); r_vm=$(peak_rss_kb $vm_pid); r_inflow=$(peak_rss_kb $inflow_pid)
 
 python3 - "$w_influx" "$w_vm" "$w_inflow" "$q_influx" "$q_inflow" "$values" \
-    "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" "$w_inflow_fast" <<'PY'
+    "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" "$w_inflow_fast" \
+    "$h_influx" "$h_vm" "$h_inflow" <<'PY'
 import json, sys
 a = sys.argv[1:]
 wff = json.loads(a[12])
+hi, hv, hf = (json.loads(x) for x in a[13:16])
 wi, wv, wf = (json.loads(x) for x in a[0:3])
 qi = {q["name"]: q for q in map(json.loads, a[3].splitlines())}
 qf = {q["name"]: q for q in map(json.loads, a[4].splitlines())}
@@ -123,6 +134,7 @@ print("| metric | Inflow | InfluxDB 1.6 | VictoriaMetrics | Inflow/InfluxDB 1.6 
 print("|---|---|---|---|---|---|")
 print(f"| ingest lines/s | {wf['lines_per_sec']:.0f} | {wi['lines_per_sec']:.0f} | {wv['lines_per_sec']:.0f} | {r(wf['lines_per_sec'], wi['lines_per_sec'])} | {r(wf['lines_per_sec'], wv['lines_per_sec'])} |")
 print(f"| ingest lines/s, Inflow with --wal-flush-interval 10ms | {wff['lines_per_sec']:.0f} | {wi['lines_per_sec']:.0f} | {wv['lines_per_sec']:.0f} | {r(wff['lines_per_sec'], wi['lines_per_sec'])} | {r(wff['lines_per_sec'], wv['lines_per_sec'])} |")
+print(f"| ingest lines/s, high cardinality (a new series per line) | {hf['lines_per_sec']:.0f} | {hi['lines_per_sec']:.0f} | {hv['lines_per_sec']:.0f} | {r(hf['lines_per_sec'], hi['lines_per_sec'])} | {r(hf['lines_per_sec'], hv['lines_per_sec'])} |")
 print(f"| write p99 ms | {wf['p99_ms']:.1f} | {wi['p99_ms']:.1f} | {wv['p99_ms']:.1f} | {r(wf['p99_ms'], wi['p99_ms'])} | {r(wf['p99_ms'], wv['p99_ms'])} |")
 for name in qf:
     f, i = qf[name], qi.get(name)
