@@ -362,6 +362,14 @@ pub fn build(
     for (n, raw, msg) in rejected {
         parsed.reject(n, raw, msg);
     }
+    Ok(Built {
+        batch: finish_tables(db_schema.id, tables)?,
+        accepted,
+    })
+}
+
+/// Turns a request's table builders into its `WriteBatch`.
+fn finish_tables(db_id: u32, tables: Vec<TableBuilder>) -> Result<WriteBatch, BuildError> {
     let mut rows = 0;
     let mut out = Vec::with_capacity(tables.len());
     for tb in tables {
@@ -369,13 +377,10 @@ pub fn build(
         let id = tb.table.id;
         out.push((id, tb.finish()?));
     }
-    Ok(Built {
-        batch: WriteBatch {
-            db_id: db_schema.id,
-            tables: out,
-            rows,
-        },
-        accepted,
+    Ok(WriteBatch {
+        db_id,
+        tables: out,
+        rows,
     })
 }
 
@@ -657,20 +662,9 @@ pub fn parse_and_build_known(
         std::mem::swap(&mut cur_fields, &mut prev_fields);
         prev = Some((measurement, idx));
     }
-    let mut rows = 0;
-    let mut out = Vec::with_capacity(tables.len());
-    for tb in tables {
-        rows += tb.rows;
-        let id = tb.table.id;
-        out.push((id, tb.finish()?));
-    }
     Ok(Some((
         Built {
-            batch: WriteBatch {
-                db_id: db_schema.id,
-                tables: out,
-                rows,
-            },
+            batch: finish_tables(db_schema.id, tables)?,
             accepted,
         },
         rejected,
