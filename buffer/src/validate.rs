@@ -99,7 +99,7 @@ impl ParsedWrite<'_> {
 pub fn parse(body: &[u8], precision: Precision) -> ParsedWrite<'_> {
     let mut out = ParsedWrite::default();
     // A guess at the line count, to avoid regrowing a large vector.
-    out.good.reserve(memchr_count(body) + 1);
+    out.good.reserve(count_newlines(body) + 1);
     out.tags.reserve(out.good.capacity() * 10);
     out.fields.reserve(out.good.capacity() * 10);
     for (line_number, raw) in line_protocol::split_lines(body) {
@@ -545,7 +545,7 @@ enum Value<'a, 'b> {
     Field(&'b FieldValue<'a>),
 }
 
-fn memchr_count(body: &[u8]) -> usize {
+fn count_newlines(body: &[u8]) -> usize {
     body.iter().filter(|b| **b == b'\n').count()
 }
 

@@ -105,7 +105,8 @@ fn credential(family: Family, headers: &HeaderMap, query: Option<&str>) -> Resul
     Ok(None)
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

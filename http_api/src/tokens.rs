@@ -16,16 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::auth::{Need, authorize};
+use crate::auth::{Need, authorize, now_ms};
 use crate::error::{ApiError, Family};
 use crate::write::read_body;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// RFC 3339 with milliseconds, as InfluxDB 3 shows token times.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
