@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
             assert!(change.tables.is_empty());
             let built = build(&state, "db", &mut p, 0).unwrap();
             let buffer = Buffer::new();
-            buffer.apply(built.batch);
+            buffer.apply(1, built.batch);
         })
     });
     g.bench_function("parse_validate_buffer_one_pass", |b| {
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
             assert!(rejected.is_empty());
             let buffer = Buffer::new();
-            buffer.apply(built.batch);
+            buffer.apply(1, built.batch);
         })
     });
     g.finish();

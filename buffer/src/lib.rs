@@ -1,23 +1,27 @@
-//! The in-memory buffer: validated rows as Arrow record batches, per table.
+//! The in-memory buffer: validated rows as Arrow record batches, per table,
+//! chunked by time, in generations.
 //!
 //! ```text
-//!  WAL flush ──apply(WriteBatch)──▶ TableBuffer { batches: [b1, b2, b3 ...] }
-//!                                              │ snapshot(): align to the table's
-//!                                              │ schema, concatenate, deduplicate
-//!  query ◀──────── one RecordBatch ◀───────────┘ (and keep the result as the
-//!                                                 single batch, so the work is done once)
+//!  WAL flush ──apply(seq, WriteBatch)──▶ active generation
+//!                                          table ─▶ chunk [t0, t0+gen1) ─▶ [b1, b2 ...]
+//!  persist:  seal() ─▶ sealed generation (still queried) ─▶ Parquet ─▶ catalog
+//!            ─▶ remove_generation(): the files now answer for those rows
+//!  query ◀── table_chunks(): one deduplicated batch per (generation, chunk),
+//!            oldest first (consolidated once, kept until the chunk changes)
 //! ```
 //!
-//! Dedup rule (shared with persistence and compaction when they land): rows
-//! with the same tag set and time are one point; for each field, the value of
-//! the latest row that has one wins. Buffer order is WAL order, so "latest" is
-//! the last row in the buffer.
+//! Dedup rule (shared with persistence and the query path): rows with the
+//! same tag set and time are one point; for each field, the value of the
+//! latest row that has one wins. Buffer order is WAL order, so "latest" is
+//! the last row in a chunk, and a later generation beats an earlier one.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, UInt32Array, new_null_array};
+use arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array, new_null_array};
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -32,82 +36,373 @@ pub mod validate;
 pub use schema::{COLUMN_TYPE_KEY, arrow_field, arrow_type, column_type_name, table_arrow_schema};
 pub use validate::WriteBatch;
 
-/// Buffered rows of every table, keyed by (database id, table id).
-#[derive(Debug, Default)]
+/// The default time chunk (`--gen1-duration`).
+pub const DEFAULT_CHUNK_DURATION: Duration = Duration::from_secs(600);
+
+/// Buffered rows of every table, in generations (oldest first; the last one
+/// takes new writes).
+#[derive(Debug)]
 pub struct Buffer {
+    chunk_ns: i64,
+    gens: RwLock<Vec<Arc<Generation>>>,
+    next_gen: AtomicU64,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One generation: the rows of a run of WAL files.
+#[derive(Debug)]
+pub struct Generation {
+    id: u64,
+    chunk_ns: i64,
     tables: RwLock<HashMap<(u32, u32), Arc<Mutex<TableBuffer>>>>,
+    bytes: AtomicUsize,
+    /// The last WAL sequence number applied (0 if none).
+    max_seq: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct TableBuffer {
+    chunks: BTreeMap<i64, Chunk>,
+}
+
+#[derive(Debug, Default)]
+struct Chunk {
     batches: Vec<RecordBatch>,
     /// Whether `batches` is one batch in the table's current schema, deduplicated.
     consolidated: Option<SchemaRef>,
     rows: usize,
+    bytes: usize,
+    min_time: i64,
+    max_time: i64,
+}
+
+/// One deduplicated chunk of buffered rows.
+#[derive(Debug, Clone)]
+pub struct BufferChunk {
+    /// The generation it belongs to (higher is newer).
+    pub generation: u64,
+    /// The chunk's start time.
+    pub chunk_time: i64,
+    /// The rows, in the table's Arrow schema ([`table_arrow_schema`]).
+    pub batch: RecordBatch,
+    /// The smallest `time`.
+    pub min_time: i64,
+    /// The largest `time`.
+    pub max_time: i64,
 }
 
 impl Buffer {
-    /// An empty buffer.
+    /// An empty buffer with the default time chunk.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_chunk_duration(DEFAULT_CHUNK_DURATION)
     }
 
-    /// Appends a validated write. Called in WAL order.
-    pub fn apply(&self, batch: WriteBatch) {
+    /// An empty buffer whose chunks span `d` (at least 1 ns).
+    pub fn with_chunk_duration(d: Duration) -> Self {
+        let chunk_ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).max(1);
+        Self {
+            chunk_ns,
+            gens: RwLock::new(vec![Arc::new(Generation::new(1, chunk_ns))]),
+            next_gen: AtomicU64::new(2),
+        }
+    }
+
+    /// The chunk duration in nanoseconds.
+    pub fn chunk_ns(&self) -> i64 {
+        self.chunk_ns
+    }
+
+    /// Appends the validated writes of WAL file `seq`. Called in WAL order.
+    /// [`Buffer::seal`] waits for it, so a generation holds whole files.
+    pub fn apply(&self, seq: u64, batch: WriteBatch) {
+        self.apply_file(seq, [batch]);
+    }
+
+    /// Appends every write of WAL file `seq` into one generation.
+    pub fn apply_file(&self, seq: u64, batches: impl IntoIterator<Item = WriteBatch>) {
+        let gens = read(&self.gens);
+        if let Some(active) = gens.last() {
+            for b in batches {
+                active.apply(seq, b);
+            }
+        }
+    }
+
+    /// Seals the active generation and starts a new one. Returns the sealed
+    /// generation, or `None` if it held nothing (then nothing changes).
+    pub fn seal(&self) -> Option<Arc<Generation>> {
+        let mut gens = write(&self.gens);
+        let active = gens.last()?;
+        if active.is_empty() {
+            return None;
+        }
+        let sealed = Arc::clone(active);
+        let id = self.next_gen.fetch_add(1, Ordering::Relaxed);
+        gens.push(Arc::new(Generation::new(id, self.chunk_ns)));
+        Some(sealed)
+    }
+
+    /// Drops a sealed generation once its rows are persisted and visible in
+    /// the catalog.
+    pub fn remove_generation(&self, id: u64) {
+        let mut gens = write(&self.gens);
+        let last = gens.len().saturating_sub(1);
+        if let Some(i) = gens.iter().position(|g| g.id == id)
+            && i != last
+        {
+            gens.remove(i);
+        }
+    }
+
+    /// Replaces everything with the contents of `other` (a querier rebuilt
+    /// from the WAL files not yet persisted).
+    pub fn replace_with(&self, other: Buffer) {
+        let theirs = std::mem::take(&mut *write(&other.gens));
+        let mut gens = write(&self.gens);
+        let mut next = self.next_gen.load(Ordering::Relaxed);
+        *gens = theirs
+            .into_iter()
+            .map(|g| {
+                let mut g = Arc::try_unwrap(g).unwrap_or_else(|g| g.clone_shallow());
+                g.id = next;
+                next += 1;
+                Arc::new(g)
+            })
+            .collect();
+        if gens.is_empty() {
+            gens.push(Arc::new(Generation::new(next, self.chunk_ns)));
+            next += 1;
+        }
+        self.next_gen.store(next, Ordering::Relaxed);
+    }
+
+    /// Approximate bytes held, over every generation.
+    pub fn memory_bytes(&self) -> usize {
+        read(&self.gens).iter().map(|g| g.bytes()).sum()
+    }
+
+    /// The last WAL sequence number applied to any generation.
+    pub fn max_seq(&self) -> u64 {
+        read(&self.gens).iter().map(|g| g.max_seq()).max().unwrap_or(0)
+    }
+
+    /// Rows buffered for a table (before dedup), over every generation.
+    pub fn row_count(&self, db_id: u32, table_id: u32) -> usize {
+        read(&self.gens).iter().map(|g| g.row_count(db_id, table_id)).sum()
+    }
+
+    /// Every deduplicated chunk of a table, oldest generation first, each
+    /// generation's chunks in time order.
+    pub fn table_chunks(&self, db_id: u32, table: &TableSchema) -> Result<Vec<BufferChunk>, ArrowError> {
+        let gens: Vec<Arc<Generation>> = read(&self.gens).clone();
+        let mut out = Vec::new();
+        for g in gens {
+            out.extend(g.table_chunks(db_id, table)?);
+        }
+        Ok(out)
+    }
+
+    /// All buffered rows of a table as one deduplicated batch, in `table`'s
+    /// Arrow schema. `None` if nothing is buffered.
+    pub fn snapshot(&self, db_id: u32, table: &TableSchema) -> Result<Option<RecordBatch>, ArrowError> {
+        let chunks = self.table_chunks(db_id, table)?;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let schema = table_arrow_schema(table);
+        let batches: Vec<RecordBatch> = chunks.into_iter().map(|c| c.batch).collect();
+        let all = concat_batches(&schema, &batches)?;
+        dedup(&all, table).map(Some)
+    }
+}
+
+impl Generation {
+    fn new(id: u64, chunk_ns: i64) -> Self {
+        Self {
+            id,
+            chunk_ns,
+            tables: RwLock::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn clone_shallow(&self) -> Self {
+        Self {
+            id: self.id,
+            chunk_ns: self.chunk_ns,
+            tables: RwLock::new(read(&self.tables).clone()),
+            bytes: AtomicUsize::new(self.bytes()),
+            max_seq: AtomicU64::new(self.max_seq()),
+        }
+    }
+
+    /// The generation id (higher is newer).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The last WAL sequence number applied.
+    pub fn max_seq(&self) -> u64 {
+        self.max_seq.load(Ordering::Acquire)
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.max_seq() == 0 && read(&self.tables).is_empty()
+    }
+
+    /// The (database, table) ids with rows here.
+    pub fn tables(&self) -> Vec<(u32, u32)> {
+        let mut t: Vec<_> = read(&self.tables).keys().copied().collect();
+        t.sort_unstable();
+        t
+    }
+
+    fn row_count(&self, db_id: u32, table_id: u32) -> usize {
+        read(&self.tables)
+            .get(&(db_id, table_id))
+            .map_or(0, |t| lock(t).chunks.values().map(|c| c.rows).sum())
+    }
+
+    fn apply(&self, seq: u64, batch: WriteBatch) {
         for (table_id, rb) in batch.tables {
             if rb.num_rows() == 0 {
                 continue;
             }
             let tb = self.table_or_create(batch.db_id, table_id);
             let mut tb = lock(&tb);
-            tb.rows += rb.num_rows();
-            tb.batches.push(rb);
-            tb.consolidated = None;
+            for (chunk_time, part) in split_by_chunk(&rb, self.chunk_ns) {
+                let (min, max) = time_range(&part).unwrap_or((chunk_time, chunk_time));
+                let bytes = part.get_array_memory_size();
+                let c = tb.chunks.entry(chunk_time).or_insert_with(|| Chunk {
+                    min_time: min,
+                    max_time: max,
+                    ..Default::default()
+                });
+                c.min_time = c.min_time.min(min);
+                c.max_time = c.max_time.max(max);
+                c.rows += part.num_rows();
+                c.bytes += bytes;
+                c.batches.push(part);
+                c.consolidated = None;
+                self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
         }
+        self.max_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
     fn table_or_create(&self, db_id: u32, table_id: u32) -> Arc<Mutex<TableBuffer>> {
         if let Some(t) = read(&self.tables).get(&(db_id, table_id)) {
             return Arc::clone(t);
         }
-        let mut w = match self.tables.write() {
-            Ok(w) => w,
-            Err(p) => p.into_inner(),
-        };
-        Arc::clone(w.entry((db_id, table_id)).or_default())
+        Arc::clone(write(&self.tables).entry((db_id, table_id)).or_default())
     }
 
-    /// Rows buffered for a table (before dedup).
-    pub fn row_count(&self, db_id: u32, table_id: u32) -> usize {
-        read(&self.tables)
-            .get(&(db_id, table_id))
-            .map_or(0, |t| lock(t).rows)
-    }
-
-    /// All buffered rows of a table, deduplicated, in `table`'s Arrow schema
-    /// ([`table_arrow_schema`]). `None` if nothing is buffered.
-    pub fn snapshot(&self, db_id: u32, table: &TableSchema) -> Result<Option<RecordBatch>, ArrowError> {
+    /// This generation's deduplicated chunks of a table, in time order.
+    pub fn table_chunks(&self, db_id: u32, table: &TableSchema) -> Result<Vec<BufferChunk>, ArrowError> {
         let Some(tb) = read(&self.tables).get(&(db_id, table.id)).cloned() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let schema = table_arrow_schema(table);
         let mut tb = lock(&tb);
-        if tb.batches.is_empty() {
-            return Ok(None);
+        let mut out = Vec::with_capacity(tb.chunks.len());
+        for (chunk_time, c) in tb.chunks.iter_mut() {
+            if c.batches.is_empty() {
+                continue;
+            }
+            if c.consolidated.as_ref() != Some(&schema) {
+                let aligned = c
+                    .batches
+                    .iter()
+                    .map(|b| align(b, &schema))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let all = concat_batches(&schema, &aligned)?;
+                let deduped = dedup(&all, table)?;
+                let bytes = deduped.get_array_memory_size();
+                // Keep the byte count honest: consolidation can shrink or grow it.
+                if bytes >= c.bytes {
+                    self.bytes.fetch_add(bytes - c.bytes, Ordering::Relaxed);
+                } else {
+                    self.bytes.fetch_sub(c.bytes - bytes, Ordering::Relaxed);
+                }
+                c.bytes = bytes;
+                c.rows = deduped.num_rows();
+                c.batches = vec![deduped];
+                c.consolidated = Some(Arc::clone(&schema));
+            }
+            if let Some(b) = c.batches.first() {
+                out.push(BufferChunk {
+                    generation: self.id,
+                    chunk_time: *chunk_time,
+                    batch: b.clone(),
+                    min_time: c.min_time,
+                    max_time: c.max_time,
+                });
+            }
         }
-        if tb.consolidated.as_ref() != Some(&schema) {
-            let aligned = tb
-                .batches
+        Ok(out)
+    }
+}
+
+/// The smallest and largest `time` of a batch.
+pub fn time_range(batch: &RecordBatch) -> Option<(i64, i64)> {
+    let t = batch
+        .column_by_name("time")?
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()?;
+    Some((arrow::compute::min(t)?, arrow::compute::max(t)?))
+}
+
+/// Splits a batch into the time chunks its rows fall in.
+fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, RecordBatch)> {
+    let chunk_of = |t: i64| t - t.rem_euclid(chunk_ns);
+    let Some(times) = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+    else {
+        return vec![(0, batch.clone())];
+    };
+    let (Some(min), Some(max)) = (arrow::compute::min(times), arrow::compute::max(times)) else {
+        return vec![(0, batch.clone())];
+    };
+    if chunk_of(min) == chunk_of(max) {
+        return vec![(chunk_of(min), batch.clone())];
+    }
+    let mut rows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    for (i, t) in times.values().iter().enumerate() {
+        rows.entry(chunk_of(*t)).or_default().push(i as u32);
+    }
+    let split = rows
+        .into_iter()
+        .map(|(chunk, idx)| {
+            let idx = UInt32Array::from(idx);
+            let cols = batch
+                .columns()
                 .iter()
-                .map(|b| align(b, &schema))
+                .map(|c| take(c.as_ref(), &idx, None))
                 .collect::<Result<Vec<_>, _>>()?;
-            let all = concat_batches(&schema, &aligned)?;
-            let deduped = dedup(&all, table)?;
-            tb.rows = deduped.num_rows();
-            tb.batches = vec![deduped];
-            tb.consolidated = Some(schema);
-        }
-        Ok(tb.batches.first().cloned())
+            RecordBatch::try_new(batch.schema(), cols).map(|b| (chunk, b))
+        })
+        .collect::<Result<Vec<_>, ArrowError>>();
+    // `take` on valid arrays does not fail; if it ever did, keeping the rows
+    // together in one chunk is still correct (chunks are only a layout).
+    split.unwrap_or_else(|_| vec![(chunk_of(min), batch.clone())])
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -125,8 +420,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Puts a batch into `schema`: columns it lacks become nulls.
-fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+/// Puts a batch into `schema`: columns it lacks become nulls, and columns
+/// `schema` lacks are dropped.
+pub fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     if batch.schema() == *schema {
         return Ok(batch.clone());
     }
@@ -141,21 +437,61 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowEr
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
+/// The positions of the series key (tags, then time) in a batch of `table`.
+pub fn key_columns(schema: &arrow::datatypes::Schema, table: &TableSchema) -> Vec<usize> {
+    let kind = |name: &str| table.column(name).map(|c| c.kind);
+    let mut tags: Vec<usize> = Vec::new();
+    let mut time = None;
+    for (i, f) in schema.fields().iter().enumerate() {
+        match kind(f.name()) {
+            Some(ColumnKind::Tag) => tags.push(i),
+            Some(ColumnKind::Time) => time = Some(i),
+            _ => {}
+        }
+    }
+    tags.extend(time);
+    tags
+}
+
+/// Sorts rows by the series key: tags (in column order), then time. The
+/// sort is stable, so rows with one key keep their write order.
+pub fn sort_by_key(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBatch, ArrowError> {
+    let key_cols = key_columns(&batch.schema(), table);
+    if batch.num_rows() < 2 || key_cols.is_empty() {
+        return Ok(batch.clone());
+    }
+    let converter = RowConverter::new(
+        key_cols
+            .iter()
+            .map(|i| SortField::new(batch.schema().field(*i).data_type().clone()))
+            .collect(),
+    )?;
+    let keys: Vec<ArrayRef> = key_cols.iter().map(|i| Arc::clone(batch.column(*i))).collect();
+    let rows = converter.convert_columns(&keys)?;
+    let mut idx: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    idx.sort_by(|a, b| rows.row(*a as usize).cmp(&rows.row(*b as usize)));
+    if idx.windows(2).all(|w| w[0] < w[1]) {
+        return Ok(batch.clone());
+    }
+    let idx = UInt32Array::from(idx);
+    let cols = batch
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &idx, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(batch.schema(), cols)
+}
+
 /// Deduplicates rows with the same tags and time; the last non-null value of
 /// each field wins. Returns the batch unchanged when there are no duplicates.
 pub fn dedup(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBatch, ArrowError> {
+    let key_cols = key_columns(&batch.schema(), table);
+    dedup_by_key(batch, &key_cols)
+}
+
+/// [`dedup`] with the key given as column positions.
+pub fn dedup_by_key(batch: &RecordBatch, key_cols: &[usize]) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
-    let key_cols: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            table
-                .column(f.name())
-                .is_some_and(|c| matches!(c.kind, ColumnKind::Tag | ColumnKind::Time))
-        })
-        .map(|(i, _)| i)
-        .collect();
     let n = batch.num_rows();
     if n < 2 {
         return Ok(batch.clone());

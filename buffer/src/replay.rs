@@ -45,6 +45,6 @@ pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry
         tracing::warn!(seq, rejected = rejected.len(), first = ?rejected.first(), "WAL lines no longer validate");
     }
     let rows = built.batch.rows;
-    buffer.apply(built.batch);
+    buffer.apply(seq, built.batch);
     Ok(rows)
 }

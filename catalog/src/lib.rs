@@ -29,8 +29,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod files;
 mod schema;
 pub mod tokens;
+pub use files::{ParquetFile, TableFiles};
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, FieldType, TableSchema, validate_db_name};
 
@@ -111,6 +113,22 @@ pub enum CatalogOp {
         /// The token's id.
         id: u64,
     },
+    /// Parquet files persisted by `node_id`, covering its WAL up to and
+    /// including `wal_seq`. Ids in `files` are assigned by the writer.
+    AddParquetFiles {
+        /// The ingester that persisted them.
+        node_id: String,
+        /// The last WAL sequence number the files cover.
+        wal_seq: u64,
+        /// The files.
+        files: Vec<ParquetFile>,
+    },
+    /// Files removed from the index (compaction, retention, deletes). The
+    /// objects themselves are deleted later, after a grace period.
+    RemoveParquetFiles {
+        /// The files, by id.
+        ids: Vec<(u32, u32, u64)>,
+    },
     /// New columns on an existing table.
     AddColumns {
         /// The database.
@@ -145,6 +163,14 @@ pub struct CatalogState {
     next_token_id: u64,
     #[serde(default)]
     tokens: BTreeMap<u64, Arc<TokenInfo>>,
+    #[serde(default)]
+    next_file_id: u64,
+    /// Per database, per table: the Parquet files.
+    #[serde(default)]
+    files: BTreeMap<u32, BTreeMap<u32, Arc<TableFiles>>>,
+    /// Per ingester node: the last WAL sequence number persisted to Parquet.
+    #[serde(default)]
+    persisted_wal: BTreeMap<String, u64>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
     #[serde(skip)]
@@ -183,6 +209,31 @@ impl CatalogState {
     /// All tokens, by id.
     pub fn tokens(&self) -> impl Iterator<Item = &Arc<TokenInfo>> {
         self.tokens.values()
+    }
+
+    /// The Parquet files of a table (empty if none).
+    pub fn table_files(&self, db_id: u32, table_id: u32) -> Option<&Arc<TableFiles>> {
+        self.files.get(&db_id).and_then(|t| t.get(&table_id))
+    }
+
+    /// Every Parquet file of a database, by table.
+    pub fn database_files(&self, db_id: u32) -> impl Iterator<Item = (u32, &Arc<TableFiles>)> {
+        self.files.get(&db_id).into_iter().flat_map(|t| t.iter().map(|(id, f)| (*id, f)))
+    }
+
+    /// The last WAL sequence number `node_id` has persisted (0 if none).
+    pub fn persisted_wal_seq(&self, node_id: &str) -> u64 {
+        self.persisted_wal.get(node_id).copied().unwrap_or(0)
+    }
+
+    /// Every node's persisted WAL sequence number.
+    pub fn persisted_wal(&self) -> &BTreeMap<String, u64> {
+        &self.persisted_wal
+    }
+
+    /// The id the next Parquet file gets.
+    pub fn next_file_id(&self) -> u64 {
+        self.next_file_id.max(1)
     }
 
     /// The id the next token gets.
@@ -256,6 +307,36 @@ impl CatalogState {
                         .ok_or_else(|| bad(format!("no token {id}")))?;
                     self.token_by_name.remove(&t.name);
                     self.token_by_hash.remove(&t.hash);
+                }
+                CatalogOp::AddParquetFiles {
+                    node_id,
+                    wal_seq,
+                    files,
+                } => {
+                    let done = self.persisted_wal.entry(node_id.clone()).or_default();
+                    if *wal_seq < *done {
+                        return Err(bad(format!(
+                            "node {node_id} persisted WAL {wal_seq} after {done}"
+                        )));
+                    }
+                    *done = *wal_seq;
+                    for f in files {
+                        let table = self
+                            .files
+                            .entry(f.db_id)
+                            .or_default()
+                            .entry(f.table_id)
+                            .or_default();
+                        Arc::make_mut(table).insert(f.id, Arc::new(f.clone()));
+                        self.next_file_id = self.next_file_id.max(f.id + 1);
+                    }
+                }
+                CatalogOp::RemoveParquetFiles { ids } => {
+                    for (db_id, table_id, id) in ids {
+                        if let Some(t) = self.files.get_mut(db_id).and_then(|t| t.get_mut(table_id)) {
+                            Arc::make_mut(t).remove(id);
+                        }
+                    }
                 }
                 CatalogOp::AddColumns {
                     db_id,

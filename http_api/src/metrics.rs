@@ -130,6 +130,12 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Adds the query engine's file scan counters.
+    pub fn register_scan(&self, scan: &query::ScanMetrics) {
+        let _ = self.registry.register(Box::new(scan.files_scanned.clone()));
+        let _ = self.registry.register(Box::new(scan.files_pruned.clone()));
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

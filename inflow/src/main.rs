@@ -3,8 +3,9 @@
 //! ```text
 //!  inflow serve
 //!    ├─ catalog      (object store: --data-dir by default)
-//!    ├─ ingester     WAL replay, then writes ─▶ WAL ─▶ buffer
-//!    ├─ query engine reads the same buffer, so a write is visible once acknowledged
+//!    ├─ ingester     WAL replay, then writes ─▶ WAL ─▶ buffer ─▶ Parquet (persist)
+//!    ├─ query engine reads the same buffer and the Parquet files, so a write is
+//!    │               visible once acknowledged
 //!    └─ HTTP on --http-bind (default 0.0.0.0:8181)
 //! ```
 
@@ -27,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run every role (ingester, querier, compactor) in one process. By default
     /// all data lives under ./.inflow on the local disk.
-    Serve(Box<CommonArgs>),
+    Serve(Box<ServeArgs>),
     /// Create resources on a server (tokens).
     #[command(subcommand)]
     Create(client::CreateCommand),
@@ -37,6 +38,15 @@ enum Command {
     /// List resources on a server (tokens).
     #[command(subcommand)]
     Show(client::ShowCommand),
+}
+
+/// The flags of `inflow serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    persist: server_common::PersistArgs,
 }
 
 #[tokio::main]
@@ -54,16 +64,16 @@ async fn main() {
     }
 }
 
-async fn serve(c: CommonArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let c = &c;
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let c = &args.common;
     c.init_logging()?;
     let (store, catalog) = c.open_catalog().await?;
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
-    let buffer = Arc::new(buffer::Buffer::new());
-    let config = ingester::IngesterConfig::from_args(c, store);
+    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
+    let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store));
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
-    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer);
+    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, store);
     c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics).await?;
     Ok(())
 }

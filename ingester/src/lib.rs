@@ -11,10 +11,15 @@
 //!  WAL PUT succeeds ─▶ rows applied to the Buffer ─▶ 204
 //! ```
 //!
-//! On start the ingester replays its WAL files, in order, through the same
-//! steps 1–4, so replayed data equals what was acknowledged. The WAL stores
-//! the accepted lines with the request's precision and the time given to
-//! lines without a timestamp, which makes the replay exact.
+//! On start the ingester replays its WAL files that are not persisted yet,
+//! in order, through the same steps 1–4, so replayed data equals what was
+//! acknowledged. The WAL stores the accepted lines with the request's
+//! precision and the time given to lines without a timestamp, which makes
+//! the replay exact.
+//!
+//! Persistence (see [`persist`]) moves the buffer to Parquet after
+//! `--wal-snapshot-size` WAL files or past `--buffer-mem-limit`, and then
+//! deletes the WAL files it covers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,9 @@ use http_api::{WriteError, WriteOutcome, WriteRequest, WriteService};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use wal::{FlushObserver, Wal, WalEntry, WalError, WalLocation};
+
+pub mod persist;
+pub use persist::PersistConfig;
 
 /// Why the ingester could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +67,26 @@ pub struct IngesterConfig {
     pub node_id: String,
     /// `--wal-flush-interval`.
     pub wal_flush_interval: Duration,
+    /// When and how the buffer is persisted.
+    pub persist: PersistConfig,
 }
 
 impl IngesterConfig {
     /// The settings the common flags give, over `store`.
-    pub fn from_args(args: &server_common::CommonArgs, store: Arc<dyn ObjectStore>) -> Self {
+    pub fn from_args(
+        args: &server_common::CommonArgs,
+        persist: &server_common::PersistArgs,
+        store: Arc<dyn ObjectStore>,
+    ) -> Self {
         Self {
             store,
             prefix: args.prefix(),
             node_id: args.node_id.clone(),
             wal_flush_interval: args.wal_flush_interval,
+            persist: PersistConfig {
+                wal_snapshot_size: persist.wal_snapshot_size,
+                buffer_mem_limit: persist.buffer_mem_limit,
+            },
         }
     }
 }
@@ -90,39 +108,59 @@ impl Ingester {
     ) -> Result<Arc<Self>, IngesterError> {
         let location = WalLocation::new(Arc::clone(&config.store), &config.prefix, &config.node_id);
         let started = std::time::Instant::now();
-        let (files, rows, next_seq) = replay(&location, &catalog, &buffer).await?;
+        let persisted = catalog.state().persisted_wal_seq(&config.node_id);
+        let (files, rows, next_seq) = replay(&location, &catalog, &buffer, persisted).await?;
         tracing::info!(
             files,
             rows,
             next_seq,
+            persisted,
             elapsed_ms = started.elapsed().as_millis() as u64,
             node_id = %config.node_id,
             "WAL replayed"
         );
+        let persister = persist::Persister::new(
+            &config,
+            Arc::clone(&catalog),
+            Arc::clone(&buffer),
+            location.clone(),
+            persisted,
+            next_seq - 1,
+        );
+        let trigger = Arc::clone(&persister);
         let apply_buffer = Arc::clone(&buffer);
         let wal = Wal::start(
             location,
             next_seq,
             config.wal_flush_interval,
-            Box::new(move |_seq, batches: Vec<WriteBatch>| {
-                for b in batches {
-                    apply_buffer.apply(b);
-                }
+            Box::new(move |seq, batches: Vec<WriteBatch>| {
+                apply_buffer.apply_file(seq, batches);
+                trigger.applied(seq);
             }),
             observe,
         );
+        persister.spawn();
         Ok(Arc::new(Self { catalog, wal }))
     }
 }
 
-/// Replays every WAL file at `location` into `buffer`. Returns the number of
-/// files and rows, and the next sequence number to write.
+/// Replays the WAL files at `location` after `persisted` into `buffer`, and
+/// deletes those up to `persisted` (left by a persist that stopped before
+/// its cleanup). Returns the number of files replayed and rows, and the next
+/// sequence number to write: after every file and every persisted sequence,
+/// so a number is never reused.
 pub async fn replay(
     location: &WalLocation,
     catalog: &Catalog,
     buffer: &Buffer,
+    persisted: u64,
 ) -> Result<(usize, usize, u64), IngesterError> {
-    let seqs = location.list().await?;
+    let all = location.list().await?;
+    let last = all.last().copied().unwrap_or(0).max(persisted);
+    let (done, seqs): (Vec<u64>, Vec<u64>) = all.into_iter().partition(|s| *s <= persisted);
+    for seq in done {
+        location.delete(seq).await?;
+    }
     let mut rows = 0;
     for seq in &seqs {
         let file = location.read(*seq).await?;
@@ -135,7 +173,7 @@ pub async fn replay(
                 })?;
         }
     }
-    Ok((seqs.len(), rows, seqs.last().map_or(1, |s| s + 1)))
+    Ok((seqs.len(), rows, last + 1))
 }
 
 fn now_ns() -> i64 {

@@ -10,6 +10,12 @@
 //! ```
 //!
 //! No RPC to the ingesters is needed: the WAL is the replication stream.
+//!
+//! When the catalog shows that a node persisted its WAL up to some sequence
+//! number, the tailer rebuilds its buffer from the WAL files after the
+//! persisted ones and swaps it in: the persisted rows are then read from
+//! Parquet. Queries read the buffer before the catalog, so they never miss
+//! rows in between (see `query`'s provider).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +36,8 @@ pub struct WalTailer {
     buffer: Arc<Buffer>,
     /// Per node, the last applied sequence number.
     applied: HashMap<String, u64>,
+    /// Per node, the persisted sequence number the buffer was built for.
+    persisted: HashMap<String, u64>,
 }
 
 impl WalTailer {
@@ -41,11 +49,42 @@ impl WalTailer {
             catalog,
             buffer,
             applied: HashMap::new(),
+            persisted: HashMap::new(),
         }
     }
 
-    /// Applies every WAL file not applied yet; returns how many.
+    /// Applies every WAL file not applied yet; returns how many. If a node
+    /// persisted since the last poll, rebuilds the buffer first.
     pub async fn poll(&mut self) -> Result<usize, String> {
+        let state = self.catalog.state();
+        let moved = state
+            .persisted_wal()
+            .iter()
+            .any(|(node, seq)| self.persisted.get(node).copied().unwrap_or(0) < *seq);
+        if moved {
+            let fresh = Arc::new(Buffer::with_chunk_duration(std::time::Duration::from_nanos(
+                self.buffer.chunk_ns().max(1) as u64,
+            )));
+            let mut rebuilt = WalTailer {
+                store: Arc::clone(&self.store),
+                prefix: self.prefix.clone(),
+                catalog: Arc::clone(&self.catalog),
+                buffer: Arc::clone(&fresh),
+                applied: state.persisted_wal().clone().into_iter().collect(),
+                persisted: state.persisted_wal().clone().into_iter().collect(),
+            };
+            let applied = rebuilt.apply_new().await?;
+            drop(rebuilt.buffer);
+            let fresh = Arc::try_unwrap(fresh).map_err(|_| "rebuilt buffer still shared".to_string())?;
+            self.buffer.replace_with(fresh);
+            self.applied = rebuilt.applied;
+            self.persisted = rebuilt.persisted;
+            return Ok(applied);
+        }
+        self.apply_new().await
+    }
+
+    async fn apply_new(&mut self) -> Result<usize, String> {
         let dir = self.prefix.clone().join("wal");
         let listing = self
             .store

@@ -30,10 +30,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cli.common.init_logging()?;
     let (store, catalog) = cli.common.open_catalog().await?;
     let buffer = Arc::new(buffer::Buffer::new());
-    let mut tailer = querier::WalTailer::new(store, cli.common.prefix(), Arc::clone(&catalog), Arc::clone(&buffer));
+    let mut tailer = querier::WalTailer::new(
+        Arc::clone(&store),
+        cli.common.prefix(),
+        Arc::clone(&catalog),
+        Arc::clone(&buffer),
+    );
     tailer.poll().await?;
     tailer.spawn(cli.replication_interval);
-    let engine = Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer));
+    let engine = Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer, store));
     cli.common
         .serve_http(catalog, None, Some(engine), http_api::Metrics::new())
         .await?;

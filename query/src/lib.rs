@@ -3,17 +3,20 @@
 //!
 //! ```text
 //!  SQL ─▶ SessionContext (catalog "public", schema "iox", information_schema)
-//!            │ table("cpu") ─▶ BufferTable ─▶ Buffer::snapshot (deduplicated)
+//!            │ table("cpu") ─▶ InflowTable: pruned Parquet files ∪ buffer chunks,
+//!            │                 overlapping ones deduplicated (see provider.rs)
 //!            ▼
 //!        RecordBatch stream ─▶ format::Encoder (json, jsonl, csv, pretty, parquet)
 //! ```
 //!
 //! Each query gets its own session over the catalog state of the moment, so a
-//! query sees one consistent schema. Parquet files join the buffer here when
-//! persistence lands.
+//! query sees one consistent schema. There is no limit on the number of
+//! files a query may read: pruning keeps the number it opens small.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use prometheus::IntCounter;
 
 use catalog::Catalog;
 use datafusion::common::ScalarValue;
@@ -22,7 +25,10 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
+use object_store::ObjectStore;
 
 mod format;
 mod provider;
@@ -68,11 +74,46 @@ impl QueryError {
     }
 }
 
-/// Runs queries against the catalog and the buffer.
+/// Counts of Parquet files per table scan: read versus pruned before
+/// opening. Registered with `/metrics` by the server.
+#[derive(Debug, Clone)]
+pub struct ScanMetrics {
+    /// `inflow_query_parquet_files_scanned_total`.
+    pub files_scanned: IntCounter,
+    /// `inflow_query_parquet_files_pruned_total`.
+    pub files_pruned: IntCounter,
+}
+
+impl Default for ScanMetrics {
+    fn default() -> Self {
+        let counter = |name: &str, help: &str| {
+            IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
+        };
+        Self {
+            files_scanned: counter(
+                "inflow_query_parquet_files_scanned_total",
+                "Parquet files that table scans read",
+            ),
+            files_pruned: counter(
+                "inflow_query_parquet_files_pruned_total",
+                "Parquet files that table scans skipped by time range or column statistics",
+            ),
+        }
+    }
+}
+
+impl ScanMetrics {
+    fn record(&self, scanned: u64, pruned: u64) {
+        self.files_scanned.inc_by(scanned);
+        self.files_pruned.inc_by(pruned);
+    }
+}
+
+/// Runs queries against the catalog, the buffer and the Parquet files.
 #[derive(Debug)]
 pub struct QueryEngine {
     catalog: Arc<Catalog>,
-    buffer: Arc<Buffer>,
+    sources: provider::Sources,
     /// Built once: registering DataFusion's few hundred built-in functions
     /// per query cost more than planning a small query. Each query clones
     /// it and gets its own catalog list.
@@ -80,16 +121,33 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    /// An engine over `catalog` and `buffer`.
-    pub fn new(catalog: Arc<Catalog>, buffer: Arc<Buffer>) -> Self {
+    /// An engine over `catalog`, `buffer`, and the Parquet files on `store`
+    /// (the root store: file paths in the catalog include the prefix).
+    pub fn new(catalog: Arc<Catalog>, buffer: Arc<Buffer>, store: Arc<dyn ObjectStore>) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("public", "iox");
+        let runtime = Arc::new(RuntimeEnv::default());
+        if let Ok(url) = ObjectStoreUrl::parse(provider::STORE_URL) {
+            runtime.register_object_store(url.as_ref(), Arc::clone(&store));
+        }
         let base = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_default_features()
             .build();
-        Self { catalog, buffer, base }
+        let sources = provider::Sources {
+            buffer,
+            catalog: Arc::clone(&catalog),
+            store,
+            metrics: Arc::new(ScanMetrics::default()),
+        };
+        Self { catalog, sources, base }
+    }
+
+    /// File scan counters, for `/metrics`.
+    pub fn scan_metrics(&self) -> Arc<ScanMetrics> {
+        Arc::clone(&self.sources.metrics)
     }
 
     fn session(&self, db: &str) -> Result<SessionContext, QueryError> {
@@ -102,7 +160,7 @@ impl QueryEngine {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(
             "public".to_string(),
-            Arc::new(DatabaseCatalog::new(db_schema, Arc::clone(&self.buffer), state)),
+            Arc::new(DatabaseCatalog::new(db_schema, self.sources.clone(), state)),
         );
         let mut session = self.base.clone();
         session.register_catalog_list(Arc::new(catalogs));

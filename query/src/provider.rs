@@ -1,19 +1,63 @@
 //! DataFusion catalog, schema and table providers over one database.
+//!
+//! A table's rows live in two places: Parquet files listed in the catalog,
+//! and the buffer (chunks not yet persisted). [`InflowTable::scan`] prunes
+//! files by the query's time range and tag equalities, then groups the
+//! remaining sources by overlapping time ranges:
+//!
+//! ```text
+//!  files (by id) + buffer chunks (by generation)      sources whose time ranges
+//!        │ prune: time range, tag = / IN               overlap nothing else are
+//!        ▼                                             scanned as they are:
+//!  sweep by min_time ─▶ alone ─────────────────────▶   Parquet scan (one DataSourceExec,
+//!                    └▶ overlapping group ─▶ read,      every file) ∪ memory scan
+//!                       concat oldest first, dedup ─▶  (later writes win, field by field)
+//! ```
+//!
+//! The buffer is read before the catalog: a persist registers its files
+//! before it drops the buffered rows, so a query sees every row at least
+//! once, and a row seen twice is collapsed by the dedup of its group.
 
 use std::sync::Arc;
 
+use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use buffer::Buffer;
-use catalog::{DatabaseSchema, TableSchema};
+use buffer::{Buffer, BufferChunk};
+use catalog::{Catalog, ColumnKind, DatabaseSchema, ParquetFile, TableSchema};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Expr;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use object_store::ObjectStore;
+
+use crate::ScanMetrics;
 
 /// The schema name of user tables, as in InfluxDB 3.
 pub(crate) const IOX_SCHEMA: &str = "iox";
+
+/// The URL under which the engine registers the object store.
+pub(crate) const STORE_URL: &str = "inflow://store";
+
+/// What a table scan reads besides the schema: the buffer, the catalog for
+/// the file list, and the store for files it must read itself.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    pub(crate) buffer: Arc<Buffer>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) metrics: Arc<ScanMetrics>,
+}
 
 /// The `public` catalog of a query: the database's tables in schema `iox`.
 #[derive(Debug)]
@@ -25,10 +69,10 @@ pub struct DatabaseCatalog {
 impl DatabaseCatalog {
     /// A catalog over `db`'s schema of the moment, with the `system` tables
     /// of catalog state `state`.
-    pub fn new(db: Arc<DatabaseSchema>, buffer: Arc<Buffer>, state: Arc<catalog::CatalogState>) -> Self {
+    pub(crate) fn new(db: Arc<DatabaseSchema>, sources: Sources, state: Arc<catalog::CatalogState>) -> Self {
         Self {
-            iox: Arc::new(DatabaseTables { db, buffer }),
-            system: Arc::new(crate::system::SystemTables::new(state)),
+            system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db))),
+            iox: Arc::new(DatabaseTables { db, sources }),
         }
     }
 }
@@ -50,7 +94,7 @@ impl CatalogProvider for DatabaseCatalog {
 #[derive(Debug)]
 struct DatabaseTables {
     db: Arc<DatabaseSchema>,
-    buffer: Arc<Buffer>,
+    sources: Sources,
 }
 
 #[async_trait]
@@ -61,11 +105,11 @@ impl SchemaProvider for DatabaseTables {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         Ok(self.db.table(name).map(|t| {
-            Arc::new(BufferTable {
+            Arc::new(InflowTable {
                 db_id: self.db.id,
                 schema: buffer::table_arrow_schema(t),
                 table: Arc::clone(t),
-                buffer: Arc::clone(&self.buffer),
+                sources: self.sources.clone(),
             }) as Arc<dyn TableProvider>
         }))
     }
@@ -75,23 +119,43 @@ impl SchemaProvider for DatabaseTables {
     }
 }
 
-/// One table's buffered rows.
+/// One table: its Parquet files and buffered chunks.
 #[derive(Debug)]
-struct BufferTable {
+struct InflowTable {
     db_id: u32,
     table: Arc<TableSchema>,
     schema: SchemaRef,
-    buffer: Arc<Buffer>,
+    sources: Sources,
+}
+
+/// A source of rows with its time range, in age order.
+enum Source {
+    File(Arc<ParquetFile>),
+    Chunk(BufferChunk),
+}
+
+impl Source {
+    fn range(&self) -> (i64, i64) {
+        match self {
+            Source::File(f) => (f.min_time, f.max_time),
+            Source::Chunk(c) => (c.min_time, c.max_time),
+        }
+    }
 }
 
 #[async_trait]
-impl TableProvider for BufferTable {
+impl TableProvider for InflowTable {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters prune files and row groups; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
     async fn scan(
@@ -101,16 +165,242 @@ impl TableProvider for BufferTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self
+        let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
+        // Buffer first, then the catalog (see the module docs).
+        let chunks = self
+            .sources
             .buffer
-            .snapshot(self.db_id, &self.table)
-            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
-        let partitions = match batch {
-            Some(b) => vec![vec![b]],
-            None => vec![vec![]],
+            .table_chunks(self.db_id, &self.table)
+            .map_err(arrow_err)?;
+        let catalog_state = self.sources.catalog.state();
+        let prune = Pruning::from_filters(filters, &self.table);
+
+        let mut sources: Vec<Source> = Vec::new();
+        let (mut scanned, mut pruned) = (0u64, 0u64);
+        if let Some(files) = catalog_state.table_files(self.db_id, self.table.id) {
+            for f in files.values() {
+                if prune.keeps_file(f) {
+                    scanned += 1;
+                    sources.push(Source::File(Arc::clone(f)));
+                } else {
+                    pruned += 1;
+                }
+            }
+        }
+        self.sources.metrics.record(scanned, pruned);
+        sources.extend(
+            chunks
+                .into_iter()
+                .filter(|c| c.min_time <= prune.max_time && c.max_time >= prune.min_time)
+                .map(Source::Chunk),
+        );
+
+        // Group sources whose time ranges overlap; `sources` is in age order
+        // and the sort is stable, so each group stays in age order.
+        let mut order: Vec<usize> = (0..sources.len()).collect();
+        order.sort_by_key(|i| sources[*i].range().0);
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_max = i64::MIN;
+        for i in order {
+            let (lo, hi) = sources[i].range();
+            match groups.last_mut() {
+                Some(g) if lo <= group_max => {
+                    g.push(i);
+                    group_max = group_max.max(hi);
+                }
+                _ => {
+                    groups.push(vec![i]);
+                    group_max = hi;
+                }
+            }
+        }
+
+        let mut files: Vec<PartitionedFile> = Vec::new();
+        let mut memory: Vec<Vec<RecordBatch>> = Vec::new();
+        for mut g in groups {
+            if g.len() == 1 {
+                match &sources[g[0]] {
+                    Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
+                    Source::Chunk(c) => memory.push(vec![c.batch.clone()]),
+                }
+                continue;
+            }
+            g.sort_unstable();
+            memory.push(vec![self.merge(&sources, &g).await?]);
+        }
+
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let projection = projection.cloned();
+        if !files.is_empty() {
+            let mut source = ParquetSource::new(Arc::clone(&self.schema));
+            if let Some(predicate) = conjunction(filters.iter().cloned()) {
+                let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+                if let Ok(p) = state.create_physical_expr(predicate, &df_schema) {
+                    source = source.with_predicate(p);
+                }
+            }
+            // Spread files over the target partitions, keeping them whole.
+            let n = state.config().target_partitions().max(1).min(files.len());
+            let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
+            for (i, f) in files.into_iter().enumerate() {
+                file_groups[i % n].push(f);
+            }
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(projection.clone())?
+                .with_limit(limit)
+                .build();
+            plans.push(DataSourceExec::from_data_source(config));
+        }
+        if !memory.is_empty() || plans.is_empty() {
+            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection)?.with_limit(limit);
+            plans.push(DataSourceExec::from_data_source(mem));
+        }
+        UnionExec::try_new(plans)
+    }
+}
+
+impl InflowTable {
+    /// Reads a group of overlapping sources (in age order) into one
+    /// deduplicated batch.
+    async fn merge(&self, sources: &[Source], group: &[usize]) -> Result<RecordBatch> {
+        let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
+        let mut batches = Vec::new();
+        for i in group {
+            match &sources[*i] {
+                Source::File(f) => {
+                    let read = parquet_store::read_file(&self.sources.store, &f.path)
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    for b in read {
+                        batches.push(buffer::align(&b, &self.schema).map_err(arrow_err)?);
+                    }
+                }
+                Source::Chunk(c) => batches.push(c.batch.clone()),
+            }
+        }
+        let all = concat_batches(&self.schema, &batches).map_err(arrow_err)?;
+        buffer::dedup(&all, &self.table).map_err(arrow_err)
+    }
+}
+
+/// What the filters say about which rows can match.
+#[derive(Debug)]
+struct Pruning {
+    min_time: i64,
+    max_time: i64,
+    /// Tag columns that must equal one of the values.
+    tags: Vec<(String, Vec<String>)>,
+}
+
+impl Pruning {
+    fn from_filters(filters: &[Expr], table: &TableSchema) -> Self {
+        let mut p = Pruning {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            tags: Vec::new(),
         };
-        MemTable::try_new(Arc::clone(&self.schema), partitions)?
-            .scan(state, projection, filters, limit)
-            .await
+        for f in filters {
+            p.visit(f, table);
+        }
+        p
+    }
+
+    fn keeps_file(&self, f: &ParquetFile) -> bool {
+        f.overlaps_time(self.min_time, self.max_time)
+            && self.tags.iter().all(|(tag, values)| {
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                f.may_contain_tag(tag, &values)
+            })
+    }
+
+    fn visit(&mut self, e: &Expr, table: &TableSchema) {
+        let kind = |name: &str| table.column(name).map(|c| c.kind);
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::And => {
+                self.visit(left, table);
+                self.visit(right, table);
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, op, value) = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+                    (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
+                        Some(op) => (c, op, v),
+                        None => return,
+                    },
+                    _ => return,
+                };
+                match kind(&col.name) {
+                    Some(ColumnKind::Time) => {
+                        let Some(t) = timestamp_ns(value) else { return };
+                        match op {
+                            Operator::Gt => self.min_time = self.min_time.max(t.saturating_add(1)),
+                            Operator::GtEq => self.min_time = self.min_time.max(t),
+                            Operator::Lt => self.max_time = self.max_time.min(t.saturating_sub(1)),
+                            Operator::LtEq => self.max_time = self.max_time.min(t),
+                            Operator::Eq => {
+                                self.min_time = self.min_time.max(t);
+                                self.max_time = self.max_time.min(t);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(ColumnKind::Tag) if op == Operator::Eq => {
+                        if let Some(s) = string_value(value) {
+                            self.tags.push((col.name.clone(), vec![s]));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Between(b) if !b.negated => {
+                if let (Expr::Column(c), Expr::Literal(lo, _), Expr::Literal(hi, _)) =
+                    (b.expr.as_ref(), b.low.as_ref(), b.high.as_ref())
+                    && kind(&c.name) == Some(ColumnKind::Time)
+                    && let (Some(lo), Some(hi)) = (timestamp_ns(lo), timestamp_ns(hi))
+                {
+                    self.min_time = self.min_time.max(lo);
+                    self.max_time = self.max_time.min(hi);
+                }
+            }
+            Expr::InList(l) if !l.negated => {
+                if let Expr::Column(c) = l.expr.as_ref()
+                    && kind(&c.name) == Some(ColumnKind::Tag)
+                {
+                    let values: Option<Vec<String>> = l
+                        .list
+                        .iter()
+                        .map(|v| match v {
+                            Expr::Literal(v, _) => string_value(v),
+                            _ => None,
+                        })
+                        .collect();
+                    if let Some(values) = values {
+                        self.tags.push((c.name.clone(), values));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(*t),
+        ScalarValue::TimestampMicrosecond(Some(t), _) => t.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(t), _) => t.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(t), _) => t.checked_mul(1_000_000_000),
+        _ => None,
+    }
+}
+
+fn string_value(v: &ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            Some(s.clone())
+        }
+        ScalarValue::Dictionary(_, v) => string_value(v),
+        _ => None,
     }
 }

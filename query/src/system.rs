@@ -1,14 +1,16 @@
 //! The `system` schema: tables about the server itself, built from the
-//! catalog state at query time. Reading them needs system read permission
-//! or an admin token ([`check_access`]).
+//! catalog state at query time. Tables about the whole server (`tokens`)
+//! need system read permission or an admin token ([`check_access`]);
+//! tables about the queried database (`parquet_files`) need only read
+//! permission on it, like its other tables.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMillisecondArray, UInt64Array};
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use catalog::CatalogState;
+use catalog::{CatalogState, DatabaseSchema};
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
@@ -20,16 +22,48 @@ use crate::QueryError;
 /// The schema name.
 pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
-const TABLES: &[&str] = &["tokens"];
+const TABLES: &[&str] = &["parquet_files", "tokens"];
+
+/// Tables about the whole server rather than the queried database.
+const SERVER_TABLES: &[&str] = &["tokens"];
 
 #[derive(Debug)]
 pub(crate) struct SystemTables {
     state: Arc<CatalogState>,
+    db: Arc<DatabaseSchema>,
 }
 
 impl SystemTables {
-    pub(crate) fn new(state: Arc<CatalogState>) -> Self {
-        Self { state }
+    pub(crate) fn new(state: Arc<CatalogState>, db: Arc<DatabaseSchema>) -> Self {
+        Self { state, db }
+    }
+
+    /// `system.parquet_files`: the database's persisted files, as InfluxDB 3
+    /// shows them (times in nanoseconds since the epoch).
+    fn parquet_files(&self) -> Result<MemTable, DataFusionError> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("path", DataType::Utf8, false),
+            Field::new("size_bytes", DataType::UInt64, false),
+            Field::new("row_count", DataType::UInt64, false),
+            Field::new("min_time", DataType::Int64, false),
+            Field::new("max_time", DataType::Int64, false),
+        ]));
+        let mut files = Vec::new();
+        for (table_id, table_files) in self.state.database_files(self.db.id) {
+            let name = self.db.table_by_id(table_id).map_or_else(|| table_id.to_string(), |t| t.name.to_string());
+            files.extend(table_files.values().map(|f| (name.clone(), Arc::clone(f))));
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(files.iter().map(|(n, _)| n.as_str()))),
+            Arc::new(StringArray::from_iter_values(files.iter().map(|(_, f)| f.path.as_str()))),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|(_, f)| f.size_bytes))),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|(_, f)| f.row_count))),
+            Arc::new(Int64Array::from_iter_values(files.iter().map(|(_, f)| f.min_time))),
+            Arc::new(Int64Array::from_iter_values(files.iter().map(|(_, f)| f.max_time))),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.tokens`: every token's name, permissions and times; never the
@@ -73,6 +107,7 @@ impl SchemaProvider for SystemTables {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         Ok(match name {
             "tokens" => Some(Arc::new(self.tokens()?)),
+            "parquet_files" => Some(Arc::new(self.parquet_files()?)),
             _ => None,
         })
     }
@@ -87,7 +122,8 @@ pub(crate) fn check_access(plan: &LogicalPlan, may_read: &(dyn Fn(&str) -> bool 
     let mut denied: Option<String> = None;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            if scan.table_name.schema() == Some(SYSTEM_SCHEMA) && !may_read(scan.table_name.table()) {
+            let table = scan.table_name.table();
+            if scan.table_name.schema() == Some(SYSTEM_SCHEMA) && SERVER_TABLES.contains(&table) && !may_read(table) {
                 denied = Some(scan.table_name.table().to_string());
                 return Ok(TreeNodeRecursion::Stop);
             }

@@ -116,6 +116,62 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
 }
 
+/// Flags of the nodes that persist the buffer to Parquet (`inflow serve`
+/// and `inflow-ingester`).
+#[derive(Debug, Clone, Args)]
+pub struct PersistArgs {
+    /// The time span of one buffer chunk, and so of one Parquet file: rows
+    /// are grouped by `time` into chunks of this length.
+    #[arg(long, env = "INFLOW_GEN1_DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub gen1_duration: Duration,
+
+    /// Persist the buffer to Parquet after this many WAL files.
+    #[arg(long, env = "INFLOW_WAL_SNAPSHOT_SIZE", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub wal_snapshot_size: u64,
+
+    /// Persist the buffer to Parquet when it holds more than this: a size
+    /// (256MiB, 2GB) or a percentage of the machine's memory (10%).
+    #[arg(long, env = "INFLOW_BUFFER_MEM_LIMIT", default_value = "10%", value_parser = parse_mem_limit)]
+    pub buffer_mem_limit: usize,
+}
+
+/// Parses a memory limit: a size (see [`parse_size`]) or a percentage of the
+/// machine's memory (or of the cgroup's limit, when that is lower).
+pub fn parse_mem_limit(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        let pct: f64 = p
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| *v > 0.0 && *v <= 100.0)
+            .ok_or_else(|| format!("invalid percentage '{s}': expected a number in (0, 100] followed by %"))?;
+        let total = total_memory().ok_or_else(|| {
+            format!("cannot read the machine's memory to resolve '{s}'; give a size such as 1GiB instead")
+        })?;
+        return Ok((total as f64 * pct / 100.0) as usize);
+    }
+    parse_size(t)
+}
+
+/// The memory this process may use: the machine's, or its cgroup's limit.
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let machine = kb * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(machine, |c| c.min(machine)))
+}
+
 /// A start-up failure, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -355,6 +411,9 @@ impl CommonArgs {
         query: Option<Arc<query::QueryEngine>>,
         metrics: http_api::Metrics,
     ) -> Result<(), StartupError> {
+        if let Some(q) = &query {
+            metrics.register_scan(&q.scan_metrics());
+        }
         let state = http_api::AppState {
             catalog,
             writer,

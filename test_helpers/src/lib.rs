@@ -43,6 +43,7 @@ pub struct TestServer {
     stderr: Arc<Mutex<String>>,
     client: reqwest::Client,
     token: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -135,6 +136,7 @@ impl TestServer {
                 .build()
                 .unwrap(),
             token,
+            env: Vec::new(),
         };
         s.spawn().await?;
         Ok(s)
@@ -143,6 +145,7 @@ impl TestServer {
     async fn spawn(&mut self) -> Result<(), String> {
         let mut child = Command::new(bin_path(&self.binary))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -227,6 +230,46 @@ impl TestServer {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// Sets an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Removes every environment variable set with [`TestServer::set_env`].
+    pub fn clear_env(&mut self) {
+        self.env.clear();
+    }
+
+    /// Replaces the extra flags' value `flag` (e.g. `--wal-snapshot-size`)
+    /// for the next (re)start, or appends the flag.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        match self.args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.args.len() => self.args[i + 1] = value.to_string(),
+            _ => {
+                self.args.push(flag.to_string());
+                self.args.push(value.to_string());
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; returns
+    /// its exit status, or `None` if it is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -16,14 +16,14 @@ ADMIN_TOKEN = "apiv3_client-tests-admin-token"
 
 
 class Server:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, extra=()):
         token_file = os.path.join(data_dir, "admin-token")
         with open(token_file, "w") as f:
             f.write(ADMIN_TOKEN)
         self.token = ADMIN_TOKEN
         self.proc = subprocess.Popen(
             [binary, "serve", "--http-bind", "127.0.0.1:0", "--data-dir", os.path.join(data_dir, "data"),
-             "--wal-flush-interval", "10ms", "--log-filter", "warn", "--admin-token-file", token_file],
+             "--wal-flush-interval", "10ms", "--log-filter", "warn", "--admin-token-file", token_file, *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addr = None
         ready = threading.Event()
@@ -37,6 +37,7 @@ class Server:
         if not ready.wait(30):
             self.proc.kill()
             raise RuntimeError("inflow did not start: " + self.proc.stderr.read())
+        self.data_dir = os.path.join(data_dir, "data")
         self.url = f"http://{self.addr}"
         self.port = int(self.addr.rsplit(":", 1)[1])
 
@@ -58,6 +59,20 @@ def server():
         pytest.fail("set INFLOW_BIN to the inflow binary (scripts/test.sh does)")
     with tempfile.TemporaryDirectory() as d:
         s = Server(binary, d)
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+@pytest.fixture
+def persisting_server():
+    """A server that persists its buffer to Parquet after every WAL file."""
+    binary = os.environ.get("INFLOW_BIN")
+    if not binary:
+        pytest.fail("set INFLOW_BIN to the inflow binary (scripts/test.sh does)")
+    with tempfile.TemporaryDirectory() as d:
+        s = Server(binary, d, extra=("--wal-snapshot-size", "1"))
         try:
             yield s
         finally:

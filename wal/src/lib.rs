@@ -186,6 +186,15 @@ impl WalLocation {
     }
 
     /// The path of file `seq`.
+    /// Deletes WAL file `seq` (a missing file is not an error).
+    pub async fn delete(&self, seq: u64) -> Result<(), WalError> {
+        match self.store.delete(&self.path(seq)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The path of WAL file `seq`.
     pub fn path(&self, seq: u64) -> Path {
         self.dir.clone().join(format!("{seq:020}.wal").as_str())
     }

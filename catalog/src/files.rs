@@ -1,0 +1,59 @@
+//! The Parquet file index: which files hold a table's persisted rows, with
+//! the statistics queries prune by, and how far each node's WAL is persisted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// One persisted Parquet file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParquetFile {
+    /// The file id, unique in the catalog and increasing in persistence
+    /// order: among overlapping files, the higher id holds the later writes.
+    pub id: u64,
+    /// The database.
+    pub db_id: u32,
+    /// The table.
+    pub table_id: u32,
+    /// The object path, including the store prefix.
+    pub path: String,
+    /// Bytes on the object store.
+    pub size_bytes: u64,
+    /// Rows in the file (after dedup).
+    pub row_count: u64,
+    /// The smallest `time` in the file, in nanoseconds.
+    pub min_time: i64,
+    /// The largest `time` in the file, in nanoseconds.
+    pub max_time: i64,
+    /// The start of the time chunk the rows came from.
+    pub chunk_time: i64,
+    /// Compaction level: 0 for files the ingester persisted.
+    #[serde(default)]
+    pub level: u8,
+    /// The smallest and largest value of each tag column, for pruning on tag
+    /// equality. A tag with no entry (all null, or values too long to keep)
+    /// cannot prune.
+    #[serde(default)]
+    pub tag_ranges: BTreeMap<Arc<str>, (String, String)>,
+}
+
+impl ParquetFile {
+    /// Whether the file may hold rows with time in `[min, max]`.
+    pub fn overlaps_time(&self, min: i64, max: i64) -> bool {
+        self.min_time <= max && self.max_time >= min
+    }
+
+    /// Whether the file may hold a row whose tag `tag` is one of `values`.
+    pub fn may_contain_tag(&self, tag: &str, values: &[&str]) -> bool {
+        match self.tag_ranges.get(tag) {
+            Some((lo, hi)) => values.iter().any(|v| lo.as_str() <= *v && *v <= hi.as_str()),
+            // Without statistics a file may hold anything; a column the file
+            // lacks entirely is tracked as absent by the writer, not here.
+            None => true,
+        }
+    }
+}
+
+/// The files of one table, by id.
+pub type TableFiles = BTreeMap<u64, Arc<ParquetFile>>;

@@ -1,0 +1,223 @@
+//! Persisting the buffer to Parquet.
+//!
+//! ```text
+//!  trigger: WAL files since the last persist ≥ --wal-snapshot-size,
+//!           or buffered bytes > --buffer-mem-limit
+//!    1. seal the active generation (it holds whole WAL files up to seq S)
+//!    2. write one Parquet file per table and time chunk (sorted, deduplicated)
+//!    3. one catalog transaction: the files, and "node persisted WAL up to S"
+//!    4. delete WAL files ≤ S
+//!    5. drop the sealed generation from the buffer
+//! ```
+//!
+//! Crash safety, step by step: before 3 the new files are unreferenced (not
+//! visible; the WAL still has every row, and replay rebuilds them). After 3
+//! the files are visible and replay starts after S, so no row is counted
+//! twice. A crash in 4 leaves WAL files ≤ S, which the next start deletes
+//! without replaying. Until 5, queries see the sealed rows both in the
+//! buffer and in the files; they are one dedup group, so no row shows twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use buffer::{Buffer, Generation};
+use catalog::{Catalog, CatalogOp, ParquetFile};
+use object_store::ObjectStore;
+use object_store::path::Path;
+use tokio::sync::Notify;
+use wal::WalLocation;
+
+use crate::IngesterConfig;
+
+/// When to persist.
+#[derive(Debug, Clone)]
+pub struct PersistConfig {
+    /// Persist after this many WAL files.
+    pub wal_snapshot_size: u64,
+    /// Persist when the buffer holds more bytes than this.
+    pub buffer_mem_limit: usize,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        Self {
+            wal_snapshot_size: 600,
+            buffer_mem_limit: 1 << 30,
+        }
+    }
+}
+
+/// Environment variable that makes the process abort at a persistence step,
+/// for the crash tests: `after-parquet-write`, `after-catalog-commit` or
+/// `after-wal-delete`.
+pub const CRASH_POINT_ENV: &str = "INFLOW_TEST_CRASH_POINT";
+
+fn crash_point(name: &str) {
+    if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
+        tracing::error!(point = name, "aborting at test crash point");
+        std::process::abort();
+    }
+}
+
+/// Persists one node's buffer.
+#[derive(Debug)]
+pub struct Persister {
+    config: PersistConfig,
+    catalog: Arc<Catalog>,
+    buffer: Arc<Buffer>,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    node_id: String,
+    location: WalLocation,
+    /// The last WAL sequence number persisted.
+    persisted: AtomicU64,
+    /// The last WAL sequence number applied to the buffer.
+    applied: AtomicU64,
+    wake: Notify,
+}
+
+impl Persister {
+    pub(crate) fn new(
+        config: &IngesterConfig,
+        catalog: Arc<Catalog>,
+        buffer: Arc<Buffer>,
+        location: WalLocation,
+        persisted: u64,
+        applied: u64,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config: config.persist.clone(),
+            catalog,
+            buffer,
+            store: Arc::clone(&config.store),
+            prefix: config.prefix.clone(),
+            node_id: config.node_id.clone(),
+            location,
+            persisted: AtomicU64::new(persisted),
+            applied: AtomicU64::new(applied.max(persisted)),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Called after WAL file `seq` is in the buffer: wakes the persister if
+    /// a limit is reached.
+    pub(crate) fn applied(&self, seq: u64) {
+        self.applied.fetch_max(seq, Ordering::AcqRel);
+        if self.due() {
+            self.wake.notify_one();
+        }
+    }
+
+    fn due(&self) -> bool {
+        let files = self
+            .applied
+            .load(Ordering::Acquire)
+            .saturating_sub(self.persisted.load(Ordering::Acquire));
+        files >= self.config.wal_snapshot_size || self.buffer.memory_bytes() > self.config.buffer_mem_limit
+    }
+
+    /// Runs the persist loop in the background.
+    pub(crate) fn spawn(self: &Arc<Self>) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            let mut pending: Option<Arc<Generation>> = None;
+            loop {
+                if pending.is_none() && !this.due() {
+                    // A replay may already have passed a limit; otherwise wait.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
+                    continue;
+                }
+                let generation = match pending.take() {
+                    Some(g) => g,
+                    None => match this.buffer.seal() {
+                        Some(g) => g,
+                        None => {
+                            // Nothing buffered: the WAL files are empty of rows.
+                            this.persisted
+                                .fetch_max(this.applied.load(Ordering::Acquire), Ordering::AcqRel);
+                            continue;
+                        }
+                    },
+                };
+                match this.persist(&generation).await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "persist failed; the rows stay buffered and in the WAL");
+                        pending = Some(generation);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Steps 2–5 for one sealed generation.
+    async fn persist(&self, generation: &Generation) -> Result<(), String> {
+        let started = Instant::now();
+        let wal_seq = generation.max_seq();
+        let state = self.catalog.state();
+        let mut files: Vec<ParquetFile> = Vec::new();
+        for (db_id, table_id) in generation.tables() {
+            let Some(table) = state.db_by_id(db_id).and_then(|d| d.table_by_id(table_id)) else {
+                return Err(format!("table {table_id} of database {db_id} is not in the catalog"));
+            };
+            let chunks = generation.table_chunks(db_id, table).map_err(|e| e.to_string())?;
+            for chunk in chunks {
+                let file = parquet_store::write_file(&self.store, &self.prefix, db_id, table, chunk.chunk_time, &chunk.batch)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                files.push(file);
+            }
+        }
+        crash_point("after-parquet-write");
+        let count = files.len();
+        let bytes: u64 = files.iter().map(|f| f.size_bytes).sum();
+        let node_id = self.node_id.clone();
+        self.catalog
+            .update(|state| {
+                let mut next = state.next_file_id();
+                let files = files
+                    .iter()
+                    .map(|f| {
+                        let mut f = f.clone();
+                        f.id = next;
+                        next += 1;
+                        f
+                    })
+                    .collect();
+                Ok(vec![CatalogOp::AddParquetFiles {
+                    node_id: node_id.clone(),
+                    wal_seq,
+                    files,
+                }])
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.persisted.fetch_max(wal_seq, Ordering::AcqRel);
+        crash_point("after-catalog-commit");
+        // Cleanup: a failure here only leaves files the next start deletes.
+        match self.location.list().await {
+            Ok(seqs) => {
+                for seq in seqs.into_iter().filter(|s| *s <= wal_seq) {
+                    if let Err(e) = self.location.delete(seq).await {
+                        tracing::warn!(seq, error = %e, "could not delete a persisted WAL file; the next start deletes it");
+                    }
+                    crash_point("after-wal-delete");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list WAL files to delete"),
+        }
+        self.buffer.remove_generation(generation.id());
+        tracing::info!(
+            wal_seq,
+            files = count,
+            bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "persisted buffer to Parquet"
+        );
+        Ok(())
+    }
+}

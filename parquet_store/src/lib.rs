@@ -1,0 +1,200 @@
+//! Parquet files on the object store: where they live, how they are written,
+//! and how they are read back.
+//!
+//! ```text
+//!  {prefix}/data/{db_id}/{table_id}/{YYYY-MM-DD}/{file_uuid}.parquet
+//!
+//!  buffer chunk ─▶ sort by tags, then time ─▶ ZSTD Parquet (Arrow schema embedded:
+//!                  tags Dictionary(Int32, Utf8), time Timestamp(ns), typed fields,
+//!                  each with its `iox::column::type` metadata) ─▶ ParquetFile stats
+//! ```
+//!
+//! The date in the path is the UTC day of the time chunk the rows came from,
+//! so an operator can see and delete data by day.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Int32Type};
+use bytes::Bytes;
+use catalog::{ColumnKind, ParquetFile, TableSchema};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+/// Tag statistics longer than this are not kept in the catalog (the file
+/// then cannot be pruned on that tag, which is only slower, never wrong).
+const MAX_TAG_STAT_LEN: usize = 256;
+
+/// Rows per row group.
+const ROW_GROUP_SIZE: usize = 256 * 1024;
+
+/// Errors from writing or reading files.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetStoreError {
+    /// The object store failed.
+    #[error("object store error on {path}: {source}")]
+    ObjectStore {
+        /// The file.
+        path: String,
+        /// The error.
+        source: object_store::Error,
+    },
+    /// Encoding or decoding failed.
+    #[error("parquet error on {path}: {source}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// The error.
+        source: parquet::errors::ParquetError,
+    },
+    /// Arrow failed.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+/// The path of a new file for rows of `chunk_time`.
+pub fn new_file_path(prefix: &Path, db_id: u32, table_id: u32, chunk_time: i64) -> Path {
+    let day = chrono::DateTime::from_timestamp_nanos(chunk_time).format("%Y-%m-%d").to_string();
+    prefix
+        .clone()
+        .join("data")
+        .join(db_id.to_string().as_str())
+        .join(table_id.to_string().as_str())
+        .join(day.as_str())
+        .join(format!("{}.parquet", uuid::Uuid::new_v4()).as_str())
+}
+
+/// The directory of a database's files (for hard deletes).
+pub fn database_dir(prefix: &Path, db_id: u32) -> Path {
+    prefix.clone().join("data").join(db_id.to_string().as_str())
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
+        .build()
+}
+
+/// Sorts (tags, then time), and writes `batch` (already deduplicated, in the
+/// table's Arrow schema) as a new file. Returns the file's catalog entry with
+/// id 0; the caller assigns the id when it registers the file.
+pub async fn write_file(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    db_id: u32,
+    table: &TableSchema,
+    chunk_time: i64,
+    batch: &RecordBatch,
+) -> Result<ParquetFile, ParquetStoreError> {
+    let path = new_file_path(prefix, db_id, table.id, chunk_time);
+    let sorted = buffer::sort_by_key(batch, table)?;
+    let pq = |source| ParquetStoreError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    {
+        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties())).map_err(pq)?;
+        writer.write(&sorted).map_err(pq)?;
+        writer.close().map_err(pq)?;
+    }
+    let size_bytes = buf.len() as u64;
+    store
+        .put(&path, Bytes::from(buf).into())
+        .await
+        .map_err(|source| ParquetStoreError::ObjectStore {
+            path: path.to_string(),
+            source,
+        })?;
+    let (min_time, max_time) = buffer::time_range(&sorted).unwrap_or((chunk_time, chunk_time));
+    Ok(ParquetFile {
+        id: 0,
+        db_id,
+        table_id: table.id,
+        path: path.to_string(),
+        size_bytes,
+        row_count: sorted.num_rows() as u64,
+        min_time,
+        max_time,
+        chunk_time,
+        level: 0,
+        tag_ranges: tag_ranges(&sorted, table),
+    })
+}
+
+/// The smallest and largest value of each tag column.
+fn tag_ranges(batch: &RecordBatch, table: &TableSchema) -> BTreeMap<Arc<str>, (String, String)> {
+    let mut out = BTreeMap::new();
+    for (i, f) in batch.schema().fields().iter().enumerate() {
+        let Some(col) = table.column(f.name()) else { continue };
+        if col.kind != ColumnKind::Tag {
+            continue;
+        }
+        let array = batch.column(i);
+        // Only values that rows use count: a dictionary may hold more.
+        let (lo, hi) = match array.data_type() {
+            DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                let d = array.as_dictionary::<Int32Type>();
+                let values: &StringArray = d.values().as_string();
+                let mut used = vec![false; values.len()];
+                for k in d.keys().iter().flatten() {
+                    if let Some(u) = used.get_mut(k as usize) {
+                        *u = true;
+                    }
+                }
+                min_max(used.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| values.value(i)))
+            }
+            DataType::Utf8 => min_max(array.as_string::<i32>().iter().flatten()),
+            _ => continue,
+        };
+        if let (Some(lo), Some(hi)) = (lo, hi)
+            && lo.len() <= MAX_TAG_STAT_LEN
+            && hi.len() <= MAX_TAG_STAT_LEN
+        {
+            out.insert(Arc::clone(&col.name), (lo.to_string(), hi.to_string()));
+        }
+    }
+    out
+}
+
+fn min_max<'a>(values: impl Iterator<Item = &'a str>) -> (Option<&'a str>, Option<&'a str>) {
+    values.fold((None, None), |(lo, hi), v| {
+        (
+            Some(lo.map_or(v, |l: &str| l.min(v))),
+            Some(hi.map_or(v, |h: &str| h.max(v))),
+        )
+    })
+}
+
+/// Reads a whole file into record batches.
+pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>, ParquetStoreError> {
+    let location = Path::from(path);
+    let bytes = store
+        .get(&location)
+        .await
+        .map_err(|source| ParquetStoreError::ObjectStore {
+            path: path.to_string(),
+            source,
+        })?
+        .bytes()
+        .await
+        .map_err(|source| ParquetStoreError::ObjectStore {
+            path: path.to_string(),
+            source,
+        })?;
+    let pq = |source| ParquetStoreError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?.build().map_err(pq)?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(ParquetStoreError::from)
+}
+
+#[cfg(test)]
+mod tests;
