@@ -108,19 +108,38 @@ sleep 5
 q_influx=$("$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
 q_inflow=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
 
+# Persist Inflow's buffer: restart it with a snapshot size of one WAL file,
+# so start-up persists everything, then wait until the WAL is gone. Disk is
+# then Parquet plus catalog, and the queries run again against the files.
+r_inflow_first=$(peak_rss_kb $inflow_pid)
+kill "$inflow_pid"; wait "$inflow_pid" 2>/dev/null || true
+"$bin/inflow" serve --without-auth --data-dir "$work/inflow" --http-bind 127.0.0.1:18181 --log-filter info \
+    --wal-snapshot-size 1 >"$work/inflow-persist.log" 2>&1 &
+pids+=($!); inflow_pid=$!
+wait_http http://127.0.0.1:18181/health
+for _ in $(seq 1 600); do
+    [ -z "$(ls -A "$work/inflow/wal/inflow-0" 2>/dev/null)" ] && break
+    sleep 0.5
+done
+q_inflow_pq=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
+
 # Every system holds both data sets when its disk is measured.
 values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
+raw_lp=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["bytes"] for l in sys.stdin))')
 disk() { du -sb "$1" | cut -f1; }
 d_influx=$(disk "$work/influxdb")
 d_vm=$(disk "$work/vm")
 d_inflow=$(disk "$work/inflow")
-r_influx=$(peak_rss_kb $influx_pid); r_vm=$(peak_rss_kb $vm_pid); r_inflow=$(peak_rss_kb $inflow_pid)
+r_influx=$(peak_rss_kb $influx_pid); r_vm=$(peak_rss_kb $vm_pid)
+r_inflow=$(( $(peak_rss_kb $inflow_pid) > r_inflow_first ? $(peak_rss_kb $inflow_pid) : r_inflow_first ))
 
 python3 - "$w_influx" "$w_vm" "$w_inflow" "$q_influx" "$q_inflow" "$values" \
     "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" "$w_inflow_fast" \
-    "$h_influx" "$h_vm" "$h_inflow" <<'PY'
+    "$h_influx" "$h_vm" "$h_inflow" "$q_inflow_pq" "$raw_lp" <<'PY'
 import json, sys
 a = sys.argv[1:]
+qp = {q["name"]: q for q in map(json.loads, a[16].splitlines())}
+raw = int(a[17])
 wff = json.loads(a[12])
 hi, hv, hf = (json.loads(x) for x in a[13:16])
 wi, wv, wf = (json.loads(x) for x in a[0:3])
@@ -138,8 +157,12 @@ print(f"| ingest lines/s, high cardinality (a new series per line) | {hf['lines_
 print(f"| write p99 ms | {wf['p99_ms']:.1f} | {wi['p99_ms']:.1f} | {wv['p99_ms']:.1f} | {r(wf['p99_ms'], wi['p99_ms'])} | {r(wf['p99_ms'], wv['p99_ms'])} |")
 for name in qf:
     f, i = qf[name], qi.get(name)
-    print(f"| {name} median ms (SQL vs InfluxQL) | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
-print(f"| disk bytes per field value | {df / values:.2f} | {di / values:.2f} | {dv / values:.2f} | {r(df, di)} | {r(df, dv)} |")
+    print(f"| {name} median ms (SQL vs InfluxQL), buffer | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
+for name in qp:
+    f, i = qp[name], qi.get(name)
+    print(f"| {name} median ms (SQL vs InfluxQL), Parquet | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
+print(f"| disk bytes per field value (Inflow persisted) | {df / values:.2f} | {di / values:.2f} | {dv / values:.2f} | {r(df, di)} | {r(df, dv)} |")
+print(f"| raw line protocol bytes per field value | {raw / values:.2f} | | | | |")
 print(f"| peak RSS MiB | {rf / 1024:.0f} | {ri / 1024:.0f} | {rv / 1024:.0f} | {r(rf, ri)} | {r(rf, rv)} |")
 print()
 print(f"inflow/influxdb1 ingest ratio: {wf['lines_per_sec'] / wi['lines_per_sec']:.2f}")

@@ -57,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let catalog = rt.block_on(Catalog::load(store, Path::default())).unwrap();
     // Create the schema once, as the first write would.
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&catalog.state(), "db", &mut parsed);
+    let change = schema_check(&catalog.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
     let state = rt.block_on(catalog.ensure(&change)).unwrap();
 
     let mut g = c.benchmark_group("ingest");
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_validate_buffer", |b| {
         b.iter(|| {
             let mut p = parse(body.as_bytes(), Precision::Nanosecond);
-            let change = schema_check(&state, "db", &mut p);
+            let change = schema_check(&state, "db", &mut p, &buffer::validate::Limits::UNLIMITED);
             assert!(change.tables.is_empty());
             let built = build(&state, "db", &mut p, 0).unwrap();
             let buffer = Buffer::new();

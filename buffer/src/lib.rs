@@ -46,6 +46,9 @@ pub struct Buffer {
     chunk_ns: i64,
     gens: RwLock<Vec<Arc<Generation>>>,
     next_gen: AtomicU64,
+    /// The data-delete cut-offs already applied, per (database, table name);
+    /// `None` until the first [`Buffer::apply_catalog`].
+    cutoffs_seen: Mutex<Option<HashMap<(u32, Arc<str>), i64>>>,
 }
 
 impl Default for Buffer {
@@ -109,6 +112,46 @@ impl Buffer {
             chunk_ns,
             gens: RwLock::new(vec![Arc::new(Generation::new(1, chunk_ns))]),
             next_gen: AtomicU64::new(2),
+            cutoffs_seen: Mutex::new(None),
+        }
+    }
+
+    /// Drops buffered rows the catalog says are deleted: tables and
+    /// databases that are gone or soft-deleted, and tables whose data was
+    /// deleted since the last call. The first call only records the data
+    /// cut-offs (replay already skipped the rows they void).
+    pub fn apply_catalog(&self, state: &catalog::CatalogState) {
+        let mut seen_guard = lock(&self.cutoffs_seen);
+        let first = seen_guard.is_none();
+        let seen = seen_guard.get_or_insert_with(HashMap::new);
+        let mut cleared: Vec<(u32, u32)> = Vec::new();
+        for db in state.all_databases() {
+            for t in db.all_tables() {
+                if let Some(c) = db.wal_cutoffs.get(&t.name) {
+                    let key = (db.id, Arc::clone(&t.name));
+                    if seen.get(&key).is_none_or(|s| s < c) {
+                        seen.insert(key, *c);
+                        if !first {
+                            cleared.push((db.id, t.id));
+                        }
+                    }
+                }
+            }
+        }
+        drop(seen_guard);
+        let gens: Vec<Arc<Generation>> = read(&self.gens).clone();
+        for g in gens {
+            let keys: Vec<(u32, u32)> = read(&g.tables).keys().copied().collect();
+            for (db_id, table_id) in keys {
+                let live = state
+                    .db_by_id(db_id)
+                    .filter(|d| d.deleted.is_none())
+                    .and_then(|d| d.table_by_id(table_id))
+                    .is_some_and(|t| t.deleted.is_none());
+                if !live || cleared.contains(&(db_id, table_id)) {
+                    g.drop_table(db_id, table_id);
+                }
+            }
         }
     }
 
@@ -266,6 +309,14 @@ impl Generation {
         let mut t: Vec<_> = read(&self.tables).keys().copied().collect();
         t.sort_unstable();
         t
+    }
+
+    fn drop_table(&self, db_id: u32, table_id: u32) {
+        let removed = write(&self.tables).remove(&(db_id, table_id));
+        if let Some(tb) = removed {
+            let bytes: usize = lock(&tb).chunks.values().map(|c| c.bytes).sum();
+            self.bytes.fetch_sub(bytes.min(self.bytes()), Ordering::Relaxed);
+        }
     }
 
     fn row_count(&self, db_id: u32, table_id: u32) -> usize {

@@ -27,14 +27,30 @@ pub enum ReplayError {
 pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry: &WalEntry) -> Result<usize, ReplayError> {
     let precision = Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
     let state = catalog.state();
+    // Lines a later delete voided are skipped, so replay never brings back
+    // (or re-creates) what was deleted.
+    if state.wal_db_voided(&entry.db, entry.default_time_ns) {
+        return Ok(0);
+    }
+    let kept;
+    let lines: &[u8] = match state.db(&entry.db) {
+        Some(db) if db.wal_cutoffs.values().any(|c| entry.default_time_ns <= *c) => {
+            kept = voided_lines_removed(&entry.lines, |table| db.wal_voided(table, entry.default_time_ns));
+            &kept
+        }
+        _ => &entry.lines,
+    };
+    if lines.is_empty() {
+        return Ok(0);
+    }
     let (built, rejected) =
-        match validate::parse_and_build_known(&state, &entry.db, &entry.lines, precision, entry.default_time_ns)? {
+        match validate::parse_and_build_known(&state, &entry.db, lines, precision, entry.default_time_ns)? {
             Some(x) => x,
             None => {
                 // The writer committed these columns before logging; a reader
                 // whose catalog lags catches up here.
-                let mut parsed = validate::parse(&entry.lines, precision);
-                let change = validate::schema_check(&state, &entry.db, &mut parsed);
+                let mut parsed = validate::parse(lines, precision);
+                let change = validate::schema_check(&state, &entry.db, &mut parsed, &validate::Limits::UNLIMITED);
                 let state = catalog.ensure(&change).await?;
                 let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
                 (built, parsed.rejected)
@@ -47,4 +63,20 @@ pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry
     let rows = built.batch.rows;
     buffer.apply(seq, built.batch);
     Ok(rows)
+}
+
+/// The lines whose table is not voided, joined by `\n`. Lines that don't
+/// parse are kept: the normal path reports them.
+fn voided_lines_removed(lines: &[u8], voided: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (_, raw) in line_protocol::split_lines(lines) {
+        let drop = line_protocol::parse_line(raw).is_ok_and(|l| voided(&l.measurement));
+        if !drop {
+            if !out.is_empty() {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(raw);
+        }
+    }
+    out
 }

@@ -15,7 +15,7 @@ async fn catalog() -> Arc<Catalog> {
 /// Runs the whole validation chain and applies the rows to `buf`.
 async fn write(cat: &Catalog, buf: &Buffer, body: &str) -> Vec<validate::RejectedLine> {
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed);
+    let change = schema_check(&cat.state(), "db", &mut parsed, &crate::validate::Limits::UNLIMITED);
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 999).unwrap();
     buf.apply(1, built.batch);
@@ -93,10 +93,10 @@ async fn build_after_a_raced_conflict_uses_the_right_columns() {
     // Plan the columns against an empty catalog...
     let body = "m,t=a f=1,g=2 1\nm,t=b h=1 2\nm,t=c f=3,g=4 3";
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed);
+    let change = schema_check(&cat.state(), "db", &mut parsed, &crate::validate::Limits::UNLIMITED);
     // ...but another writer makes `h` an integer first.
     let mut other = parse(b"m h=1i 9", Precision::Nanosecond);
-    let other_change = schema_check(&cat.state(), "db", &mut other);
+    let other_change = schema_check(&cat.state(), "db", &mut other, &crate::validate::Limits::UNLIMITED);
     cat.ensure(&other_change).await.unwrap();
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 0).unwrap();

@@ -38,6 +38,30 @@ pub struct RejectedLine {
     pub original_line: String,
     /// Why it was rejected.
     pub error_message: String,
+    /// Rejected because a configured limit was reached (HTTP 422).
+    pub limit: bool,
+}
+
+/// How many databases, tables per database and columns per table the
+/// catalog may hold (`--max-databases`, `--max-tables-per-database`,
+/// `--max-columns-per-table`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Live databases.
+    pub max_databases: usize,
+    /// Live tables in one database.
+    pub max_tables_per_database: usize,
+    /// Columns in one table, `time` included.
+    pub max_columns_per_table: usize,
+}
+
+impl Limits {
+    /// No limits (replay: the lines were accepted once already).
+    pub const UNLIMITED: Limits = Limits {
+        max_databases: usize::MAX,
+        max_tables_per_database: usize::MAX,
+        max_columns_per_table: usize::MAX,
+    };
 }
 
 /// A parsed line with its position and timestamp in nanoseconds. Its tags
@@ -91,6 +115,7 @@ impl ParsedWrite<'_> {
             line_number,
             original_line: String::from_utf8_lossy(raw).into_owned(),
             error_message,
+            limit: false,
         });
     }
 }
@@ -159,15 +184,30 @@ fn conflict(table: &str, column: &str, existing: ColumnKind, wanted: ColumnKind)
 /// Finds the columns the request needs that the catalog lacks, and rejects
 /// lines that conflict with the catalog or with an earlier line of the same
 /// request.
-pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>) -> SchemaChange {
+pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>, limits: &Limits) -> SchemaChange {
     let db_schema = state.db(db);
     let mut change = SchemaChange {
         db: db.to_string(),
         tables: Vec::new(),
     };
+    if db_schema.is_none() && state.databases().count() >= limits.max_databases {
+        let msg = format!(
+            "database '{db}' can't be created: the server has reached its limit of {} databases; raise it with --max-databases or delete a database",
+            limits.max_databases
+        );
+        let lines = std::mem::take(&mut parsed.good);
+        parsed.rejected.extend(lines.into_iter().map(|g| RejectedLine {
+            line_number: g.line_number,
+            original_line: String::from_utf8_lossy(g.raw).into_owned(),
+            error_message: msg.clone(),
+            limit: true,
+        }));
+        return change;
+    }
+    let live_tables = db_schema.map_or(0, |d| d.tables().count());
     // table name -> index in change.tables, and the new columns' kinds.
     let mut new_tables: HashMap<String, (usize, HashMap<String, ColumnKind>)> = HashMap::new();
-    let mut rejected_idx: Vec<(usize, String)> = Vec::new();
+    let mut rejected_idx: Vec<(usize, String, bool)> = Vec::new();
     let mut prev_ok: Option<usize> = None;
     'lines: for (i, g) in parsed.good.iter().enumerate() {
         // Most lines have the shape of the line before: nothing new to check.
@@ -186,7 +226,7 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
         for (name, kind) in cols {
             if let Some(c) = existing.and_then(|t| t.column(name)) {
                 if c.kind != kind {
-                    rejected_idx.push((i, conflict(table_name, name, c.kind, kind)));
+                    rejected_idx.push((i, conflict(table_name, name, c.kind, kind), false));
                     continue 'lines;
                 }
                 continue;
@@ -194,7 +234,7 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
             if let Some((_, seen)) = new_tables.get(table_name) {
                 if let Some(k) = seen.get(name) {
                     if *k != kind {
-                        rejected_idx.push((i, conflict(table_name, name, *k, kind)));
+                        rejected_idx.push((i, conflict(table_name, name, *k, kind), false));
                         continue 'lines;
                     }
                     continue;
@@ -203,6 +243,33 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
             missing.push((name, kind));
         }
         if !missing.is_empty() {
+            // Limits: a new table, or more columns than a table may have.
+            let is_new_table = existing.is_none() && !new_tables.contains_key(table_name);
+            if is_new_table && live_tables + new_tables.len() >= limits.max_tables_per_database {
+                rejected_idx.push((
+                    i,
+                    format!(
+                        "table '{table_name}' can't be created: database '{db}' has reached its limit of {} tables; raise it with --max-tables-per-database",
+                        limits.max_tables_per_database
+                    ),
+                    true,
+                ));
+                continue 'lines;
+            }
+            let have = existing.map_or(1, |t| t.columns().len())
+                + new_tables.get(table_name).map_or(0, |(_, seen)| seen.len());
+            if have + missing.len() > limits.max_columns_per_table {
+                rejected_idx.push((
+                    i,
+                    format!(
+                        "table '{table_name}' can't have more than {} columns (it would have {}); raise the limit with --max-columns-per-table",
+                        limits.max_columns_per_table,
+                        have + missing.len()
+                    ),
+                    true,
+                ));
+                continue 'lines;
+            }
             let (idx, seen) = new_tables.entry(table_name.to_string()).or_insert_with(|| {
                 change.tables.push(TableChange {
                     name: table_name.to_string(),
@@ -223,12 +290,13 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
         let mut i = 0;
         let mut rejected = Vec::with_capacity(rejected_idx.len());
         parsed.good.retain(|g| {
-            let reject = rejected_idx.get(next).is_some_and(|(r, _)| *r == i);
+            let reject = rejected_idx.get(next).is_some_and(|(r, _, _)| *r == i);
             if reject {
                 rejected.push(RejectedLine {
                     line_number: g.line_number,
                     original_line: String::from_utf8_lossy(g.raw).into_owned(),
                     error_message: std::mem::take(&mut rejected_idx[next].1),
+                    limit: rejected_idx[next].2,
                 });
                 next += 1;
             }
@@ -295,7 +363,12 @@ pub fn build(
         if let Some((p, t)) = prev {
             if same_shape(parsed.view(&parsed.good[p]), v) {
                 // Same columns as the line before: reuse their resolution.
-                tables[t].push(&cols, v, g.time_ns.unwrap_or(default_time_ns));
+                let time = g.time_ns.unwrap_or(default_time_ns);
+                if let Some(msg) = tables[t].expired(time) {
+                    rejected.push((g.line_number, g.raw, msg));
+                    continue;
+                }
+                tables[t].push(&cols, v, time);
                 accepted.push(b'\n');
                 accepted.extend_from_slice(g.raw);
                 continue;
@@ -309,7 +382,7 @@ pub fn build(
                     rejected.push((g.line_number, g.raw, format!("table '{name}' is not in the catalog")));
                     continue;
                 };
-                tables.push(TableBuilder::new(Arc::clone(t)));
+                tables.push(TableBuilder::new(Arc::clone(t), retention_cutoff(db_schema, t, default_time_ns)));
                 by_name.insert(&g.measurement, tables.len() - 1);
                 tables.len() - 1
             }
@@ -352,7 +425,12 @@ pub fn build(
             prev = None;
             continue;
         }
-        tb.push(&cols, v, g.time_ns.unwrap_or(default_time_ns));
+        let time = g.time_ns.unwrap_or(default_time_ns);
+        if let Some(msg) = tb.expired(time) {
+            rejected.push((g.line_number, g.raw, msg));
+            continue;
+        }
+        tb.push(&cols, v, time);
         if !accepted.is_empty() {
             accepted.push(b'\n');
         }
@@ -384,6 +462,16 @@ fn finish_tables(db_id: u32, tables: Vec<TableBuilder>) -> Result<WriteBatch, Bu
     })
 }
 
+/// The oldest time a row of `table` may have at `now_ns` under the
+/// retention period of the table (or its database); `i64::MIN` if none.
+pub fn retention_cutoff(db: &catalog::DatabaseSchema, table: &TableSchema, now_ns: i64) -> i64 {
+    db.retention_for(table).map_or(i64::MIN, |r| now_ns.saturating_sub(r))
+}
+
+fn rfc3339_ns(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Why rows could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -398,6 +486,8 @@ pub enum BuildError {
 /// Column builders for one table of one request.
 struct TableBuilder {
     table: Arc<TableSchema>,
+    /// Rows older than this are past retention: rejected (i64::MIN: none).
+    min_time: i64,
     /// Indexed by column id.
     cols: Vec<Option<ColBuilder>>,
     time: TimestampNanosecondBuilder,
@@ -466,14 +556,27 @@ impl ColBuilder {
 }
 
 impl TableBuilder {
-    fn new(table: Arc<TableSchema>) -> Self {
+    fn new(table: Arc<TableSchema>, min_time: i64) -> Self {
         let n = table.columns().len();
         Self {
             table,
+            min_time,
             cols: (0..n).map(|_| None).collect(),
             time: TimestampNanosecondBuilder::new(),
             rows: 0,
         }
+    }
+
+    /// The rejection message if a row at `time_ns` is past retention.
+    fn expired(&self, time_ns: i64) -> Option<String> {
+        (time_ns < self.min_time).then(|| {
+            format!(
+                "point time {} is older than the retention period of table '{}' allows (cut-off {}); it would be deleted at once",
+                rfc3339_ns(time_ns),
+                self.table.name,
+                rfc3339_ns(self.min_time)
+            )
+        })
     }
 
     /// Appends one row. `cols` are the line's tag columns then field
@@ -579,6 +682,7 @@ pub fn parse_and_build_known(
             line_number: n,
             original_line: String::from_utf8_lossy(raw).into_owned(),
             error_message: msg,
+            limit: false,
         })
     };
     for (line_number, raw) in line_protocol::split_lines(body) {
@@ -622,7 +726,7 @@ pub fn parse_and_build_known(
                     let Some(t) = db_schema.table(view.measurement) else {
                         return Ok(None);
                     };
-                    tables.push(TableBuilder::new(Arc::clone(t)));
+                    tables.push(TableBuilder::new(Arc::clone(t), retention_cutoff(db_schema, t, default_time_ns)));
                     by_name.insert(view.measurement.to_string(), tables.len() - 1);
                     tables.len() - 1
                 }
@@ -653,6 +757,10 @@ pub fn parse_and_build_known(
             }
             idx
         };
+        if let Some(msg) = tables[idx].expired(time_ns) {
+            reject(&mut rejected, line_number, raw, msg);
+            continue;
+        }
         tables[idx].push(&cols, view, time_ns);
         if !accepted.is_empty() {
             accepted.push(b'\n');

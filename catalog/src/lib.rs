@@ -34,7 +34,7 @@ mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles};
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
-pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, FieldType, TableSchema, validate_db_name};
+pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name};
 
 /// A checkpoint is written after this many transactions.
 const CHECKPOINT_EVERY: u64 = 100;
@@ -91,6 +91,85 @@ pub enum CatalogOp {
         db_id: u32,
         /// Its name.
         name: String,
+        /// Its retention period, if any.
+        #[serde(default)]
+        retention_ns: Option<i64>,
+    },
+    /// A database's retention period changes (`None`: keep forever).
+    SetDatabaseRetention {
+        /// The database.
+        db_id: u32,
+        /// The new retention.
+        retention_ns: Option<i64>,
+    },
+    /// A soft delete: the database is renamed and hidden; its name is free.
+    SoftDeleteDatabase {
+        /// The database.
+        db_id: u32,
+        /// Its name from now on.
+        new_name: String,
+        /// When.
+        deleted_at_ns: i64,
+        /// When to remove it for good, if scheduled.
+        hard_delete_at_ns: Option<i64>,
+    },
+    /// The database leaves the catalog; its files become garbage.
+    RemoveDatabase {
+        /// The database.
+        db_id: u32,
+    },
+    /// Every row of the database is deleted; its schema stays (unless
+    /// `remove_tables`, which removes the tables too).
+    ClearDatabaseData {
+        /// The database.
+        db_id: u32,
+        /// When: WAL lines written up to then are void.
+        at_ns: i64,
+        /// Remove the tables as well.
+        remove_tables: bool,
+    },
+    /// A table's retention period changes (`None`: the database's applies).
+    SetTableRetention {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The new retention.
+        retention_ns: Option<i64>,
+    },
+    /// A soft delete of a table: renamed and hidden; its name is free.
+    SoftDeleteTable {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// Its name from now on.
+        new_name: String,
+        /// When.
+        deleted_at_ns: i64,
+        /// When to remove it for good, if scheduled.
+        hard_delete_at_ns: Option<i64>,
+    },
+    /// The table leaves the catalog; its files become garbage.
+    RemoveTable {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+    },
+    /// Every row of the table is deleted; its schema stays.
+    ClearTableData {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// When: WAL lines written up to then are void.
+        at_ns: i64,
+    },
+    /// Garbage objects that were deleted from the store.
+    ForgetGarbage {
+        /// Their paths.
+        paths: Vec<String>,
     },
     /// A new table with its first columns.
     CreateTable {
@@ -126,8 +205,11 @@ pub enum CatalogOp {
     /// Files removed from the index (compaction, retention, deletes). The
     /// objects themselves are deleted later, after a grace period.
     RemoveParquetFiles {
-        /// The files, by id.
+        /// The files: (database, table, file id).
         ids: Vec<(u32, u32, u64)>,
+        /// When (starts the grace period).
+        #[serde(default)]
+        at_ns: i64,
     },
     /// New columns on an existing table.
     AddColumns {
@@ -171,6 +253,14 @@ pub struct CatalogState {
     /// Per ingester node: the last WAL sequence number persisted to Parquet.
     #[serde(default)]
     persisted_wal: BTreeMap<String, u64>,
+    /// Objects no longer referenced, with the time they were dropped; the
+    /// compactor deletes them after a grace period.
+    #[serde(default)]
+    garbage: BTreeMap<String, i64>,
+    /// WAL lines for a database name written at or before this time are
+    /// void (the database was deleted).
+    #[serde(default)]
+    db_name_cutoffs: BTreeMap<String, i64>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
     #[serde(skip)]
@@ -190,9 +280,25 @@ impl CatalogState {
         self.databases.get(&id)
     }
 
-    /// All databases, by id.
+    /// The live (not deleted) databases, by id.
     pub fn databases(&self) -> impl Iterator<Item = &Arc<DatabaseSchema>> {
+        self.databases.values().filter(|d| d.deleted.is_none())
+    }
+
+    /// Every database, soft-deleted ones included, by id.
+    pub fn all_databases(&self) -> impl Iterator<Item = &Arc<DatabaseSchema>> {
         self.databases.values()
+    }
+
+    /// Whether WAL lines for database `name` written at `time_ns` were
+    /// voided by a later delete of that database.
+    pub fn wal_db_voided(&self, name: &str, time_ns: i64) -> bool {
+        self.db_name_cutoffs.get(name).is_some_and(|c| time_ns <= *c)
+    }
+
+    /// Unreferenced objects and when they were dropped.
+    pub fn garbage(&self) -> &BTreeMap<String, i64> {
+        &self.garbage
     }
 
     /// The token whose hash is `hash`; the final comparison is constant-time.
@@ -231,6 +337,16 @@ impl CatalogState {
         &self.persisted_wal
     }
 
+    /// The id the next database gets.
+    pub fn next_db_id(&self) -> u32 {
+        self.next_db_id
+    }
+
+    /// The id the next table gets.
+    pub fn next_table_id(&self) -> u32 {
+        self.next_table_id
+    }
+
     /// The id the next Parquet file gets.
     pub fn next_file_id(&self) -> u64 {
         self.next_file_id.max(1)
@@ -247,6 +363,7 @@ impl CatalogState {
         self.db_by_name = self
             .databases
             .values()
+            .filter(|d| d.deleted.is_none())
             .map(|d| (Arc::clone(&d.name), d.id))
             .collect();
         for db in self.databases.values_mut() {
@@ -265,11 +382,16 @@ impl CatalogState {
         for op in &txn.ops {
             match op {
                 CatalogOp::Init { uuid } => self.uuid = *uuid,
-                CatalogOp::CreateDatabase { db_id, name } => {
+                CatalogOp::CreateDatabase {
+                    db_id,
+                    name,
+                    retention_ns,
+                } => {
                     if self.db_by_name.contains_key(name.as_str()) {
                         return Err(bad(format!("database {name} exists")));
                     }
-                    let db = DatabaseSchema::new(*db_id, name);
+                    let mut db = DatabaseSchema::new(*db_id, name);
+                    db.retention_ns = *retention_ns;
                     self.db_by_name.insert(Arc::clone(&db.name), *db_id);
                     self.databases.insert(*db_id, Arc::new(db));
                     self.next_db_id = self.next_db_id.max(db_id + 1);
@@ -321,6 +443,17 @@ impl CatalogState {
                     }
                     *done = *wal_seq;
                     for f in files {
+                        let live = self
+                            .databases
+                            .get(&f.db_id)
+                            .filter(|d| d.deleted.is_none())
+                            .and_then(|d| d.table_by_id(f.table_id))
+                            .is_some_and(|t| t.deleted.is_none());
+                        if !live {
+                            // Deleted while it was being persisted.
+                            self.garbage.insert(f.path.clone(), txn.time_ns);
+                            continue;
+                        }
                         let table = self
                             .files
                             .entry(f.db_id)
@@ -331,11 +464,133 @@ impl CatalogState {
                         self.next_file_id = self.next_file_id.max(f.id + 1);
                     }
                 }
-                CatalogOp::RemoveParquetFiles { ids } => {
+                CatalogOp::RemoveParquetFiles { ids, at_ns } => {
                     for (db_id, table_id, id) in ids {
-                        if let Some(t) = self.files.get_mut(db_id).and_then(|t| t.get_mut(table_id)) {
-                            Arc::make_mut(t).remove(id);
+                        if let Some(t) = self.files.get_mut(db_id).and_then(|t| t.get_mut(table_id))
+                            && let Some(f) = Arc::make_mut(t).remove(id)
+                        {
+                            self.garbage.insert(f.path.clone(), *at_ns);
                         }
+                    }
+                }
+                CatalogOp::SetDatabaseRetention { db_id, retention_ns } => {
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    Arc::make_mut(db).retention_ns = *retention_ns;
+                }
+                CatalogOp::SoftDeleteDatabase {
+                    db_id,
+                    new_name,
+                    deleted_at_ns,
+                    hard_delete_at_ns,
+                } => {
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    let original = match &db.deleted {
+                        Some(d) => Arc::clone(&d.original_name),
+                        None => Arc::clone(&db.name),
+                    };
+                    let cutoff = self.db_name_cutoffs.entry(original.to_string()).or_default();
+                    *cutoff = (*cutoff).max(*deleted_at_ns);
+                    if self.db_by_name.get(&original) == Some(db_id) {
+                        self.db_by_name.remove(&original);
+                    }
+                    db.deleted = Some(Deletion {
+                        original_name: original,
+                        deleted_at_ns: *deleted_at_ns,
+                        hard_delete_at_ns: *hard_delete_at_ns,
+                    });
+                    db.name = Arc::from(new_name.as_str());
+                }
+                CatalogOp::RemoveDatabase { db_id } => {
+                    let Some(db) = self.databases.remove(db_id) else {
+                        return Err(bad(format!("no database {db_id}")));
+                    };
+                    if self.db_by_name.get(&db.name) == Some(db_id) {
+                        self.db_by_name.remove(&db.name);
+                    }
+                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
+                        for f in t.values() {
+                            self.garbage.insert(f.path.clone(), txn.time_ns);
+                        }
+                    }
+                }
+                CatalogOp::ClearDatabaseData {
+                    db_id,
+                    at_ns,
+                    remove_tables,
+                } => {
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    let names: Vec<Arc<str>> = db.all_tables().map(|t| Arc::clone(&t.name)).collect();
+                    for name in names {
+                        let c = db.wal_cutoffs.entry(name).or_default();
+                        *c = (*c).max(*at_ns);
+                    }
+                    if *remove_tables {
+                        db.tables_mut().clear();
+                        db.rebuild_indexes();
+                    }
+                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
+                        for f in t.values() {
+                            self.garbage.insert(f.path.clone(), txn.time_ns);
+                        }
+                    }
+                }
+                CatalogOp::SetTableRetention {
+                    db_id,
+                    table_id,
+                    retention_ns,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    t.retention_ns = *retention_ns;
+                }
+                CatalogOp::SoftDeleteTable {
+                    db_id,
+                    table_id,
+                    new_name,
+                    deleted_at_ns,
+                    hard_delete_at_ns,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    let original = match &t.deleted {
+                        Some(d) => Arc::clone(&d.original_name),
+                        None => Arc::clone(&t.name),
+                    };
+                    t.deleted = Some(Deletion {
+                        original_name: Arc::clone(&original),
+                        deleted_at_ns: *deleted_at_ns,
+                        hard_delete_at_ns: *hard_delete_at_ns,
+                    });
+                    t.name = Arc::from(new_name.as_str());
+                    if let Some(db) = self.databases.get_mut(db_id) {
+                        let db = Arc::make_mut(db);
+                        let c = db.wal_cutoffs.entry(original).or_default();
+                        *c = (*c).max(*deleted_at_ns);
+                        // Later operations in this replay look the name up.
+                        db.rebuild_indexes();
+                    }
+                }
+                CatalogOp::RemoveTable { db_id, table_id } => {
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    if db.tables_mut().remove(table_id).is_none() {
+                        return Err(bad(format!("no table {table_id}")));
+                    }
+                    db.rebuild_indexes();
+                    self.drop_table_files(*db_id, *table_id, txn.time_ns);
+                }
+                CatalogOp::ClearTableData { db_id, table_id, at_ns } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    let name = Arc::clone(&t.name);
+                    if let Some(db) = self.databases.get_mut(db_id) {
+                        let c = Arc::make_mut(db).wal_cutoffs.entry(name).or_default();
+                        *c = (*c).max(*at_ns);
+                    }
+                    self.drop_table_files(*db_id, *table_id, txn.time_ns);
+                }
+                CatalogOp::ForgetGarbage { paths } => {
+                    for p in paths {
+                        self.garbage.remove(p);
                     }
                 }
                 CatalogOp::AddColumns {
@@ -364,6 +619,21 @@ impl CatalogState {
         Ok(())
     }
 
+    fn table_mut(&mut self, db_id: u32, table_id: u32) -> Result<&mut TableSchema, String> {
+        let db = self.databases.get_mut(&db_id).ok_or_else(|| format!("no database {db_id}"))?;
+        Arc::make_mut(db)
+            .table_by_id_mut(table_id)
+            .ok_or_else(|| format!("no table {table_id}"))
+    }
+
+    fn drop_table_files(&mut self, db_id: u32, table_id: u32, at_ns: i64) {
+        if let Some(files) = self.files.get_mut(&db_id).and_then(|t| t.remove(&table_id)) {
+            for f in files.values() {
+                self.garbage.insert(f.path.clone(), at_ns);
+            }
+        }
+    }
+
     /// Turns an intent into the operations it needs against this state.
     /// Columns that exist with another kind are left out: the caller sees the
     /// existing kind when it re-validates.
@@ -377,6 +647,7 @@ impl CatalogState {
                 ops.push(CatalogOp::CreateDatabase {
                     db_id: id,
                     name: change.db.clone(),
+                    retention_ns: None,
                 });
                 (id, None)
             }
@@ -674,7 +945,19 @@ impl Catalog {
     }
 }
 
-fn now_ns() -> i64 {
+/// A retention period as the shortest exact `{n}{unit}` (`7d`, `36h`).
+pub fn format_retention(ns: i64) -> String {
+    const S: i64 = 1_000_000_000;
+    for (unit, size) in [("d", 86_400 * S), ("h", 3_600 * S), ("m", 60 * S), ("s", S), ("ms", 1_000_000), ("us", 1_000)] {
+        if ns % size == 0 {
+            return format!("{}{unit}", ns / size);
+        }
+    }
+    format!("{ns}ns")
+}
+
+/// The current time in nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)

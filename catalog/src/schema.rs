@@ -73,8 +73,14 @@ pub struct ColumnDef {
 pub struct TableSchema {
     /// The table id, unique in the catalog.
     pub id: u32,
-    /// The table name.
+    /// The table name (after a soft delete, `{name}-{YYYYMMDDTHHMMSS}`).
     pub name: Arc<str>,
+    /// Rows older than this are deleted; overrides the database's.
+    #[serde(default)]
+    pub retention_ns: Option<i64>,
+    /// Soft-deleted: invisible to queries and writes; its name is free.
+    #[serde(default)]
+    pub deleted: Option<Deletion>,
     columns: Vec<ColumnDef>,
     #[serde(skip)]
     by_name: HashMap<Arc<str>, usize>,
@@ -85,6 +91,8 @@ impl TableSchema {
         let mut t = Self {
             id,
             name: Arc::from(name),
+            retention_ns: None,
+            deleted: None,
             columns,
             by_name: HashMap::new(),
         };
@@ -129,13 +137,34 @@ impl TableSchema {
     }
 }
 
+/// When and how a database or table was soft-deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The name it had.
+    pub original_name: Arc<str>,
+    /// When it was deleted (ns since the epoch).
+    pub deleted_at_ns: i64,
+    /// When its files and catalog entries are removed, if scheduled.
+    pub hard_delete_at_ns: Option<i64>,
+}
+
 /// A database's schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseSchema {
     /// The database id.
     pub id: u32,
-    /// The database name.
+    /// The database name (after a soft delete, `{name}-{YYYYMMDDTHHMMSS}`).
     pub name: Arc<str>,
+    /// Rows older than this are deleted (per table unless it has its own).
+    #[serde(default)]
+    pub retention_ns: Option<i64>,
+    /// Soft-deleted: invisible to queries and writes; its name is free.
+    #[serde(default)]
+    pub deleted: Option<Deletion>,
+    /// WAL lines of a table name written at or before this time are void
+    /// (the table was deleted or its data was): replay skips them.
+    #[serde(default)]
+    pub wal_cutoffs: BTreeMap<Arc<str>, i64>,
     tables: BTreeMap<u32, Arc<TableSchema>>,
     #[serde(skip)]
     table_by_name: HashMap<Arc<str>, u32>,
@@ -146,9 +175,27 @@ impl DatabaseSchema {
         Self {
             id,
             name: Arc::from(name),
+            retention_ns: None,
+            deleted: None,
+            wal_cutoffs: BTreeMap::new(),
             tables: BTreeMap::new(),
             table_by_name: HashMap::new(),
         }
+    }
+
+    /// The retention that applies to `table`: its own, else the database's.
+    pub fn retention_for(&self, table: &TableSchema) -> Option<i64> {
+        table.retention_ns.or(self.retention_ns)
+    }
+
+    /// Whether WAL lines of table `name` written at `time_ns` were voided
+    /// by a later delete.
+    pub fn wal_voided(&self, name: &str, time_ns: i64) -> bool {
+        self.wal_cutoffs.get(name).is_some_and(|c| time_ns <= *c)
+    }
+
+    pub(crate) fn tables_mut(&mut self) -> &mut BTreeMap<u32, Arc<TableSchema>> {
+        &mut self.tables
     }
 
     /// A database with no tables (for virtual databases such as `_internal`).
@@ -160,6 +207,7 @@ impl DatabaseSchema {
         self.table_by_name = self
             .tables
             .values()
+            .filter(|t| t.deleted.is_none())
             .map(|t| (Arc::clone(&t.name), t.id))
             .collect();
         for t in self.tables.values_mut() {
@@ -186,8 +234,13 @@ impl DatabaseSchema {
         self.tables.get(&id)
     }
 
-    /// All tables, by id.
+    /// The live (not deleted) tables, by id.
     pub fn tables(&self) -> impl Iterator<Item = &Arc<TableSchema>> {
+        self.tables.values().filter(|t| t.deleted.is_none())
+    }
+
+    /// Every table, soft-deleted ones included, by id.
+    pub fn all_tables(&self) -> impl Iterator<Item = &Arc<TableSchema>> {
         self.tables.values()
     }
 }

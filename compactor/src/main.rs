@@ -3,13 +3,15 @@
 use clap::Parser;
 use server_common::CommonArgs;
 
-/// Follows the catalog and serves health and metrics; compaction, retention
-/// and garbage collection land with Parquet persistence.
+/// Enforces retention, carries out hard deletes and deletes unreferenced
+/// files; serves health and metrics.
 #[derive(Debug, Parser)]
 #[command(name = "inflow-compactor", version)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    maintenance: server_common::MaintenanceArgs,
 }
 
 #[tokio::main]
@@ -24,7 +26,16 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
-    let (_store, catalog) = c.open_catalog().await?;
-    c.serve_http(catalog, None, None, http_api::Metrics::new()).await?;
+    let (store, catalog) = c.open_catalog().await?;
+    compactor::Maintenance::new(
+        std::sync::Arc::clone(&catalog),
+        store,
+        compactor::MaintenanceConfig {
+            interval: cli.maintenance.retention_check_interval,
+            gc_grace: cli.maintenance.gc_grace_period,
+        },
+    )
+    .spawn();
+    c.serve_http(catalog, None, None, http_api::Metrics::new(), None).await?;
     Ok(())
 }

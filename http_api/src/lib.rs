@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 pub mod auth;
 pub mod error;
+mod configure;
 mod metrics;
 mod sql;
 mod tokens;
@@ -41,6 +42,7 @@ mod write;
 
 pub use auth::AuthSettings;
 pub use error::{ApiError, Family};
+pub use configure::HARD_DELETE_DEFAULT_NS;
 pub use metrics::Metrics;
 
 /// The version reported by `/ping`: the InfluxDB 3 API version Inflow speaks.
@@ -95,6 +97,10 @@ pub enum WriteError {
 pub trait WriteService: Send + Sync + std::fmt::Debug + 'static {
     /// Validates, logs and buffers a write.
     async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError>;
+
+    /// The catalog changed through this process (a delete): drop buffered
+    /// rows it voids, at once.
+    fn catalog_changed(&self) {}
 }
 
 /// Everything a request handler can reach.
@@ -114,6 +120,10 @@ pub struct AppState {
     pub process_id: Uuid,
     /// Authentication settings.
     pub auth: AuthSettings,
+    /// Catalog size limits (`--max-databases` and friends).
+    pub limits: buffer::validate::Limits,
+    /// What `hard_delete_at=default` means: this long after the delete.
+    pub hard_delete_default_ns: i64,
 }
 
 /// The routes of every role. Endpoints whose service is absent answer 404.
@@ -128,6 +138,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/configure/token/named_admin", post(tokens::create_named_admin))
         .route("/api/v3/enterprise/configure/token", post(tokens::create_resource))
         .route("/api/v3/configure/token", axum::routing::delete(tokens::delete))
+        .route(
+            "/api/v3/configure/database",
+            get(configure::list_databases)
+                .post(configure::create_database)
+                .put(configure::update_database)
+                .delete(configure::delete_database),
+        )
+        .route(
+            "/api/v3/configure/database/retention_period",
+            axum::routing::delete(configure::delete_database_retention),
+        )
+        .route(
+            "/api/v3/configure/table",
+            post(configure::create_table)
+                .put(configure::update_table)
+                .delete(configure::delete_table),
+        )
+        .route(
+            "/api/v3/enterprise/configure/table/retention_period",
+            post(configure::set_table_retention_period).delete(configure::clear_table_retention_period),
+        )
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))

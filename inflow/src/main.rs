@@ -6,6 +6,7 @@
 //!    ├─ ingester     WAL replay, then writes ─▶ WAL ─▶ buffer ─▶ Parquet (persist)
 //!    ├─ query engine reads the same buffer and the Parquet files, so a write is
 //!    │               visible once acknowledged
+//!    ├─ compactor    retention, hard deletes, garbage collection
 //!    └─ HTTP on --http-bind (default 0.0.0.0:8181)
 //! ```
 
@@ -46,7 +47,9 @@ struct ServeArgs {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    persist: server_common::PersistArgs,
+    persist: server_common::IngestArgs,
+    #[command(flatten)]
+    maintenance: server_common::MaintenanceArgs,
 }
 
 #[tokio::main]
@@ -73,7 +76,16 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
     let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store));
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
-    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, store);
-    c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics).await?;
+    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store));
+    compactor::Maintenance::new(
+        Arc::clone(&catalog),
+        store,
+        compactor::MaintenanceConfig {
+            interval: args.maintenance.retention_check_interval,
+            gc_grace: args.maintenance.gc_grace_period,
+        },
+    )
+    .spawn();
+    c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics, Some(&args.persist)).await?;
     Ok(())
 }

@@ -69,13 +69,15 @@ pub struct IngesterConfig {
     pub wal_flush_interval: Duration,
     /// When and how the buffer is persisted.
     pub persist: PersistConfig,
+    /// Catalog size limits for writes.
+    pub limits: validate::Limits,
 }
 
 impl IngesterConfig {
     /// The settings the common flags give, over `store`.
     pub fn from_args(
         args: &server_common::CommonArgs,
-        persist: &server_common::PersistArgs,
+        persist: &server_common::IngestArgs,
         store: Arc<dyn ObjectStore>,
     ) -> Self {
         Self {
@@ -87,6 +89,11 @@ impl IngesterConfig {
                 wal_snapshot_size: persist.wal_snapshot_size,
                 buffer_mem_limit: persist.buffer_mem_limit,
             },
+            limits: validate::Limits {
+                max_databases: persist.max_databases,
+                max_tables_per_database: persist.max_tables_per_database,
+                max_columns_per_table: persist.max_columns_per_table,
+            },
         }
     }
 }
@@ -95,7 +102,10 @@ impl IngesterConfig {
 #[derive(Debug)]
 pub struct Ingester {
     catalog: Arc<Catalog>,
+    buffer: Arc<Buffer>,
     wal: Wal<WriteBatch>,
+    persister: Arc<persist::Persister>,
+    limits: validate::Limits,
 }
 
 impl Ingester {
@@ -140,7 +150,23 @@ impl Ingester {
             observe,
         );
         persister.spawn();
-        Ok(Arc::new(Self { catalog, wal }))
+        // Deletes made on other nodes reach this buffer with the catalog.
+        buffer.apply_catalog(&catalog.state());
+        let (watch_catalog, watch_buffer) = (Arc::clone(&catalog), Arc::clone(&buffer));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                watch_buffer.apply_catalog(&watch_catalog.state());
+            }
+        });
+        Ok(Arc::new(Self {
+            catalog,
+            buffer,
+            wal,
+            persister,
+            limits: config.limits,
+        }))
     }
 }
 
@@ -192,6 +218,10 @@ fn catalog_error(e: CatalogError) -> WriteError {
 
 #[async_trait]
 impl WriteService for Ingester {
+    fn catalog_changed(&self) {
+        self.buffer.apply_catalog(&self.catalog.state());
+    }
+
     async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError> {
         catalog::validate_db_name(&req.db).map_err(WriteError::InvalidDatabaseName)?;
         let default_time_ns = now_ns();
@@ -207,6 +237,12 @@ impl WriteService for Ingester {
         };
         if built.batch.rows == 0 || (!req.accept_partial && !rejected.is_empty()) {
             return Err(WriteError::Rejected(rejected));
+        }
+        // Backpressure: while persistence is behind, writers wait.
+        if !self.persister.wait_for_room(Duration::from_secs(30)).await {
+            return Err(WriteError::Unavailable(
+                "the write buffer is full because persistence to the object store is behind; retry later".into(),
+            ));
         }
         let lines_written = built.batch.rows;
         let entry = WalEntry {
@@ -246,7 +282,7 @@ impl Ingester {
         if !req.accept_partial && !parsed.rejected.is_empty() {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
-        let change = validate::schema_check(&state, &req.db, &mut parsed);
+        let change = validate::schema_check(&state, &req.db, &mut parsed, &self.limits);
         if parsed.good.is_empty() || (!req.accept_partial && !parsed.rejected.is_empty()) {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }

@@ -12,7 +12,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    persist: server_common::PersistArgs,
+    persist: server_common::IngestArgs,
 }
 
 #[tokio::main]
@@ -33,6 +33,6 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(cli.persist.gen1_duration));
     let config = ingester::IngesterConfig::from_args(c, &cli.persist, store);
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer()).await?;
-    c.serve_http(catalog, Some(writer), None, metrics).await?;
+    c.serve_http(catalog, Some(writer), None, metrics, Some(&cli.persist)).await?;
     Ok(())
 }

@@ -10,7 +10,7 @@ async fn write_sorts_and_reads_back_with_stats() {
     let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
     let body = "cpu,host=b,region=eu v=1 20\ncpu,host=a,region=us v=2 10\ncpu,host=a,region=eu v=3 30\n";
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed);
+    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 0).unwrap();
     let db = state.db("db").unwrap();

@@ -79,9 +79,13 @@ impl WalTailer {
             self.buffer.replace_with(fresh);
             self.applied = rebuilt.applied;
             self.persisted = rebuilt.persisted;
+            self.buffer.apply_catalog(&self.catalog.state());
             return Ok(applied);
         }
-        self.apply_new().await
+        let applied = self.apply_new().await?;
+        // Deletes drop buffered rows here too.
+        self.buffer.apply_catalog(&self.catalog.state());
+        Ok(applied)
     }
 
     async fn apply_new(&mut self) -> Result<usize, String> {

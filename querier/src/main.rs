@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     tailer.spawn(cli.replication_interval);
     let engine = Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer, store));
     cli.common
-        .serve_http(catalog, None, Some(engine), http_api::Metrics::new())
+        .serve_http(catalog, None, Some(engine), http_api::Metrics::new(), None)
         .await?;
     Ok(())
 }

@@ -38,6 +38,12 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col, lit as physical_lit,
+};
+use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use object_store::ObjectStore;
 
@@ -107,6 +113,7 @@ impl SchemaProvider for DatabaseTables {
         Ok(self.db.table(name).map(|t| {
             Arc::new(InflowTable {
                 db_id: self.db.id,
+                retention_ns: self.db.retention_for(t),
                 schema: buffer::table_arrow_schema(t),
                 table: Arc::clone(t),
                 sources: self.sources.clone(),
@@ -123,6 +130,8 @@ impl SchemaProvider for DatabaseTables {
 #[derive(Debug)]
 struct InflowTable {
     db_id: u32,
+    /// Rows older than now minus this are past retention: never returned.
+    retention_ns: Option<i64>,
     table: Arc<TableSchema>,
     schema: SchemaRef,
     sources: Sources,
@@ -173,7 +182,11 @@ impl TableProvider for InflowTable {
             .table_chunks(self.db_id, &self.table)
             .map_err(arrow_err)?;
         let catalog_state = self.sources.catalog.state();
-        let prune = Pruning::from_filters(filters, &self.table);
+        let mut prune = Pruning::from_filters(filters, &self.table);
+        let retention_cutoff = self.retention_ns.map(|r| catalog::now_ns().saturating_sub(r));
+        if let Some(c) = retention_cutoff {
+            prune.min_time = prune.min_time.max(c);
+        }
 
         let mut sources: Vec<Source> = Vec::new();
         let (mut scanned, mut pruned) = (0u64, 0u64);
@@ -230,7 +243,17 @@ impl TableProvider for InflowTable {
         }
 
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let projection = projection.cloned();
+        // Under retention, rows are filtered on `time`, so the scan reads it.
+        let time_idx = self.schema.index_of("time").ok();
+        let wanted = projection.cloned();
+        let projection = match (retention_cutoff, time_idx, &wanted) {
+            (Some(_), Some(t), Some(p)) if !p.contains(&t) => {
+                let mut p = p.clone();
+                p.push(t);
+                Some(p)
+            }
+            _ => wanted.clone(),
+        };
         if !files.is_empty() {
             let mut source = ParquetSource::new(Arc::clone(&self.schema));
             if let Some(predicate) = conjunction(filters.iter().cloned()) {
@@ -248,16 +271,50 @@ impl TableProvider for InflowTable {
             let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                 .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
                 .with_projection_indices(projection.clone())?
-                .with_limit(limit)
+                .with_limit(if retention_cutoff.is_some() { None } else { limit })
                 .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
         if !memory.is_empty() || plans.is_empty() {
-            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection)?.with_limit(limit);
+            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
+                .with_limit(if retention_cutoff.is_some() { None } else { limit });
             plans.push(DataSourceExec::from_data_source(mem));
         }
-        UnionExec::try_new(plans)
+        let plan = UnionExec::try_new(plans)?;
+        match retention_cutoff {
+            Some(cutoff) => retention_filter(plan, cutoff, wanted.is_some() && projection != wanted),
+            None => Ok(plan),
+        }
     }
+}
+
+/// Keeps rows with `time >= cutoff`; with `drop_time`, removes the `time`
+/// column the filter needed (the last one) afterwards.
+fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = plan.schema();
+    let predicate = Arc::new(PhysicalBinaryExpr::new(
+        physical_col("time", &schema)?,
+        Operator::GtEq,
+        physical_lit(ScalarValue::TimestampNanosecond(Some(cutoff), None)),
+    ));
+    let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, plan)?);
+    if !drop_time {
+        return Ok(filtered);
+    }
+    let keep = schema.fields().len().saturating_sub(1);
+    let exprs = schema
+        .fields()
+        .iter()
+        .take(keep)
+        .enumerate()
+        .map(|(i, f)| {
+            ProjectionExpr::new(
+                Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                f.name().clone(),
+            )
+        })
+        .collect::<Vec<_>>();
+    Ok(Arc::new(ProjectionExec::try_new(exprs, filtered)?))
 }
 
 impl InflowTable {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray, TimestampNanosecondArray, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
@@ -22,10 +24,10 @@ use crate::QueryError;
 /// The schema name.
 pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
-const TABLES: &[&str] = &["parquet_files", "tokens"];
+const TABLES: &[&str] = &["databases", "parquet_files", "tables", "tokens"];
 
 /// Tables about the whole server rather than the queried database.
-const SERVER_TABLES: &[&str] = &["tokens"];
+const SERVER_TABLES: &[&str] = &["databases", "tokens"];
 
 #[derive(Debug)]
 pub(crate) struct SystemTables {
@@ -36,6 +38,58 @@ pub(crate) struct SystemTables {
 impl SystemTables {
     pub(crate) fn new(state: Arc<CatalogState>, db: Arc<DatabaseSchema>) -> Self {
         Self { state, db }
+    }
+
+    /// `system.databases`: every database with its id, retention and
+    /// deleted state (soft-deleted ones under their new names).
+    fn databases(&self) -> Result<MemTable, DataFusionError> {
+        let dbs: Vec<_> = self.state.all_databases().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("database_name", DataType::Utf8, false),
+            Field::new("database_id", DataType::UInt64, false),
+            Field::new("retention_period", DataType::Utf8, true),
+            Field::new("deleted", DataType::Boolean, false),
+            Field::new("hard_delete_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(dbs.iter().map(|d| d.name.as_ref()))),
+            Arc::new(UInt64Array::from_iter_values(dbs.iter().map(|d| u64::from(d.id)))),
+            Arc::new(StringArray::from_iter(dbs.iter().map(|d| d.retention_ns.map(catalog::format_retention)))),
+            Arc::new(BooleanArray::from_iter(dbs.iter().map(|d| Some(d.deleted.is_some())))),
+            Arc::new(TimestampNanosecondArray::from_iter(
+                dbs.iter().map(|d| d.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
+    }
+
+    /// `system.tables`: the queried database's tables with their ids,
+    /// retention (their own, else the database's) and deleted state.
+    fn tables(&self) -> Result<MemTable, DataFusionError> {
+        let tables: Vec<_> = self.db.all_tables().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("table_id", DataType::UInt64, false),
+            Field::new("column_count", DataType::UInt64, false),
+            Field::new("retention_period", DataType::Utf8, true),
+            Field::new("deleted", DataType::Boolean, false),
+            Field::new("hard_delete_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(tables.iter().map(|t| t.name.as_ref()))),
+            Arc::new(UInt64Array::from_iter_values(tables.iter().map(|t| u64::from(t.id)))),
+            Arc::new(UInt64Array::from_iter_values(tables.iter().map(|t| t.columns().len() as u64))),
+            Arc::new(StringArray::from_iter(
+                tables.iter().map(|t| self.db.retention_for(t).map(catalog::format_retention)),
+            )),
+            Arc::new(BooleanArray::from_iter(tables.iter().map(|t| Some(t.deleted.is_some())))),
+            Arc::new(TimestampNanosecondArray::from_iter(
+                tables.iter().map(|t| t.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.parquet_files`: the database's persisted files, as InfluxDB 3
@@ -108,6 +162,8 @@ impl SchemaProvider for SystemTables {
         Ok(match name {
             "tokens" => Some(Arc::new(self.tokens()?)),
             "parquet_files" => Some(Arc::new(self.parquet_files()?)),
+            "databases" => Some(Arc::new(self.databases()?)),
+            "tables" => Some(Arc::new(self.tables()?)),
             _ => None,
         })
     }

@@ -116,10 +116,10 @@ pub struct CommonArgs {
     pub log_format: LogFormat,
 }
 
-/// Flags of the nodes that persist the buffer to Parquet (`inflow serve`
-/// and `inflow-ingester`).
+/// Flags of the nodes that accept writes and persist the buffer to Parquet
+/// (`inflow serve` and `inflow-ingester`).
 #[derive(Debug, Clone, Args)]
-pub struct PersistArgs {
+pub struct IngestArgs {
     /// The time span of one buffer chunk, and so of one Parquet file: rows
     /// are grouped by `time` into chunks of this length.
     #[arg(long, env = "INFLOW_GEN1_DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -133,6 +133,51 @@ pub struct PersistArgs {
     /// (256MiB, 2GB) or a percentage of the machine's memory (10%).
     #[arg(long, env = "INFLOW_BUFFER_MEM_LIMIT", default_value = "10%", value_parser = parse_mem_limit)]
     pub buffer_mem_limit: usize,
+
+    /// Most databases the catalog may hold; a write that would create one
+    /// more gets 422.
+    #[arg(long, env = "INFLOW_MAX_DATABASES", default_value_t = 1000)]
+    pub max_databases: usize,
+
+    /// Most tables a database may hold; a write that would create one more
+    /// gets 422.
+    #[arg(long, env = "INFLOW_MAX_TABLES_PER_DATABASE", default_value_t = 10_000)]
+    pub max_tables_per_database: usize,
+
+    /// Most columns (tags, fields and time) a table may have; a write that
+    /// would add one more gets 422.
+    #[arg(long, env = "INFLOW_MAX_COLUMNS_PER_TABLE", default_value_t = 1000)]
+    pub max_columns_per_table: usize,
+
+    /// How long after a delete with `hard_delete_at=default` the data is
+    /// removed for good.
+    #[arg(long, env = "INFLOW_HARD_DELETE_DEFAULT_DURATION", default_value = "72h", value_parser = parse_duration)]
+    pub hard_delete_default_duration: Duration,
+}
+
+/// Flags of the node that runs retention, hard deletes and garbage
+/// collection (`inflow serve` and `inflow-compactor`).
+#[derive(Debug, Clone, Args)]
+pub struct MaintenanceArgs {
+    /// How often retention, scheduled hard deletes and garbage collection run.
+    #[arg(long, env = "INFLOW_RETENTION_CHECK_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub retention_check_interval: Duration,
+
+    /// How long a Parquet file that no catalog entry references stays on the
+    /// object store before it is deleted, so running queries can finish.
+    #[arg(long, env = "INFLOW_GC_GRACE_PERIOD", default_value = "5m", value_parser = parse_duration)]
+    pub gc_grace_period: Duration,
+}
+
+impl IngestArgs {
+    /// The catalog size limits these flags set.
+    pub fn limits(&self) -> buffer::validate::Limits {
+        buffer::validate::Limits {
+            max_databases: self.max_databases,
+            max_tables_per_database: self.max_tables_per_database,
+            max_columns_per_table: self.max_columns_per_table,
+        }
+    }
 }
 
 /// Parses a memory limit: a size (see [`parse_size`]) or a percentage of the
@@ -410,6 +455,7 @@ impl CommonArgs {
         writer: Option<Arc<dyn http_api::WriteService>>,
         query: Option<Arc<query::QueryEngine>>,
         metrics: http_api::Metrics,
+        ingest: Option<&IngestArgs>,
     ) -> Result<(), StartupError> {
         if let Some(q) = &query {
             metrics.register_scan(&q.scan_metrics());
@@ -422,6 +468,10 @@ impl CommonArgs {
             max_request_size: self.max_http_request_size,
             process_id: uuid::Uuid::new_v4(),
             auth: self.auth_settings()?,
+            limits: ingest.map_or(buffer::validate::Limits::UNLIMITED, IngestArgs::limits),
+            hard_delete_default_ns: ingest.map_or(http_api::HARD_DELETE_DEFAULT_NS, |i| {
+                i64::try_from(i.hard_delete_default_duration.as_nanos()).unwrap_or(i64::MAX)
+            }),
         };
         let listener = self.bind().await?;
         http_api::serve(listener, http_api::router(state), shutdown_signal())
