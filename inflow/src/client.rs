@@ -30,6 +30,36 @@ pub(crate) enum CreateCommand {
     /// Create a token: `--admin` for the operator token, or `--name` with
     /// `--permission` for a resource token (`--name` alone makes a named admin token).
     Token(CreateToken),
+    /// Create a database.
+    Database {
+        /// The database name.
+        name: String,
+        /// How long rows are kept, such as 30d or 1y (default: forever).
+        #[arg(long)]
+        retention_period: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create a table with its tags and typed fields.
+    Table {
+        /// The table name.
+        name: String,
+        /// The database.
+        #[arg(long, short = 'd')]
+        database: String,
+        /// Tag columns, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        /// Field columns as NAME:TYPE, comma-separated; TYPE is utf8, int64,
+        /// uint64, float64 or bool.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// How long rows are kept (default: the database's).
+        #[arg(long)]
+        retention_period: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +96,23 @@ pub(crate) enum DeleteCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Delete a database: a soft delete unless --hard-delete-at says when to
+    /// remove it for good (now, never, default or an ISO 8601 time).
+    Database {
+        /// The database name.
+        name: String,
+        /// now, never, default or an ISO 8601 time.
+        #[arg(long)]
+        hard_delete_at: Option<String>,
+        /// Delete only the rows; keep the schema, tokens and caches.
+        #[arg(long)]
+        data_only: bool,
+        /// With --data-only, remove the tables too.
+        #[arg(long, requires = "data_only")]
+        remove_tables: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +125,32 @@ pub(crate) enum ShowCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List databases.
+    Databases {
+        /// Include soft-deleted databases.
+        #[arg(long)]
+        show_deleted: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "pretty")]
+        format: OutputFormat,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn format_param(f: OutputFormat) -> &'static str {
+    match f {
+        OutputFormat::Pretty => "pretty",
+        OutputFormat::Json => "json",
+        OutputFormat::Csv => "csv",
+    }
+}
+
+fn print_body(body: &str) {
+    print!("{body}");
+    if !body.ends_with('\n') {
+        println!();
+    }
 }
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -123,7 +196,45 @@ fn parse_permission(p: &str) -> Result<Value, String> {
 }
 
 pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
-    let CreateCommand::Token(t) = cmd;
+    let t = match cmd {
+        CreateCommand::Token(t) => t,
+        CreateCommand::Database {
+            name,
+            retention_period,
+            client,
+        } => {
+            let mut body = json!({"db": name});
+            if let Some(r) = retention_period {
+                body["retention_period"] = json!(r);
+            }
+            send(request(&client, reqwest::Method::POST, "/api/v3/configure/database").json(&body)).await?;
+            println!("Database '{name}' created");
+            return Ok(());
+        }
+        CreateCommand::Table {
+            name,
+            database,
+            tags,
+            fields,
+            retention_period,
+            client,
+        } => {
+            let fields = fields
+                .iter()
+                .map(|f| match f.split_once(':') {
+                    Some((n, t)) if !n.is_empty() && !t.is_empty() => Ok(json!({"name": n, "type": t})),
+                    _ => Err(format!("invalid --fields entry '{f}': expected NAME:TYPE, like temp:float64")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut body = json!({"db": database, "table": name, "tags": tags, "fields": fields});
+            if let Some(r) = retention_period {
+                body["retention_period"] = json!(r);
+            }
+            send(request(&client, reqwest::Method::POST, "/api/v3/configure/table").json(&body)).await?;
+            println!("Table '{name}' created in database '{database}'");
+            return Ok(());
+        }
+    };
     let c = &t.client;
     let req = if t.admin {
         let path = if t.regenerate {
@@ -164,27 +275,56 @@ pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
 }
 
 pub(crate) async fn delete(cmd: DeleteCommand) -> CliResult {
-    let DeleteCommand::Token { name, client } = cmd;
-    send(request(&client, reqwest::Method::DELETE, "/api/v3/configure/token").query(&[("token_name", &name)])).await?;
-    println!("Token '{name}' deleted");
+    match cmd {
+        DeleteCommand::Token { name, client } => {
+            send(request(&client, reqwest::Method::DELETE, "/api/v3/configure/token").query(&[("token_name", &name)]))
+                .await?;
+            println!("Token '{name}' deleted");
+        }
+        DeleteCommand::Database {
+            name,
+            hard_delete_at,
+            data_only,
+            remove_tables,
+            client,
+        } => {
+            let mut q: Vec<(&str, String)> = vec![("db", name.clone())];
+            if let Some(h) = hard_delete_at {
+                q.push(("hard_delete_at", h));
+            }
+            if data_only {
+                q.push(("data_only", "true".into()));
+            }
+            if remove_tables {
+                q.push(("remove_tables", "true".into()));
+            }
+            send(request(&client, reqwest::Method::DELETE, "/api/v3/configure/database").query(&q)).await?;
+            println!("Database '{name}' deleted");
+        }
+    }
     Ok(())
 }
 
 pub(crate) async fn show(cmd: ShowCommand) -> CliResult {
-    let ShowCommand::Tokens { format, client } = cmd;
-    let format = match format {
-        OutputFormat::Pretty => "pretty",
-        OutputFormat::Json => "json",
-        OutputFormat::Csv => "csv",
+    let (format, client) = match cmd {
+        ShowCommand::Tokens { format, client } => (format, client),
+        ShowCommand::Databases {
+            show_deleted,
+            format,
+            client,
+        } => {
+            let q = [("format", format_param(format).to_string()), ("show_deleted", show_deleted.to_string())];
+            let body = send(request(&client, reqwest::Method::GET, "/api/v3/configure/database").query(&q)).await?;
+            print_body(&body);
+            return Ok(());
+        }
     };
+    let format = format_param(format);
     let q = "SELECT token_id, name, admin, permissions, created_at, expiry FROM system.tokens ORDER BY token_id";
     let body = send(
         request(&client, reqwest::Method::GET, "/api/v3/query_sql").query(&[("db", "_internal"), ("q", q), ("format", format)]),
     )
     .await?;
-    print!("{body}");
-    if !body.ends_with('\n') {
-        println!();
-    }
+    print_body(&body);
     Ok(())
 }

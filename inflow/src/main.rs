@@ -30,13 +30,13 @@ enum Command {
     /// Run every role (ingester, querier, compactor) in one process. By default
     /// all data lives under ./.inflow on the local disk.
     Serve(Box<ServeArgs>),
-    /// Create resources on a server (tokens).
+    /// Create resources on a server (tokens, databases, tables).
     #[command(subcommand)]
     Create(client::CreateCommand),
-    /// Delete resources on a server (tokens).
+    /// Delete resources on a server (tokens, databases).
     #[command(subcommand)]
     Delete(client::DeleteCommand),
-    /// List resources on a server (tokens).
+    /// List resources on a server (tokens, databases).
     #[command(subcommand)]
     Show(client::ShowCommand),
 }

@@ -383,3 +383,57 @@ async fn limits_reject_lines_with_422() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+fn cli(args: &[&str], token: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(test_helpers::bin_path("inflow"))
+        .args(args)
+        .env("INFLOW_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn cli_manages_databases_and_tables() {
+    let s = TestServer::start().await;
+    let host = s.url("");
+    let token = s.admin_token().unwrap().to_string();
+    let run = |args: Vec<&str>| {
+        let mut a = args;
+        a.extend(["--host", host.as_str()]);
+        let token = token.clone();
+        let a: Vec<String> = a.into_iter().map(str::to_string).collect();
+        async move { tokio::task::spawn_blocking(move || cli(&a.iter().map(String::as_str).collect::<Vec<_>>(), &token)).await.unwrap() }
+    };
+    let (ok, out, err) = run(vec!["create", "database", "sensors", "--retention-period", "30d"]).await;
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(vec!["create", "database", "sensors"]).await;
+    assert!(!ok && err.contains("409"), "{err}");
+    let (ok, out, err) = run(vec![
+        "create", "table", "air", "--database", "sensors", "--tags", "room,floor", "--fields", "temp:float64,count:int64",
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run(vec!["create", "table", "bad", "-d", "sensors", "--fields", "temp"]).await;
+    assert!(!ok && err.contains("NAME:TYPE"), "{err}");
+    let (ok, out, err) = run(vec!["show", "databases", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(rows.contains(&json!({"iox::database": "sensors", "retention_period": "30d"})), "{rows:?}");
+    let cols = s
+        .query_json("sensors", "SELECT column_name FROM information_schema.columns WHERE table_name = 'air' ORDER BY column_name")
+        .await;
+    assert_eq!(cols.len(), 5, "{cols:?}");
+    let (ok, out, err) = run(vec!["delete", "database", "sensors"]).await;
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = run(vec!["show", "databases"]).await;
+    assert!(ok && !out.contains("sensors"), "{out}");
+    let (ok, out, _) = run(vec!["show", "databases", "--show-deleted", "--format", "csv"]).await;
+    assert!(ok && out.contains("sensors-") && out.contains("true"), "{out}");
+    let (ok, _, err) = run(vec!["delete", "database", "sensors"]).await;
+    assert!(!ok && err.contains("404"), "{err}");
+}
