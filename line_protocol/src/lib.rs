@@ -513,6 +513,9 @@ fn parse_scalar(raw: &str) -> Result<FieldValue<'static>, String> {
                 .map_err(|_| format!("unsigned integer '{raw}' is out of range for a 64-bit unsigned integer"))
         }
         _ => {
+            if let Some(v) = fast_decimal(bytes) {
+                return Ok(FieldValue::F64(v));
+            }
             // Only plain decimal notation: Rust would also accept "inf" and "NaN".
             let ok = bytes
                 .iter()
@@ -532,6 +535,48 @@ fn parse_scalar(raw: &str) -> Result<FieldValue<'static>, String> {
             Ok(FieldValue::F64(v))
         }
     }
+}
+
+/// Exact powers of ten as f64 (10^22 is the largest that is exact).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22,
+];
+
+/// The common float shape, `[-+]digits[.digits]` with at most 15 digits, in
+/// one pass. The digits form an integer below 2^53 and the divisor is an
+/// exact power of ten, so one IEEE division gives the correctly rounded
+/// value, the same as `str::parse` (Clinger's fast path). Anything else
+/// (exponents, long mantissas) returns `None` for the general parser.
+fn fast_decimal(b: &[u8]) -> Option<f64> {
+    let (neg, rest) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac = 0usize;
+    let mut dot = false;
+    for &c in rest {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                frac += usize::from(dot);
+                if digits > 15 {
+                    return None;
+                }
+            }
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
 }
 
 fn is_integer(s: &str) -> bool {

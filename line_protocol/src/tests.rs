@@ -152,3 +152,35 @@ fn precision_conversion() {
         assert_eq!(Precision::from_code(c).unwrap().code(), c);
     }
 }
+
+#[test]
+fn fast_float_path_matches_the_general_parser() {
+    let cases = [
+        "0", "-0", "1", "1.", ".5", "-.5", "+2.25", "58.1358", "0.1", "0.3", "123456789012345", "1234567.89012345",
+        "9007199254740993", "0.000000000000001", "99999999999999.9", "-42.000001", "3.14159265358979",
+    ];
+    for c in cases {
+        let want: f64 = c.parse().unwrap();
+        match super::fast_decimal(c.as_bytes()) {
+            Some(got) => assert_eq!(got.to_bits(), want.to_bits(), "{c}"),
+            None => assert!(c.trim_start_matches(['-', '+']).replace('.', "").len() > 15, "{c} should take the fast path"),
+        }
+        let line = format!("m f={c}");
+        let parsed = parse_line(line.as_bytes()).unwrap();
+        assert_eq!(parsed.fields[0].1, FieldValue::F64(want), "{c}");
+    }
+    // A pseudo-random sweep of short decimals.
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for _ in 0..20000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let int = x % 1_000_000;
+        let frac = (x >> 20) % 1_000_000_000;
+        let s = format!("{int}.{frac:09}");
+        assert_eq!(super::fast_decimal(s.as_bytes()).map(f64::to_bits), Some(s.parse::<f64>().unwrap().to_bits()), "{s}");
+    }
+    for bad in ["", "-", ".", "1.2.3", "1e5", "abc", "1-2"] {
+        assert_eq!(super::fast_decimal(bad.as_bytes()), None, "{bad}");
+    }
+}
