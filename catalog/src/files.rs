@@ -28,6 +28,10 @@ pub struct ParquetFile {
     pub max_time: i64,
     /// The start of the time chunk the rows came from.
     pub chunk_time: i64,
+    /// The last WAL sequence number of the persist that wrote the file (the
+    /// node's WAL up to it is covered by files).
+    #[serde(default)]
+    pub max_wal_seq: u64,
     /// Compaction level: 0 for files the ingester persisted.
     #[serde(default)]
     pub level: u8,

@@ -200,6 +200,7 @@ impl Persister {
                     .map(|f| {
                         let mut f = f.clone();
                         f.id = next;
+                        f.max_wal_seq = wal_seq;
                         next += 1;
                         f
                     })

@@ -123,6 +123,7 @@ pub async fn write_file(
         min_time,
         max_time,
         chunk_time,
+        max_wal_seq: 0,
         level: 0,
         tag_ranges: tag_ranges(&sorted, table),
     })
