@@ -3,7 +3,7 @@
 # and reports the peak RSS next to the limit, with the ingest rate: the
 # buffer must persist to Parquet and stay bounded however much is written.
 #
-#   bench/memory.sh [--limit 256MiB] [--gib 2]
+#   bench/memory.sh [--limit 256MiB] [--gib 2] [--connections 64]
 #
 # Prints one JSON line: bytes and lines written, lines/s, idle and peak RSS,
 # and peak / (3 × limit + idle), which must stay below 1.
@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/inflow-target}"
 
 limit=256MiB
+connections=64
 gib=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --limit) limit=$2; shift 2 ;;
         --gib) gib=$2; shift 2 ;;
+        --connections) connections=$2; shift 2 ;;
         *) echo "usage: bench/memory.sh [--limit SIZE] [--gib N]" >&2; exit 2 ;;
     esac
 done
@@ -45,7 +47,7 @@ idle_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 target=$((gib * 1024 * 1024 * 1024))
 written=0; lines=0; seconds=0; start=1451606400; runs=0
 while [ "$written" -lt "$target" ]; do
-    out=$("$bin/inflow-bench" write --url http://127.0.0.1:18183 --api v3 --batch 5000 --connections 8 \
+    out=$("$bin/inflow-bench" write --url http://127.0.0.1:18183 --api v3 --batch 5000 --connections "$connections" \
         --hosts 1000 --interval 10s --duration 5h --start "$start")
     read -r b l s < <(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["bytes"], d["lines"], d["seconds"])' "$out")
     written=$((written + b)); lines=$((lines + l)); seconds=$(python3 -c "print($seconds + $s)")

@@ -337,8 +337,9 @@ pub struct WriteBatch {
 pub struct Built {
     /// The rows.
     pub batch: WriteBatch,
-    /// The accepted lines, `\n`-separated, for the WAL.
-    pub accepted: Vec<u8>,
+    /// The accepted lines, `\n`-separated, for the WAL; `None` when every
+    /// line of the body was accepted (the body itself is the WAL entry).
+    pub accepted: Option<Vec<u8>>,
 }
 
 /// Converts the good lines into Arrow, checking each against `state`.
@@ -442,7 +443,7 @@ pub fn build(
     }
     Ok(Built {
         batch: finish_tables(db_schema.id, tables)?,
-        accepted,
+        accepted: Some(accepted),
     })
 }
 
@@ -652,6 +653,39 @@ fn count_newlines(body: &[u8]) -> usize {
     body.iter().filter(|b| **b == b'\n').count()
 }
 
+/// The accepted lines of a body, copied only once a line is rejected: until
+/// then the body itself is the list.
+struct Accepted<'b> {
+    body: &'b [u8],
+    copy: Option<Vec<u8>>,
+}
+
+impl Accepted<'_> {
+    fn kept(&mut self, raw: &[u8]) {
+        if let Some(c) = &mut self.copy {
+            if !c.is_empty() {
+                c.push(b'\n');
+            }
+            c.extend_from_slice(raw);
+        }
+    }
+
+    /// `raw` (a slice of the body) is rejected: from now on keep a copy of
+    /// the accepted lines, starting with everything before `raw`.
+    fn dropped(&mut self, raw: &[u8]) {
+        if self.copy.is_none() {
+            let start = (raw.as_ptr() as usize)
+                .checked_sub(self.body.as_ptr() as usize)
+                .filter(|s| *s <= self.body.len())
+                .unwrap_or(0);
+            let prefix = self.body[..start].trim_ascii_end();
+            let mut c = Vec::with_capacity(self.body.len());
+            c.extend_from_slice(prefix);
+            self.copy = Some(c);
+        }
+    }
+}
+
 /// The common case in one pass: when the catalog already has every table
 /// and column the lines use, each line is parsed straight into the Arrow
 /// builders and nothing but the current and previous line is kept. Returns
@@ -671,13 +705,14 @@ pub fn parse_and_build_known(
     let mut tables: Vec<TableBuilder> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut rejected = Vec::new();
-    let mut accepted = Vec::with_capacity(body.len());
+    let mut accepted = Accepted { body, copy: None };
     let mut cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(32);
     let (mut cur_tags, mut cur_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
     let (mut prev_tags, mut prev_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
     // The previous built line's measurement and table builder.
     let mut prev: Option<(std::borrow::Cow<'_, str>, usize)> = None;
-    let reject = |rejected: &mut Vec<RejectedLine>, n: usize, raw: &[u8], msg: String| {
+    let reject = |rejected: &mut Vec<RejectedLine>, accepted: &mut Accepted<'_>, n: usize, raw: &[u8], msg: String| {
+        accepted.dropped(raw);
         rejected.push(RejectedLine {
             line_number: n,
             original_line: String::from_utf8_lossy(raw).into_owned(),
@@ -691,14 +726,14 @@ pub fn parse_and_build_known(
         let (measurement, timestamp) = match line_protocol::parse_line_into(raw, &mut cur_tags, &mut cur_fields) {
             Ok(x) => x,
             Err(e) => {
-                reject(&mut rejected, line_number, raw, e.to_string());
+                reject(&mut rejected, &mut accepted, line_number, raw, e.to_string());
                 continue;
             }
         };
         let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
             Ok(t) => t.unwrap_or(default_time_ns),
             Err(e) => {
-                reject(&mut rejected, line_number, raw, e.to_string());
+                reject(&mut rejected, &mut accepted, line_number, raw, e.to_string());
                 continue;
             }
         };
@@ -750,7 +785,7 @@ pub fn parse_and_build_known(
                 }
             }
             if let Some(msg) = bad {
-                reject(&mut rejected, line_number, raw, msg);
+                reject(&mut rejected, &mut accepted, line_number, raw, msg);
                 // `cols` no longer matches `prev`: forget it.
                 prev = None;
                 continue;
@@ -758,14 +793,11 @@ pub fn parse_and_build_known(
             idx
         };
         if let Some(msg) = tables[idx].expired(time_ns) {
-            reject(&mut rejected, line_number, raw, msg);
+            reject(&mut rejected, &mut accepted, line_number, raw, msg);
             continue;
         }
         tables[idx].push(&cols, view, time_ns);
-        if !accepted.is_empty() {
-            accepted.push(b'\n');
-        }
-        accepted.extend_from_slice(raw);
+        accepted.kept(raw);
         std::mem::swap(&mut cur_tags, &mut prev_tags);
         std::mem::swap(&mut cur_fields, &mut prev_fields);
         prev = Some((measurement, idx));
@@ -773,7 +805,7 @@ pub fn parse_and_build_known(
     Ok(Some((
         Built {
             batch: finish_tables(db_schema.id, tables)?,
-            accepted,
+            accepted: accepted.copy,
         },
         rejected,
     )))

@@ -224,6 +224,13 @@ impl WriteService for Ingester {
 
     async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError> {
         catalog::validate_db_name(&req.db).map_err(WriteError::InvalidDatabaseName)?;
+        // Backpressure: while persistence is behind, writers wait (before
+        // parsing, so waiting requests hold only their bodies).
+        if !self.persister.wait_for_room(Duration::from_secs(30)).await {
+            return Err(WriteError::Unavailable(
+                "the write buffer is full because persistence to the object store is behind; retry later".into(),
+            ));
+        }
         let default_time_ns = now_ns();
         let state = self.catalog.state();
         let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
@@ -238,18 +245,15 @@ impl WriteService for Ingester {
         if built.batch.rows == 0 || (!req.accept_partial && !rejected.is_empty()) {
             return Err(WriteError::Rejected(rejected));
         }
-        // Backpressure: while persistence is behind, writers wait.
-        if !self.persister.wait_for_room(Duration::from_secs(30)).await {
-            return Err(WriteError::Unavailable(
-                "the write buffer is full because persistence to the object store is behind; retry later".into(),
-            ));
-        }
         let lines_written = built.batch.rows;
         let entry = WalEntry {
             db: req.db,
             precision: req.precision.code(),
             default_time_ns,
-            lines: Bytes::from(built.accepted),
+            lines: match built.accepted {
+                Some(lines) => Bytes::from(lines),
+                None => req.body.clone(),
+            },
         };
         let result = if req.no_sync {
             self.wal.write_no_sync(entry, built.batch).await

@@ -82,27 +82,41 @@ pub struct WalFile {
     pub entries: Vec<WalEntry>,
 }
 
-/// Encodes a file's entries in the current format.
-pub fn encode(entries: &[WalEntry]) -> Bytes {
-    let payload_len: usize = entries
-        .iter()
-        .map(|e| 2 + e.db.len() + 1 + 8 + 4 + e.lines.len())
-        .sum();
-    let mut payload = BytesMut::with_capacity(payload_len);
+/// Encodes a file's entries in the current format, as parts that share the
+/// entries' line buffers (no copy of the lines; the CRC runs over them).
+pub fn encode_parts(entries: &[WalEntry]) -> PutPayload {
+    let mut crc = crc32fast::Hasher::new();
+    let mut parts: Vec<Bytes> = Vec::with_capacity(1 + 2 * entries.len());
+    let mut payload_len = 0usize;
     for e in entries {
-        payload.put_u16_le(e.db.len() as u16);
-        payload.put_slice(e.db.as_bytes());
-        payload.put_u8(e.precision);
-        payload.put_i64_le(e.default_time_ns);
-        payload.put_u32_le(e.lines.len() as u32);
-        payload.put_slice(&e.lines);
+        let mut head = BytesMut::with_capacity(2 + e.db.len() + 1 + 8 + 4);
+        head.put_u16_le(e.db.len() as u16);
+        head.put_slice(e.db.as_bytes());
+        head.put_u8(e.precision);
+        head.put_i64_le(e.default_time_ns);
+        head.put_u32_le(e.lines.len() as u32);
+        let head = head.freeze();
+        crc.update(&head);
+        crc.update(&e.lines);
+        payload_len += head.len() + e.lines.len();
+        parts.push(head);
+        parts.push(e.lines.clone());
     }
-    let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
-    out.put_slice(MAGIC);
-    out.put_u32_le(VERSION);
-    out.put_u32_le(crc32fast::hash(&payload));
-    out.put_u64_le(payload.len() as u64);
-    out.put_slice(&payload);
+    let mut header = BytesMut::with_capacity(HEADER_LEN);
+    header.put_slice(MAGIC);
+    header.put_u32_le(VERSION);
+    header.put_u32_le(crc.finalize());
+    header.put_u64_le(payload_len as u64);
+    std::iter::once(header.freeze()).chain(parts).collect()
+}
+
+/// Encodes a file's entries in the current format, as one buffer.
+pub fn encode(entries: &[WalEntry]) -> Bytes {
+    let payload = encode_parts(entries);
+    let mut out = BytesMut::with_capacity(payload.content_length());
+    for part in payload.iter() {
+        out.put_slice(part);
+    }
     out.freeze()
 }
 
@@ -326,13 +340,14 @@ async fn flusher<P>(
             batch.push(p);
         }
         let entries: Vec<WalEntry> = batch.iter().map(|p| p.entry.clone()).collect();
-        let data = encode(&entries);
+        let data = encode_parts(&entries);
+        drop(entries);
         let started = std::time::Instant::now();
         let result = put_next(&location, &mut seq, data.clone()).await;
         observe(&FlushStats {
             seq,
-            entries: entries.len(),
-            bytes: data.len(),
+            entries: batch.len(),
+            bytes: data.content_length(),
             duration: started.elapsed(),
             ok: result.is_ok(),
         });
@@ -363,7 +378,7 @@ async fn flusher<P>(
 /// PUTs `data` as the next file. If the sequence number is taken (an earlier
 /// PUT that reported failure but landed), the next one is used: replay reads
 /// both, and the earlier one's writes were never acknowledged.
-async fn put_next(location: &WalLocation, seq: &mut u64, data: Bytes) -> Result<(), WalError> {
+async fn put_next(location: &WalLocation, seq: &mut u64, data: PutPayload) -> Result<(), WalError> {
     for _ in 0..16 {
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -371,7 +386,7 @@ async fn put_next(location: &WalLocation, seq: &mut u64, data: Bytes) -> Result<
         };
         match location
             .store
-            .put_opts(&location.path(*seq), PutPayload::from(data.clone()), opts)
+            .put_opts(&location.path(*seq), data.clone(), opts)
             .await
         {
             Ok(_) => return Ok(()),
