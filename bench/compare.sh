@@ -130,7 +130,8 @@ q_inflow_pq=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql 
 # Every system holds both data sets when its disk is measured.
 values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
 raw_lp=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["bytes"] for l in sys.stdin))')
-disk() { du -sb "$1" | cut -f1; }
+# Allocated bytes (not apparent sizes: InfluxDB preallocates sparse series files).
+disk() { du -s -B1 "$1" | cut -f1; }
 d_influx=$(disk "$work/influxdb")
 d_vm=$(disk "$work/vm")
 d_inflow=$(disk "$work/inflow")

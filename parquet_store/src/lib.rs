@@ -23,7 +23,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::schema::types::ColumnPath;
 use parquet::file::properties::WriterProperties;
 
 /// Tag statistics longer than this are not kept in the catalog (the file
@@ -74,11 +75,26 @@ pub fn database_dir(prefix: &Path, db_id: u32) -> Path {
     prefix.clone().join("data").join(db_id.to_string().as_str())
 }
 
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// ZSTD, with encodings chosen per column for time series sorted by series
+/// then time: `time` and integer fields are delta-encoded (consecutive
+/// values of a series differ little, so the deltas pack into a few bits),
+/// floats are byte-stream-split (their exponent and high mantissa bytes
+/// repeat, which ZSTD then finds), and tags and strings keep Parquet's
+/// dictionary encoding.
+fn writer_properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
-        .build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_SIZE));
+    for f in schema.fields() {
+        let encoding = match f.data_type() {
+            DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => Encoding::DELTA_BINARY_PACKED,
+            DataType::Float64 => Encoding::BYTE_STREAM_SPLIT,
+            _ => continue,
+        };
+        let path = ColumnPath::from(f.name().as_str());
+        b = b.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, encoding);
+    }
+    b.build()
 }
 
 /// Sorts (tags, then time), and writes `batch` (already deduplicated, in the
@@ -100,7 +116,7 @@ pub async fn write_file(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
-        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties())).map_err(pq)?;
+        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties(&sorted.schema()))).map_err(pq)?;
         writer.write(&sorted).map_err(pq)?;
         writer.close().map_err(pq)?;
     }

@@ -255,7 +255,11 @@ impl TableProvider for InflowTable {
             _ => wanted.clone(),
         };
         if !files.is_empty() {
-            let mut source = ParquetSource::new(Arc::clone(&self.schema));
+            // Filters are evaluated while decoding (late materialisation):
+            // selective queries decode the other columns only for matches.
+            let mut source = ParquetSource::new(Arc::clone(&self.schema))
+                .with_pushdown_filters(true)
+                .with_reorder_filters(true);
             if let Some(predicate) = conjunction(filters.iter().cloned()) {
                 let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
                 if let Ok(p) = state.create_physical_expr(predicate, &df_schema) {
