@@ -66,6 +66,9 @@ bind-address = "127.0.0.1:18088"
   # Lifted so every system stores the same high-cardinality data.
   max-values-per-tag = 0
   max-series-per-database = 0
+[coordinator]
+  # Its compactions run during the high-cardinality load; don't time out.
+  write-timeout = "120s"
 [http]
   bind-address = "127.0.0.1:18086"
   log-enabled = false
