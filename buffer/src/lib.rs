@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, TimestampNanosecondArray, UInt32Array, new_null_array};
-use arrow::compute::{concat_batches, take};
+use arrow::compute::{concat_batches, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -436,13 +436,7 @@ fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, RecordBatch)>
     let split = rows
         .into_iter()
         .map(|(chunk, idx)| {
-            let idx = UInt32Array::from(idx);
-            let cols = batch
-                .columns()
-                .iter()
-                .map(|c| take(c.as_ref(), &idx, None))
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(batch.schema(), cols).map(|b| (chunk, b))
+            take_record_batch(batch, &UInt32Array::from(idx)).map(|b| (chunk, b))
         })
         .collect::<Result<Vec<_>, ArrowError>>();
     // `take` on valid arrays does not fail; if it ever did, keeping the rows
@@ -524,13 +518,7 @@ pub fn sort_by_key(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBat
     if idx.windows(2).all(|w| w[0] < w[1]) {
         return Ok(batch.clone());
     }
-    let idx = UInt32Array::from(idx);
-    let cols = batch
-        .columns()
-        .iter()
-        .map(|c| take(c.as_ref(), &idx, None))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(batch.schema(), cols)
+    take_record_batch(batch, &UInt32Array::from(idx))
 }
 
 /// Deduplicates rows with the same tags and time; the last non-null value of

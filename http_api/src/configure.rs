@@ -21,22 +21,13 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{Need, authorize};
-use crate::error::{ApiError, Family};
+use crate::error::{ApiError, Family, catalog_error};
 use crate::write::read_body;
 
 fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(|e| e.respond(Family::V3))
 }
 
-fn catalog_error(e: CatalogError) -> ApiError {
-    match e {
-        CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
-        CatalogError::NotFound(m) => ApiError::NotFound(m),
-        CatalogError::Invalid(m) => ApiError::BadRequest(m),
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => ApiError::Unavailable(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
 
 /// The query string as pairs; a parameter given twice keeps the last value.
 fn query_pairs(q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
@@ -97,8 +88,38 @@ fn deleted_name(name: &str, now: i64) -> String {
     format!("{name}-{}", chrono::DateTime::from_timestamp_nanos(now).format("%Y%m%dT%H%M%S"))
 }
 
+/// The parameters every DELETE shares: `data_only`, and `hard_delete_at`
+/// resolved against `now`.
+struct DeleteParams {
+    now: i64,
+    data_only: bool,
+    hard: Option<i64>,
+}
+
+impl DeleteParams {
+    fn parse(state: &AppState, pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let now = catalog::now_ns();
+        Ok(Self {
+            now,
+            data_only: bool_param(pairs, "data_only")?,
+            hard: hard_delete_at(param(pairs, "hard_delete_at"), now, state.hard_delete_default_ns)?,
+        })
+    }
+
+    /// Whether the hard delete is due at once (`now`, or a time passed).
+    fn hard_now(&self) -> bool {
+        self.hard.is_some_and(|h| h <= self.now)
+    }
+}
+
 fn admin(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<(), ApiError> {
     authorize(&state.auth, &state.catalog, Family::V3, headers, q, Need::Admin).map(|_| ())
+}
+
+/// Checks for an admin token, then parses the query string.
+fn admin_query(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    admin(state, headers, q)?;
+    query_pairs(q)
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body, headers: &HeaderMap, limit: usize) -> Result<T, ApiError> {
@@ -221,8 +242,7 @@ struct UpdateDatabase {
 /// PUT /api/v3/configure/database {"db", "retention_period"} (or `?db=`): 200, 400, 404.
 pub(crate) async fn update_database(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let req: UpdateDatabase = json_body(body, &headers, state.max_request_size).await?;
         let db = req
             .db
@@ -258,8 +278,7 @@ async fn set_db_retention(state: &AppState, db: &str, retention_ns: Option<i64>)
 /// DELETE /api/v3/configure/database/retention_period?db=: 204, 404.
 pub(crate) async fn delete_database_retention(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let db = required(&pairs, "db")?;
         set_db_retention(&state, db, None).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -270,31 +289,28 @@ pub(crate) async fn delete_database_retention(State(state): State<AppState>, Raw
 /// DELETE /api/v3/configure/database?db=[&data_only][&remove_tables][&hard_delete_at]: 200, 400, 404.
 pub(crate) async fn delete_database(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let db = required(&pairs, "db")?;
-        let data_only = bool_param(&pairs, "data_only")?;
         let remove_tables = bool_param(&pairs, "remove_tables")?;
-        let now = catalog::now_ns();
-        let hard = hard_delete_at(param(&pairs, "hard_delete_at"), now, state.hard_delete_default_ns)?;
+        let p = DeleteParams::parse(&state, &pairs)?;
         state
             .catalog
             .update(|s| {
                 let d = s.db(db).ok_or_else(|| db_not_found(db))?;
-                if data_only {
+                if p.data_only {
                     return Ok(vec![CatalogOp::ClearDatabaseData {
                         db_id: d.id,
-                        at_ns: now,
+                        at_ns: p.now,
                         remove_tables,
                     }]);
                 }
                 let mut ops = vec![CatalogOp::SoftDeleteDatabase {
                     db_id: d.id,
-                    new_name: deleted_name(db, now),
-                    deleted_at_ns: now,
-                    hard_delete_at_ns: hard,
+                    new_name: deleted_name(db, p.now),
+                    deleted_at_ns: p.now,
+                    hard_delete_at_ns: p.hard,
                 }];
-                if hard.is_some_and(|h| h <= now) {
+                if p.hard_now() {
                     ops.push(CatalogOp::RemoveDatabase { db_id: d.id });
                 }
                 Ok(ops)
@@ -471,32 +487,29 @@ pub(crate) async fn update_table(State(state): State<AppState>, RawQuery(q): Raw
 /// DELETE /api/v3/configure/table?db=&table=[&data_only][&hard_delete_at]: 200, 400, 404.
 pub(crate) async fn delete_table(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let db = required(&pairs, "db")?;
         let table = required(&pairs, "table")?;
-        let data_only = bool_param(&pairs, "data_only")?;
-        let now = catalog::now_ns();
-        let hard = hard_delete_at(param(&pairs, "hard_delete_at"), now, state.hard_delete_default_ns)?;
+        let p = DeleteParams::parse(&state, &pairs)?;
         state
             .catalog
             .update(|s| {
                 let (db_id, table_id) = table_ids(s, db, table)?;
-                if data_only {
+                if p.data_only {
                     return Ok(vec![CatalogOp::ClearTableData {
                         db_id,
                         table_id,
-                        at_ns: now,
+                        at_ns: p.now,
                     }]);
                 }
                 let mut ops = vec![CatalogOp::SoftDeleteTable {
                     db_id,
                     table_id,
-                    new_name: deleted_name(table, now),
-                    deleted_at_ns: now,
-                    hard_delete_at_ns: hard,
+                    new_name: deleted_name(table, p.now),
+                    deleted_at_ns: p.now,
+                    hard_delete_at_ns: p.hard,
                 }];
-                if hard.is_some_and(|h| h <= now) {
+                if p.hard_now() {
                     ops.push(CatalogOp::RemoveTable { db_id, table_id });
                 }
                 Ok(ops)
@@ -514,8 +527,7 @@ pub(crate) async fn delete_table(State(state): State<AppState>, RawQuery(q): Raw
 /// POST /api/v3/enterprise/configure/table/retention_period?db=&table=&duration=: 204, 400, 404.
 pub(crate) async fn set_table_retention_period(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let db = required(&pairs, "db")?;
         let table = required(&pairs, "table")?;
         let duration = parse_retention(required(&pairs, "duration")?)?;
@@ -528,8 +540,7 @@ pub(crate) async fn set_table_retention_period(State(state): State<AppState>, Ra
 /// DELETE /api/v3/enterprise/configure/table/retention_period?db=&table=: 204, 404.
 pub(crate) async fn clear_table_retention_period(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let pairs = query_pairs(q.as_deref())?;
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
         let db = required(&pairs, "db")?;
         let table = required(&pairs, "table")?;
         set_table_retention(&state, db, table, None).await?;

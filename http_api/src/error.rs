@@ -62,6 +62,18 @@ pub enum ApiError {
     Unavailable(String),
 }
 
+/// The status a catalog failure maps to: 409, 404, 400, 503 or 500.
+pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
+    use catalog::CatalogError;
+    match e {
+        CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
+        CatalogError::NotFound(m) => ApiError::NotFound(m),
+        CatalogError::Invalid(m) => ApiError::BadRequest(m),
+        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => ApiError::Unavailable(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {

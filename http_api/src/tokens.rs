@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Need, authorize, now_ms};
-use crate::error::{ApiError, Family};
+use crate::error::{ApiError, Family, catalog_error};
 use crate::write::read_body;
 
 /// RFC 3339 with milliseconds, as InfluxDB 3 shows token times.
@@ -27,15 +27,6 @@ pub(crate) fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn catalog_error(e: CatalogError) -> ApiError {
-    match e {
-        CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
-        CatalogError::NotFound(m) => ApiError::NotFound(m),
-        CatalogError::Invalid(m) => ApiError::BadRequest(m),
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => ApiError::Unavailable(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
 
 fn created(info: &TokenInfo, token: &str) -> Response {
     let mut body = json!({

@@ -5,6 +5,17 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use test_helpers::TestServer;
 
+/// Persist after every WAL file; run retention and garbage collection
+/// every 50 ms with no grace period.
+const PERSIST_AND_COLLECT_AT_ONCE: &[&str] = &[
+    "--wal-snapshot-size",
+    "1",
+    "--retention-check-interval",
+    "50ms",
+    "--gc-grace-period",
+    "0s",
+];
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,15 +155,7 @@ async fn database_lifecycle_and_status_codes() {
 
 #[tokio::test]
 async fn hard_delete_removes_every_file() {
-    let s = TestServer::start_with(&[
-        "--wal-snapshot-size",
-        "1",
-        "--retention-check-interval",
-        "50ms",
-        "--gc-grace-period",
-        "0s",
-    ])
-    .await;
+    let s = TestServer::start_with(PERSIST_AND_COLLECT_AT_ONCE).await;
     let c = s.client().clone();
     s.write_ok("doomed", "m,t=a v=1 1\nm,t=b v=2 2").await;
     s.write_ok("kept", "m,t=a v=1 1").await;
@@ -291,15 +294,7 @@ async fn table_lifecycle_and_status_codes() {
 
 #[tokio::test]
 async fn retention_is_enforced_on_writes_queries_and_files() {
-    let s = TestServer::start_with(&[
-        "--wal-snapshot-size",
-        "1",
-        "--retention-check-interval",
-        "50ms",
-        "--gc-grace-period",
-        "0s",
-    ])
-    .await;
+    let s = TestServer::start_with(PERSIST_AND_COLLECT_AT_ONCE).await;
     let c = s.client().clone();
     let db_url = s.url("/api/v3/configure/database");
     assert_eq!(status(c.post(&db_url).json(&json!({"db": "short", "retention_period": "1h"}))).await.0, 200);

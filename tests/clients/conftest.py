@@ -3,6 +3,7 @@
 INFLOW_BIN names the binary (scripts/test.sh sets it). Each test gets its own
 server on port 0 with a temp data dir and a 10ms WAL flush.
 """
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -52,28 +53,27 @@ class Server:
         self.proc.wait()
 
 
-@pytest.fixture
-def server():
+@contextlib.contextmanager
+def _running(extra=()):
     binary = os.environ.get("INFLOW_BIN")
     if not binary:
         pytest.fail("set INFLOW_BIN to the inflow binary (scripts/test.sh does)")
     with tempfile.TemporaryDirectory() as d:
-        s = Server(binary, d)
+        s = Server(binary, d, extra)
         try:
             yield s
         finally:
             s.stop()
+
+
+@pytest.fixture
+def server():
+    with _running() as s:
+        yield s
 
 
 @pytest.fixture
 def persisting_server():
     """A server that persists its buffer to Parquet after every WAL file."""
-    binary = os.environ.get("INFLOW_BIN")
-    if not binary:
-        pytest.fail("set INFLOW_BIN to the inflow binary (scripts/test.sh does)")
-    with tempfile.TemporaryDirectory() as d:
-        s = Server(binary, d, extra=("--wal-snapshot-size", "1"))
-        try:
-            yield s
-        finally:
-            s.stop()
+    with _running(("--wal-snapshot-size", "1")) as s:
+        yield s
