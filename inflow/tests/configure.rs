@@ -73,6 +73,35 @@ async fn database_lifecycle_and_status_codes() {
     let c = s.client().clone();
     let db_url = s.url("/api/v3/configure/database");
 
+    // Every configure endpoint needs a token (401) and an admin one (403).
+    let anon = s.anonymous_client();
+    let endpoints: Vec<(reqwest::Method, String)> = vec![
+        (reqwest::Method::GET, format!("{db_url}?format=json")),
+        (reqwest::Method::POST, db_url.clone()),
+        (reqwest::Method::PUT, db_url.clone()),
+        (reqwest::Method::DELETE, format!("{db_url}?db=x")),
+        (reqwest::Method::DELETE, s.url("/api/v3/configure/database/retention_period?db=x")),
+        (reqwest::Method::POST, s.url("/api/v3/configure/table")),
+        (reqwest::Method::PUT, s.url("/api/v3/configure/table")),
+        (reqwest::Method::DELETE, s.url("/api/v3/configure/table?db=x&table=y")),
+        (reqwest::Method::POST, s.url("/api/v3/enterprise/configure/table/retention_period?db=x&table=y&duration=1d")),
+        (reqwest::Method::DELETE, s.url("/api/v3/enterprise/configure/table/retention_period?db=x&table=y")),
+    ];
+    for (m, url) in &endpoints {
+        assert_eq!(status(anon.request(m.clone(), url)).await.0, 401, "{m} {url}");
+    }
+    let r = c
+        .post(s.url("/api/v3/enterprise/configure/token"))
+        .json(&json!({"token_name": "reader", "permissions": [{"resource_type": "db", "resource_names": ["*"], "actions": ["read", "write"]}]}))
+        .send()
+        .await
+        .unwrap();
+    let reader: Value = r.json().await.unwrap();
+    let reader = reader["token"].as_str().unwrap().to_string();
+    for (m, url) in endpoints.iter().skip(1) {
+        assert_eq!(status(anon.request(m.clone(), url).bearer_auth(&reader)).await.0, 403, "{m} {url}");
+    }
+
     // GET needs format.
     let (code, body) = status(c.get(&db_url)).await;
     assert_eq!(code, 400, "{body}");
@@ -175,6 +204,22 @@ async fn hard_delete_removes_every_file() {
     // The other database is untouched.
     assert_eq!(s.query_json("kept", "SELECT count(*) AS n FROM m").await, vec![json!({"n": 1})]);
     assert!(parquet_files_under(&data.join(id_of("kept").to_string())) >= 1);
+
+    // A table's hard delete removes its files and leaves its neighbours.
+    s.write_ok("kept", "gone,t=a v=1 1").await;
+    eventually("the table's file", || async {
+        s.query_json("kept", "SELECT table_name FROM system.parquet_files WHERE table_name = 'gone'").await.len() == 1
+    })
+    .await;
+    let before = parquet_files_under(&data.join(id_of("kept").to_string()));
+    let url = s.url("/api/v3/configure/table?db=kept&table=gone&hard_delete_at=now");
+    assert_eq!(status(c.delete(url)).await.0, 200);
+    eventually("the table's file to be deleted", || async {
+        parquet_files_under(&data.join(id_of("kept").to_string())) == before - 1
+    })
+    .await;
+    assert!(s.query_json("kept", "SELECT table_name FROM system.tables").await.iter().all(|t| t["table_name"] != "gone"));
+    assert_eq!(s.query_json("kept", "SELECT count(*) AS n FROM m").await, vec![json!({"n": 1})]);
 
     // A hard delete scheduled in the future only soft-deletes for now.
     s.write_ok("later", "m v=1 1").await;
