@@ -67,6 +67,8 @@ pub struct IngesterConfig {
     pub node_id: String,
     /// `--wal-flush-interval`.
     pub wal_flush_interval: Duration,
+    /// `--wal-max-batch-size`: flush early once this many bytes are queued.
+    pub wal_max_batch_size: usize,
     /// When and how the buffer is persisted.
     pub persist: PersistConfig,
     /// Catalog size limits for writes.
@@ -85,6 +87,7 @@ impl IngesterConfig {
             prefix: args.prefix(),
             node_id: args.node_id.clone(),
             wal_flush_interval: args.wal_flush_interval,
+            wal_max_batch_size: persist.wal_max_batch_size,
             persist: PersistConfig {
                 wal_snapshot_size: persist.wal_snapshot_size,
                 buffer_mem_limit: persist.buffer_mem_limit,
@@ -143,6 +146,7 @@ impl Ingester {
             location,
             next_seq,
             config.wal_flush_interval,
+            config.wal_max_batch_size,
             Box::new(move |seq, batches: Vec<WriteBatch>| {
                 apply_buffer.apply_file(seq, batches);
                 trigger.applied(seq);

@@ -125,6 +125,12 @@ pub struct IngestArgs {
     #[arg(long, env = "INFLOW_GEN1_DURATION", default_value = "10m", value_parser = parse_duration)]
     pub gen1_duration: Duration,
 
+    /// Flush the WAL before the interval ends once this much line protocol
+    /// is queued (e.g. 8MiB), so a heavy load is not held to one flush per
+    /// interval. Acknowledgements still wait for the flush.
+    #[arg(long, env = "INFLOW_WAL_MAX_BATCH_SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub wal_max_batch_size: usize,
+
     /// Persist the buffer to Parquet after this many WAL files.
     #[arg(long, env = "INFLOW_WAL_SNAPSHOT_SIZE", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub wal_snapshot_size: u64,

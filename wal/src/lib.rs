@@ -277,15 +277,19 @@ pub struct Wal<P> {
 
 impl<P: Send + 'static> Wal<P> {
     /// Starts the flusher. `next_seq` is one past the last file replayed.
+    /// A flush happens every `flush_interval`, or sooner once the queued
+    /// lines reach `max_batch_bytes` (so heavy load is not capped at one
+    /// interval's worth of requests per flush).
     pub fn start(
         location: WalLocation,
         next_seq: u64,
         flush_interval: Duration,
+        max_batch_bytes: usize,
         apply: ApplyFn<P>,
         observe: FlushObserver,
     ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(flusher(location, next_seq, flush_interval, rx, apply, observe));
+        tokio::spawn(flusher(location, next_seq, flush_interval, max_batch_bytes, rx, apply, observe));
         Self { tx }
     }
 
@@ -320,6 +324,7 @@ async fn flusher<P>(
     location: WalLocation,
     mut seq: u64,
     interval: Duration,
+    max_batch_bytes: usize,
     mut rx: mpsc::Receiver<Pending<P>>,
     apply: ApplyFn<P>,
     observe: FlushObserver,
@@ -328,14 +333,27 @@ async fn flusher<P>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Pending<P>> = Vec::new();
     loop {
-        // Wait for the first entry, then for the tick, then take all that came.
+        // Wait for the first entry, then for the tick or for enough bytes,
+        // then take all that came.
         if batch.is_empty() {
             match rx.recv().await {
                 Some(p) => batch.push(p),
                 None => return,
             }
         }
-        ticker.tick().await;
+        let mut bytes: usize = batch.iter().map(|p| p.entry.lines.len()).sum();
+        while bytes < max_batch_bytes {
+            tokio::select! {
+                _ = ticker.tick() => break,
+                p = rx.recv() => match p {
+                    Some(p) => {
+                        bytes += p.entry.lines.len();
+                        batch.push(p);
+                    }
+                    None => break,
+                },
+            }
+        }
         while let Ok(p) = rx.try_recv() {
             batch.push(p);
         }
@@ -451,6 +469,7 @@ mod tests {
             loc.clone(),
             1,
             Duration::from_millis(20),
+            usize::MAX,
             Box::new(move |seq, p: Vec<u32>| a2.lock().unwrap().push((seq, p))),
             Box::new(|_| {}),
         ));
@@ -474,5 +493,28 @@ mod tests {
         let applied = applied.lock().unwrap();
         assert_eq!(applied.iter().map(|(_, p)| p.len()).sum::<usize>(), 10);
         assert_eq!(applied.iter().map(|(s, _)| *s).collect::<Vec<_>>(), seqs);
+    }
+
+    /// Enough queued bytes flush before the interval: a long interval does
+    /// not cap a heavy load at one file per interval.
+    #[tokio::test]
+    async fn flushes_early_when_the_batch_is_full() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
+        let wal = Arc::new(Wal::start(
+            loc.clone(),
+            1,
+            Duration::from_secs(3600),
+            64,
+            Box::new(|_, _: Vec<u32>| {}),
+            Box::new(|_| {}),
+        ));
+        let big = "m f=1 1\n".repeat(10);
+        let started = std::time::Instant::now();
+        for i in 0..3u32 {
+            wal.write(entry("db", &big), i).await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "did not wait for the hour-long interval");
+        assert_eq!(loc.list().await.unwrap().len(), 3);
     }
 }
