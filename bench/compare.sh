@@ -31,14 +31,7 @@ for pkg in influxdb victoria-metrics; do
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null
     fi
 done
-# INFLOW_BENCH_PROFILE=debug checks the script itself quickly; figures need release.
-profile="${INFLOW_BENCH_PROFILE:-release}"
-if [ "$profile" = release ]; then
-    cargo build --release --bin inflow --bin inflow-bench >&2
-else
-    cargo build --bin inflow --bin inflow-bench >&2
-fi
-bin="$CARGO_TARGET_DIR/$profile"
+. bench/build.sh
 
 work=$(mktemp -d)
 pids=()

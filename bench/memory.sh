@@ -19,16 +19,10 @@ while [ $# -gt 0 ]; do
         --limit) limit=$2; shift 2 ;;
         --gib) gib=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
-        *) echo "usage: bench/memory.sh [--limit SIZE] [--gib N]" >&2; exit 2 ;;
+        *) echo "usage: bench/memory.sh [--limit SIZE] [--gib N] [--connections N]" >&2; exit 2 ;;
     esac
 done
-profile="${INFLOW_BENCH_PROFILE:-release}"
-if [ "$profile" = release ]; then
-    cargo build --release --bin inflow --bin inflow-bench >&2
-else
-    cargo build --bin inflow --bin inflow-bench >&2
-fi
-bin="$CARGO_TARGET_DIR/$profile"
+. bench/build.sh
 
 work=$(mktemp -d)
 pid=""

@@ -87,8 +87,6 @@ struct Chunk {
 /// One deduplicated chunk of buffered rows.
 #[derive(Debug, Clone)]
 pub struct BufferChunk {
-    /// The generation it belongs to (higher is newer).
-    pub generation: u64,
     /// The chunk's start time.
     pub chunk_time: i64,
     /// The rows, in the table's Arrow schema ([`table_arrow_schema`]).
@@ -229,11 +227,6 @@ impl Buffer {
         read(&self.gens).iter().map(|g| g.bytes()).sum()
     }
 
-    /// The last WAL sequence number applied to any generation.
-    pub fn max_seq(&self) -> u64 {
-        read(&self.gens).iter().map(|g| g.max_seq()).max().unwrap_or(0)
-    }
-
     /// Rows buffered for a table (before dedup), over every generation.
     pub fn row_count(&self, db_id: u32, table_id: u32) -> usize {
         read(&self.gens).iter().map(|g| g.row_count(db_id, table_id)).sum()
@@ -332,8 +325,7 @@ impl Generation {
             }
             let tb = self.table_or_create(batch.db_id, table_id);
             let mut tb = lock(&tb);
-            for (chunk_time, part) in split_by_chunk(&rb, self.chunk_ns) {
-                let (min, max) = time_range(&part).unwrap_or((chunk_time, chunk_time));
+            for (chunk_time, (min, max), part) in split_by_chunk(&rb, self.chunk_ns) {
                 let bytes = part.get_array_memory_size();
                 let c = tb.chunks.entry(chunk_time).or_insert_with(|| Chunk {
                     min_time: min,
@@ -393,7 +385,6 @@ impl Generation {
             }
             if let Some(b) = c.batches.first() {
                 out.push(BufferChunk {
-                    generation: self.id,
                     chunk_time: *chunk_time,
                     batch: b.clone(),
                     min_time: c.min_time,
@@ -414,34 +405,34 @@ pub fn time_range(batch: &RecordBatch) -> Option<(i64, i64)> {
     Some((arrow::compute::min(t)?, arrow::compute::max(t)?))
 }
 
-/// Splits a batch into the time chunks its rows fall in.
-fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, RecordBatch)> {
+/// Splits a batch into the time chunks its rows fall in, each with its
+/// smallest and largest `time`.
+fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, (i64, i64), RecordBatch)> {
     let chunk_of = |t: i64| t - t.rem_euclid(chunk_ns);
-    let Some(times) = batch
+    let times = batch
         .column_by_name("time")
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
+    let Some((times, min, max)) = times.and_then(|t| Some((t, arrow::compute::min(t)?, arrow::compute::max(t)?)))
     else {
-        return vec![(0, batch.clone())];
-    };
-    let (Some(min), Some(max)) = (arrow::compute::min(times), arrow::compute::max(times)) else {
-        return vec![(0, batch.clone())];
+        return vec![(0, (0, 0), batch.clone())];
     };
     if chunk_of(min) == chunk_of(max) {
-        return vec![(chunk_of(min), batch.clone())];
+        return vec![(chunk_of(min), (min, max), batch.clone())];
     }
-    let mut rows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+    let mut rows: BTreeMap<i64, (i64, i64, Vec<u32>)> = BTreeMap::new();
     for (i, t) in times.values().iter().enumerate() {
-        rows.entry(chunk_of(*t)).or_default().push(i as u32);
+        let (lo, hi, idx) = rows.entry(chunk_of(*t)).or_insert((*t, *t, Vec::new()));
+        *lo = (*lo).min(*t);
+        *hi = (*hi).max(*t);
+        idx.push(i as u32);
     }
     let split = rows
         .into_iter()
-        .map(|(chunk, idx)| {
-            take_record_batch(batch, &UInt32Array::from(idx)).map(|b| (chunk, b))
-        })
+        .map(|(chunk, (lo, hi, idx))| take_record_batch(batch, &UInt32Array::from(idx)).map(|b| (chunk, (lo, hi), b)))
         .collect::<Result<Vec<_>, ArrowError>>();
     // `take` on valid arrays does not fail; if it ever did, keeping the rows
     // together in one chunk is still correct (chunks are only a layout).
-    split.unwrap_or_else(|_| vec![(chunk_of(min), batch.clone())])
+    split.unwrap_or_else(|_| vec![(chunk_of(min), (min, max), batch.clone())])
 }
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
@@ -524,13 +515,8 @@ pub fn sort_by_key(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBat
 /// Deduplicates rows with the same tags and time; the last non-null value of
 /// each field wins. Returns the batch unchanged when there are no duplicates.
 pub fn dedup(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBatch, ArrowError> {
-    let key_cols = key_columns(&batch.schema(), table);
-    dedup_by_key(batch, &key_cols)
-}
-
-/// [`dedup`] with the key given as column positions.
-pub fn dedup_by_key(batch: &RecordBatch, key_cols: &[usize]) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
+    let key_cols = key_columns(&schema, table);
     let n = batch.num_rows();
     if n < 2 {
         return Ok(batch.clone());

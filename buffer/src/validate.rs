@@ -463,10 +463,10 @@ fn finish_tables(db_id: u32, tables: Vec<TableBuilder>) -> Result<WriteBatch, Bu
     })
 }
 
-/// The oldest time a row of `table` may have at `now_ns` under the
-/// retention period of the table (or its database); `i64::MIN` if none.
-pub fn retention_cutoff(db: &catalog::DatabaseSchema, table: &TableSchema, now_ns: i64) -> i64 {
-    db.retention_for(table).map_or(i64::MIN, |r| now_ns.saturating_sub(r))
+/// The oldest time a row of `table` may have at `now_ns`; `i64::MIN` if
+/// rows are kept forever.
+fn retention_cutoff(db: &catalog::DatabaseSchema, table: &TableSchema, now_ns: i64) -> i64 {
+    db.retention_cutoff(table, now_ns).unwrap_or(i64::MIN)
 }
 
 fn rfc3339_ns(ns: i64) -> String {

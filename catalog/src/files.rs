@@ -49,9 +49,12 @@ impl ParquetFile {
     }
 
     /// Whether the file may hold a row whose tag `tag` is one of `values`.
-    pub fn may_contain_tag(&self, tag: &str, values: &[&str]) -> bool {
+    pub fn may_contain_tag<S: AsRef<str>>(&self, tag: &str, values: &[S]) -> bool {
         match self.tag_ranges.get(tag) {
-            Some((lo, hi)) => values.iter().any(|v| lo.as_str() <= *v && *v <= hi.as_str()),
+            Some((lo, hi)) => values.iter().any(|v| {
+                let v = v.as_ref();
+                lo.as_str() <= v && v <= hi.as_str()
+            }),
             // Without statistics a file may hold anything; a column the file
             // lacks entirely is tracked as absent by the writer, not here.
             None => true,

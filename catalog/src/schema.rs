@@ -188,6 +188,12 @@ impl DatabaseSchema {
         table.retention_ns.or(self.retention_ns)
     }
 
+    /// The oldest `time` a row of `table` may have at `now_ns` under that
+    /// retention; `None` if rows are kept forever.
+    pub fn retention_cutoff(&self, table: &TableSchema, now_ns: i64) -> Option<i64> {
+        self.retention_for(table).map(|r| now_ns.saturating_sub(r))
+    }
+
     /// Whether WAL lines of table `name` written at `time_ns` were voided
     /// by a later delete.
     pub fn wal_voided(&self, name: &str, time_ns: i64) -> bool {

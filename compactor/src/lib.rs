@@ -153,8 +153,7 @@ fn plan_removals(s: &CatalogState, now: i64) -> (Vec<CatalogOp>, usize, usize) {
                 }
                 continue;
             }
-            let Some(retention) = db.retention_for(t) else { continue };
-            let cutoff = now.saturating_sub(retention);
+            let Some(cutoff) = db.retention_cutoff(t, now) else { continue };
             if let Some(files) = s.table_files(db.id, t.id) {
                 expired.extend(files.values().filter(|f| f.max_time < cutoff).map(|f| (db.id, t.id, f.id)));
             }

@@ -206,13 +206,6 @@ pub async fn replay(
     Ok((seqs.len(), rows, last + 1))
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
 fn catalog_error(e: CatalogError) -> WriteError {
     match e {
         CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => WriteError::Unavailable(e.to_string()),
@@ -235,7 +228,7 @@ impl WriteService for Ingester {
                 "the write buffer is full because persistence to the object store is behind; retry later".into(),
             ));
         }
-        let default_time_ns = now_ns();
+        let default_time_ns = catalog::now_ns();
         let state = self.catalog.state();
         let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
         // One pass when the catalog already knows every column; otherwise

@@ -113,7 +113,7 @@ impl SchemaProvider for DatabaseTables {
         Ok(self.db.table(name).map(|t| {
             Arc::new(InflowTable {
                 db_id: self.db.id,
-                retention_ns: self.db.retention_for(t),
+                db: Arc::clone(&self.db),
                 schema: buffer::table_arrow_schema(t),
                 table: Arc::clone(t),
                 sources: self.sources.clone(),
@@ -130,8 +130,8 @@ impl SchemaProvider for DatabaseTables {
 #[derive(Debug)]
 struct InflowTable {
     db_id: u32,
-    /// Rows older than now minus this are past retention: never returned.
-    retention_ns: Option<i64>,
+    /// The database schema, for the table's retention.
+    db: Arc<DatabaseSchema>,
     table: Arc<TableSchema>,
     schema: SchemaRef,
     sources: Sources,
@@ -183,7 +183,8 @@ impl TableProvider for InflowTable {
             .map_err(arrow_err)?;
         let catalog_state = self.sources.catalog.state();
         let mut prune = Pruning::from_filters(filters, &self.table);
-        let retention_cutoff = self.retention_ns.map(|r| catalog::now_ns().saturating_sub(r));
+        // Rows past retention are never returned.
+        let retention_cutoff = self.db.retention_cutoff(&self.table, catalog::now_ns());
         if let Some(c) = retention_cutoff {
             prune.min_time = prune.min_time.max(c);
         }
@@ -369,10 +370,7 @@ impl Pruning {
 
     fn keeps_file(&self, f: &ParquetFile) -> bool {
         f.overlaps_time(self.min_time, self.max_time)
-            && self.tags.iter().all(|(tag, values)| {
-                let values: Vec<&str> = values.iter().map(String::as_str).collect();
-                f.may_contain_tag(tag, &values)
-            })
+            && self.tags.iter().all(|(tag, values)| f.may_contain_tag(tag, values))
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {
