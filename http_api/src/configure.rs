@@ -112,6 +112,19 @@ impl DeleteParams {
     }
 }
 
+/// Commits a delete, then drops the buffered rows it voids before answering
+/// 200, so queries stop returning them at once.
+async fn commit_delete<F>(state: &AppState, plan: F) -> Result<Response, ApiError>
+where
+    F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, CatalogError>,
+{
+    state.catalog.update(plan).await.map_err(catalog_error)?;
+    if let Some(w) = &state.writer {
+        w.catalog_changed();
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
 fn admin(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<(), ApiError> {
     authorize(&state.auth, &state.catalog, Family::V3, headers, q, Need::Admin).map(|_| ())
 }
@@ -293,34 +306,27 @@ pub(crate) async fn delete_database(State(state): State<AppState>, RawQuery(q): 
         let db = required(&pairs, "db")?;
         let remove_tables = bool_param(&pairs, "remove_tables")?;
         let p = DeleteParams::parse(&state, &pairs)?;
-        state
-            .catalog
-            .update(|s| {
-                let d = s.db(db).ok_or_else(|| db_not_found(db))?;
-                if p.data_only {
-                    return Ok(vec![CatalogOp::ClearDatabaseData {
-                        db_id: d.id,
-                        at_ns: p.now,
-                        remove_tables,
-                    }]);
-                }
-                let mut ops = vec![CatalogOp::SoftDeleteDatabase {
+        commit_delete(&state, |s| {
+            let d = s.db(db).ok_or_else(|| db_not_found(db))?;
+            if p.data_only {
+                return Ok(vec![CatalogOp::ClearDatabaseData {
                     db_id: d.id,
-                    new_name: deleted_name(db, p.now),
-                    deleted_at_ns: p.now,
-                    hard_delete_at_ns: p.hard,
-                }];
-                if p.hard_now() {
-                    ops.push(CatalogOp::RemoveDatabase { db_id: d.id });
-                }
-                Ok(ops)
-            })
-            .await
-            .map_err(catalog_error)?;
-        if let Some(w) = &state.writer {
-            w.catalog_changed();
-        }
-        Ok(StatusCode::OK.into_response())
+                    at_ns: p.now,
+                    remove_tables,
+                }]);
+            }
+            let mut ops = vec![CatalogOp::SoftDeleteDatabase {
+                db_id: d.id,
+                new_name: deleted_name(db, p.now),
+                deleted_at_ns: p.now,
+                hard_delete_at_ns: p.hard,
+            }];
+            if p.hard_now() {
+                ops.push(CatalogOp::RemoveDatabase { db_id: d.id });
+            }
+            Ok(ops)
+        })
+        .await
     }
     .await)
 }
@@ -491,35 +497,28 @@ pub(crate) async fn delete_table(State(state): State<AppState>, RawQuery(q): Raw
         let db = required(&pairs, "db")?;
         let table = required(&pairs, "table")?;
         let p = DeleteParams::parse(&state, &pairs)?;
-        state
-            .catalog
-            .update(|s| {
-                let (db_id, table_id) = table_ids(s, db, table)?;
-                if p.data_only {
-                    return Ok(vec![CatalogOp::ClearTableData {
-                        db_id,
-                        table_id,
-                        at_ns: p.now,
-                    }]);
-                }
-                let mut ops = vec![CatalogOp::SoftDeleteTable {
+        commit_delete(&state, |s| {
+            let (db_id, table_id) = table_ids(s, db, table)?;
+            if p.data_only {
+                return Ok(vec![CatalogOp::ClearTableData {
                     db_id,
                     table_id,
-                    new_name: deleted_name(table, p.now),
-                    deleted_at_ns: p.now,
-                    hard_delete_at_ns: p.hard,
-                }];
-                if p.hard_now() {
-                    ops.push(CatalogOp::RemoveTable { db_id, table_id });
-                }
-                Ok(ops)
-            })
-            .await
-            .map_err(catalog_error)?;
-        if let Some(w) = &state.writer {
-            w.catalog_changed();
-        }
-        Ok(StatusCode::OK.into_response())
+                    at_ns: p.now,
+                }]);
+            }
+            let mut ops = vec![CatalogOp::SoftDeleteTable {
+                db_id,
+                table_id,
+                new_name: deleted_name(table, p.now),
+                deleted_at_ns: p.now,
+                hard_delete_at_ns: p.hard,
+            }];
+            if p.hard_now() {
+                ops.push(CatalogOp::RemoveTable { db_id, table_id });
+            }
+            Ok(ops)
+        })
+        .await
     }
     .await)
 }

@@ -353,17 +353,7 @@ async fn a_token_created_on_one_server_works_on_another() {
 }
 
 fn cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
-    let mut cmd = std::process::Command::new(test_helpers::bin_path("inflow"));
-    cmd.args(args).env_remove("INFLOW_TOKEN");
-    if let Some(t) = token {
-        cmd.env("INFLOW_TOKEN", t);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    test_helpers::run_cli(args, token)
 }
 
 #[tokio::test]

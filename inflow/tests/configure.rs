@@ -425,16 +425,7 @@ async fn limits_reject_lines_with_422() {
 }
 
 fn cli(args: &[&str], token: &str) -> (bool, String, String) {
-    let out = std::process::Command::new(test_helpers::bin_path("inflow"))
-        .args(args)
-        .env("INFLOW_TOKEN", token)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    test_helpers::run_cli(args, Some(token))
 }
 
 #[tokio::test]

@@ -344,3 +344,19 @@ impl Drop for TestServer {
         self.kill();
     }
 }
+
+/// Runs the `inflow` CLI with `args`, and `INFLOW_TOKEN` set to `token` (or
+/// unset). Returns whether it succeeded, its stdout and its stderr.
+pub fn run_cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(bin_path("inflow"));
+    cmd.args(args).env_remove("INFLOW_TOKEN");
+    if let Some(t) = token {
+        cmd.env("INFLOW_TOKEN", t);
+    }
+    let out = cmd.output().expect("the inflow binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
