@@ -14,14 +14,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondBuilder, UInt64Builder,
+    ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow::datatypes::{Int32Type, Schema};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use catalog::{CatalogState, ColumnDef, ColumnKind, FieldType, SchemaChange, TableChange, TableSchema};
+use catalog::{
+    CatalogState, ColumnDef, ColumnKind, FieldType, SchemaChange, TableChange, TableSchema,
+};
 use line_protocol::{Field, FieldValue, Precision, Tag};
 
 use crate::schema::arrow_field;
@@ -184,7 +188,12 @@ fn conflict(table: &str, column: &str, existing: ColumnKind, wanted: ColumnKind)
 /// Finds the columns the request needs that the catalog lacks, and rejects
 /// lines that conflict with the catalog or with an earlier line of the same
 /// request.
-pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>, limits: &Limits) -> SchemaChange {
+pub fn schema_check(
+    state: &CatalogState,
+    db: &str,
+    parsed: &mut ParsedWrite<'_>,
+    limits: &Limits,
+) -> SchemaChange {
     let db_schema = state.db(db);
     let mut change = SchemaChange {
         db: db.to_string(),
@@ -196,12 +205,14 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
             limits.max_databases
         );
         let lines = std::mem::take(&mut parsed.good);
-        parsed.rejected.extend(lines.into_iter().map(|g| RejectedLine {
-            line_number: g.line_number,
-            original_line: String::from_utf8_lossy(g.raw).into_owned(),
-            error_message: msg.clone(),
-            limit: true,
-        }));
+        parsed
+            .rejected
+            .extend(lines.into_iter().map(|g| RejectedLine {
+                line_number: g.line_number,
+                original_line: String::from_utf8_lossy(g.raw).into_owned(),
+                error_message: msg.clone(),
+                limit: true,
+            }));
         return change;
     }
     let live_tables = db_schema.map_or(0, |d| d.tables().count());
@@ -221,7 +232,11 @@ pub fn schema_check(state: &CatalogState, db: &str, parsed: &mut ParsedWrite<'_>
             .tags
             .iter()
             .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
-            .chain(v.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+            .chain(
+                v.fields
+                    .iter()
+                    .map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))),
+            );
         let mut missing: Vec<(&str, ColumnKind)> = Vec::new();
         for (name, kind) in cols {
             if let Some(c) = existing.and_then(|t| t.column(name)) {
@@ -314,8 +329,7 @@ fn same_shape(a: LineView<'_, '_>, b: LineView<'_, '_>) -> bool {
         && a.tags.len() == b.tags.len()
         && a.fields.len() == b.fields.len()
         && a.tags.iter().zip(b.tags).all(|(x, y)| x.0 == y.0)
-        && a
-            .fields
+        && a.fields
             .iter()
             .zip(b.fields)
             .all(|(x, y)| x.0 == y.0 && field_type(&x.1) == field_type(&y.1))
@@ -345,14 +359,17 @@ pub struct Built {
 /// Converts the good lines into Arrow, checking each against `state`.
 /// Lines that conflict (another writer won the race for a column's type) are
 /// moved to `parsed.rejected`.
-pub fn build(
+pub fn build<'a>(
     state: &CatalogState,
     db: &str,
-    parsed: &mut ParsedWrite<'_>,
+    parsed: &mut ParsedWrite<'a>,
     default_time_ns: i64,
 ) -> Result<Built, BuildError> {
-    let db_schema = state.db(db).ok_or_else(|| BuildError::MissingDatabase(db.to_string()))?;
-    let mut tables: Vec<TableBuilder> = Vec::new();
+    let db_schema = state
+        .db(db)
+        .ok_or_else(|| BuildError::MissingDatabase(db.to_string()))?;
+    let mut tables: Vec<TableBuilder<'a>> = Vec::new();
+    let mut keys: Vec<(u32, i32)> = Vec::with_capacity(16);
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     let mut accepted = Vec::with_capacity(parsed.good.iter().map(|g| g.raw.len() + 1).sum());
     let mut rejected = Vec::new();
@@ -369,7 +386,7 @@ pub fn build(
                     rejected.push((g.line_number, g.raw, msg));
                     continue;
                 }
-                tables[t].push(&cols, v, time);
+                tables[t].push(&cols, v, time, &mut keys);
                 accepted.push(b'\n');
                 accepted.extend_from_slice(g.raw);
                 continue;
@@ -380,10 +397,17 @@ pub fn build(
             Some(i) => *i,
             None => {
                 let Some(t) = db_schema.table(name) else {
-                    rejected.push((g.line_number, g.raw, format!("table '{name}' is not in the catalog")));
+                    rejected.push((
+                        g.line_number,
+                        g.raw,
+                        format!("table '{name}' is not in the catalog"),
+                    ));
                     continue;
                 };
-                tables.push(TableBuilder::new(Arc::clone(t), retention_cutoff(db_schema, t, default_time_ns)));
+                tables.push(TableBuilder::new(
+                    Arc::clone(t),
+                    retention_cutoff(db_schema, t, default_time_ns),
+                ));
                 by_name.insert(&g.measurement, tables.len() - 1);
                 tables.len() - 1
             }
@@ -431,7 +455,7 @@ pub fn build(
             rejected.push((g.line_number, g.raw, msg));
             continue;
         }
-        tb.push(&cols, v, time);
+        tb.push(&cols, v, time, &mut keys);
         if !accepted.is_empty() {
             accepted.push(b'\n');
         }
@@ -448,7 +472,7 @@ pub fn build(
 }
 
 /// Turns a request's table builders into its `WriteBatch`.
-fn finish_tables(db_id: u32, tables: Vec<TableBuilder>) -> Result<WriteBatch, BuildError> {
+fn finish_tables(db_id: u32, tables: Vec<TableBuilder<'_>>) -> Result<WriteBatch, BuildError> {
     let mut rows = 0;
     let mut out = Vec::with_capacity(tables.len());
     for tb in tables {
@@ -485,18 +509,59 @@ pub enum BuildError {
 }
 
 /// Column builders for one table of one request.
-struct TableBuilder {
+struct TableBuilder<'a> {
     table: Arc<TableSchema>,
     /// Rows older than this are past retention: rejected (i64::MIN: none).
     min_time: i64,
     /// Indexed by column id.
-    cols: Vec<Option<ColBuilder>>,
+    cols: Vec<Option<ColBuilder<'a>>>,
     time: TimestampNanosecondBuilder,
     rows: usize,
 }
 
-enum ColBuilder {
-    Tag(StringDictionaryBuilder<Int32Type>),
+/// A fast hash map: tag values and series keys come from the request.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A tag column: a dictionary of the request's values and one key per row.
+struct TagBuilder<'a> {
+    keys: Int32Builder,
+    values: StringBuilder,
+    index: FastMap<Cow<'a, str>, i32>,
+}
+
+impl<'a> TagBuilder<'a> {
+    fn new() -> Self {
+        Self {
+            keys: Int32Builder::new(),
+            values: StringBuilder::new(),
+            index: FastMap::default(),
+        }
+    }
+
+    /// The key of `value`, added to the dictionary if new. A request holds
+    /// fewer than 2^31 distinct values: the request size limit sees to it.
+    #[allow(clippy::ptr_arg, reason = "a new value is kept as the same Cow, borrowed from the body")]
+    fn key(&mut self, value: &Cow<'a, str>) -> i32 {
+        if let Some(k) = self.index.get(value.as_ref()) {
+            return *k;
+        }
+        let k = i32::try_from(self.index.len()).unwrap_or(i32::MAX);
+        self.values.append_value(value);
+        self.index.insert(value.clone(), k);
+        k
+    }
+
+    fn finish(mut self) -> Result<ArrayRef, ArrowError> {
+        let array = DictionaryArray::<Int32Type>::try_new(
+            self.keys.finish(),
+            Arc::new(self.values.finish()),
+        )?;
+        Ok(Arc::new(array))
+    }
+}
+
+enum ColBuilder<'a> {
+    Tag(TagBuilder<'a>),
     F64(Float64Builder),
     I64(Int64Builder),
     U64(UInt64Builder),
@@ -504,10 +569,10 @@ enum ColBuilder {
     Bool(BooleanBuilder),
 }
 
-impl ColBuilder {
+impl ColBuilder<'_> {
     fn new(kind: ColumnKind) -> Option<Self> {
         Some(match kind {
-            ColumnKind::Tag => Self::Tag(StringDictionaryBuilder::new()),
+            ColumnKind::Tag => Self::Tag(TagBuilder::new()),
             ColumnKind::Field(FieldType::Float) => Self::F64(Float64Builder::new()),
             ColumnKind::Field(FieldType::Integer) => Self::I64(Int64Builder::new()),
             ColumnKind::Field(FieldType::UInteger) => Self::U64(UInt64Builder::new()),
@@ -520,7 +585,7 @@ impl ColBuilder {
     fn len(&self) -> usize {
         use arrow::array::ArrayBuilder;
         match self {
-            Self::Tag(b) => b.len(),
+            Self::Tag(b) => b.keys.len(),
             Self::F64(b) => b.len(),
             Self::I64(b) => b.len(),
             Self::U64(b) => b.len(),
@@ -535,7 +600,7 @@ impl ColBuilder {
             return;
         }
         match self {
-            Self::Tag(b) => b.append_nulls(n),
+            Self::Tag(b) => b.keys.append_nulls(n),
             Self::F64(b) => b.append_nulls(n),
             Self::I64(b) => b.append_nulls(n),
             Self::U64(b) => b.append_nulls(n),
@@ -544,19 +609,19 @@ impl ColBuilder {
         }
     }
 
-    fn finish(self) -> ArrayRef {
-        match self {
-            Self::Tag(mut b) => Arc::new(b.finish()),
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Self::Tag(b) => return b.finish(),
             Self::F64(mut b) => Arc::new(b.finish()),
             Self::I64(mut b) => Arc::new(b.finish()),
             Self::U64(mut b) => Arc::new(b.finish()),
             Self::Str(mut b) => Arc::new(b.finish()),
             Self::Bool(mut b) => Arc::new(b.finish()),
-        }
+        })
     }
 }
 
-impl TableBuilder {
+impl<'a> TableBuilder<'a> {
     fn new(table: Arc<TableSchema>, min_time: i64) -> Self {
         let n = table.columns().len();
         Self {
@@ -580,37 +645,76 @@ impl TableBuilder {
         })
     }
 
+    /// The builder of column `id`, created on first use and padded to the
+    /// current row. `None` for the time column, which has its own.
+    fn col(&mut self, id: u32, kind: ColumnKind) -> Option<&mut ColBuilder<'a>> {
+        let id = id as usize;
+        if id >= self.cols.len() {
+            self.cols.resize_with(id + 1, || None);
+        }
+        let slot = &mut self.cols[id];
+        if slot.is_none() {
+            *slot = ColBuilder::new(kind);
+        }
+        let b = slot.as_mut()?;
+        b.pad(self.rows);
+        Some(b)
+    }
+
+    /// The dictionary key of `value` in tag column `id`.
+    #[allow(clippy::ptr_arg, reason = "passed on to TagBuilder::key")]
+    fn tag_key(&mut self, id: u32, value: &Cow<'a, str>) -> i32 {
+        match self.col(id, ColumnKind::Tag) {
+            Some(ColBuilder::Tag(b)) => b.key(value),
+            // Column kinds were checked against the same definitions.
+            _ => 0,
+        }
+    }
+
     /// Appends one row. `cols` are the line's tag columns then field
-    /// columns, in the line's order, already checked.
-    fn push(&mut self, cols: &[(u32, ColumnKind)], line: LineView<'_, '_>, time_ns: i64) {
+    /// columns, in the line's order, already checked; `keys` is scratch
+    /// space for the tags' dictionary keys.
+    fn push(
+        &mut self,
+        cols: &[(u32, ColumnKind)],
+        line: LineView<'_, 'a>,
+        time_ns: i64,
+        keys: &mut Vec<(u32, i32)>,
+    ) {
+        keys.clear();
+        let (tag_cols, field_cols) = cols.split_at(line.tags.len().min(cols.len()));
+        for ((id, _), (_, v)) in tag_cols.iter().zip(line.tags) {
+            let k = self.tag_key(*id, v);
+            keys.push((*id, k));
+        }
+        self.push_row(keys, field_cols, line.fields, time_ns);
+    }
+
+    /// Appends one row whose tags are already dictionary keys
+    /// (`(column id, key)`); `field_cols` are the fields' columns, checked.
+    fn push_row(
+        &mut self,
+        tags: &[(u32, i32)],
+        field_cols: &[(u32, ColumnKind)],
+        fields: &[Field<'a>],
+        time_ns: i64,
+    ) {
         let row = self.rows;
-        let values = line
-            .tags
-            .iter()
-            .map(|(_, v)| Value::Tag(v))
-            .chain(line.fields.iter().map(|(_, v)| Value::Field(v)));
-        for ((id, kind), v) in cols.iter().zip(values) {
-            let id = *id as usize;
-            if id >= self.cols.len() {
-                self.cols.resize_with(id + 1, || None);
+        for (id, key) in tags {
+            if let Some(ColBuilder::Tag(b)) = self.col(*id, ColumnKind::Tag) {
+                b.keys.append_value(*key);
             }
-            let slot = &mut self.cols[id];
-            if slot.is_none() {
-                *slot = ColBuilder::new(*kind);
-            }
-            let Some(b) = slot else { continue };
-            b.pad(row);
+        }
+        for ((id, kind), (_, v)) in field_cols.iter().zip(fields) {
+            let Some(b) = self.col(*id, *kind) else {
+                continue;
+            };
             match (b, v) {
-                (ColBuilder::Tag(b), Value::Tag(s)) => {
-                    // A dictionary of i32 keys overflows only past 2^31 distinct
-                    // values in one request, which the request size limit prevents.
-                    let _ = b.append(s.as_ref());
-                }
-                (ColBuilder::F64(b), Value::Field(FieldValue::F64(x))) => b.append_value(*x),
-                (ColBuilder::I64(b), Value::Field(FieldValue::I64(x))) => b.append_value(*x),
-                (ColBuilder::U64(b), Value::Field(FieldValue::U64(x))) => b.append_value(*x),
-                (ColBuilder::Str(b), Value::Field(FieldValue::String(x))) => b.append_value(x),
-                (ColBuilder::Bool(b), Value::Field(FieldValue::Bool(x))) => b.append_value(*x),
+                (ColBuilder::F64(b), FieldValue::F64(x)) => b.append_value(*x),
+                (ColBuilder::I64(b), FieldValue::I64(x)) => b.append_value(*x),
+                (ColBuilder::U64(b), FieldValue::U64(x)) => b.append_value(*x),
+                (ColBuilder::Str(b), FieldValue::String(x)) => b.append_value(x),
+                (ColBuilder::Bool(b), FieldValue::Bool(x)) => b.append_value(*x),
                 // Kinds were checked against the same column definitions.
                 (b, _) => b.pad(row + 1),
             }
@@ -626,7 +730,7 @@ impl TableBuilder {
         for (c, b) in self.table.columns().iter().zip(self.cols) {
             if let Some(mut b) = b {
                 b.pad(rows);
-                columns.push((c, b.finish()));
+                columns.push((c, b.finish()?));
             }
         }
         let time_col = self
@@ -639,14 +743,17 @@ impl TableBuilder {
             columns.push((tc, time_array));
         }
         columns.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        let schema = Schema::new(columns.iter().map(|(c, _)| arrow_field(c)).collect::<Vec<_>>());
-        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(c, _)| arrow_field(c))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
     }
-}
-
-enum Value<'a, 'b> {
-    Tag(&'b std::borrow::Cow<'a, str>),
-    Field(&'b FieldValue<'a>),
 }
 
 fn count_newlines(body: &[u8]) -> usize {
@@ -686,12 +793,62 @@ impl Accepted<'_> {
     }
 }
 
+/// A series key seen earlier in a request: its table and its tags as
+/// dictionary keys, a range of the request's shared list.
+#[derive(Debug, Clone, Copy)]
+struct SeriesEntry {
+    table: usize,
+    tags: (u32, u32),
+}
+
+/// Whether two lines' fields have the same keys and types in the same order.
+fn same_fields(a: &[Field<'_>], b: &[Field<'_>]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.0 == y.0 && field_type(&x.1) == field_type(&y.1))
+}
+
+/// Resolves fields to the table's columns. `Ok(None)`: a column is missing
+/// from the catalog. `Err`: a type conflict (the message) or a key used twice
+/// (no message: the full parser names it).
+///
+/// This is also what checks a cached series' line, whose tags were not
+/// parsed again: a key used twice resolves to one column id twice, and a
+/// field named like one of the line's tags resolves to a tag column.
+fn resolve_fields(
+    table: &TableSchema,
+    fields: &[Field<'_>],
+    out: &mut Vec<(u32, ColumnKind)>,
+) -> Result<Option<()>, Option<String>> {
+    out.clear();
+    for (name, value) in fields {
+        let kind = ColumnKind::Field(field_type(value));
+        match table.column(name) {
+            Some(c) if c.kind == kind => {
+                if out.iter().any(|(id, _)| *id == c.id) {
+                    return Err(None);
+                }
+                out.push((c.id, c.kind));
+            }
+            Some(c) => return Err(Some(conflict(&table.name, name, c.kind, kind))),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(()))
+}
+
 /// The common case in one pass: when the catalog already has every table
 /// and column the lines use, each line is parsed straight into the Arrow
-/// builders and nothing but the current and previous line is kept. Returns
-/// `None` as soon as a line needs a catalog change; the caller then takes
-/// the two-phase path (`parse`, `schema_check`, `ensure`, `build`), which
-/// gives the same result.
+/// builders. Returns `None` as soon as a line needs a catalog change; the
+/// caller then takes the two-phase path (`parse`, `schema_check`, `ensure`,
+/// `build`), which gives the same result.
+///
+/// Two caches make the usual line cheap. A series key (measurement and tag
+/// set, as written) seen before in the request maps to its table and tag
+/// dictionary keys, so its tags are neither parsed nor hashed one by one
+/// again. And fields with the same keys and types as the line before reuse
+/// that line's column resolution and checks.
 pub fn parse_and_build_known(
     state: &CatalogState,
     db: &str,
@@ -702,16 +859,25 @@ pub fn parse_and_build_known(
     let Some(db_schema) = state.db(db) else {
         return Ok(None);
     };
-    let mut tables: Vec<TableBuilder> = Vec::new();
+    let mut tables: Vec<TableBuilder<'_>> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut series: FastMap<&[u8], SeriesEntry> = FastMap::default();
+    let mut series_tags: Vec<(u32, i32)> = Vec::new();
     let mut rejected = Vec::new();
     let mut accepted = Accepted { body, copy: None };
-    let mut cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(32);
-    let (mut cur_tags, mut cur_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
-    let (mut prev_tags, mut prev_fields): (Vec<Tag<'_>>, Vec<Field<'_>>) = (Vec::with_capacity(16), Vec::with_capacity(16));
-    // The previous built line's measurement and table builder.
-    let mut prev: Option<(std::borrow::Cow<'_, str>, usize)> = None;
-    let reject = |rejected: &mut Vec<RejectedLine>, accepted: &mut Accepted<'_>, n: usize, raw: &[u8], msg: String| {
+    let mut tag_cols: Vec<u32> = Vec::with_capacity(16);
+    let mut keys: Vec<(u32, i32)> = Vec::with_capacity(16);
+    let mut field_cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(16);
+    let mut cur_tags: Vec<Tag<'_>> = Vec::with_capacity(16);
+    let (mut cur_fields, mut prev_fields): (Vec<Field<'_>>, Vec<Field<'_>>) =
+        (Vec::with_capacity(16), Vec::with_capacity(16));
+    // The table of the previous built line, whose fields `field_cols` resolves.
+    let mut prev_table: Option<usize> = None;
+    let reject = |rejected: &mut Vec<RejectedLine>,
+                  accepted: &mut Accepted<'_>,
+                  n: usize,
+                  raw: &[u8],
+                  msg: String| {
         accepted.dropped(raw);
         rejected.push(RejectedLine {
             line_number: n,
@@ -720,65 +886,60 @@ pub fn parse_and_build_known(
             limit: false,
         })
     };
+    // The full parser's verdict on a line a shortcut found wrong, so the
+    // message is the same whichever way the line went.
+    let full_parse_error = |raw: &[u8]| line_protocol::parse_line(raw).err().map(|e| e.to_string());
     for (line_number, raw) in line_protocol::split_lines(body) {
-        cur_tags.clear();
         cur_fields.clear();
-        let (measurement, timestamp) = match line_protocol::parse_line_into(raw, &mut cur_tags, &mut cur_fields) {
-            Ok(x) => x,
-            Err(e) => {
-                reject(&mut rejected, &mut accepted, line_number, raw, e.to_string());
-                continue;
+        let split = line_protocol::split_series(raw);
+        let cached = split.and_then(|(key, rest)| series.get(key).map(|e| (*e, rest)));
+        let (table, entry, timestamp) = if let Some((entry, rest)) = cached {
+            match line_protocol::parse_fields_into(rest, &mut cur_fields, &prev_fields) {
+                Ok(ts) => (entry.table, Some(entry), ts),
+                Err(e) => {
+                    let msg = full_parse_error(raw).unwrap_or_else(|| e.to_string());
+                    reject(&mut rejected, &mut accepted, line_number, raw, msg);
+                    continue;
+                }
             }
-        };
-        let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
-            Ok(t) => t.unwrap_or(default_time_ns),
-            Err(e) => {
-                reject(&mut rejected, &mut accepted, line_number, raw, e.to_string());
-                continue;
-            }
-        };
-        let view = LineView {
-            measurement: &measurement,
-            tags: &cur_tags,
-            fields: &cur_fields,
-        };
-        let same = prev.as_ref().is_some_and(|(m, _)| {
-            same_shape(
-                LineView {
-                    measurement: m,
-                    tags: &prev_tags,
-                    fields: &prev_fields,
-                },
-                view,
-            )
-        });
-        let idx = if same {
-            prev.as_ref().map_or(0, |(_, i)| *i)
         } else {
-            let idx = match by_name.get(view.measurement) {
+            cur_tags.clear();
+            let (measurement, ts) =
+                match line_protocol::parse_line_into(raw, &mut cur_tags, &mut cur_fields) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        reject(
+                            &mut rejected,
+                            &mut accepted,
+                            line_number,
+                            raw,
+                            e.to_string(),
+                        );
+                        continue;
+                    }
+                };
+            let idx = match by_name.get(measurement.as_ref()) {
                 Some(i) => *i,
                 None => {
-                    let Some(t) = db_schema.table(view.measurement) else {
+                    let Some(t) = db_schema.table(&measurement) else {
                         return Ok(None);
                     };
-                    tables.push(TableBuilder::new(Arc::clone(t), retention_cutoff(db_schema, t, default_time_ns)));
-                    by_name.insert(view.measurement.to_string(), tables.len() - 1);
+                    tables.push(TableBuilder::new(
+                        Arc::clone(t),
+                        retention_cutoff(db_schema, t, default_time_ns),
+                    ));
+                    by_name.insert(measurement.to_string(), tables.len() - 1);
                     tables.len() - 1
                 }
             };
-            let table = Arc::clone(&tables[idx].table);
-            cols.clear();
-            let wanted = view
-                .tags
-                .iter()
-                .map(|(k, _)| (k.as_ref(), ColumnKind::Tag))
-                .chain(view.fields.iter().map(|(k, v)| (k.as_ref(), ColumnKind::Field(field_type(v)))));
+            tag_cols.clear();
+            let table = &tables[idx].table;
             let mut bad = None;
-            for (name, kind) in wanted {
-                match table.column(name) {
-                    Some(c) if c.kind == kind => cols.push((c.id, c.kind)),
+            for (k, _) in &cur_tags {
+                match table.column(k) {
+                    Some(c) if c.kind == ColumnKind::Tag => tag_cols.push(c.id),
                     Some(c) => {
-                        bad = Some(conflict(view.measurement, name, c.kind, kind));
+                        bad = Some(conflict(&table.name, k, c.kind, ColumnKind::Tag));
                         break;
                     }
                     None => return Ok(None),
@@ -786,21 +947,73 @@ pub fn parse_and_build_known(
             }
             if let Some(msg) = bad {
                 reject(&mut rejected, &mut accepted, line_number, raw, msg);
-                // `cols` no longer matches `prev`: forget it.
-                prev = None;
                 continue;
             }
-            idx
+            (idx, None, ts)
         };
-        if let Some(msg) = tables[idx].expired(time_ns) {
+        let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
+            Ok(t) => t.unwrap_or(default_time_ns),
+            Err(e) => {
+                reject(
+                    &mut rejected,
+                    &mut accepted,
+                    line_number,
+                    raw,
+                    e.to_string(),
+                );
+                continue;
+            }
+        };
+        if prev_table != Some(table) || !same_fields(&prev_fields, &cur_fields) {
+            match resolve_fields(&tables[table].table, &cur_fields, &mut field_cols) {
+                Ok(Some(())) => {}
+                Ok(None) => return Ok(None),
+                Err(msg) => {
+                    let msg = full_parse_error(raw)
+                        .or(msg)
+                        .unwrap_or_else(|| "duplicate field key".to_string());
+                    reject(&mut rejected, &mut accepted, line_number, raw, msg);
+                    // `field_cols` no longer matches the previous line.
+                    prev_table = None;
+                    continue;
+                }
+            }
+        }
+        let tb = &mut tables[table];
+        if let Some(msg) = tb.expired(time_ns) {
             reject(&mut rejected, &mut accepted, line_number, raw, msg);
             continue;
         }
-        tables[idx].push(&cols, view, time_ns);
+        match entry {
+            Some(e) => tb.push_row(
+                &series_tags[e.tags.0 as usize..e.tags.1 as usize],
+                &field_cols,
+                &cur_fields,
+                time_ns,
+            ),
+            None => {
+                keys.clear();
+                for (id, (_, v)) in tag_cols.iter().zip(&cur_tags) {
+                    let k = tb.tag_key(*id, v);
+                    keys.push((*id, k));
+                }
+                tb.push_row(&keys, &field_cols, &cur_fields, time_ns);
+                if let Some((key, _)) = split {
+                    let start = series_tags.len() as u32;
+                    series_tags.extend_from_slice(&keys);
+                    series.insert(
+                        key,
+                        SeriesEntry {
+                            table,
+                            tags: (start, series_tags.len() as u32),
+                        },
+                    );
+                }
+            }
+        }
         accepted.kept(raw);
-        std::mem::swap(&mut cur_tags, &mut prev_tags);
         std::mem::swap(&mut cur_fields, &mut prev_fields);
-        prev = Some((measurement, idx));
+        prev_table = Some(table);
     }
     Ok(Some((
         Built {

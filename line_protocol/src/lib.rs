@@ -261,6 +261,48 @@ pub fn parse_line_into<'a>(
     r
 }
 
+/// Splits a line at the space that ends its series key
+/// (`measurement[,tag=value...]`), for callers that cache what they learnt
+/// from a key: equal keys parse to equal measurements and tags. `None` when
+/// the line starts with whitespace or the key holds a backslash (an escape);
+/// such lines go through [`parse_line_into`]. The key is returned exactly
+/// as written, the rest starts at the space.
+pub fn split_series(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = memchr::memchr(b' ', line)?;
+    let key = &line[..space];
+    if space == 0 || line[0] == b'\t' || memchr::memchr(b'\\', key).is_some() {
+        return None;
+    }
+    Some((key, &line[space..]))
+}
+
+/// Parses the field set and timestamp after a series key (the `rest` of
+/// [`split_series`]), appending the fields. Unlike [`parse_line_into`], the
+/// field keys are not checked for duplicates or against the tags: the caller
+/// must check them (or know them from an earlier line) before it accepts the
+/// line. On error nothing is appended.
+///
+/// `hint` is an earlier line's fields, as this parser returned them: keys
+/// that repeat in the same places are matched, not scanned again.
+pub fn parse_fields_into<'a>(
+    rest: &'a [u8],
+    fields: &mut Vec<Field<'a>>,
+    hint: &[Field<'_>],
+) -> Result<Option<i64>, LineError> {
+    let rest = std::str::from_utf8(rest).map_err(|_| LineError::InvalidUtf8)?;
+    let f0 = fields.len();
+    let mut p = Parser {
+        s: rest,
+        b: rest.as_bytes(),
+        pos: 0,
+    };
+    let r = p.fields_and_time(fields, None, hint);
+    if r.is_err() {
+        fields.truncate(f0);
+    }
+    r
+}
+
 /// Bytes that end (or escape within) a measurement: `,` `space` `\\`.
 const MEASUREMENT_STOPS: [bool; 256] = stops(false);
 /// Bytes that end (or escape within) a tag key, tag value or field key: `,` `=` `space` `\\`.
@@ -302,7 +344,15 @@ impl<'a> Parser<'a> {
         all_tags: &mut Vec<Tag<'a>>,
         all_fields: &mut Vec<Field<'a>>,
     ) -> Result<(Cow<'a, str>, Option<i64>), LineError> {
-        let (t0, f0) = (all_tags.len(), all_fields.len());
+        let t0 = all_tags.len();
+        let measurement = self.series(all_tags)?;
+        let timestamp = self.fields_and_time(all_fields, Some(&all_tags[t0..]), &[])?;
+        Ok((measurement, timestamp))
+    }
+
+    /// The measurement and the tag set, checked for duplicate keys.
+    fn series(&mut self, all_tags: &mut Vec<Tag<'a>>) -> Result<Cow<'a, str>, LineError> {
+        let t0 = all_tags.len();
         let measurement = self.token(Token::Measurement);
         if measurement.is_empty() {
             return Err(LineError::MissingMeasurement);
@@ -332,11 +382,31 @@ impl<'a> Parser<'a> {
             }
             all_tags.push((key, value));
         }
+        Ok(measurement)
+    }
+
+    /// The field set and the optional timestamp, from the spaces that end
+    /// the series on. With `tags`, field keys are checked for duplicates and
+    /// against those tags; without, the caller checks them.
+    fn fields_and_time(
+        &mut self,
+        all_fields: &mut Vec<Field<'a>>,
+        tags: Option<&[Tag<'a>]>,
+        hint: &[Field<'_>],
+    ) -> Result<Option<i64>, LineError> {
+        let f0 = all_fields.len();
         if !self.skip_spaces() {
             return Err(LineError::NoFields);
         }
         loop {
-            let key = self.token(Token::FieldKey);
+            let key = match hint.get(all_fields.len() - f0) {
+                Some((Cow::Borrowed(k), _)) if self.at_key(k) => {
+                    let key = &self.s[self.pos..self.pos + k.len()];
+                    self.pos += k.len();
+                    Cow::Borrowed(key)
+                }
+                _ => self.token(Token::FieldKey),
+            };
             if self.peek() != Some(b'=') {
                 // `m 123`: a measurement and a timestamp, but no field set.
                 let only_timestamp = all_fields.len() == f0
@@ -358,11 +428,13 @@ impl<'a> Parser<'a> {
             if key == "time" {
                 return Err(LineError::ReservedTime);
             }
-            if all_fields[f0..].iter().any(|(k, _)| *k == key) {
-                return Err(LineError::DuplicateField(key.into_owned()));
-            }
-            if all_tags[t0..].iter().any(|(k, _)| *k == key) {
-                return Err(LineError::TagFieldConflict(key.into_owned()));
+            if let Some(tags) = tags {
+                if all_fields[f0..].iter().any(|(k, _)| *k == key) {
+                    return Err(LineError::DuplicateField(key.into_owned()));
+                }
+                if tags.iter().any(|(k, _)| *k == key) {
+                    return Err(LineError::TagFieldConflict(key.into_owned()));
+                }
             }
             all_fields.push((key, value));
             if self.peek() == Some(b',') {
@@ -371,7 +443,7 @@ impl<'a> Parser<'a> {
             }
             break;
         }
-        let timestamp = if self.skip_spaces() && self.pos < self.b.len() {
+        if self.skip_spaces() && self.pos < self.b.len() {
             let start = self.pos;
             while self.pos < self.b.len() && !matches!(self.b[self.pos], b' ' | b'\t') {
                 self.pos += 1;
@@ -382,14 +454,21 @@ impl<'a> Parser<'a> {
             if self.pos < self.b.len() {
                 return Err(LineError::TrailingText(self.s[self.pos..].to_string()));
             }
-            Some(ts)
+            Ok(Some(ts))
         } else if self.pos < self.b.len() {
             // A field value ended at something other than ',' or ' ', e.g. `f="a"x`.
-            return Err(LineError::TrailingText(self.s[self.pos..].to_string()));
+            Err(LineError::TrailingText(self.s[self.pos..].to_string()))
         } else {
-            None
-        };
-        Ok((measurement, timestamp))
+            Ok(None)
+        }
+    }
+
+    /// Whether the input continues with `key=`. `key` is a field key the
+    /// parser returned unescaped, so it holds no byte that ends a key: the
+    /// tokenizer would read exactly `key` here.
+    fn at_key(&self, key: &str) -> bool {
+        let rest = &self.b[self.pos..];
+        rest.len() > key.len() && rest[key.len()] == b'=' && rest.starts_with(key.as_bytes())
     }
 
     fn peek(&self) -> Option<u8> {
@@ -489,28 +568,31 @@ fn parse_scalar(raw: &str) -> Result<FieldValue<'static>, String> {
         _ => {}
     }
     match last {
+        // `str::parse` takes exactly the digits with an optional sign that
+        // `is_integer` does, so that check only names what went wrong.
         b'i' => {
             let digits = &raw[..raw.len() - 1];
-            if !is_integer(digits) {
-                return Err(format!("'{raw}' is not a valid integer"));
-            }
-            digits
-                .parse::<i64>()
-                .map(FieldValue::I64)
-                .map_err(|_| format!("integer '{raw}' is out of range for a 64-bit signed integer"))
+            digits.parse::<i64>().map(FieldValue::I64).map_err(|_| {
+                if is_integer(digits) {
+                    format!("integer '{raw}' is out of range for a 64-bit signed integer")
+                } else {
+                    format!("'{raw}' is not a valid integer")
+                }
+            })
         }
         b'u' => {
             let digits = &raw[..raw.len() - 1];
-            if digits.starts_with('-') && is_integer(digits) {
-                return Err(format!("unsigned integer '{raw}' can't be negative"));
-            }
-            if !is_integer(digits) {
-                return Err(format!("'{raw}' is not a valid unsigned integer"));
-            }
-            digits
-                .parse::<u64>()
-                .map(FieldValue::U64)
-                .map_err(|_| format!("unsigned integer '{raw}' is out of range for a 64-bit unsigned integer"))
+            digits.parse::<u64>().map(FieldValue::U64).map_err(|_| {
+                if digits.starts_with('-') && is_integer(digits) {
+                    format!("unsigned integer '{raw}' can't be negative")
+                } else if is_integer(digits) {
+                    format!(
+                        "unsigned integer '{raw}' is out of range for a 64-bit unsigned integer"
+                    )
+                } else {
+                    format!("'{raw}' is not a valid unsigned integer")
+                }
+            })
         }
         _ => {
             if let Some(v) = fast_decimal(bytes) {
@@ -539,8 +621,8 @@ fn parse_scalar(raw: &str) -> Result<FieldValue<'static>, String> {
 
 /// Exact powers of ten as f64 (10^22 is the largest that is exact).
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /// The common float shape, `[-+]digits[.digits]` with at most 15 digits, in
@@ -585,9 +667,6 @@ fn is_integer(s: &str) -> bool {
 }
 
 fn parse_timestamp(text: &str) -> Result<i64, LineError> {
-    if !is_integer(text) {
-        return Err(LineError::BadTimestamp(text.to_string()));
-    }
     text.parse::<i64>()
         .map_err(|_| LineError::BadTimestamp(text.to_string()))
 }

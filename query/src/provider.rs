@@ -37,11 +37,12 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col, lit as physical_lit,
+    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col,
+    lit as physical_lit,
 };
 use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -75,7 +76,11 @@ pub struct DatabaseCatalog {
 impl DatabaseCatalog {
     /// A catalog over `db`'s schema of the moment, with the `system` tables
     /// of catalog state `state`.
-    pub(crate) fn new(db: Arc<DatabaseSchema>, sources: Sources, state: Arc<catalog::CatalogState>) -> Self {
+    pub(crate) fn new(
+        db: Arc<DatabaseSchema>,
+        sources: Sources,
+        state: Arc<catalog::CatalogState>,
+    ) -> Self {
         Self {
             system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db))),
             iox: Arc::new(DatabaseTables { db, sources }),
@@ -85,13 +90,18 @@ impl DatabaseCatalog {
 
 impl CatalogProvider for DatabaseCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![IOX_SCHEMA.to_string(), crate::system::SYSTEM_SCHEMA.to_string()]
+        vec![
+            IOX_SCHEMA.to_string(),
+            crate::system::SYSTEM_SCHEMA.to_string(),
+        ]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
             IOX_SCHEMA => Some(Arc::clone(&self.iox) as Arc<dyn SchemaProvider>),
-            crate::system::SYSTEM_SCHEMA => Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>),
+            crate::system::SYSTEM_SCHEMA => {
+                Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>)
+            }
             _ => None,
         }
     }
@@ -162,7 +172,10 @@ impl TableProvider for InflowTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Filters prune files and row groups; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -234,7 +247,9 @@ impl TableProvider for InflowTable {
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
-                    Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
+                    Source::File(f) => {
+                        files.push(PartitionedFile::new(f.path.clone(), f.size_bytes))
+                    }
                     Source::Chunk(c) => memory.push(vec![c.batch.clone()]),
                 }
                 continue;
@@ -273,21 +288,33 @@ impl TableProvider for InflowTable {
             for (i, f) in files.into_iter().enumerate() {
                 file_groups[i % n].push(f);
             }
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.clone())?
-                .with_limit(if retention_cutoff.is_some() { None } else { limit })
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(projection.clone())?
+                    .with_limit(if retention_cutoff.is_some() {
+                        None
+                    } else {
+                        limit
+                    })
+                    .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
         if !memory.is_empty() || plans.is_empty() {
-            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
-                .with_limit(if retention_cutoff.is_some() { None } else { limit });
+            let mem =
+                MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
+                    .with_limit(if retention_cutoff.is_some() {
+                        None
+                    } else {
+                        limit
+                    });
             plans.push(DataSourceExec::from_data_source(mem));
         }
         let plan = UnionExec::try_new(plans)?;
         match retention_cutoff {
-            Some(cutoff) => retention_filter(plan, cutoff, wanted.is_some() && projection != wanted),
+            Some(cutoff) => {
+                retention_filter(plan, cutoff, wanted.is_some() && projection != wanted)
+            }
             None => Ok(plan),
         }
     }
@@ -295,7 +322,11 @@ impl TableProvider for InflowTable {
 
 /// Keeps rows with `time >= cutoff`; with `drop_time`, removes the `time`
 /// column the filter needed (the last one) afterwards.
-fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) -> Result<Arc<dyn ExecutionPlan>> {
+fn retention_filter(
+    plan: Arc<dyn ExecutionPlan>,
+    cutoff: i64,
+    drop_time: bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = plan.schema();
     let predicate = Arc::new(PhysicalBinaryExpr::new(
         physical_col("time", &schema)?,
@@ -314,7 +345,8 @@ fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) 
         .enumerate()
         .map(|(i, f)| {
             ProjectionExpr::new(
-                Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                Arc::new(PhysicalColumn::new(f.name(), i))
+                    as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
                 f.name().clone(),
             )
         })
@@ -370,7 +402,10 @@ impl Pruning {
 
     fn keeps_file(&self, f: &ParquetFile) -> bool {
         f.overlaps_time(self.min_time, self.max_time)
-            && self.tags.iter().all(|(tag, values)| f.may_contain_tag(tag, values))
+            && self
+                .tags
+                .iter()
+                .all(|(tag, values)| f.may_contain_tag(tag, values))
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {
@@ -456,9 +491,9 @@ fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
 
 fn string_value(v: &ScalarValue) -> Option<String> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         ScalarValue::Dictionary(_, v) => string_value(v),
         _ => None,
     }
