@@ -540,7 +540,10 @@ impl<'a> TagBuilder<'a> {
 
     /// The key of `value`, added to the dictionary if new. A request holds
     /// fewer than 2^31 distinct values: the request size limit sees to it.
-    #[allow(clippy::ptr_arg, reason = "a new value is kept as the same Cow, borrowed from the body")]
+    #[allow(
+        clippy::ptr_arg,
+        reason = "a new value is kept as the same Cow, borrowed from the body"
+    )]
     fn key(&mut self, value: &Cow<'a, str>) -> i32 {
         if let Some(k) = self.index.get(value.as_ref()) {
             return *k;

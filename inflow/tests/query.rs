@@ -316,3 +316,59 @@ async fn results_stream_in_batches() {
     assert_eq!(text.lines().count(), 30_001);
     assert_eq!(text.lines().filter(|l| *l == "v").count(), 1);
 }
+
+/// The last point of every series (`DISTINCT ON`), and `first_value` /
+/// `last_value` of tags, which run on decoded strings: same rows, and the
+/// tags still come out dictionary-encoded.
+#[tokio::test]
+async fn last_point_per_series_keeps_tag_types() {
+    let s = TestServer::start().await;
+    s.write_ok(
+        "db",
+        "cpu,host=a,region=us usage=1.5 1000000000\n\
+         cpu,host=b,region=eu usage=2.5 2000000000\n\
+         cpu,host=a,region=ap usage=3.5 3000000000\n\
+         cpu,host=b usage=4.5 1500000000",
+    )
+    .await;
+    let q = "SELECT DISTINCT ON (host) * FROM cpu ORDER BY host, time DESC";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!([
+            {"host": "a", "region": "ap", "time": "1970-01-01T00:00:03", "usage": 3.5},
+            {"host": "b", "region": "eu", "time": "1970-01-01T00:00:02", "usage": 2.5}
+        ])
+    );
+    // The grouping key is dropped from each aggregate's ordering.
+    let plan = s.query_pretty("db", &format!("EXPLAIN {q}")).await;
+    assert!(
+        plan.contains("ORDER BY [cpu.time DESC NULLS FIRST] AS first_value(cpu.usage)"),
+        "{plan}"
+    );
+    let types: Value = s
+        .query(
+            "db",
+            &format!(
+                "SELECT arrow_typeof(host) AS h, arrow_typeof(region) AS r FROM ({q}) LIMIT 1"
+            ),
+            "json",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        types,
+        json!([{"h": "Dictionary(Int32, Utf8)", "r": "Dictionary(Int32, Utf8)"}])
+    );
+    let q = "SELECT host, last_value(region ORDER BY time) AS last, first_value(region ORDER BY time) AS first \
+             FROM cpu GROUP BY host ORDER BY host";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!([{"host": "a", "last": "ap", "first": "us"}, {"host": "b", "last": "eu"}])
+    );
+    let plan = s.query_pretty("db", &format!("EXPLAIN {q}")).await;
+    assert!(plan.contains("CAST(cpu.region AS Utf8)"), "{plan}");
+}

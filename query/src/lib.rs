@@ -32,6 +32,7 @@ use object_store::ObjectStore;
 
 mod format;
 mod provider;
+mod rules;
 mod system;
 
 pub use format::{Encoder, QueryFormat};
@@ -136,6 +137,7 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_optimizer_rule(Arc::new(rules::SimplifyFirstLast))
             .build();
         let sources = provider::Sources {
             buffer,

@@ -31,6 +31,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
@@ -273,7 +274,17 @@ impl TableProvider for InflowTable {
         if !files.is_empty() {
             // Filters are evaluated while decoding (late materialisation):
             // selective queries decode the other columns only for matches.
+            // Files never change once written, so their decoded footers are
+            // kept in the runtime's metadata cache across queries.
+            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let store = state
+                .runtime_env()
+                .object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
             let mut source = ParquetSource::new(Arc::clone(&self.schema))
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                    store,
+                    metadata_cache,
+                )))
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
             if let Some(predicate) = conjunction(filters.iter().cloned()) {
