@@ -371,4 +371,86 @@ async fn last_point_per_series_keeps_tag_types() {
     );
     let plan = s.query_pretty("db", &format!("EXPLAIN {q}")).await;
     assert!(plan.contains("CAST(cpu.region AS Utf8)"), "{plan}");
+
+    // Only rows at or after the smallest per-series latest time reach the
+    // aggregates; the answers are the same, with a WHERE clause too.
+    let plan = s
+        .query_pretty(
+            "db",
+            "EXPLAIN SELECT DISTINCT ON (host) * FROM cpu ORDER BY host, time DESC",
+        )
+        .await;
+    assert!(plan.contains("__inflow_cutoff"), "{plan}");
+    let q = "SELECT DISTINCT ON (host) host, region, usage FROM cpu WHERE time < '1970-01-01T00:00:02.5Z' \
+             ORDER BY host, time DESC";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!([{"host": "a", "region": "us", "usage": 1.5}, {"host": "b", "region": "eu", "usage": 2.5}])
+    );
+    // The earliest row per host, the same way.
+    let q =
+        "SELECT host, first_value(usage ORDER BY time) AS u FROM cpu GROUP BY host ORDER BY host";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(v, json!([{"host": "a", "u": 1.5}, {"host": "b", "u": 4.5}]));
+    // A latest row with a null field still wins (no IGNORE NULLS).
+    s.write_ok("db", "cpu,host=a,region=ap other=1 4000000000")
+        .await;
+    let q =
+        "SELECT host, last_value(usage ORDER BY time) AS u FROM cpu GROUP BY host ORDER BY host";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(v, json!([{"host": "a"}, {"host": "b", "u": 2.5}]));
+}
+
+/// Tag equalities select buffered rows by their dictionary keys before the
+/// filter runs; answers are unchanged, nulls included.
+#[tokio::test]
+async fn tag_equalities_on_buffered_rows() {
+    let s = TestServer::start().await;
+    s.write_ok(
+        "db",
+        "cpu,host=a,region=us usage=1 1000000000\n\
+         cpu,host=b,region=eu usage=2 2000000000\n\
+         cpu,region=us usage=3 3000000000\n\
+         cpu,host=c usage=4 4000000000\n\
+         cpu,host=a,region=eu usage=5 5000000000",
+    )
+    .await;
+    let usages = |q: &'static str| {
+        let s = &s;
+        async move {
+            let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["usage"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE host = 'a' ORDER BY time").await,
+        vec![1.0, 5.0]
+    );
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE host IN ('a', 'c') AND region = 'eu' ORDER BY time")
+            .await,
+        vec![5.0]
+    );
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE region = 'us' ORDER BY time").await,
+        vec![1.0, 3.0]
+    );
+    assert!(
+        usages("SELECT usage FROM cpu WHERE host = 'zzz'")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE host = 'b' OR usage > 3 ORDER BY time").await,
+        vec![2.0, 4.0, 5.0]
+    );
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE host <> 'a' ORDER BY time").await,
+        vec![2.0, 4.0]
+    );
 }

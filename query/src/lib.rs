@@ -138,6 +138,7 @@ impl QueryEngine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_optimizer_rule(Arc::new(rules::SimplifyFirstLast))
+            .with_optimizer_rule(Arc::new(rules::LatestRowsOnly))
             .build();
         let sources = provider::Sources {
             buffer,

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, Result};
-use datafusion::logical_expr::expr::{AggregateFunction, Alias};
-use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, LogicalPlan, Projection, cast};
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::logical_expr::expr::{AggregateFunction, Alias, NullTreatment};
+use datafusion::logical_expr::{
+    Aggregate, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection, cast, col,
+};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 /// Cheaper `first_value` and `last_value` aggregates.
@@ -129,4 +132,149 @@ fn simplified(e: &Expr, schema: &DFSchema, group_expr: &[Expr]) -> Result<Option
             params,
         })
     }))
+}
+
+/// The name of the cut-off column [`LatestRowsOnly`] adds; also how it
+/// recognises a plan it already rewrote.
+const CUTOFF: &str = "__inflow_cutoff";
+
+/// Aggregates that keep only each group's latest (or earliest) row scan
+/// only the rows that can be it.
+///
+/// When every aggregate of a grouped `Aggregate` is `first_value(… ORDER BY
+/// t DESC)` or `last_value(… ORDER BY t)` (the last point of every series,
+/// after [`SimplifyFirstLast`]) on one non-null column `t`, each group's
+/// winning row has `t` = the group's `max(t)`, which is at least the
+/// smallest of those maxima. So a first, cheap pass computes that cut-off
+/// (two columns, one `max` per group), and the aggregates only see rows
+/// with `t >=` it: in time series, about one row per series instead of the
+/// whole table. Rows tied at a group's maximum all pass, in their order, so
+/// ties are broken as before. The earliest row works the same way with
+/// `min`, `max` and `<=`.
+#[derive(Debug, Default)]
+pub(crate) struct LatestRowsOnly;
+
+impl OptimizerRule for LatestRowsOnly {
+    fn name(&self) -> &str {
+        "inflow_latest_rows_only"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::Aggregate(agg) = plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let Some((t, latest)) = single_extreme(&agg)? else {
+            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+        };
+        let done = agg
+            .input
+            .exists(|p| Ok(p.schema().fields().iter().any(|f| f.name() == CUTOFF)))?;
+        if done {
+            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+        }
+        let input = agg.input.as_ref().clone();
+        let time = Expr::Column(t);
+        let (per_group, overall) = if latest {
+            (max(time.clone()), min(col("__inflow_end")))
+        } else {
+            (min(time.clone()), max(col("__inflow_end")))
+        };
+        let cutoff = LogicalPlanBuilder::from(input.clone())
+            .aggregate(
+                agg.group_expr.clone(),
+                vec![per_group.alias("__inflow_end")],
+            )?
+            .aggregate(Vec::<Expr>::new(), vec![overall.alias(CUTOFF)])?
+            .build()?;
+        let keep = if latest {
+            time.gt_eq(col(CUTOFF))
+        } else {
+            time.lt_eq(col(CUTOFF))
+        };
+        let columns = input
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect::<Vec<_>>();
+        let rows = LogicalPlanBuilder::from(input)
+            .cross_join(cutoff)?
+            .filter(keep)?
+            .project(columns)?
+            .build()?;
+        let new = Aggregate::try_new(
+            Arc::new(rows),
+            agg.group_expr.clone(),
+            agg.aggr_expr.clone(),
+        )?;
+        Ok(Transformed::yes(LogicalPlan::Aggregate(new)))
+    }
+}
+
+/// The column `t` and whether each group's latest row (`true`) or earliest
+/// row is wanted, if every aggregate of `agg` picks one row by `t` alone,
+/// `t` is never null, and there are grouping keys (without grouping sets).
+fn single_extreme(agg: &Aggregate) -> Result<Option<(Column, bool)>> {
+    if agg.group_expr.is_empty()
+        || agg.aggr_expr.is_empty()
+        || agg
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Ok(None);
+    }
+    let mut found: Option<(Column, bool)> = None;
+    for e in &agg.aggr_expr {
+        let e = match e {
+            Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+            e => e,
+        };
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = e else {
+            return Ok(None);
+        };
+        let first = match func.name() {
+            "first_value" => true,
+            "last_value" => false,
+            _ => return Ok(None),
+        };
+        // IGNORE NULLS may pick an older row for a column with nulls.
+        if params.distinct
+            || params.filter.is_some()
+            || matches!(params.null_treatment, Some(NullTreatment::IgnoreNulls))
+        {
+            return Ok(None);
+        }
+        let [order] = params.order_by.as_slice() else {
+            return Ok(None);
+        };
+        let Expr::Column(c) = &order.expr else {
+            return Ok(None);
+        };
+        // first_value of the descending order, or last_value of the
+        // ascending one: the latest row.
+        let latest = first != order.asc;
+        match &found {
+            Some((prev, prev_latest)) if prev != c || *prev_latest != latest => return Ok(None),
+            Some(_) => {}
+            None => found = Some((c.clone(), latest)),
+        }
+    }
+    let Some((c, latest)) = found else {
+        return Ok(None);
+    };
+    let (_, field) = agg.input.schema().qualified_field_from_column(&c)?;
+    Ok((!field.is_nullable()).then_some((c, latest)))
 }
