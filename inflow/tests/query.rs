@@ -445,6 +445,14 @@ async fn tag_equalities_on_buffered_rows() {
             .await
             .is_empty()
     );
+    // More values than the vectorised comparisons take.
+    assert_eq!(
+        usages(
+            "SELECT usage FROM cpu WHERE host IN ('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j') ORDER BY time"
+        )
+        .await,
+        vec![1.0, 2.0, 4.0, 5.0]
+    );
     assert_eq!(
         usages("SELECT usage FROM cpu WHERE host = 'b' OR usage > 3 ORDER BY time").await,
         vec![2.0, 4.0, 5.0]

@@ -20,8 +20,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray};
+use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, Int32Array};
 use arrow::buffer::BooleanBuffer;
+use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Int32Type;
 use arrow::datatypes::SchemaRef;
@@ -535,21 +536,42 @@ fn select_tags(
         let Some(strings) = dict.values().as_string_opt::<i32>() else {
             continue;
         };
-        // Which dictionary entries are wanted.
-        let wanted: Vec<bool> = (0..strings.len())
-            .map(|i| strings.is_valid(i) && values.iter().any(|v| v == strings.value(i)))
+        // Which dictionary entries are wanted (dictionaries of consolidated
+        // chunks hold distinct values, so usually one key per value).
+        let wanted: Vec<i32> = (0..strings.len())
+            .filter(|i| strings.is_valid(*i) && values.iter().any(|v| v == strings.value(*i)))
+            .filter_map(|i| i32::try_from(i).ok())
             .collect();
-        if !wanted.contains(&true) {
+        if wanted.is_empty() {
             return Ok(batch.slice(0, 0));
         }
-        let keys = dict.keys().values();
-        let is_wanted = |row: usize| wanted.get(keys[row] as usize).copied().unwrap_or(false);
+        let keys = dict.keys();
+        let mask = if wanted.len() <= 8 {
+            // Vectorised key comparisons, OR-ed.
+            let mut mask: Option<BooleanBuffer> = None;
+            for k in &wanted {
+                let hit = eq(keys, &Int32Array::new_scalar(*k))?;
+                let hit = hit.values().clone();
+                mask = Some(match mask {
+                    Some(m) => &m | &hit,
+                    None => hit,
+                });
+            }
+            mask.unwrap_or_else(|| BooleanBuffer::new_unset(keys.len()))
+        } else {
+            let mut is_wanted = vec![false; strings.len()];
+            for k in &wanted {
+                is_wanted[*k as usize] = true;
+            }
+            let raw = keys.values();
+            BooleanBuffer::collect_bool(raw.len(), |row| {
+                is_wanted.get(raw[row] as usize).copied().unwrap_or(false)
+            })
+        };
         // A null tag equals nothing.
         let mask = match dict.nulls() {
-            None => BooleanBuffer::collect_bool(keys.len(), is_wanted),
-            Some(nulls) => {
-                BooleanBuffer::collect_bool(keys.len(), |row| nulls.is_valid(row) && is_wanted(row))
-            }
+            Some(nulls) => &mask & nulls.inner(),
+            None => mask,
         };
         keep = Some(match keep {
             Some(k) => &k & &mask,
