@@ -796,6 +796,24 @@ impl Accepted<'_> {
     }
 }
 
+/// What the one-pass path has rejected so far, and the accepted lines.
+struct Outcome<'b> {
+    rejected: Vec<RejectedLine>,
+    accepted: Accepted<'b>,
+}
+
+impl Outcome<'_> {
+    fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
+        self.accepted.dropped(raw);
+        self.rejected.push(RejectedLine {
+            line_number,
+            original_line: String::from_utf8_lossy(raw).into_owned(),
+            error_message,
+            limit: false,
+        });
+    }
+}
+
 /// A series key seen earlier in a request: its table and its tags as
 /// dictionary keys, a range of the request's shared list.
 #[derive(Debug, Clone, Copy)]
@@ -866,8 +884,10 @@ pub fn parse_and_build_known(
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut series: FastMap<&[u8], SeriesEntry> = FastMap::default();
     let mut series_tags: Vec<(u32, i32)> = Vec::new();
-    let mut rejected = Vec::new();
-    let mut accepted = Accepted { body, copy: None };
+    let mut out = Outcome {
+        rejected: Vec::new(),
+        accepted: Accepted { body, copy: None },
+    };
     let mut tag_cols: Vec<u32> = Vec::with_capacity(16);
     let mut keys: Vec<(u32, i32)> = Vec::with_capacity(16);
     let mut field_cols: Vec<(u32, ColumnKind)> = Vec::with_capacity(16);
@@ -876,19 +896,6 @@ pub fn parse_and_build_known(
         (Vec::with_capacity(16), Vec::with_capacity(16));
     // The table of the previous built line, whose fields `field_cols` resolves.
     let mut prev_table: Option<usize> = None;
-    let reject = |rejected: &mut Vec<RejectedLine>,
-                  accepted: &mut Accepted<'_>,
-                  n: usize,
-                  raw: &[u8],
-                  msg: String| {
-        accepted.dropped(raw);
-        rejected.push(RejectedLine {
-            line_number: n,
-            original_line: String::from_utf8_lossy(raw).into_owned(),
-            error_message: msg,
-            limit: false,
-        })
-    };
     // The full parser's verdict on a line a shortcut found wrong, so the
     // message is the same whichever way the line went.
     let full_parse_error = |raw: &[u8]| line_protocol::parse_line(raw).err().map(|e| e.to_string());
@@ -901,7 +908,7 @@ pub fn parse_and_build_known(
                 Ok(ts) => (entry.table, Some(entry), ts),
                 Err(e) => {
                     let msg = full_parse_error(raw).unwrap_or_else(|| e.to_string());
-                    reject(&mut rejected, &mut accepted, line_number, raw, msg);
+                    out.reject(line_number, raw, msg);
                     continue;
                 }
             }
@@ -911,13 +918,7 @@ pub fn parse_and_build_known(
                 match line_protocol::parse_line_into(raw, &mut cur_tags, &mut cur_fields) {
                     Ok(x) => x,
                     Err(e) => {
-                        reject(
-                            &mut rejected,
-                            &mut accepted,
-                            line_number,
-                            raw,
-                            e.to_string(),
-                        );
+                        out.reject(line_number, raw, e.to_string());
                         continue;
                     }
                 };
@@ -949,7 +950,7 @@ pub fn parse_and_build_known(
                 }
             }
             if let Some(msg) = bad {
-                reject(&mut rejected, &mut accepted, line_number, raw, msg);
+                out.reject(line_number, raw, msg);
                 continue;
             }
             (idx, None, ts)
@@ -957,13 +958,7 @@ pub fn parse_and_build_known(
         let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
             Ok(t) => t.unwrap_or(default_time_ns),
             Err(e) => {
-                reject(
-                    &mut rejected,
-                    &mut accepted,
-                    line_number,
-                    raw,
-                    e.to_string(),
-                );
+                out.reject(line_number, raw, e.to_string());
                 continue;
             }
         };
@@ -975,7 +970,7 @@ pub fn parse_and_build_known(
                     let msg = full_parse_error(raw)
                         .or(msg)
                         .unwrap_or_else(|| "duplicate field key".to_string());
-                    reject(&mut rejected, &mut accepted, line_number, raw, msg);
+                    out.reject(line_number, raw, msg);
                     // `field_cols` no longer matches the previous line.
                     prev_table = None;
                     continue;
@@ -984,7 +979,7 @@ pub fn parse_and_build_known(
         }
         let tb = &mut tables[table];
         if let Some(msg) = tb.expired(time_ns) {
-            reject(&mut rejected, &mut accepted, line_number, raw, msg);
+            out.reject(line_number, raw, msg);
             continue;
         }
         match entry {
@@ -1014,15 +1009,15 @@ pub fn parse_and_build_known(
                 }
             }
         }
-        accepted.kept(raw);
+        out.accepted.kept(raw);
         std::mem::swap(&mut cur_fields, &mut prev_fields);
         prev_table = Some(table);
     }
     Ok(Some((
         Built {
             batch: finish_tables(db_schema.id, tables)?,
-            accepted: accepted.copy,
+            accepted: out.accepted.copy,
         },
-        rejected,
+        out.rejected,
     )))
 }

@@ -137,8 +137,8 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_default_features()
-            .with_optimizer_rule(Arc::new(rules::SimplifyFirstLast))
-            .with_optimizer_rule(Arc::new(rules::LatestRowsOnly))
+            .with_optimizer_rule(Arc::new(rules::SIMPLIFY_FIRST_LAST))
+            .with_optimizer_rule(Arc::new(rules::LATEST_ROWS_ONLY))
             .build();
         let sources = provider::Sources {
             buffer,

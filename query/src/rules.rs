@@ -12,25 +12,16 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-/// Cheaper `first_value` and `last_value` aggregates.
-///
-/// `SELECT DISTINCT ON (host) * … ORDER BY host, time DESC` (the last point
-/// of every series) becomes one `first_value(c ORDER BY host, time DESC)`
-/// per column, grouped by `host`. DataFusion 55 evaluates each of them on
-/// its own, comparing rows by every `ORDER BY` key, and it has a vectorised
-/// group accumulator for plain strings but not for dictionaries (tags),
-/// which it aggregates row by row through `ScalarValue`s. This rule:
-/// - drops `ORDER BY` keys that are also grouping keys: they are constant
-///   within a group, so they never decide which row comes first (a string
-///   comparison per row and aggregate saved);
-/// - aggregates a tag's decoded strings and encodes the result again, so
-///   the plan's output keeps its names and types.
-#[derive(Debug, Default)]
-pub(crate) struct SimplifyFirstLast;
+/// A rule that rewrites `Aggregate` nodes, bottom up, with one function.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AggregateRule {
+    name: &'static str,
+    rewrite: fn(Aggregate) -> Result<Transformed<LogicalPlan>>,
+}
 
-impl OptimizerRule for SimplifyFirstLast {
+impl OptimizerRule for AggregateRule {
     fn name(&self) -> &str {
-        "inflow_simplify_first_last"
+        self.name
     }
 
     fn apply_order(&self) -> Option<ApplyOrder> {
@@ -46,51 +37,72 @@ impl OptimizerRule for SimplifyFirstLast {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(agg) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        // Grouping sets add a grouping id column; leave them alone.
-        if agg
-            .group_expr
-            .iter()
-            .any(|e| matches!(e, Expr::GroupingSet(_)))
-        {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+        match plan {
+            LogicalPlan::Aggregate(agg) => (self.rewrite)(agg),
+            plan => Ok(Transformed::no(plan)),
         }
-        let groups = agg.group_expr.len();
-        let mut changed = false;
-        let mut aggr_expr = Vec::with_capacity(agg.aggr_expr.len());
-        for (i, e) in agg.aggr_expr.iter().enumerate() {
-            match simplified(e, agg.input.schema(), &agg.group_expr)? {
-                Some(new) => {
-                    changed = true;
-                    aggr_expr.push(new.alias(agg.schema.field(groups + i).name()));
-                }
-                None => aggr_expr.push(e.clone()),
-            }
-        }
-        if !changed {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
-        }
-        let new = Aggregate::try_new(Arc::clone(&agg.input), agg.group_expr.clone(), aggr_expr)?;
-        let new_schema = Arc::clone(&new.schema);
-        let exprs = agg
-            .schema
-            .iter()
-            .zip(new_schema.iter())
-            .map(|((qualifier, field), (new_qualifier, new_field))| {
-                let c = Expr::Column(Column::from((new_qualifier, new_field)));
-                if field.data_type() == new_field.data_type() {
-                    c
-                } else {
-                    cast(c, field.data_type().clone())
-                        .alias_qualified(qualifier.cloned(), field.name())
-                }
-            })
-            .collect::<Vec<_>>();
-        let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(new)))?;
-        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
     }
+}
+
+/// Cheaper `first_value` and `last_value` aggregates.
+///
+/// `SELECT DISTINCT ON (host) * … ORDER BY host, time DESC` (the last point
+/// of every series) becomes one `first_value(c ORDER BY host, time DESC)`
+/// per column, grouped by `host`. DataFusion 55 evaluates each of them on
+/// its own, comparing rows by every `ORDER BY` key, and it has a vectorised
+/// group accumulator for plain strings but not for dictionaries (tags),
+/// which it aggregates row by row through `ScalarValue`s. This rule:
+/// - drops `ORDER BY` keys that are also grouping keys: they are constant
+///   within a group, so they never decide which row comes first (a string
+///   comparison per row and aggregate saved);
+/// - aggregates a tag's decoded strings and encodes the result again, so
+///   the plan's output keeps its names and types.
+pub(crate) const SIMPLIFY_FIRST_LAST: AggregateRule = AggregateRule {
+    name: "inflow_simplify_first_last",
+    rewrite: simplify_first_last,
+};
+
+fn simplify_first_last(agg: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    // Grouping sets add a grouping id column; leave them alone.
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    }
+    let groups = agg.group_expr.len();
+    let mut changed = false;
+    let mut aggr_expr = Vec::with_capacity(agg.aggr_expr.len());
+    for (i, e) in agg.aggr_expr.iter().enumerate() {
+        match simplified(e, agg.input.schema(), &agg.group_expr)? {
+            Some(new) => {
+                changed = true;
+                aggr_expr.push(new.alias(agg.schema.field(groups + i).name()));
+            }
+            None => aggr_expr.push(e.clone()),
+        }
+    }
+    if !changed {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    }
+    let new = Aggregate::try_new(Arc::clone(&agg.input), agg.group_expr.clone(), aggr_expr)?;
+    let new_schema = Arc::clone(&new.schema);
+    let exprs = agg
+        .schema
+        .iter()
+        .zip(new_schema.iter())
+        .map(|((qualifier, field), (new_qualifier, new_field))| {
+            let c = Expr::Column(Column::from((new_qualifier, new_field)));
+            if field.data_type() == new_field.data_type() {
+                c
+            } else {
+                cast(c, field.data_type().clone()).alias_qualified(qualifier.cloned(), field.name())
+            }
+        })
+        .collect::<Vec<_>>();
+    let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(new)))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
 }
 
 /// `e` simplified, if it is `first_value` or `last_value` and either part
@@ -120,11 +132,11 @@ fn simplified(e: &Expr, schema: &DFSchema, group_expr: &[Expr]) -> Result<Option
         params.order_by = kept;
         changed = true;
     }
-    if let DataType::Dictionary(_, value) = params.args[0].get_type(schema)? {
-        if matches!(value.as_ref(), DataType::Utf8 | DataType::LargeUtf8) {
-            params.args[0] = cast(params.args[0].clone(), value.as_ref().clone());
-            changed = true;
-        }
+    if let DataType::Dictionary(_, value) = params.args[0].get_type(schema)?
+        && matches!(value.as_ref(), DataType::Utf8 | DataType::LargeUtf8)
+    {
+        params.args[0] = cast(params.args[0].clone(), value.as_ref().clone());
+        changed = true;
     }
     Ok(changed.then(|| {
         Expr::AggregateFunction(AggregateFunction {
@@ -134,7 +146,7 @@ fn simplified(e: &Expr, schema: &DFSchema, group_expr: &[Expr]) -> Result<Option
     }))
 }
 
-/// The name of the cut-off column [`LatestRowsOnly`] adds; also how it
+/// The name of the cut-off column [`LATEST_ROWS_ONLY`] adds; also how it
 /// recognises a plan it already rewrote.
 const CUTOFF: &str = "__inflow_cutoff";
 
@@ -143,7 +155,7 @@ const CUTOFF: &str = "__inflow_cutoff";
 ///
 /// When every aggregate of a grouped `Aggregate` is `first_value(… ORDER BY
 /// t DESC)` or `last_value(… ORDER BY t)` (the last point of every series,
-/// after [`SimplifyFirstLast`]) on one non-null column `t`, each group's
+/// after [`SIMPLIFY_FIRST_LAST`]) on one non-null column `t`, each group's
 /// winning row has `t` = the group's `max(t)`, which is at least the
 /// smallest of those maxima. So a first, cheap pass computes that cut-off
 /// (two columns, one `max` per group), and the aggregates only see rows
@@ -151,76 +163,57 @@ const CUTOFF: &str = "__inflow_cutoff";
 /// whole table. Rows tied at a group's maximum all pass, in their order, so
 /// ties are broken as before. The earliest row works the same way with
 /// `min`, `max` and `<=`.
-#[derive(Debug, Default)]
-pub(crate) struct LatestRowsOnly;
+pub(crate) const LATEST_ROWS_ONLY: AggregateRule = AggregateRule {
+    name: "inflow_latest_rows_only",
+    rewrite: latest_rows_only,
+};
 
-impl OptimizerRule for LatestRowsOnly {
-    fn name(&self) -> &str {
-        "inflow_latest_rows_only"
+fn latest_rows_only(agg: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    let Some((t, latest)) = single_extreme(&agg)? else {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
+    };
+    let done = agg
+        .input
+        .exists(|p| Ok(p.schema().fields().iter().any(|f| f.name() == CUTOFF)))?;
+    if done {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
     }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
-    }
-
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(agg) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        let Some((t, latest)) = single_extreme(&agg)? else {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
-        };
-        let done = agg
-            .input
-            .exists(|p| Ok(p.schema().fields().iter().any(|f| f.name() == CUTOFF)))?;
-        if done {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(agg)));
-        }
-        let input = agg.input.as_ref().clone();
-        let time = Expr::Column(t);
-        let (per_group, overall) = if latest {
-            (max(time.clone()), min(col("__inflow_end")))
-        } else {
-            (min(time.clone()), max(col("__inflow_end")))
-        };
-        let cutoff = LogicalPlanBuilder::from(input.clone())
-            .aggregate(
-                agg.group_expr.clone(),
-                vec![per_group.alias("__inflow_end")],
-            )?
-            .aggregate(Vec::<Expr>::new(), vec![overall.alias(CUTOFF)])?
-            .build()?;
-        let keep = if latest {
-            time.gt_eq(col(CUTOFF))
-        } else {
-            time.lt_eq(col(CUTOFF))
-        };
-        let columns = input
-            .schema()
-            .columns()
-            .into_iter()
-            .map(Expr::Column)
-            .collect::<Vec<_>>();
-        let rows = LogicalPlanBuilder::from(input)
-            .cross_join(cutoff)?
-            .filter(keep)?
-            .project(columns)?
-            .build()?;
-        let new = Aggregate::try_new(
-            Arc::new(rows),
+    let input = agg.input.as_ref().clone();
+    let time = Expr::Column(t);
+    let (per_group, overall) = if latest {
+        (max(time.clone()), min(col("__inflow_end")))
+    } else {
+        (min(time.clone()), max(col("__inflow_end")))
+    };
+    let cutoff = LogicalPlanBuilder::from(input.clone())
+        .aggregate(
             agg.group_expr.clone(),
-            agg.aggr_expr.clone(),
-        )?;
-        Ok(Transformed::yes(LogicalPlan::Aggregate(new)))
-    }
+            vec![per_group.alias("__inflow_end")],
+        )?
+        .aggregate(Vec::<Expr>::new(), vec![overall.alias(CUTOFF)])?
+        .build()?;
+    let keep = if latest {
+        time.gt_eq(col(CUTOFF))
+    } else {
+        time.lt_eq(col(CUTOFF))
+    };
+    let columns = input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect::<Vec<_>>();
+    let rows = LogicalPlanBuilder::from(input)
+        .cross_join(cutoff)?
+        .filter(keep)?
+        .project(columns)?
+        .build()?;
+    let new = Aggregate::try_new(
+        Arc::new(rows),
+        agg.group_expr.clone(),
+        agg.aggr_expr.clone(),
+    )?;
+    Ok(Transformed::yes(LogicalPlan::Aggregate(new)))
 }
 
 /// The column `t` and whether each group's latest row (`true`) or earliest
