@@ -167,38 +167,24 @@ async fn write(args: WriteArgs) {
             .into_iter()
             .map(|b| {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(&b)
-                    .unwrap_or_else(|e| fail(&format!("gzip: {e}")));
+                e.write_all(&b).unwrap_or_else(|e| fail(&format!("gzip: {e}")));
                 e.finish().unwrap_or_else(|e| fail(&format!("gzip: {e}")))
             })
             .collect();
     }
-    let bodies: Arc<Vec<bytes::Bytes>> =
-        Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
+    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
     let url = match args.api {
         Api::V1 => format!("{}/write?db={}", args.url, args.db),
-        Api::V2 => format!(
-            "{}/api/v2/write?bucket={}&org=bench&precision=ns",
-            args.url, args.db
-        ),
-        Api::V3 => format!(
-            "{}/api/v3/write_lp?db={}&precision=nanosecond",
-            args.url, args.db
-        ),
+        Api::V2 => format!("{}/api/v2/write?bucket={}&org=bench&precision=ns", args.url, args.db),
+        Api::V3 => format!("{}/api/v3/write_lp?db={}&precision=nanosecond", args.url, args.db),
     };
     let next = Arc::new(AtomicUsize::new(0));
     let client = client();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let (bodies, next, client, url, token, gzip) = (
-            Arc::clone(&bodies),
-            Arc::clone(&next),
-            client.clone(),
-            url.clone(),
-            args.token.clone(),
-            args.gzip,
-        );
+        let (bodies, next, client, url, token, gzip) =
+            (Arc::clone(&bodies), Arc::clone(&next), client.clone(), url.clone(), args.token.clone(), args.gzip);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
@@ -214,9 +200,7 @@ async fn write(args: WriteArgs) {
                 }
                 let t0 = Instant::now();
                 match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        latencies.push(t0.elapsed().as_secs_f64() * 1e3)
-                    }
+                    Ok(r) if r.status().is_success() => latencies.push(t0.elapsed().as_secs_f64() * 1e3),
                     Ok(r) => {
                         let status = r.status();
                         errors.push(format!("{status}: {}", r.text().await.unwrap_or_default()));
@@ -236,11 +220,7 @@ async fn write(args: WriteArgs) {
     }
     let secs = started.elapsed().as_secs_f64();
     if !errors.is_empty() {
-        fail(&format!(
-            "{} requests failed; first: {}",
-            errors.len(),
-            errors[0]
-        ));
+        fail(&format!("{} requests failed; first: {}", errors.len(), errors[0]));
     }
     latencies.sort_by(f64::total_cmp);
     let lines = spec.lines();
@@ -275,10 +255,7 @@ async fn query(args: QueryArgs) {
         let names: Vec<&str> = args.queries.split(',').map(str::trim).collect();
         for n in &names {
             if !all.iter().any(|q| q.name == *n) {
-                fail(&format!(
-                    "unknown query '{n}'; known: {}",
-                    all.iter().map(|q| q.name).collect::<Vec<_>>().join(", ")
-                ));
+                fail(&format!("unknown query '{n}'; known: {}", all.iter().map(|q| q.name).collect::<Vec<_>>().join(", ")));
             }
         }
         all.iter().filter(|q| names.contains(&q.name)).collect()
@@ -295,31 +272,19 @@ async fn query(args: QueryArgs) {
             let req = match args.lang {
                 Lang::Sql => client
                     .get(format!("{}/api/v3/query_sql", args.url))
-                    .query(&[
-                        ("db", args.db.as_str()),
-                        ("q", text.as_str()),
-                        ("format", "json"),
-                    ]),
-                Lang::Influxql => client.get(format!("{}/query", args.url)).query(&[
-                    ("db", args.db.as_str()),
-                    ("q", text.as_str()),
-                    ("epoch", "ns"),
-                ]),
+                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("format", "json")]),
+                Lang::Influxql => client
+                    .get(format!("{}/query", args.url))
+                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("epoch", "ns")]),
             };
             let req = match &args.token {
                 Some(t) => req.bearer_auth(t),
                 None => req,
             };
             let t0 = Instant::now();
-            let r = req
-                .send()
-                .await
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let r = req.send().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
             let status = r.status();
-            let body = r
-                .text()
-                .await
-                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let body = r.text().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if !status.is_success() || body.contains("\"error\"") {
                 fail(&format!("{} failed ({status}): {body}", q.name));
@@ -332,10 +297,7 @@ async fn query(args: QueryArgs) {
         }
         times.sort_by(f64::total_cmp);
         let (median, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
-        eprintln!(
-            "{:<24} median {median:>8.2} ms   p95 {p95:>8.2} ms   rows {rows}",
-            q.name
-        );
+        eprintln!("{:<24} median {median:>8.2} ms   p95 {p95:>8.2} ms   rows {rows}", q.name);
         println!(
             "{}",
             serde_json::json!({"kind": "query", "name": q.name, "lang": format!("{:?}", args.lang).to_lowercase(),
@@ -349,11 +311,9 @@ fn count_rows(lang: Lang, body: &str) -> usize {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     match lang {
         Lang::Sql => v.as_array().map_or(0, Vec::len),
-        Lang::Influxql => v["results"][0]["series"].as_array().map_or(0, |s| {
-            s.iter()
-                .map(|s| s["values"].as_array().map_or(0, Vec::len))
-                .sum()
-        }),
+        Lang::Influxql => v["results"][0]["series"]
+            .as_array()
+            .map_or(0, |s| s.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum()),
     }
 }
 

@@ -24,14 +24,8 @@ pub enum ReplayError {
 }
 
 /// Parses, validates and applies one WAL entry; returns the rows applied.
-pub async fn apply_wal_entry(
-    catalog: &Catalog,
-    buffer: &Buffer,
-    seq: u64,
-    entry: &WalEntry,
-) -> Result<usize, ReplayError> {
-    let precision =
-        Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
+pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry: &WalEntry) -> Result<usize, ReplayError> {
+    let precision = Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
     let state = catalog.state();
     // Lines a later delete voided are skipped, so replay never brings back
     // (or re-creates) what was deleted.
@@ -41,9 +35,7 @@ pub async fn apply_wal_entry(
     let kept;
     let lines: &[u8] = match state.db(&entry.db) {
         Some(db) if db.wal_cutoffs.values().any(|c| entry.default_time_ns <= *c) => {
-            kept = voided_lines_removed(&entry.lines, |table| {
-                db.wal_voided(table, entry.default_time_ns)
-            });
+            kept = voided_lines_removed(&entry.lines, |table| db.wal_voided(table, entry.default_time_ns));
             &kept
         }
         _ => &entry.lines,
@@ -51,29 +43,19 @@ pub async fn apply_wal_entry(
     if lines.is_empty() {
         return Ok(0);
     }
-    let (built, rejected) = match validate::parse_and_build_known(
-        &state,
-        &entry.db,
-        lines,
-        precision,
-        entry.default_time_ns,
-    )? {
-        Some(x) => x,
-        None => {
-            // The writer committed these columns before logging; a reader
-            // whose catalog lags catches up here.
-            let mut parsed = validate::parse(lines, precision);
-            let change = validate::schema_check(
-                &state,
-                &entry.db,
-                &mut parsed,
-                &validate::Limits::UNLIMITED,
-            );
-            let state = catalog.ensure(&change).await?;
-            let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
-            (built, parsed.rejected)
-        }
-    };
+    let (built, rejected) =
+        match validate::parse_and_build_known(&state, &entry.db, lines, precision, entry.default_time_ns)? {
+            Some(x) => x,
+            None => {
+                // The writer committed these columns before logging; a reader
+                // whose catalog lags catches up here.
+                let mut parsed = validate::parse(lines, precision);
+                let change = validate::schema_check(&state, &entry.db, &mut parsed, &validate::Limits::UNLIMITED);
+                let state = catalog.ensure(&change).await?;
+                let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
+                (built, parsed.rejected)
+            }
+        };
     if !rejected.is_empty() {
         // Lines were valid when written, and column types never change.
         tracing::warn!(seq, rejected = rejected.len(), first = ?rejected.first(), "WAL lines no longer validate");

@@ -46,6 +46,17 @@ pub struct RejectedLine {
     pub limit: bool,
 }
 
+impl RejectedLine {
+    fn new(line_number: usize, raw: &[u8], error_message: String, limit: bool) -> Self {
+        Self {
+            line_number,
+            original_line: String::from_utf8_lossy(raw).into_owned(),
+            error_message,
+            limit,
+        }
+    }
+}
+
 /// How many databases, tables per database and columns per table the
 /// catalog may hold (`--max-databases`, `--max-tables-per-database`,
 /// `--max-columns-per-table`).
@@ -115,12 +126,7 @@ impl<'a> ParsedWrite<'a> {
 
 impl ParsedWrite<'_> {
     fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
-        self.rejected.push(RejectedLine {
-            line_number,
-            original_line: String::from_utf8_lossy(raw).into_owned(),
-            error_message,
-            limit: false,
-        });
+        self.rejected.push(RejectedLine::new(line_number, raw, error_message, false));
     }
 }
 
@@ -207,12 +213,7 @@ pub fn schema_check(
         let lines = std::mem::take(&mut parsed.good);
         parsed
             .rejected
-            .extend(lines.into_iter().map(|g| RejectedLine {
-                line_number: g.line_number,
-                original_line: String::from_utf8_lossy(g.raw).into_owned(),
-                error_message: msg.clone(),
-                limit: true,
-            }));
+            .extend(lines.into_iter().map(|g| RejectedLine::new(g.line_number, g.raw, msg.clone(), true)));
         return change;
     }
     let live_tables = db_schema.map_or(0, |d| d.tables().count());
@@ -307,12 +308,12 @@ pub fn schema_check(
         parsed.good.retain(|g| {
             let reject = rejected_idx.get(next).is_some_and(|(r, _, _)| *r == i);
             if reject {
-                rejected.push(RejectedLine {
-                    line_number: g.line_number,
-                    original_line: String::from_utf8_lossy(g.raw).into_owned(),
-                    error_message: std::mem::take(&mut rejected_idx[next].1),
-                    limit: rejected_idx[next].2,
-                });
+                rejected.push(RejectedLine::new(
+                    g.line_number,
+                    g.raw,
+                    std::mem::take(&mut rejected_idx[next].1),
+                    rejected_idx[next].2,
+                ));
                 next += 1;
             }
             i += 1;
@@ -327,12 +328,8 @@ pub fn schema_check(
 fn same_shape(a: LineView<'_, '_>, b: LineView<'_, '_>) -> bool {
     a.measurement == b.measurement
         && a.tags.len() == b.tags.len()
-        && a.fields.len() == b.fields.len()
         && a.tags.iter().zip(b.tags).all(|(x, y)| x.0 == y.0)
-        && a.fields
-            .iter()
-            .zip(b.fields)
-            .all(|(x, y)| x.0 == y.0 && field_type(&x.1) == field_type(&y.1))
+        && same_fields(a.fields, b.fields)
 }
 
 /// Validated rows, ready for the WAL and the buffer.
@@ -805,12 +802,7 @@ struct Outcome<'b> {
 impl Outcome<'_> {
     fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
         self.accepted.dropped(raw);
-        self.rejected.push(RejectedLine {
-            line_number,
-            original_line: String::from_utf8_lossy(raw).into_owned(),
-            error_message,
-            limit: false,
-        });
+        self.rejected.push(RejectedLine::new(line_number, raw, error_message, false));
     }
 }
 

@@ -33,10 +33,8 @@ mod files;
 mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles};
-pub use schema::{
-    ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name,
-};
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
+pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name};
 
 /// A checkpoint is written after this many transactions.
 const CHECKPOINT_EVERY: u64 = 100;
@@ -48,9 +46,7 @@ pub enum CatalogError {
     #[error("catalog object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
     /// A catalog file could not be decoded.
-    #[error(
-        "catalog file {path} is corrupt: {source}; restore it from a backup or remove the catalog to start empty"
-    )]
+    #[error("catalog file {path} is corrupt: {source}; restore it from a backup or remove the catalog to start empty")]
     Corrupt {
         /// The file.
         path: String,
@@ -75,9 +71,7 @@ pub enum CatalogError {
     #[error("{0}")]
     Invalid(String),
     /// Too many concurrent writers kept winning the race.
-    #[error(
-        "catalog update did not succeed after {0} attempts because of concurrent updates; retry the request"
-    )]
+    #[error("catalog update did not succeed after {0} attempts because of concurrent updates; retry the request")]
     TooMuchContention(usize),
 }
 
@@ -278,9 +272,7 @@ pub struct CatalogState {
 impl CatalogState {
     /// A database by name.
     pub fn db(&self, name: &str) -> Option<&Arc<DatabaseSchema>> {
-        self.db_by_name
-            .get(name)
-            .and_then(|id| self.databases.get(id))
+        self.db_by_name.get(name).and_then(|id| self.databases.get(id))
     }
 
     /// A database by id.
@@ -301,9 +293,7 @@ impl CatalogState {
     /// Whether WAL lines for database `name` written at `time_ns` were
     /// voided by a later delete of that database.
     pub fn wal_db_voided(&self, name: &str, time_ns: i64) -> bool {
-        self.db_name_cutoffs
-            .get(name)
-            .is_some_and(|c| time_ns <= *c)
+        self.db_name_cutoffs.get(name).is_some_and(|c| time_ns <= *c)
     }
 
     /// Unreferenced objects and when they were dropped.
@@ -313,18 +303,13 @@ impl CatalogState {
 
     /// The token whose hash is `hash`; the final comparison is constant-time.
     pub fn token_by_hash(&self, hash: &[u8]) -> Option<&Arc<TokenInfo>> {
-        let t = self
-            .token_by_hash
-            .get(hash)
-            .and_then(|id| self.tokens.get(id))?;
+        let t = self.token_by_hash.get(hash).and_then(|id| self.tokens.get(id))?;
         tokens::hashes_equal(&t.hash, hash).then_some(t)
     }
 
     /// A token by name.
     pub fn token_by_name(&self, name: &str) -> Option<&Arc<TokenInfo>> {
-        self.token_by_name
-            .get(name)
-            .and_then(|id| self.tokens.get(id))
+        self.token_by_name.get(name).and_then(|id| self.tokens.get(id))
     }
 
     /// All tokens, by id.
@@ -339,10 +324,7 @@ impl CatalogState {
 
     /// Every Parquet file of a database, by table.
     pub fn database_files(&self, db_id: u32) -> impl Iterator<Item = (u32, &Arc<TableFiles>)> {
-        self.files
-            .get(&db_id)
-            .into_iter()
-            .flat_map(|t| t.iter().map(|(id, f)| (*id, f)))
+        self.files.get(&db_id).into_iter().flat_map(|t| t.iter().map(|(id, f)| (*id, f)))
     }
 
     /// The last WAL sequence number `node_id` has persisted (0 if none).
@@ -376,16 +358,8 @@ impl CatalogState {
     }
 
     fn rebuild_indexes(&mut self) {
-        self.token_by_hash = self
-            .tokens
-            .values()
-            .map(|t| (t.hash.clone(), t.id))
-            .collect();
-        self.token_by_name = self
-            .tokens
-            .values()
-            .map(|t| (Arc::clone(&t.name), t.id))
-            .collect();
+        self.token_by_hash = self.tokens.values().map(|t| (t.hash.clone(), t.id)).collect();
+        self.token_by_name = self.tokens.values().map(|t| (Arc::clone(&t.name), t.id)).collect();
         self.db_by_name = self
             .databases
             .values()
@@ -499,14 +473,8 @@ impl CatalogState {
                         }
                     }
                 }
-                CatalogOp::SetDatabaseRetention {
-                    db_id,
-                    retention_ns,
-                } => {
-                    let db = self
-                        .databases
-                        .get_mut(db_id)
-                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                CatalogOp::SetDatabaseRetention { db_id, retention_ns } => {
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
                     Arc::make_mut(db).retention_ns = *retention_ns;
                 }
                 CatalogOp::SoftDeleteDatabase {
@@ -515,19 +483,13 @@ impl CatalogState {
                     deleted_at_ns,
                     hard_delete_at_ns,
                 } => {
-                    let db = self
-                        .databases
-                        .get_mut(db_id)
-                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
                     let original = match &db.deleted {
                         Some(d) => Arc::clone(&d.original_name),
                         None => Arc::clone(&db.name),
                     };
-                    let cutoff = self
-                        .db_name_cutoffs
-                        .entry(original.to_string())
-                        .or_default();
+                    let cutoff = self.db_name_cutoffs.entry(original.to_string()).or_default();
                     *cutoff = (*cutoff).max(*deleted_at_ns);
                     if self.db_by_name.get(&original) == Some(db_id) {
                         self.db_by_name.remove(&original);
@@ -546,12 +508,7 @@ impl CatalogState {
                     if self.db_by_name.get(&db.name) == Some(db_id) {
                         self.db_by_name.remove(&db.name);
                     }
-                    for t in self
-                        .files
-                        .remove(db_id)
-                        .into_iter()
-                        .flat_map(|t| t.into_values())
-                    {
+                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
                         for f in t.values() {
                             self.garbage.insert(f.path.clone(), txn.time_ns);
                         }
@@ -562,13 +519,9 @@ impl CatalogState {
                     at_ns,
                     remove_tables,
                 } => {
-                    let db = self
-                        .databases
-                        .get_mut(db_id)
-                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
-                    let names: Vec<Arc<str>> =
-                        db.all_tables().map(|t| Arc::clone(&t.name)).collect();
+                    let names: Vec<Arc<str>> = db.all_tables().map(|t| Arc::clone(&t.name)).collect();
                     for name in names {
                         let c = db.wal_cutoffs.entry(name).or_default();
                         *c = (*c).max(*at_ns);
@@ -577,12 +530,7 @@ impl CatalogState {
                         db.tables_mut().clear();
                         db.rebuild_indexes();
                     }
-                    for t in self
-                        .files
-                        .remove(db_id)
-                        .into_iter()
-                        .flat_map(|t| t.into_values())
-                    {
+                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
                         for f in t.values() {
                             self.garbage.insert(f.path.clone(), txn.time_ns);
                         }
@@ -623,10 +571,7 @@ impl CatalogState {
                     }
                 }
                 CatalogOp::RemoveTable { db_id, table_id } => {
-                    let db = self
-                        .databases
-                        .get_mut(db_id)
-                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
                     if db.tables_mut().remove(table_id).is_none() {
                         return Err(bad(format!("no table {table_id}")));
@@ -634,11 +579,7 @@ impl CatalogState {
                     db.rebuild_indexes();
                     self.drop_table_files(*db_id, *table_id, txn.time_ns);
                 }
-                CatalogOp::ClearTableData {
-                    db_id,
-                    table_id,
-                    at_ns,
-                } => {
+                CatalogOp::ClearTableData { db_id, table_id, at_ns } => {
                     let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
                     let name = Arc::clone(&t.name);
                     if let Some(db) = self.databases.get_mut(db_id) {
@@ -679,10 +620,7 @@ impl CatalogState {
     }
 
     fn table_mut(&mut self, db_id: u32, table_id: u32) -> Result<&mut TableSchema, String> {
-        let db = self
-            .databases
-            .get_mut(&db_id)
-            .ok_or_else(|| format!("no database {db_id}"))?;
+        let db = self.databases.get_mut(&db_id).ok_or_else(|| format!("no database {db_id}"))?;
         Arc::make_mut(db)
             .table_by_id_mut(table_id)
             .ok_or_else(|| format!("no table {table_id}"))
@@ -806,10 +744,7 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the catalog from the store, creating it (with a new UUID) if the
     /// store has none.
-    pub async fn load(
-        store: Arc<dyn ObjectStore>,
-        prefix: Path,
-    ) -> Result<Arc<Self>, CatalogError> {
+    pub async fn load(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
         let catalog = Arc::new(Self {
             store,
             prefix,
@@ -1013,14 +948,7 @@ impl Catalog {
 /// A retention period as the shortest exact `{n}{unit}` (`7d`, `36h`).
 pub fn format_retention(ns: i64) -> String {
     const S: i64 = 1_000_000_000;
-    for (unit, size) in [
-        ("d", 86_400 * S),
-        ("h", 3_600 * S),
-        ("m", 60 * S),
-        ("s", S),
-        ("ms", 1_000_000),
-        ("us", 1_000),
-    ] {
+    for (unit, size) in [("d", 86_400 * S), ("h", 3_600 * S), ("m", 60 * S), ("s", S), ("ms", 1_000_000), ("us", 1_000)] {
         if ns % size == 0 {
             return format!("{}{unit}", ns / size);
         }

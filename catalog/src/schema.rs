@@ -232,9 +232,7 @@ impl DatabaseSchema {
 
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<&Arc<TableSchema>> {
-        self.table_by_name
-            .get(name)
-            .and_then(|id| self.tables.get(id))
+        self.table_by_name.get(name).and_then(|id| self.tables.get(id))
     }
 
     /// A table by id.
@@ -263,9 +261,7 @@ pub fn validate_db_name(name: &str) -> Result<(), String> {
         [] => false,
         [c] => c.is_ascii_alphanumeric(),
         [first, mid @ .., last] => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && mid.iter().all(ok_inner)
+            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && mid.iter().all(ok_inner)
         }
     };
     if !valid {

@@ -90,11 +90,7 @@ impl Permission {
                 Action::Write => "write",
             })
             .collect();
-        format!(
-            "{kind}:{}:{}",
-            self.resource_names.join(","),
-            actions.join(",")
-        )
+        format!("{kind}:{}:{}", self.resource_names.join(","), actions.join(","))
     }
 }
 
@@ -126,11 +122,7 @@ impl TokenInfo {
 
     /// Whether the token allows `action` on `name` of `kind`.
     pub fn allows(&self, kind: ResourceType, name: &str, action: Action) -> bool {
-        self.admin
-            || self
-                .permissions
-                .iter()
-                .any(|p| p.allows(kind, name, action))
+        self.admin || self.permissions.iter().any(|p| p.allows(kind, name, action))
     }
 }
 
@@ -157,11 +149,7 @@ mod tests {
         assert!(t.starts_with("apiv3_"));
         // 64 bytes in unpadded base64 are 86 characters.
         assert_eq!(t.len(), 6 + 86);
-        assert!(
-            t[6..]
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
+        assert!(t[6..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_ne!(t, generate_token().unwrap());
         let h = hash_token(&t);
         assert_eq!(h.len(), 64);

@@ -58,23 +58,14 @@ fn ns(d: Duration) -> i64 {
 impl Maintenance {
     /// Maintenance over `catalog` and `store` (the root store: catalog paths
     /// include the prefix).
-    pub fn new(
-        catalog: Arc<Catalog>,
-        store: Arc<dyn ObjectStore>,
-        config: MaintenanceConfig,
-    ) -> Self {
-        Self {
-            catalog,
-            store,
-            config,
-        }
+    pub fn new(catalog: Arc<Catalog>, store: Arc<dyn ObjectStore>, config: MaintenanceConfig) -> Self {
+        Self { catalog, store, config }
     }
 
     /// Runs passes every interval, forever.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(self.config.interval.max(Duration::from_millis(10)));
+            let mut tick = tokio::time::interval(self.config.interval.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -86,9 +77,7 @@ impl Maintenance {
                         "maintenance pass"
                     ),
                     Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "maintenance pass failed; retrying next interval")
-                    }
+                    Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next interval"),
                 }
             }
         })
@@ -125,19 +114,13 @@ impl Maintenance {
         for path in due {
             match self.store.delete(&Path::from(path.as_str())).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted.push(path),
-                Err(e) => {
-                    tracing::warn!(path, error = %e, "could not delete a garbage object; retrying later")
-                }
+                Err(e) => tracing::warn!(path, error = %e, "could not delete a garbage object; retrying later"),
             }
         }
         if !deleted.is_empty() {
             report.objects_deleted = deleted.len();
             self.catalog
-                .update(|_| {
-                    Ok(vec![CatalogOp::ForgetGarbage {
-                        paths: deleted.clone(),
-                    }])
-                })
+                .update(|_| Ok(vec![CatalogOp::ForgetGarbage { paths: deleted.clone() }]))
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -170,28 +153,15 @@ fn plan_removals(s: &CatalogState, now: i64) -> (Vec<CatalogOp>, usize, usize) {
                 }
                 continue;
             }
-            let Some(cutoff) = db.retention_cutoff(t, now) else {
-                continue;
-            };
+            let Some(cutoff) = db.retention_cutoff(t, now) else { continue };
             if let Some(files) = s.table_files(db.id, t.id) {
-                expired.extend(
-                    files
-                        .values()
-                        .filter(|f| f.max_time < cutoff)
-                        .map(|f| (db.id, t.id, f.id)),
-                );
+                expired.extend(files.values().filter(|f| f.max_time < cutoff).map(|f| (db.id, t.id, f.id)));
             }
         }
     }
     let n = expired.len();
     if n > 0 {
-        ops.insert(
-            0,
-            CatalogOp::RemoveParquetFiles {
-                ids: expired,
-                at_ns: now,
-            },
-        );
+        ops.insert(0, CatalogOp::RemoveParquetFiles { ids: expired, at_ns: now });
     }
     (ops, n, hard)
 }

@@ -36,7 +36,6 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .spawn();
-    c.serve_http(catalog, None, None, http_api::Metrics::new(), None)
-        .await?;
+    c.serve_http(catalog, None, None, http_api::Metrics::new(), None).await?;
     Ok(())
 }

@@ -55,24 +55,18 @@ fn unauthorized(reason: &str) -> ApiError {
 }
 
 /// Finds the token string in a request of `family`.
-fn credential(
-    family: Family,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Option<String>, ApiError> {
+fn credential(family: Family, headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()
             .map_err(|_| unauthorized("malformed Authorization header"))?
             .trim();
-        let (scheme, rest) = value.split_once(' ').ok_or_else(|| {
-            unauthorized("malformed Authorization header: expected 'Bearer <token>'")
-        })?;
+        let (scheme, rest) = value
+            .split_once(' ')
+            .ok_or_else(|| unauthorized("malformed Authorization header: expected 'Bearer <token>'"))?;
         let rest = rest.trim();
         if rest.is_empty() {
-            return Err(unauthorized(
-                "malformed Authorization header: the token is empty",
-            ));
+            return Err(unauthorized("malformed Authorization header: the token is empty"));
         }
         let scheme = scheme.to_ascii_lowercase();
         return match (scheme.as_str(), family) {
@@ -85,13 +79,11 @@ fn credential(
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
                 // The username is ignored; the password is the token.
-                let (_, password) = decoded.split_once(':').ok_or_else(|| {
-                    unauthorized("malformed Basic credentials: expected user:token")
-                })?;
+                let (_, password) = decoded
+                    .split_once(':')
+                    .ok_or_else(|| unauthorized("malformed Basic credentials: expected user:token"))?;
                 if password.is_empty() {
-                    return Err(unauthorized(
-                        "malformed Basic credentials: the token is empty",
-                    ));
+                    return Err(unauthorized("malformed Basic credentials: the token is empty"));
                 }
                 Ok(Some(password.to_string()))
             }
@@ -133,8 +125,7 @@ pub(crate) fn authorize(
     if !settings.enabled {
         return Ok(None);
     }
-    let token =
-        credential(family, headers, query)?.ok_or_else(|| unauthorized("no token given"))?;
+    let token = credential(family, headers, query)?.ok_or_else(|| unauthorized("no token given"))?;
     let state = catalog.state();
     let info = state
         .token_by_hash(&hash_token(&token))
@@ -182,53 +173,18 @@ mod tests {
 
     #[test]
     fn schemes_per_family() {
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("anyone:tok")
-        );
-        assert_eq!(
-            credential(Family::V3, &h("Bearer tok"), None)
-                .unwrap()
-                .as_deref(),
-            Some("tok")
-        );
-        assert_eq!(
-            credential(Family::V3, &h("bearer tok"), None)
-                .unwrap()
-                .as_deref(),
-            Some("tok")
-        );
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anyone:tok"));
+        assert_eq!(credential(Family::V3, &h("Bearer tok"), None).unwrap().as_deref(), Some("tok"));
+        assert_eq!(credential(Family::V3, &h("bearer tok"), None).unwrap().as_deref(), Some("tok"));
         assert!(credential(Family::V3, &h("Token tok"), None).is_err());
         assert!(credential(Family::V3, &h(&basic), None).is_err());
-        assert_eq!(
-            credential(Family::V2, &h("Token tok"), None)
-                .unwrap()
-                .as_deref(),
-            Some("tok")
-        );
+        assert_eq!(credential(Family::V2, &h("Token tok"), None).unwrap().as_deref(), Some("tok"));
         assert!(credential(Family::V2, &h(&basic), None).is_err());
-        assert_eq!(
-            credential(Family::V1, &h(&basic), None).unwrap().as_deref(),
-            Some("tok")
-        );
-        assert_eq!(
-            credential(Family::V1, &HeaderMap::new(), Some("db=x&u=me&p=tok"))
-                .unwrap()
-                .as_deref(),
-            Some("tok")
-        );
-        assert_eq!(
-            credential(Family::V2, &HeaderMap::new(), Some("p=tok")).unwrap(),
-            None
-        );
+        assert_eq!(credential(Family::V1, &h(&basic), None).unwrap().as_deref(), Some("tok"));
+        assert_eq!(credential(Family::V1, &HeaderMap::new(), Some("db=x&u=me&p=tok")).unwrap().as_deref(), Some("tok"));
+        assert_eq!(credential(Family::V2, &HeaderMap::new(), Some("p=tok")).unwrap(), None);
         for bad in ["Bearer", "Bearer ", "Basic !!!", "Basic Zm9v", "Nonsense"] {
-            assert!(
-                matches!(
-                    credential(Family::V1, &h(bad), None),
-                    Err(ApiError::Unauthorized(_))
-                ),
-                "{bad}"
-            );
+            assert!(matches!(credential(Family::V1, &h(bad), None), Err(ApiError::Unauthorized(_))), "{bad}");
         }
     }
 }

@@ -69,9 +69,7 @@ pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
         CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
         CatalogError::NotFound(m) => ApiError::NotFound(m),
         CatalogError::Invalid(m) => ApiError::BadRequest(m),
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => {
-            ApiError::Unavailable(e.to_string())
-        }
+        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => ApiError::Unavailable(e.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -79,9 +77,7 @@ pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Lines { rejected, .. } if rejected.iter().any(|r| r.limit) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Lines { rejected, .. } if rejected.iter().any(|r| r.limit) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) | ApiError::Lines { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -97,9 +93,7 @@ impl ApiError {
     /// The v2 error code for this failure.
     fn v2_code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::UnsupportedEncoding(_) => {
-                "invalid"
-            }
+            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::UnsupportedEncoding(_) => "invalid",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
@@ -124,16 +118,12 @@ impl ApiError {
             (Family::V1, ApiError::Unauthorized(_)) => {
                 (status, Json(json!({"error": "unauthorized access"}))).into_response()
             }
-            (Family::V2, ApiError::Unauthorized(_)) => (
-                status,
-                Json(json!({"code": "unauthorized", "message": "unauthorized access"})),
-            )
-                .into_response(),
-            (Family::V3, ApiError::Unauthorized(reason)) => (
-                status,
-                Json(json!({"error": format!("unauthorized access: {reason}")})),
-            )
-                .into_response(),
+            (Family::V2, ApiError::Unauthorized(_)) => {
+                (status, Json(json!({"code": "unauthorized", "message": "unauthorized access"}))).into_response()
+            }
+            (Family::V3, ApiError::Unauthorized(reason)) => {
+                (status, Json(json!({"error": format!("unauthorized access: {reason}")}))).into_response()
+            }
             (Family::V2, ApiError::Lines { rejected, .. }) => {
                 let first = rejected.first();
                 let more = rejected.len().saturating_sub(1);
@@ -150,11 +140,9 @@ impl ApiError {
                 }
                 (status, Json(body)).into_response()
             }
-            (Family::V2, _) => (
-                status,
-                Json(json!({"code": self.v2_code(), "message": self.to_string()})),
-            )
-                .into_response(),
+            (Family::V2, _) => {
+                (status, Json(json!({"code": self.v2_code(), "message": self.to_string()}))).into_response()
+            }
             (_, ApiError::Lines { rejected, .. }) => {
                 let data: Vec<_> = rejected
                     .iter()
@@ -167,11 +155,7 @@ impl ApiError {
                         })
                     })
                     .collect();
-                (
-                    status,
-                    Json(json!({"error": self.to_string(), "data": data})),
-                )
-                    .into_response()
+                (status, Json(json!({"error": self.to_string(), "data": data}))).into_response()
             }
             _ => (status, Json(json!({"error": self.to_string()}))).into_response(),
         };
@@ -182,10 +166,8 @@ impl ApiError {
             // These are answered before the body is read; the unread rest makes
             // the connection unusable. Say so, or a pooling client would send its
             // next request into a closed socket.
-            resp.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
+            resp.headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

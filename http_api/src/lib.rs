@@ -33,16 +33,16 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 pub mod auth;
-mod configure;
 pub mod error;
+mod configure;
 mod metrics;
 mod sql;
 mod tokens;
 mod write;
 
 pub use auth::AuthSettings;
-pub use configure::HARD_DELETE_DEFAULT_NS;
 pub use error::{ApiError, Family};
+pub use configure::HARD_DELETE_DEFAULT_NS;
 pub use metrics::Metrics;
 
 /// The version reported by `/ping`: the InfluxDB 3 API version Inflow speaks.
@@ -132,27 +132,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/write_lp", post(write::write_v3))
         .route("/api/v2/write", post(write::write_v2))
         .route("/write", post(write::write_v1))
-        .route(
-            "/api/v3/query_sql",
-            get(sql::query_sql).post(sql::query_sql),
-        )
+        .route("/api/v3/query_sql", get(sql::query_sql).post(sql::query_sql))
         .route("/api/v3/configure/token/admin", post(tokens::create_admin))
-        .route(
-            "/api/v3/configure/token/admin/regenerate",
-            post(tokens::regenerate_admin),
-        )
-        .route(
-            "/api/v3/configure/token/named_admin",
-            post(tokens::create_named_admin),
-        )
-        .route(
-            "/api/v3/enterprise/configure/token",
-            post(tokens::create_resource),
-        )
-        .route(
-            "/api/v3/configure/token",
-            axum::routing::delete(tokens::delete),
-        )
+        .route("/api/v3/configure/token/admin/regenerate", post(tokens::regenerate_admin))
+        .route("/api/v3/configure/token/named_admin", post(tokens::create_named_admin))
+        .route("/api/v3/enterprise/configure/token", post(tokens::create_resource))
+        .route("/api/v3/configure/token", axum::routing::delete(tokens::delete))
         .route(
             "/api/v3/configure/database",
             get(configure::list_databases)
@@ -172,18 +157,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v3/enterprise/configure/table/retention_period",
-            post(configure::set_table_retention_period)
-                .delete(configure::clear_table_retention_period),
+            post(configure::set_table_retention_period).delete(configure::clear_table_retention_period),
         )
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            common_headers,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
         .with_state(state)
 }
 
@@ -201,12 +182,9 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -238,34 +216,17 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
 
 /// Server endpoints need a valid token unless `--disable-authz` opens them.
 /// They accept every scheme, since v1, v2 and v3 clients all call them.
-fn check_server_endpoint(
-    state: &AppState,
-    name: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<(), Response> {
+fn check_server_endpoint(state: &AppState, name: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
     if state.auth.open.contains(name) {
         return Ok(());
     }
-    auth::authorize(
-        &state.auth,
-        &state.catalog,
-        Family::V1,
-        headers,
-        query,
-        auth::Need::AnyToken,
-    )
-    .map(|_| ())
-    .map_err(|e| e.respond(Family::V3))
+    auth::authorize(&state.auth, &state.catalog, Family::V1, headers, query, auth::Need::AnyToken)
+        .map(|_| ())
+        .map_err(|e| e.respond(Family::V3))
 }
 
 /// GET and POST answer with the version; HEAD is 404, as InfluxDB 3 does.
-async fn ping(
-    State(state): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+async fn ping(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::POST {
         return not_found().await;
     }
@@ -284,22 +245,14 @@ async fn ping(
     resp
 }
 
-async fn health(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+async fn health(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     if let Err(r) = check_server_endpoint(&state, "health", &headers, q.as_deref()) {
         return r;
     }
     "OK".into_response()
 }
 
-async fn metrics_handler(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
+async fn metrics_handler(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     if let Err(r) = check_server_endpoint(&state, "metrics", &headers, q.as_deref()) {
         return r;
     }
@@ -314,9 +267,5 @@ async fn metrics_handler(
 }
 
 async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"error": "not found"})),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not found"}))).into_response()
 }

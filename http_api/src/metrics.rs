@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// The process's metrics.
@@ -57,11 +56,8 @@ impl Metrics {
             c
         };
         let hist_vec = |name: &str, help: &str, labels: &[&str]| {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-                labels,
-            )
-            .unwrap_or_else(|e| unreachable_metric(name, e));
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
+                .unwrap_or_else(|e| unreachable_metric(name, e));
             let _ = registry.register(Box::new(h.clone()));
             h
         };
@@ -77,39 +73,22 @@ impl Metrics {
                 "Write requests by API family and HTTP status",
                 &["api", "status"],
             ),
-            write_lines: counter(
-                "inflow_write_lines_total",
-                "Lines of line protocol accepted",
-            ),
-            write_lines_rejected: counter(
-                "inflow_write_lines_rejected_total",
-                "Lines of line protocol rejected",
-            ),
-            write_bytes: counter(
-                "inflow_write_bytes_total",
-                "Line protocol bytes received, after decompression",
-            ),
+            write_lines: counter("inflow_write_lines_total", "Lines of line protocol accepted"),
+            write_lines_rejected: counter("inflow_write_lines_rejected_total", "Lines of line protocol rejected"),
+            write_bytes: counter("inflow_write_bytes_total", "Line protocol bytes received, after decompression"),
             write_duration: hist_vec(
                 "inflow_write_duration_seconds",
                 "Write request latency, including the WAL flush",
                 &["api"],
             ),
             queries: counter_vec("inflow_query_requests_total", "Queries by API", &["api"]),
-            query_errors: counter_vec(
-                "inflow_query_errors_total",
-                "Failed queries by API",
-                &["api"],
-            ),
+            query_errors: counter_vec("inflow_query_errors_total", "Failed queries by API", &["api"]),
             query_duration: hist_vec(
                 "inflow_query_duration_seconds",
                 "Query latency until the last result byte",
                 &["api"],
             ),
-            wal_flushes: counter_vec(
-                "inflow_wal_flushes_total",
-                "WAL flushes by result",
-                &["result"],
-            ),
+            wal_flushes: counter_vec("inflow_wal_flushes_total", "WAL flushes by result", &["result"]),
             wal_flush_duration: hist(
                 "inflow_wal_flush_duration_seconds",
                 "WAL flush (object store PUT) latency",

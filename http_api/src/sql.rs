@@ -44,17 +44,10 @@ pub(crate) async fn query_sql(
     }
 }
 
-async fn params(
-    method: &Method,
-    raw: Option<String>,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<QueryParams, ApiError> {
-    let mut p: QueryParams =
-        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
-            .map(pairs_to_params)
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+async fn params(method: &Method, raw: Option<String>, headers: &HeaderMap, body: Body, limit: usize) -> Result<QueryParams, ApiError> {
+    let mut p: QueryParams = serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+        .map(pairs_to_params)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     if method == Method::POST {
         let bytes = read_body(body, headers, limit).await?;
         if !bytes.is_empty() {
@@ -102,24 +95,23 @@ async fn run(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let Some(engine) = state.query.as_ref() else {
-        return Err(ApiError::NotFound(
-            "this node does not serve queries".into(),
-        ));
+        return Err(ApiError::NotFound("this node does not serve queries".into()));
     };
     let p = params(&method, raw, headers, body, state.max_request_size).await?;
-    let db =
-        p.db.filter(|d| !d.is_empty())
-            .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;
-    let q =
-        p.q.filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
+    let db = p
+        .db
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;
+    let q = p
+        .q
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
     let need = if db == ::query::INTERNAL_DB {
         crate::auth::Need::AnyToken
     } else {
         crate::auth::Need::Read(&db)
     };
-    let caller =
-        crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
+    let caller = crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
     let format = match p.format.as_deref() {
         Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -194,9 +186,7 @@ async fn run(
                         metrics.observe_query("sql", started.elapsed(), true);
                         match encoder.finish() {
                             Ok(bytes) => Some((Ok(bytes), (stream, encoder, true, None))),
-                            Err(e) => {
-                                Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
-                            }
+                            Err(e) => Some((Err(std::io::Error::other(e)), (stream, encoder, true, None))),
                         }
                     }
                 }

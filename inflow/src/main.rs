@@ -73,17 +73,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (store, catalog) = c.open_catalog().await?;
     c.install_admin_token(&catalog).await?;
     let metrics = http_api::Metrics::new();
-    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(
-        args.persist.gen1_duration,
-    ));
+    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
     let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store));
-    let writer = ingester::Ingester::start(
-        config,
-        Arc::clone(&catalog),
-        Arc::clone(&buffer),
-        metrics.wal_observer(),
-    )
-    .await?;
+    let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store));
     compactor::Maintenance::new(
         Arc::clone(&catalog),
@@ -94,13 +86,6 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .spawn();
-    c.serve_http(
-        catalog,
-        Some(writer),
-        Some(Arc::new(engine)),
-        metrics,
-        Some(&args.persist),
-    )
-    .await?;
+    c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics, Some(&args.persist)).await?;
     Ok(())
 }

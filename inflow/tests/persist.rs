@@ -17,11 +17,7 @@ async fn wait_for_files(s: &TestServer, db: &str, n: usize) -> Vec<Value> {
         if files.len() >= n {
             return files;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {n} files appeared",
-            files.len()
-        );
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} files appeared", files.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -31,15 +27,7 @@ fn wal_files(s: &TestServer) -> usize {
 }
 
 async fn metric(s: &TestServer, name: &str) -> u64 {
-    let text = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
@@ -48,48 +36,27 @@ async fn metric(s: &TestServer, name: &str) -> u64 {
 #[tokio::test]
 async fn persisted_files_and_buffer_answer_together() {
     let mut s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
-    s.write_ok(
-        "db",
-        "cpu,host=a,region=eu usage=1,idle=10 1000\ncpu,host=b,region=us usage=2,idle=20 1000",
-    )
-    .await;
-    s.write_ok("db", "cpu,host=a,region=eu usage=3,idle=30 2000")
-        .await;
+    s.write_ok("db", "cpu,host=a,region=eu usage=1,idle=10 1000\ncpu,host=b,region=us usage=2,idle=20 1000").await;
+    s.write_ok("db", "cpu,host=a,region=eu usage=3,idle=30 2000").await;
     let files = wait_for_files(&s, "db", 1).await;
     assert_eq!(files.len(), 1, "{files:?}");
     let f = &files[0];
-    assert_eq!(
-        (f["table_name"].clone(), f["row_count"].clone()),
-        (json!("cpu"), json!(3))
-    );
-    assert_eq!(
-        (f["min_time"].clone(), f["max_time"].clone()),
-        (json!(1000), json!(2000))
-    );
+    assert_eq!((f["table_name"].clone(), f["row_count"].clone()), (json!("cpu"), json!(3)));
+    assert_eq!((f["min_time"].clone(), f["max_time"].clone()), (json!(1000), json!(2000)));
     let path = f["path"].as_str().unwrap();
-    assert!(
-        path.starts_with("data/") && path.contains("/1970-01-01/") && path.ends_with(".parquet"),
-        "{path}"
-    );
+    assert!(path.starts_with("data/") && path.contains("/1970-01-01/") && path.ends_with(".parquet"), "{path}");
     let on_disk = std::fs::metadata(s.data_dir().join(path)).unwrap().len();
     assert_eq!(json!(on_disk), f["size_bytes"]);
     // The WAL files the file covers are deleted.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while wal_files(&s) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "WAL files were not deleted"
-        );
+        assert!(std::time::Instant::now() < deadline, "WAL files were not deleted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // A later write of the same series and time wins field by field, across
     // the file and the buffer; new rows add to the file's.
-    s.write_ok(
-        "db",
-        "cpu,host=a,region=eu usage=5 1000\ncpu,host=c,region=eu usage=7,idle=70 3000",
-    )
-    .await;
+    s.write_ok("db", "cpu,host=a,region=eu usage=5 1000\ncpu,host=c,region=eu usage=7,idle=70 3000").await;
     let q = "SELECT host, usage, idle, time FROM cpu ORDER BY host, time";
     let expected = vec![
         json!({"host": "a", "usage": 5.0, "idle": 10.0, "time": "1970-01-01T00:00:00.000001"}),
@@ -98,10 +65,7 @@ async fn persisted_files_and_buffer_answer_together() {
         json!({"host": "c", "usage": 7.0, "idle": 70.0, "time": "1970-01-01T00:00:00.000003"}),
     ];
     assert_eq!(s.query_json("db", q).await, expected);
-    assert_eq!(
-        s.query_json("db", "SELECT count(*) AS n FROM cpu").await,
-        vec![json!({"n": 4})]
-    );
+    assert_eq!(s.query_json("db", "SELECT count(*) AS n FROM cpu").await, vec![json!({"n": 4})]);
 
     // kill -9: the file stays, the unpersisted WAL replays, nothing doubles.
     s.kill();
@@ -123,11 +87,7 @@ async fn persisted_files_and_buffer_answer_together() {
 /// is there exactly once; the persist then completes.
 #[tokio::test]
 async fn crash_at_each_persist_step_loses_and_duplicates_nothing() {
-    for point in [
-        "after-parquet-write",
-        "after-catalog-commit",
-        "after-wal-delete",
-    ] {
+    for point in ["after-parquet-write", "after-catalog-commit", "after-wal-delete"] {
         let mut s = TestServer::start_with(&["--wal-snapshot-size", "3"]).await;
         s.write_ok("db", "m,t=a v=1i 10\nm,t=b v=2i 10").await;
         s.write_ok("db", "m,t=a v=3i 20").await;
@@ -146,25 +106,13 @@ async fn crash_at_each_persist_step_loses_and_duplicates_nothing() {
             json!({"t": "b", "v": 2, "time": "1970-01-01T00:00:00.000000010"}),
             json!({"t": "c", "v": 4, "time": "1970-01-01T00:00:00.000000030"}),
         ];
-        assert_eq!(
-            s.query_json("db", q).await,
-            expected,
-            "{point}: right after restart"
-        );
+        assert_eq!(s.query_json("db", q).await, expected, "{point}: right after restart");
         // The replayed files (if any) persist again; answers stay the same.
         wait_for_files(&s, "db", 1).await;
-        assert_eq!(
-            s.query_json("db", q).await,
-            expected,
-            "{point}: after the persist completes"
-        );
+        assert_eq!(s.query_json("db", q).await, expected, "{point}: after the persist completes");
         s.kill();
         s.restart().await;
-        assert_eq!(
-            s.query_json("db", q).await,
-            expected,
-            "{point}: after another restart"
-        );
+        assert_eq!(s.query_json("db", q).await, expected, "{point}: after another restart");
         assert_eq!(wal_files(&s), 0, "{point}: persisted WAL files are deleted");
     }
 }
@@ -176,16 +124,12 @@ async fn a_table_of_two_thousand_files() {
     let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--gen1-duration", "1s"]).await;
     const N: i64 = 2000;
     // One line per second: one time chunk, and so one file, per line.
-    let body: String = (0..N)
-        .map(|i| format!("m,host=h{} v={i}i {}\n", i % 4, i * 1_000_000_000))
-        .collect();
+    let body: String = (0..N).map(|i| format!("m,host=h{} v={i}i {}\n", i % 4, i * 1_000_000_000)).collect();
     s.write_ok("db", &body).await;
     let files = wait_for_files(&s, "db", N as usize).await;
     assert_eq!(files.len(), N as usize);
 
-    let all = s
-        .query_json("db", "SELECT count(*) AS n, sum(v) AS total FROM m")
-        .await;
+    let all = s.query_json("db", "SELECT count(*) AS n, sum(v) AS total FROM m").await;
     assert_eq!(all, vec![json!({"n": N, "total": N * (N - 1) / 2})]);
 
     let scanned = metric(&s, "inflow_query_parquet_files_scanned_total").await;
@@ -197,39 +141,23 @@ async fn a_table_of_two_thousand_files() {
         )
         .await;
     assert_eq!(range, vec![json!({"n": 10, "lo": 100})]);
-    assert_eq!(
-        metric(&s, "inflow_query_parquet_files_scanned_total").await - scanned,
-        10
-    );
-    assert_eq!(
-        metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned,
-        N as u64 - 10
-    );
+    assert_eq!(metric(&s, "inflow_query_parquet_files_scanned_total").await - scanned, 10);
+    assert_eq!(metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned, N as u64 - 10);
 
     // Tag equality prunes by the files' tag ranges.
     let pruned = metric(&s, "inflow_query_parquet_files_pruned_total").await;
-    let h1 = s
-        .query_json("db", "SELECT count(*) AS n FROM m WHERE host = 'h1'")
-        .await;
+    let h1 = s.query_json("db", "SELECT count(*) AS n FROM m WHERE host = 'h1'").await;
     assert_eq!(h1, vec![json!({"n": N / 4})]);
-    assert_eq!(
-        metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned,
-        (N - N / 4) as u64
-    );
+    assert_eq!(metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned, (N - N / 4) as u64);
 }
 
 #[tokio::test]
 async fn memory_limit_triggers_a_persist() {
     let s = TestServer::start_with(&["--buffer-mem-limit", "1KiB"]).await;
-    let body: String = (0..200)
-        .map(|i| format!("m,host=h{i} v={i}i 1\n"))
-        .collect();
+    let body: String = (0..200).map(|i| format!("m,host=h{i} v={i}i 1\n")).collect();
     s.write_ok("db", &body).await;
     wait_for_files(&s, "db", 1).await;
-    assert_eq!(
-        s.query_json("db", "SELECT count(*) AS n FROM m").await,
-        vec![json!({"n": 200})]
-    );
+    assert_eq!(s.query_json("db", "SELECT count(*) AS n FROM m").await, vec![json!({"n": 200})]);
 }
 
 /// A separate querier follows an ingester's persists: rows move from its
@@ -239,30 +167,17 @@ async fn querier_follows_persists() {
     let first = TestServer::start().await;
     let dir = first.temp_dir();
     drop(first);
-    let ingester = TestServer::try_start(
-        "inflow-ingester",
-        &[],
-        &["--wal-snapshot-size", "3"],
-        std::sync::Arc::clone(&dir),
-    )
-    .await
-    .unwrap();
-    let querier = TestServer::try_start(
-        "inflow-querier",
-        &[],
-        &["--replication-interval", "20ms"],
-        dir,
-    )
-    .await
-    .unwrap();
+    let ingester = TestServer::try_start("inflow-ingester", &[], &["--wal-snapshot-size", "3"], std::sync::Arc::clone(&dir))
+        .await
+        .unwrap();
+    let querier = TestServer::try_start("inflow-querier", &[], &["--replication-interval", "20ms"], dir)
+        .await
+        .unwrap();
     let mut expected_total = 0i64;
     for i in 0..10i64 {
         // Each write is one WAL file; every third one triggers a persist.
         ingester
-            .write_ok(
-                "db",
-                &format!("m,h=a v={i}i {}\nm,h=b v={}i {}", i * 10, i * 100, i * 10),
-            )
+            .write_ok("db", &format!("m,h=a v={i}i {}\nm,h=b v={}i {}", i * 10, i * 100, i * 10))
             .await;
         expected_total += i + i * 100;
         // Rewriting an earlier point must not add a row.
@@ -270,16 +185,11 @@ async fn querier_follows_persists() {
         let want = json!([{"n": 2 * (i + 1), "total": expected_total}]);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let r = querier
-                .query("db", "SELECT count(*) AS n, sum(v) AS total FROM m", "json")
-                .await;
+            let r = querier.query("db", "SELECT count(*) AS n, sum(v) AS total FROM m", "json").await;
             if r.status() == 200 && r.json::<Value>().await.unwrap() == want {
                 break;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "querier never showed {want} after write {i}"
-            );
+            assert!(std::time::Instant::now() < deadline, "querier never showed {want} after write {i}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

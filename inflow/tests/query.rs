@@ -64,13 +64,8 @@ async fn every_format() {
          +------+-------+---------------------+"
     );
 
-    let r = s
-        .query("db", "SELECT * FROM cpu ORDER BY time", "parquet")
-        .await;
-    assert_eq!(
-        r.headers()["content-type"],
-        "application/vnd.apache.parquet"
-    );
+    let r = s.query("db", "SELECT * FROM cpu ORDER BY time", "parquet").await;
+    assert_eq!(r.headers()["content-type"], "application/vnd.apache.parquet");
     let bytes = r.bytes().await.unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
         .unwrap()
@@ -85,14 +80,8 @@ async fn every_format() {
         schema.field_with_name("host").unwrap().data_type(),
         &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
     );
-    assert_eq!(
-        schema.field_with_name("time").unwrap().data_type(),
-        &DataType::Timestamp(TimeUnit::Nanosecond, None)
-    );
-    assert_eq!(
-        schema.field_with_name("count").unwrap().data_type(),
-        &DataType::Int64
-    );
+    assert_eq!(schema.field_with_name("time").unwrap().data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, None));
+    assert_eq!(schema.field_with_name("count").unwrap().data_type(), &DataType::Int64);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
 
     let r = s.query("db", q, "xml").await;
@@ -106,10 +95,7 @@ async fn accept_header_picks_the_format() {
         ("text/csv", "text/csv"),
         ("application/jsonl", "application/jsonl"),
         ("text/plain", "text/plain; charset=utf-8"),
-        (
-            "application/vnd.apache.parquet",
-            "application/vnd.apache.parquet",
-        ),
+        ("application/vnd.apache.parquet", "application/vnd.apache.parquet"),
         ("application/json", "application/json"),
         ("*/*", "application/json"),
     ] {
@@ -142,11 +128,7 @@ async fn post_json_and_form_with_params() {
     let r = s
         .client()
         .post(s.url("/api/v3/query_sql"))
-        .form(&[
-            ("db", "db"),
-            ("q", "SELECT count(*) AS n FROM cpu WHERE host = $host"),
-            ("params", "{\"host\":\"b\"}"),
-        ])
+        .form(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE host = $host"), ("params", "{\"host\":\"b\"}")])
         .send()
         .await
         .unwrap();
@@ -156,11 +138,7 @@ async fn post_json_and_form_with_params() {
     let r = s
         .client()
         .get(s.url("/api/v3/query_sql"))
-        .query(&[
-            ("db", "db"),
-            ("q", "SELECT count(*) AS n FROM cpu WHERE count >= $c"),
-            ("params", "{\"c\": 2}"),
-        ])
+        .query(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE count >= $c"), ("params", "{\"c\": 2}")])
         .send()
         .await
         .unwrap();
@@ -198,30 +176,13 @@ async fn errors() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "database not found: nodb");
 
-    let r = s
-        .client()
-        .get(s.url("/api/v3/query_sql"))
-        .query(&[("q", "SELECT 1")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("q", "SELECT 1")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    let r = s
-        .client()
-        .get(s.url("/api/v3/query_sql"))
-        .query(&[("db", "db")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("db", "db")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
 
     // The query API is read-only.
-    for q in [
-        "CREATE TABLE x (a INT)",
-        "INSERT INTO cpu (usage) VALUES (1)",
-        "DROP TABLE cpu",
-        "SET datafusion.execution.batch_size = 1",
-    ] {
+    for q in ["CREATE TABLE x (a INT)", "INSERT INTO cpu (usage) VALUES (1)", "DROP TABLE cpu", "SET datafusion.execution.batch_size = 1"] {
         let r = s.query("db", q, "json").await;
         assert_eq!(r.status(), 400, "{q}");
     }
@@ -243,12 +204,7 @@ async fn show_tables_columns_and_information_schema() {
     let rows = s.query_json("db", "SHOW COLUMNS FROM cpu").await;
     let cols: Vec<_> = rows
         .iter()
-        .map(|r| {
-            (
-                r["column_name"].as_str().unwrap().to_string(),
-                r["data_type"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|r| (r["column_name"].as_str().unwrap().to_string(), r["data_type"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(
         cols,
@@ -263,26 +219,16 @@ async fn show_tables_columns_and_information_schema() {
     let rows = s
         .query_json("db", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox' ORDER BY table_name")
         .await;
-    assert_eq!(
-        rows,
-        vec![json!({"table_name": "cpu"}), json!({"table_name": "mem"})]
-    );
+    assert_eq!(rows, vec![json!({"table_name": "cpu"}), json!({"table_name": "mem"})]);
 }
 
 #[tokio::test]
 async fn dedup_later_writes_win_field_by_field() {
     let s = TestServer::start().await;
-    s.write_ok("db", "m,host=a f1=1,f2=1 100\nm,host=b f1=9 100")
-        .await;
+    s.write_ok("db", "m,host=a f1=1,f2=1 100\nm,host=b f1=9 100").await;
     s.write_ok("db", "m,host=a f1=2 100").await;
-    s.write_ok("db", "m,host=a f2=3,f3=\"x\" 100\nm,host=a f1=5 200")
-        .await;
-    let rows = s
-        .query_json(
-            "db",
-            "SELECT host, f1, f2, f3, CAST(time AS BIGINT) AS t FROM m ORDER BY host, time",
-        )
-        .await;
+    s.write_ok("db", "m,host=a f2=3,f3=\"x\" 100\nm,host=a f1=5 200").await;
+    let rows = s.query_json("db", "SELECT host, f1, f2, f3, CAST(time AS BIGINT) AS t FROM m ORDER BY host, time").await;
     assert_eq!(
         rows,
         vec![
@@ -293,20 +239,13 @@ async fn dedup_later_writes_win_field_by_field() {
     );
     // A series without a tag is distinct from one with it.
     s.write_ok("db", "m f1=7 100").await;
-    assert_eq!(
-        s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100")
-            .await
-            .len(),
-        3
-    );
+    assert_eq!(s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100").await.len(), 3);
 }
 
 #[tokio::test]
 async fn results_stream_in_batches() {
     let s = TestServer::start().await;
-    let body: String = (0..30_000)
-        .map(|i| format!("m,h=h{} v={i} {i}\n", i % 7))
-        .collect();
+    let body: String = (0..30_000).map(|i| format!("m,h=h{} v={i} {i}\n", i % 7)).collect();
     s.write_ok("db", &body).await;
     // More rows than one DataFusion batch (8192): the JSON array must stay valid.
     let rows = s.query_json("db", "SELECT v FROM m").await;

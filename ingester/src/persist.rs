@@ -113,10 +113,7 @@ impl Persister {
     /// (persistence is behind the writers). Gives up after `max_wait`,
     /// returning false: the caller then refuses the write with 503.
     pub(crate) async fn wait_for_room(&self, max_wait: Duration) -> bool {
-        let limit = self
-            .config
-            .buffer_mem_limit
-            .saturating_add(self.config.buffer_mem_limit / 2);
+        let limit = self.config.buffer_mem_limit.saturating_add(self.config.buffer_mem_limit / 2);
         let deadline = Instant::now() + max_wait;
         while self.buffer.memory_bytes() > limit {
             if Instant::now() >= deadline {
@@ -133,8 +130,7 @@ impl Persister {
             .applied
             .load(Ordering::Acquire)
             .saturating_sub(self.persisted.load(Ordering::Acquire));
-        files >= self.config.wal_snapshot_size
-            || self.buffer.memory_bytes() > self.config.buffer_mem_limit
+        files >= self.config.wal_snapshot_size || self.buffer.memory_bytes() > self.config.buffer_mem_limit
     }
 
     /// Runs the persist loop in the background.
@@ -146,8 +142,7 @@ impl Persister {
             loop {
                 if pending.is_none() && !this.due() {
                     // A replay may already have passed a limit; otherwise wait.
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
                     continue;
                 }
                 let generation = match pending.take() {
@@ -183,24 +178,13 @@ impl Persister {
         let mut files: Vec<ParquetFile> = Vec::new();
         for (db_id, table_id) in generation.tables() {
             let Some(table) = state.db_by_id(db_id).and_then(|d| d.table_by_id(table_id)) else {
-                return Err(format!(
-                    "table {table_id} of database {db_id} is not in the catalog"
-                ));
+                return Err(format!("table {table_id} of database {db_id} is not in the catalog"));
             };
-            let chunks = generation
-                .table_chunks(db_id, table)
-                .map_err(|e| e.to_string())?;
+            let chunks = generation.table_chunks(db_id, table).map_err(|e| e.to_string())?;
             for chunk in chunks {
-                let file = parquet_store::write_file(
-                    &self.store,
-                    &self.prefix,
-                    db_id,
-                    table,
-                    chunk.chunk_time,
-                    &chunk.batch,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+                let file = parquet_store::write_file(&self.store, &self.prefix, db_id, table, chunk.chunk_time, &chunk.batch)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 files.push(file);
             }
         }

@@ -24,8 +24,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
+use parquet::file::properties::WriterProperties;
 
 /// Tag statistics longer than this are not kept in the catalog (the file
 /// then cannot be pruned on that tag, which is only slower, never wrong).
@@ -60,9 +60,7 @@ pub enum ParquetStoreError {
 
 /// The path of a new file for rows of `chunk_time`.
 pub fn new_file_path(prefix: &Path, db_id: u32, table_id: u32, chunk_time: i64) -> Path {
-    let day = chrono::DateTime::from_timestamp_nanos(chunk_time)
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = chrono::DateTime::from_timestamp_nanos(chunk_time).format("%Y-%m-%d").to_string();
     prefix
         .clone()
         .join("data")
@@ -89,16 +87,12 @@ fn writer_properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
         .set_max_row_group_row_count(Some(ROW_GROUP_SIZE));
     for f in schema.fields() {
         let encoding = match f.data_type() {
-            DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => {
-                Encoding::DELTA_BINARY_PACKED
-            }
+            DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => Encoding::DELTA_BINARY_PACKED,
             DataType::Float64 => Encoding::BYTE_STREAM_SPLIT,
             _ => continue,
         };
         let path = ColumnPath::from(f.name().as_str());
-        b = b
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_encoding(path, encoding);
+        b = b.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, encoding);
     }
     b.build()
 }
@@ -122,12 +116,7 @@ pub async fn write_file(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
-        let mut writer = ArrowWriter::try_new(
-            &mut buf,
-            sorted.schema(),
-            Some(writer_properties(&sorted.schema())),
-        )
-        .map_err(pq)?;
+        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties(&sorted.schema()))).map_err(pq)?;
         writer.write(&sorted).map_err(pq)?;
         writer.close().map_err(pq)?;
     }
@@ -160,9 +149,7 @@ pub async fn write_file(
 fn tag_ranges(batch: &RecordBatch, table: &TableSchema) -> BTreeMap<Arc<str>, (String, String)> {
     let mut out = BTreeMap::new();
     for (i, f) in batch.schema().fields().iter().enumerate() {
-        let Some(col) = table.column(f.name()) else {
-            continue;
-        };
+        let Some(col) = table.column(f.name()) else { continue };
         if col.kind != ColumnKind::Tag {
             continue;
         }
@@ -178,12 +165,7 @@ fn tag_ranges(batch: &RecordBatch, table: &TableSchema) -> BTreeMap<Arc<str>, (S
                         *u = true;
                     }
                 }
-                min_max(
-                    used.iter()
-                        .enumerate()
-                        .filter(|(_, u)| **u)
-                        .map(|(i, _)| values.value(i)),
-                )
+                min_max(used.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| values.value(i)))
             }
             DataType::Utf8 => min_max(array.as_string::<i32>().iter().flatten()),
             _ => continue,
@@ -208,10 +190,7 @@ fn min_max<'a>(values: impl Iterator<Item = &'a str>) -> (Option<&'a str>, Optio
 }
 
 /// Reads a whole file into record batches.
-pub async fn read_file(
-    store: &Arc<dyn ObjectStore>,
-    path: &str,
-) -> Result<Vec<RecordBatch>, ParquetStoreError> {
+pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>, ParquetStoreError> {
     let location = Path::from(path);
     let bytes = store
         .get(&location)
@@ -230,13 +209,8 @@ pub async fn read_file(
         path: path.to_string(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(pq)?
-        .build()
-        .map_err(pq)?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ParquetStoreError::from)
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?.build().map_err(pq)?;
+    reader.collect::<Result<Vec<_>, _>>().map_err(ParquetStoreError::from)
 }
 
 #[cfg(test)]

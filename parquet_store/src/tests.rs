@@ -7,18 +7,10 @@ use object_store::memory::InMemory;
 #[tokio::test]
 async fn write_sorts_and_reads_back_with_stats() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let cat = Catalog::load(Arc::clone(&store), Path::default())
-        .await
-        .unwrap();
-    let body =
-        "cpu,host=b,region=eu v=1 20\ncpu,host=a,region=us v=2 10\ncpu,host=a,region=eu v=3 30\n";
+    let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let body = "cpu,host=b,region=eu v=1 20\ncpu,host=a,region=us v=2 10\ncpu,host=a,region=eu v=3 30\n";
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(
-        &cat.state(),
-        "db",
-        &mut parsed,
-        &buffer::validate::Limits::UNLIMITED,
-    );
+    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 0).unwrap();
     let db = state.db("db").unwrap();
@@ -26,47 +18,19 @@ async fn write_sorts_and_reads_back_with_stats() {
     let (_, batch) = built.batch.tables.into_iter().next().unwrap();
     let batch = buffer::dedup(&batch, table).unwrap();
 
-    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch)
-        .await
-        .unwrap();
-    assert!(
-        file.path
-            .starts_with(&format!("pfx/data/{}/{}/1970-01-01/", db.id, table.id)),
-        "{}",
-        file.path
-    );
+    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
+    assert!(file.path.starts_with(&format!("pfx/data/{}/{}/1970-01-01/", db.id, table.id)), "{}", file.path);
     assert!(file.path.ends_with(".parquet"));
     assert_eq!((file.row_count, file.min_time, file.max_time), (3, 10, 30));
-    assert_eq!(
-        file.tag_ranges.get("host").unwrap(),
-        &("a".to_string(), "b".to_string())
-    );
-    assert_eq!(
-        file.tag_ranges.get("region").unwrap(),
-        &("eu".to_string(), "us".to_string())
-    );
+    assert_eq!(file.tag_ranges.get("host").unwrap(), &("a".to_string(), "b".to_string()));
+    assert_eq!(file.tag_ranges.get("region").unwrap(), &("eu".to_string(), "us".to_string()));
     assert!(file.may_contain_tag("host", &["a"]) && !file.may_contain_tag("host", &["c"]));
 
     let back = read_file(&store, &file.path).await.unwrap();
     let rows: usize = back.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 3);
-    assert_eq!(
-        back[0].schema(),
-        batch.schema(),
-        "the Arrow schema (types and metadata) round-trips"
-    );
-    let shown = arrow::util::pretty::pretty_format_batches(&back)
-        .unwrap()
-        .to_string();
-    let order: Vec<&str> = shown
-        .lines()
-        .filter(|l| l.starts_with("| "))
-        .skip(1)
-        .collect();
-    assert!(
-        order[0].contains("| a    | eu ")
-            && order[1].contains("| a    | us ")
-            && order[2].contains("| b "),
-        "{shown}"
-    );
+    assert_eq!(back[0].schema(), batch.schema(), "the Arrow schema (types and metadata) round-trips");
+    let shown = arrow::util::pretty::pretty_format_batches(&back).unwrap().to_string();
+    let order: Vec<&str> = shown.lines().filter(|l| l.starts_with("| ")).skip(1).collect();
+    assert!(order[0].contains("| a    | eu ") && order[1].contains("| a    | us ") && order[2].contains("| b "), "{shown}");
 }

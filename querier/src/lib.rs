@@ -42,12 +42,7 @@ pub struct WalTailer {
 
 impl WalTailer {
     /// A tailer that applies into `buffer`.
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        prefix: Path,
-        catalog: Arc<Catalog>,
-        buffer: Arc<Buffer>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, catalog: Arc<Catalog>, buffer: Arc<Buffer>) -> Self {
         Self {
             store,
             prefix,
@@ -67,9 +62,9 @@ impl WalTailer {
             .iter()
             .any(|(node, seq)| self.persisted.get(node).copied().unwrap_or(0) < *seq);
         if moved {
-            let fresh = Arc::new(Buffer::with_chunk_duration(
-                std::time::Duration::from_nanos(self.buffer.chunk_ns().max(1) as u64),
-            ));
+            let fresh = Arc::new(Buffer::with_chunk_duration(std::time::Duration::from_nanos(
+                self.buffer.chunk_ns().max(1) as u64,
+            )));
             let mut rebuilt = WalTailer {
                 store: Arc::clone(&self.store),
                 prefix: self.prefix.clone(),
@@ -80,8 +75,7 @@ impl WalTailer {
             };
             let applied = rebuilt.apply_new().await?;
             drop(rebuilt.buffer);
-            let fresh =
-                Arc::try_unwrap(fresh).map_err(|_| "rebuilt buffer still shared".to_string())?;
+            let fresh = Arc::try_unwrap(fresh).map_err(|_| "rebuilt buffer still shared".to_string())?;
             self.buffer.replace_with(fresh);
             self.applied = rebuilt.applied;
             self.persisted = rebuilt.persisted;

@@ -40,9 +40,7 @@ impl QueryFormat {
             let mime = part.split(';').next().unwrap_or("").trim();
             Some(match mime {
                 "application/json" | "*/*" | "application/*" => Self::Json,
-                "application/jsonl" | "application/x-ndjson" | "application/json-lines" => {
-                    Self::JsonLines
-                }
+                "application/jsonl" | "application/x-ndjson" | "application/json-lines" => Self::JsonLines,
                 "text/csv" => Self::Csv,
                 "text/plain" => Self::Pretty,
                 "application/vnd.apache.parquet" => Self::Parquet,
@@ -127,9 +125,7 @@ impl Encoder {
             QueryFormat::JsonLines => Vec::new(),
             QueryFormat::Csv if !self.started => {
                 let mut out = Vec::new();
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out);
+                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
                 w.write(&RecordBatch::new_empty(self.schema.clone()))?;
                 drop(w);
                 out
@@ -142,15 +138,12 @@ impl Encoder {
             }
             QueryFormat::Parquet => {
                 let mut out = Vec::new();
-                let mut w =
-                    parquet::arrow::ArrowWriter::try_new(&mut out, self.schema.clone(), None)
-                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-                for b in &self.held {
-                    w.write(b)
-                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-                }
-                w.close()
+                let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, self.schema.clone(), None)
                     .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                for b in &self.held {
+                    w.write(b).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                }
+                w.close().map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 out
             }
         };

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use prometheus::IntCounter;
 
 use catalog::Catalog;
-use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -88,8 +88,7 @@ pub struct ScanMetrics {
 impl Default for ScanMetrics {
     fn default() -> Self {
         let counter = |name: &str, help: &str| {
-            IntCounter::new(name, help)
-                .unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
+            IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
         };
         Self {
             files_scanned: counter(
@@ -146,11 +145,7 @@ impl QueryEngine {
             store,
             metrics: Arc::new(ScanMetrics::default()),
         };
-        Self {
-            catalog,
-            sources,
-            base,
-        }
+        Self { catalog, sources, base }
     }
 
     /// File scan counters, for `/metrics`.
@@ -204,9 +199,7 @@ impl QueryEngine {
                 .map_err(QueryError::from_datafusion)?;
         }
         system::check_access(df.logical_plan(), may_read_system)?;
-        df.execute_stream()
-            .await
-            .map_err(QueryError::from_datafusion)
+        df.execute_stream().await.map_err(QueryError::from_datafusion)
     }
 }
 

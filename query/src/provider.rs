@@ -20,9 +20,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray, Int32Array};
+use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray};
 use arrow::buffer::BooleanBuffer;
-use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Int32Type;
 use arrow::datatypes::SchemaRef;
@@ -42,12 +41,11 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col,
-    lit as physical_lit,
+    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col, lit as physical_lit,
 };
 use datafusion::physical_expr::projection::ProjectionExpr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -81,11 +79,7 @@ pub struct DatabaseCatalog {
 impl DatabaseCatalog {
     /// A catalog over `db`'s schema of the moment, with the `system` tables
     /// of catalog state `state`.
-    pub(crate) fn new(
-        db: Arc<DatabaseSchema>,
-        sources: Sources,
-        state: Arc<catalog::CatalogState>,
-    ) -> Self {
+    pub(crate) fn new(db: Arc<DatabaseSchema>, sources: Sources, state: Arc<catalog::CatalogState>) -> Self {
         Self {
             system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db))),
             iox: Arc::new(DatabaseTables { db, sources }),
@@ -95,18 +89,13 @@ impl DatabaseCatalog {
 
 impl CatalogProvider for DatabaseCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![
-            IOX_SCHEMA.to_string(),
-            crate::system::SYSTEM_SCHEMA.to_string(),
-        ]
+        vec![IOX_SCHEMA.to_string(), crate::system::SYSTEM_SCHEMA.to_string()]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
             IOX_SCHEMA => Some(Arc::clone(&self.iox) as Arc<dyn SchemaProvider>),
-            crate::system::SYSTEM_SCHEMA => {
-                Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>)
-            }
+            crate::system::SYSTEM_SCHEMA => Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>),
             _ => None,
         }
     }
@@ -177,10 +166,7 @@ impl TableProvider for InflowTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         // Filters prune files and row groups; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -252,13 +238,8 @@ impl TableProvider for InflowTable {
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
-                    Source::File(f) => {
-                        files.push(PartitionedFile::new(f.path.clone(), f.size_bytes))
-                    }
-                    Source::Chunk(c) => {
-                        let batch = select_tags(&c.batch, &prune.tags).map_err(arrow_err)?;
-                        memory.push(vec![batch]);
-                    }
+                    Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
+                    Source::Chunk(c) => memory.push(vec![select_tags(&c.batch, &prune.tags).map_err(arrow_err)?]),
                 }
                 continue;
             }
@@ -284,14 +265,9 @@ impl TableProvider for InflowTable {
             // Files never change once written, so their decoded footers are
             // kept in the runtime's metadata cache across queries.
             let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-            let store = state
-                .runtime_env()
-                .object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
+            let store = state.runtime_env().object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
             let mut source = ParquetSource::new(Arc::clone(&self.schema))
-                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                    store,
-                    metadata_cache,
-                )))
+                .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, metadata_cache)))
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true);
             if let Some(predicate) = conjunction(filters.iter().cloned()) {
@@ -306,33 +282,21 @@ impl TableProvider for InflowTable {
             for (i, f) in files.into_iter().enumerate() {
                 file_groups[i % n].push(f);
             }
-            let config =
-                FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                    .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(projection.clone())?
-                    .with_limit(if retention_cutoff.is_some() {
-                        None
-                    } else {
-                        limit
-                    })
-                    .build();
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                .with_projection_indices(projection.clone())?
+                .with_limit(if retention_cutoff.is_some() { None } else { limit })
+                .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
         if !memory.is_empty() || plans.is_empty() {
-            let mem =
-                MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
-                    .with_limit(if retention_cutoff.is_some() {
-                        None
-                    } else {
-                        limit
-                    });
+            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
+                .with_limit(if retention_cutoff.is_some() { None } else { limit });
             plans.push(DataSourceExec::from_data_source(mem));
         }
         let plan = UnionExec::try_new(plans)?;
         match retention_cutoff {
-            Some(cutoff) => {
-                retention_filter(plan, cutoff, wanted.is_some() && projection != wanted)
-            }
+            Some(cutoff) => retention_filter(plan, cutoff, wanted.is_some() && projection != wanted),
             None => Ok(plan),
         }
     }
@@ -340,11 +304,7 @@ impl TableProvider for InflowTable {
 
 /// Keeps rows with `time >= cutoff`; with `drop_time`, removes the `time`
 /// column the filter needed (the last one) afterwards.
-fn retention_filter(
-    plan: Arc<dyn ExecutionPlan>,
-    cutoff: i64,
-    drop_time: bool,
-) -> Result<Arc<dyn ExecutionPlan>> {
+fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = plan.schema();
     let predicate = Arc::new(PhysicalBinaryExpr::new(
         physical_col("time", &schema)?,
@@ -363,8 +323,7 @@ fn retention_filter(
         .enumerate()
         .map(|(i, f)| {
             ProjectionExpr::new(
-                Arc::new(PhysicalColumn::new(f.name(), i))
-                    as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
                 f.name().clone(),
             )
         })
@@ -420,10 +379,7 @@ impl Pruning {
 
     fn keeps_file(&self, f: &ParquetFile) -> bool {
         f.overlaps_time(self.min_time, self.max_time)
-            && self
-                .tags
-                .iter()
-                .all(|(tag, values)| f.may_contain_tag(tag, values))
+            && self.tags.iter().all(|(tag, values)| f.may_contain_tag(tag, values))
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {
@@ -509,9 +465,9 @@ fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
 
 fn string_value(v: &ScalarValue) -> Option<String> {
     match v {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            Some(s.clone())
+        }
         ScalarValue::Dictionary(_, v) => string_value(v),
         _ => None,
     }
@@ -521,10 +477,7 @@ fn string_value(v: &ScalarValue) -> Option<String> {
 /// equalities (`prune.tags`), found from the dictionary keys: one pass over
 /// an `i32` column per tag instead of the general filter over every row.
 /// The query's filters still run on what is left (pushdown is inexact).
-fn select_tags(
-    batch: &RecordBatch,
-    tags: &[(String, Vec<String>)],
-) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+fn select_tags(batch: &RecordBatch, tags: &[(String, Vec<String>)]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
     let mut keep: Option<BooleanBuffer> = None;
     for (name, values) in tags {
         let Some(dict) = batch
@@ -536,38 +489,17 @@ fn select_tags(
         let Some(strings) = dict.values().as_string_opt::<i32>() else {
             continue;
         };
-        // Which dictionary entries are wanted (dictionaries of consolidated
-        // chunks hold distinct values, so usually one key per value).
-        let wanted: Vec<i32> = (0..strings.len())
-            .filter(|i| strings.is_valid(*i) && values.iter().any(|v| v == strings.value(*i)))
-            .filter_map(|i| i32::try_from(i).ok())
+        // Which dictionary entries are wanted.
+        let wanted: Vec<bool> = (0..strings.len())
+            .map(|i| strings.is_valid(i) && values.iter().any(|v| v == strings.value(i)))
             .collect();
-        if wanted.is_empty() {
+        if !wanted.contains(&true) {
             return Ok(batch.slice(0, 0));
         }
-        let keys = dict.keys();
-        let mask = if wanted.len() <= 8 {
-            // Vectorised key comparisons, OR-ed.
-            let mut mask: Option<BooleanBuffer> = None;
-            for k in &wanted {
-                let hit = eq(keys, &Int32Array::new_scalar(*k))?;
-                let hit = hit.values().clone();
-                mask = Some(match mask {
-                    Some(m) => &m | &hit,
-                    None => hit,
-                });
-            }
-            mask.unwrap_or_else(|| BooleanBuffer::new_unset(keys.len()))
-        } else {
-            let mut is_wanted = vec![false; strings.len()];
-            for k in &wanted {
-                is_wanted[*k as usize] = true;
-            }
-            let raw = keys.values();
-            BooleanBuffer::collect_bool(raw.len(), |row| {
-                is_wanted.get(raw[row] as usize).copied().unwrap_or(false)
-            })
-        };
+        let keys = dict.keys().values();
+        let mask = BooleanBuffer::collect_bool(keys.len(), |row| {
+            wanted.get(keys[row] as usize).copied().unwrap_or(false)
+        });
         // A null tag equals nothing.
         let mask = match dict.nulls() {
             Some(nulls) => &mask & nulls.inner(),
@@ -579,9 +511,7 @@ fn select_tags(
         });
     }
     match keep {
-        Some(keep) if keep.count_set_bits() < batch.num_rows() => {
-            filter_record_batch(batch, &BooleanArray::new(keep, None))
-        }
+        Some(keep) if keep.count_set_bits() < batch.num_rows() => filter_record_batch(batch, &BooleanArray::new(keep, None)),
         _ => Ok(batch.clone()),
     }
 }

@@ -196,9 +196,7 @@ pub fn parse_mem_limit(s: &str) -> Result<usize, String> {
             .parse()
             .ok()
             .filter(|v: &f64| *v > 0.0 && *v <= 100.0)
-            .ok_or_else(|| {
-                format!("invalid percentage '{s}': expected a number in (0, 100] followed by %")
-            })?;
+            .ok_or_else(|| format!("invalid percentage '{s}': expected a number in (0, 100] followed by %"))?;
         let total = total_memory().ok_or_else(|| {
             format!("cannot read the machine's memory to resolve '{s}'; give a size such as 1GiB instead")
         })?;
@@ -250,21 +248,15 @@ impl CommonArgs {
         Ok(match self.object_store {
             ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
             ObjectStoreKind::File => {
-                std::fs::create_dir_all(&self.data_dir).map_err(|source| {
-                    StartupError::DataDir {
-                        path: self.data_dir.clone(),
-                        source,
-                    }
+                std::fs::create_dir_all(&self.data_dir).map_err(|source| StartupError::DataDir {
+                    path: self.data_dir.clone(),
+                    source,
                 })?;
-                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
-                    &self.data_dir,
-                )?)
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&self.data_dir)?)
             }
             ObjectStoreKind::S3 => {
                 let bucket = self.bucket.as_deref().ok_or_else(|| {
-                    StartupError::Config(
-                        "--object-store s3 needs --bucket (or INFLOW_BUCKET)".into(),
-                    )
+                    StartupError::Config("--object-store s3 needs --bucket (or INFLOW_BUCKET)".into())
                 })?;
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(bucket)
@@ -294,12 +286,9 @@ impl CommonArgs {
 
     /// Installs the tracing subscriber.
     pub fn init_logging(&self) -> Result<(), StartupError> {
-        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| {
-            StartupError::Config(format!("invalid --log-filter '{}': {e}", self.log_filter))
-        })?;
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter)
+            .map_err(|e| StartupError::Config(format!("invalid --log-filter '{}': {e}", self.log_filter)))?;
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
         let result = match self.log_format {
             LogFormat::Full => builder.try_init(),
             LogFormat::Json => builder.json().try_init(),
@@ -312,8 +301,7 @@ impl CommonArgs {
 
 /// Parses a duration such as `10ms`, `1s` or `5m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 10ms, 1s, 5m)"))
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 10ms, 1s, 5m)"))
 }
 
 /// Parses a size: plain bytes, or with a unit B, KB, MB, GB (powers of 1000)
@@ -322,9 +310,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("invalid size '{s}': expected a number with an optional unit, like 10MiB")
-    })?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected a number with an optional unit, like 10MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -333,11 +321,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "ki" | "kib" => 1 << 10,
         "mi" | "mib" => 1 << 20,
         "gi" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "invalid size unit '{other}' in '{s}': use B, KB, MB, GB, KiB, MiB or GiB"
-            ));
-        }
+        other => return Err(format!("invalid size unit '{other}' in '{s}': use B, KB, MB, GB, KiB, MiB or GiB")),
     };
     n.checked_mul(mult)
         .and_then(|v| usize::try_from(v).ok())
@@ -383,13 +367,12 @@ mod tests {
 
 /// Reads a token file: the bare token, or JSON `{"token": "..."}`.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, StartupError> {
-    let bad =
-        |why: String| StartupError::Config(format!("--admin-token-file {}: {why}", path.display()));
+    let bad = |why: String| StartupError::Config(format!("--admin-token-file {}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let text = text.trim();
     let token = if text.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| bad(format!("it looks like JSON but does not parse: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("it looks like JSON but does not parse: {e}")))?;
         v.get("token")
             .and_then(|t| t.as_str())
             .ok_or_else(|| bad("the JSON has no string field \"token\"".into()))?
@@ -402,9 +385,7 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, StartupError> {
         return Err(bad("it holds no token".into()));
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad(
-            "the token contains whitespace; the file must hold one token".into(),
-        ));
+        return Err(bad("the token contains whitespace; the file must hold one token".into()));
     }
     Ok(token)
 }
@@ -433,10 +414,7 @@ impl CommonArgs {
 
     /// Installs the token in --admin-token-file, if given, as `_admin`. A
     /// different existing `_admin` token is replaced (the file is the source of truth).
-    pub async fn install_admin_token(
-        &self,
-        catalog: &catalog::Catalog,
-    ) -> Result<(), StartupError> {
+    pub async fn install_admin_token(&self, catalog: &catalog::Catalog) -> Result<(), StartupError> {
         let Some(path) = &self.admin_token_file else {
             return Ok(());
         };
@@ -470,12 +448,7 @@ impl CommonArgs {
                 Ok(ops)
             })
             .await
-            .map_err(|e| {
-                StartupError::Config(format!(
-                    "installing the admin token from {}: {e}",
-                    path.display()
-                ))
-            })?;
+            .map_err(|e| StartupError::Config(format!("installing the admin token from {}: {e}", path.display())))?;
         tracing::info!(file = %path.display(), "admin token installed from file");
         Ok(())
     }
@@ -517,12 +490,7 @@ impl CommonArgs {
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
         let listener = tokio::net::TcpListener::bind(&self.http_bind)
             .await
-            .map_err(|e| {
-                StartupError::Config(format!(
-                    "cannot listen on --http-bind {}: {e}",
-                    self.http_bind
-                ))
-            })?;
+            .map_err(|e| StartupError::Config(format!("cannot listen on --http-bind {}: {e}", self.http_bind)))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Config(format!("listener address: {e}")))?;
@@ -533,9 +501,7 @@ impl CommonArgs {
 
     /// Opens the object store and loads the catalog, and keeps the catalog
     /// in step with other pods every --catalog-sync-interval.
-    pub async fn open_catalog(
-        &self,
-    ) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
+    pub async fn open_catalog(&self) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
         let store = self.object_store()?;
         let catalog = catalog::Catalog::load(Arc::clone(&store), self.prefix())
             .await

@@ -54,39 +54,23 @@ impl TestServer {
 
     /// `inflow serve` with extra flags.
     pub async fn start_with(extra: &[&str]) -> Self {
-        Self::try_start(
-            "inflow",
-            &["serve"],
-            extra,
-            Arc::new(tempfile::tempdir().unwrap()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+        Self::try_start("inflow", &["serve"], extra, Arc::new(tempfile::tempdir().unwrap()))
+            .await
+            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
 
     /// `inflow serve` with auth on but no admin token yet (no token file).
     pub async fn start_without_admin_token() -> Self {
-        Self::try_start_opts(
-            "inflow",
-            &["serve"],
-            &[],
-            Arc::new(tempfile::tempdir().unwrap()),
-            false,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+        Self::try_start_opts("inflow", &["serve"], &[], Arc::new(tempfile::tempdir().unwrap()), false)
+            .await
+            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
 
     /// Starts `binary` with `sub` then the test defaults then `extra`, on
     /// `dir`. Unless `extra` has `--without-auth`, an admin token is
     /// installed through `--admin-token-file` and [`TestServer::client`]
     /// sends it. Returns the server's stderr if it exits before listening.
-    pub async fn try_start(
-        binary: &str,
-        sub: &[&str],
-        extra: &[&str],
-        dir: Arc<tempfile::TempDir>,
-    ) -> Result<Self, String> {
+    pub async fn try_start(binary: &str, sub: &[&str], extra: &[&str], dir: Arc<tempfile::TempDir>) -> Result<Self, String> {
         Self::try_start_opts(binary, sub, extra, dir, true).await
     }
 
@@ -123,11 +107,7 @@ impl TestServer {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_nanos();
-                std::fs::write(
-                    &path,
-                    format!("apiv3_test-admin-{nanos}-{}", std::process::id()),
-                )
-                .unwrap();
+                std::fs::write(&path, format!("apiv3_test-admin-{nanos}-{}", std::process::id())).unwrap();
             }
             if binary != "inflow-querier" && binary != "inflow-compactor" {
                 args.push("--admin-token-file".into());
@@ -207,10 +187,7 @@ impl TestServer {
                 let status = child.wait().ok();
                 // Let the stderr thread drain.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Err(format!(
-                    "exit status {status:?}\n{}",
-                    self.stderr.lock().unwrap()
-                ))
+                Err(format!("exit status {status:?}\n{}", self.stderr.lock().unwrap()))
             }
         }
     }

@@ -42,9 +42,7 @@ pub enum WalError {
     #[error("WAL object store error: {0}")]
     ObjectStore(Arc<object_store::Error>),
     /// A WAL file failed its checks.
-    #[error(
-        "WAL file {path} is corrupt: {reason}. Start-up stops rather than lose data silently; restore the file, or move it away if its writes may be dropped"
-    )]
+    #[error("WAL file {path} is corrupt: {reason}. Start-up stops rather than lose data silently; restore the file, or move it away if its writes may be dropped")]
     Corrupt {
         /// The file.
         path: String,
@@ -291,15 +289,7 @@ impl<P: Send + 'static> Wal<P> {
         observe: FlushObserver,
     ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(flusher(
-            location,
-            next_seq,
-            flush_interval,
-            max_batch_bytes,
-            rx,
-            apply,
-            observe,
-        ));
+        tokio::spawn(flusher(location, next_seq, flush_interval, max_batch_bytes, rx, apply, observe));
         Self { tx }
     }
 
@@ -524,10 +514,7 @@ mod tests {
         for i in 0..3u32 {
             wal.write(entry("db", &big), i).await.unwrap();
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "did not wait for the hour-long interval"
-        );
+        assert!(started.elapsed() < Duration::from_secs(60), "did not wait for the hour-long interval");
         assert_eq!(loc.list().await.unwrap().len(), 3);
     }
 }
