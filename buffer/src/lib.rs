@@ -476,24 +476,28 @@ pub fn align(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Arr
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
-/// The positions of the series key (tags, then time) in a batch of `table`.
+/// The positions of the series key in a batch of `table`: its tags in the
+/// order the table first saw them (as InfluxDB 3 orders a series key, and
+/// usually the order writers put the most specific tag first in, such as
+/// `hostname` in `cpu,hostname=…,region=…`), then time.
 pub fn key_columns(schema: &arrow::datatypes::Schema, table: &TableSchema) -> Vec<usize> {
-    let kind = |name: &str| table.column(name).map(|c| c.kind);
-    let mut tags: Vec<usize> = Vec::new();
+    let mut tags: Vec<(u32, usize)> = Vec::new();
     let mut time = None;
     for (i, f) in schema.fields().iter().enumerate() {
-        match kind(f.name()) {
-            Some(ColumnKind::Tag) => tags.push(i),
-            Some(ColumnKind::Time) => time = Some(i),
+        match table.column(f.name()) {
+            Some(c) if c.kind == ColumnKind::Tag => tags.push((c.id, i)),
+            Some(c) if c.kind == ColumnKind::Time => time = Some(i),
             _ => {}
         }
     }
-    tags.extend(time);
-    tags
+    tags.sort_unstable();
+    tags.into_iter().map(|(_, i)| i).chain(time).collect()
 }
 
-/// Sorts rows by the series key: tags (in column order), then time. The
-/// sort is stable, so rows with one key keep their write order.
+/// Sorts rows by the series key: tags (in series-key order), then time.
+/// The sort is stable, so rows with one key keep their write order. In
+/// Parquet files this keeps a series' rows together and, with the first tag
+/// the one queries name most, gives its pages narrow min/max statistics.
 pub fn sort_by_key(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBatch, ArrowError> {
     let key_cols = key_columns(&batch.schema(), table);
     if batch.num_rows() < 2 || key_cols.is_empty() {

@@ -211,6 +211,19 @@ pub enum CatalogOp {
         #[serde(default)]
         at_ns: i64,
     },
+    /// A compaction: `added` replaces the files `removed` of one table and
+    /// takes the highest of their ids, so it keeps their place in write
+    /// order among the table's other files. If any of `removed` is gone
+    /// (retention or a delete got there first), nothing is replaced and
+    /// `added` becomes garbage.
+    ReplaceParquetFiles {
+        /// The files merged, all of `added`'s table.
+        removed: Vec<u64>,
+        /// The merged file; its id is set when the operation applies.
+        added: ParquetFile,
+        /// When (starts the grace period of the removed files).
+        at_ns: i64,
+    },
     /// New columns on an existing table.
     AddColumns {
         /// The database.
@@ -470,6 +483,25 @@ impl CatalogState {
                             && let Some(f) = Arc::make_mut(t).remove(id)
                         {
                             self.garbage.insert(f.path.clone(), *at_ns);
+                        }
+                    }
+                }
+                CatalogOp::ReplaceParquetFiles { removed, added, at_ns } => {
+                    let table = self.files.get_mut(&added.db_id).and_then(|t| t.get_mut(&added.table_id));
+                    match (table, removed.iter().max()) {
+                        (Some(t), Some(&id)) if removed.iter().all(|r| t.contains_key(r)) => {
+                            let t = Arc::make_mut(t);
+                            for r in removed {
+                                if let Some(f) = t.remove(r) {
+                                    self.garbage.insert(f.path.clone(), *at_ns);
+                                }
+                            }
+                            let mut f = added.clone();
+                            f.id = id;
+                            t.insert(id, Arc::new(f));
+                        }
+                        _ => {
+                            self.garbage.insert(added.path.clone(), *at_ns);
                         }
                     }
                 }

@@ -33,6 +33,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         compactor::MaintenanceConfig {
             interval: cli.maintenance.retention_check_interval,
             gc_grace: cli.maintenance.gc_grace_period,
+            compaction_max_rows: cli.maintenance.compaction_max_rows,
         },
     )
     .spawn();

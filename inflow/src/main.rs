@@ -83,6 +83,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         compactor::MaintenanceConfig {
             interval: args.maintenance.retention_check_interval,
             gc_grace: args.maintenance.gc_grace_period,
+            compaction_max_rows: args.maintenance.compaction_max_rows,
         },
     )
     .spawn();

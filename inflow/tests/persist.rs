@@ -121,7 +121,8 @@ async fn crash_at_each_persist_step_loses_and_duplicates_nothing() {
 /// keeps most of them unopened.
 #[tokio::test]
 async fn a_table_of_two_thousand_files() {
-    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--gen1-duration", "1s"]).await;
+    // Compaction off: the point is a query over this many files.
+    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--gen1-duration", "1s", "--compaction-max-rows", "0"]).await;
     const N: i64 = 2000;
     // One line per second: one time chunk, and so one file, per line.
     let body: String = (0..N).map(|i| format!("m,host=h{} v={i}i {}\n", i % 4, i * 1_000_000_000)).collect();
@@ -149,6 +150,93 @@ async fn a_table_of_two_thousand_files() {
     let h1 = s.query_json("db", "SELECT count(*) AS n FROM m WHERE host = 'h1'").await;
     assert_eq!(h1, vec![json!({"n": N / 4})]);
     assert_eq!(metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned, (N - N / 4) as u64);
+}
+
+/// Waits until the database has exactly `n` Parquet files holding `rows`
+/// rows in all.
+async fn wait_for_file_count(s: &TestServer, db: &str, n: usize, rows: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = s.query_json(db, "SELECT count(*) AS n, sum(row_count) AS rows FROM system.parquet_files").await;
+        if files == vec![json!({"n": n, "rows": rows})] {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{files:?}, waiting for {n} files of {rows} rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn parquet_objects(s: &TestServer) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .map(|e| match e.path() {
+                    p if p.is_dir() => walk(&p),
+                    p => usize::from(p.extension().is_some_and(|x| x == "parquet")),
+                })
+                .sum()
+        })
+    }
+    walk(&s.data_dir().join("data"))
+}
+
+/// Compaction merges a table's small files into fewer, and every answer
+/// stays the same: later writes still win field by field over merged
+/// files, and after a restart. The merged-away objects are deleted.
+#[tokio::test]
+async fn compaction_merges_small_files_and_keeps_every_answer() {
+    let mut s = TestServer::start_with(&[
+        "--wal-snapshot-size", "1",
+        "--gen1-duration", "1s",
+        "--retention-check-interval", "100ms",
+        "--gc-grace-period", "0s",
+        "--compaction-max-rows", "8",
+    ])
+    .await;
+    // 20 one-second chunks of 2 rows: 20 files, merged 4 at a time (8 rows,
+    // which is not small any more) into 5.
+    let body: String = (0..20i64)
+        .flat_map(|t| ["a", "b"].map(|h| format!("m,host={h} v={t},w={} {}\n", 100 + t, t * 1_000_000_000)))
+        .collect();
+    s.write_ok("db", &body).await;
+    wait_for_file_count(&s, "db", 5, 40).await;
+    // Later writes of host a: v for seconds 0-4 (5 one-row files, merged into
+    // one), then w for second 2 (one file, alone for now).
+    let body: String = (0..5i64).map(|t| format!("m,host=a v={} {}\n", 1000 + t, t * 1_000_000_000)).collect();
+    s.write_ok("db", &body).await;
+    wait_for_file_count(&s, "db", 6, 45).await;
+    s.write_ok("db", "m,host=a w=7 2000000000").await;
+    wait_for_file_count(&s, "db", 7, 46).await;
+    // w again for seconds 2 and 3: merged with the file before it, where the
+    // later write of second 2 wins.
+    s.write_ok("db", "m,host=a w=8 2000000000\nm,host=a w=9 3000000000").await;
+    wait_for_file_count(&s, "db", 7, 47).await;
+
+    let q = "SELECT v, w FROM m WHERE host = 'a' AND time < '1970-01-01T00:00:06Z' ORDER BY time";
+    let expected = vec![
+        json!({"v": 1000.0, "w": 100.0}),
+        json!({"v": 1001.0, "w": 101.0}),
+        json!({"v": 1002.0, "w": 8.0}),
+        json!({"v": 1003.0, "w": 9.0}),
+        json!({"v": 1004.0, "w": 104.0}),
+        json!({"v": 5.0, "w": 105.0}),
+    ];
+    let totals = "SELECT count(*) AS n, sum(v) AS v, sum(w) AS w FROM m";
+    // 380 - (0+1+2+3+4) + 5010 and 2 × 2190 - 102 - 103 + 8 + 9.
+    let expected_totals = vec![json!({"n": 40, "v": 5380.0, "w": 4192.0})];
+    assert_eq!(s.query_json("db", q).await, expected);
+    assert_eq!(s.query_json("db", totals).await, expected_totals);
+
+    // The merged-away objects are deleted (grace period 0).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while parquet_objects(&s) != 7 {
+        assert!(std::time::Instant::now() < deadline, "{} objects on disk", parquet_objects(&s));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.kill();
+    s.restart().await;
+    assert_eq!(s.query_json("db", q).await, expected);
+    assert_eq!(s.query_json("db", totals).await, expected_totals);
 }
 
 #[tokio::test]

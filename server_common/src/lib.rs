@@ -173,6 +173,12 @@ pub struct MaintenanceArgs {
     /// object store before it is deleted, so running queries can finish.
     #[arg(long, env = "INFLOW_GC_GRACE_PERIOD", default_value = "5m", value_parser = parse_duration)]
     pub gc_grace_period: Duration,
+
+    /// The most rows one compaction merges into one file (and holds in
+    /// memory while it does). Files of half as many rows or more are not
+    /// merged again. 0 turns compaction off.
+    #[arg(long, env = "INFLOW_COMPACTION_MAX_ROWS", default_value_t = 1_000_000)]
+    pub compaction_max_rows: u64,
 }
 
 impl IngestArgs {
