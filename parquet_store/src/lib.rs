@@ -81,8 +81,8 @@ pub fn database_dir(prefix: &Path, db_id: u32) -> Path {
     prefix.clone().join("data").join(db_id.to_string().as_str())
 }
 
-/// ZSTD, with encodings chosen per column for time series sorted by series
-/// then time: `time` and integer fields are delta-encoded (consecutive
+/// ZSTD for fields, with encodings chosen per column for time series sorted
+/// by series then time: `time` and integer fields are delta-encoded (consecutive
 /// values of a series differ little, so the deltas pack into a few bits),
 /// floats are byte-stream-split (their exponent and high mantissa bytes
 /// repeat, which ZSTD then finds), and tags and strings keep Parquet's
@@ -93,6 +93,13 @@ fn writer_properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
         .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
         .set_data_page_row_count_limit(PAGE_ROWS);
     for f in schema.fields() {
+        // Tags (dictionary keys in long runs, rows being sorted by series)
+        // and time (regular deltas) are already a few bits per row; left
+        // uncompressed, a read of them builds no ZSTD context, which cost
+        // more than decoding a selective query's pages.
+        if matches!(f.data_type(), DataType::Dictionary(..) | DataType::Timestamp(..)) {
+            b = b.set_column_compression(ColumnPath::from(f.name().as_str()), Compression::UNCOMPRESSED);
+        }
         let encoding = match f.data_type() {
             DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => Encoding::DELTA_BINARY_PACKED,
             DataType::Float64 => Encoding::BYTE_STREAM_SPLIT,

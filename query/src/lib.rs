@@ -125,13 +125,9 @@ impl QueryEngine {
     /// An engine over `catalog`, `buffer`, and the Parquet files on `store`
     /// (the root store: file paths in the catalog include the prefix).
     pub fn new(catalog: Arc<Catalog>, buffer: Arc<Buffer>, store: Arc<dyn ObjectStore>) -> Self {
-        let mut config = SessionConfig::new()
+        let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("public", "iox");
-        // Scans already spread whole files over the partitions. Splitting
-        // files into byte ranges as well opens a file once per range, which
-        // costs more than it gains until a scan reads tens of megabytes.
-        config.options_mut().optimizer.repartition_file_min_size = 32 * 1024 * 1024;
         let runtime = Arc::new(RuntimeEnv::default());
         if let Ok(url) = ObjectStoreUrl::parse(provider::STORE_URL) {
             runtime.register_object_store(url.as_ref(), Arc::clone(&store));

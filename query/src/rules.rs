@@ -203,8 +203,10 @@ fn latest_rows_only(agg: Aggregate) -> Result<Transformed<LogicalPlan>> {
         .into_iter()
         .map(Expr::Column)
         .collect::<Vec<_>>();
-    let rows = LogicalPlanBuilder::from(input)
-        .cross_join(cutoff)?
+    // The one-row cut-off on the left: the join holds it and streams the
+    // table past it (the other way round it held the whole table).
+    let rows = LogicalPlanBuilder::from(cutoff)
+        .cross_join(input)?
         .filter(keep)?
         .project(columns)?
         .build()?;
