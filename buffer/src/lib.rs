@@ -7,7 +7,8 @@
 //!  persist:  seal() ─▶ sealed generation (still queried) ─▶ Parquet ─▶ catalog
 //!            ─▶ remove_generation(): the files now answer for those rows
 //!  query ◀── table_chunks(): one deduplicated batch per (generation, chunk),
-//!            oldest first (consolidated once, kept until the chunk changes)
+//!            oldest first, its rows sorted by series key (consolidated once,
+//!            kept until the chunk changes)
 //! ```
 //!
 //! Dedup rule (shared with persistence and the query path): rows with the
@@ -87,7 +88,8 @@ struct Chunk {
     max_time: i64,
 }
 
-/// One deduplicated chunk of buffered rows.
+/// One deduplicated chunk of buffered rows, sorted by series key
+/// ([`sort_by_key`]).
 #[derive(Debug, Clone)]
 pub struct BufferChunk {
     /// The chunk's start time.
@@ -373,7 +375,9 @@ impl Generation {
                     .map(|b| align(b, &schema))
                     .collect::<Result<Vec<_>, _>>()?;
                 let all = concat_batches(&schema, &aligned)?;
-                let deduped = compact_dictionaries(&dedup(&all, table)?)?;
+                // Sorted by series key, a series' rows are one slice that a
+                // query on the first key tag finds by binary search.
+                let deduped = compact_dictionaries(&sort_by_key(&dedup(&all, table)?, table)?)?;
                 let bytes = deduped.get_array_memory_size();
                 // Keep the byte count honest: consolidation can shrink or grow it.
                 if bytes >= c.bytes {

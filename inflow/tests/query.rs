@@ -384,6 +384,13 @@ async fn tag_equalities_on_buffered_rows() {
             .await
             .is_empty()
     );
+    // Values out of order, repeated, missing, and sorting before every
+    // stored one (the first key tag is found by binary search).
+    assert_eq!(
+        usages("SELECT usage FROM cpu WHERE host IN ('c', 'a', 'a', '0', 'bb') ORDER BY time").await,
+        vec![1.0, 4.0, 5.0]
+    );
+    assert!(usages("SELECT usage FROM cpu WHERE host = ''").await.is_empty());
     // More values than the vectorised comparisons take.
     assert_eq!(
         usages(

@@ -233,13 +233,21 @@ impl TableProvider for InflowTable {
             }
         }
 
+        // Buffered chunks are sorted by series key; its first column, if a
+        // tag, is sorted outright.
+        let first_key = buffer::key_columns(&self.schema, &self.table)
+            .first()
+            .map(|i| self.schema.field(*i).name().as_str())
+            .filter(|name| self.table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag));
         let mut files: Vec<PartitionedFile> = Vec::new();
         let mut memory: Vec<Vec<RecordBatch>> = Vec::new();
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
                     Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
-                    Source::Chunk(c) => memory.push(vec![select_tags(&c.batch, &prune.tags).map_err(arrow_err)?]),
+                    Source::Chunk(c) => {
+                        memory.push(vec![select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?])
+                    }
                 }
                 continue;
             }
@@ -485,10 +493,70 @@ fn string_value(v: &ScalarValue) -> Option<String> {
 }
 
 /// The rows of a buffered chunk whose tags can match the query's tag
-/// equalities (`prune.tags`), found from the dictionary keys: one pass over
-/// an `i32` column per tag instead of the general filter over every row.
-/// The query's filters still run on what is left (pushdown is inexact).
-fn select_tags(batch: &RecordBatch, tags: &[(String, Vec<String>)]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+/// equalities (`prune.tags`). The chunk is sorted by series key, so values
+/// of its first key tag `sorted_by` are each one slice, found by binary
+/// search: the work grows with the answer, not the chunk. Other tags are
+/// matched by dictionary key, one pass over an `i32` column each. The
+/// query's filters still run on what is left (pushdown is inexact).
+fn select_tags(
+    batch: &RecordBatch,
+    tags: &[(String, Vec<String>)],
+    sorted_by: Option<&str>,
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let Some((first, values)) = sorted_by.and_then(|f| tags.iter().find(|(n, _)| n == f)) else {
+        return select_by_keys(batch, tags);
+    };
+    let Some(dict) = batch
+        .column_by_name(first)
+        .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>())
+    else {
+        return select_by_keys(batch, tags);
+    };
+    let Some(strings) = dict.values().as_string_opt::<i32>() else {
+        return select_by_keys(batch, tags);
+    };
+    let keys = dict.keys();
+    // Nulls sort first, then values in byte order (as `sort_by_key` sorts).
+    let value = |row: usize| -> Option<&str> {
+        let k = keys.is_valid(row).then(|| keys.value(row) as usize)?;
+        (k < strings.len() && strings.is_valid(k)).then(|| strings.value(k))
+    };
+    let bound = |pred: &dyn Fn(usize) -> bool| {
+        let (mut lo, mut hi) = (0, batch.num_rows());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let mut ranges: Vec<(usize, usize)> = values
+        .iter()
+        .map(|v| {
+            let v = v.as_str();
+            let lo = bound(&|row| value(row).is_none_or(|s| s < v));
+            let hi = bound(&|row| value(row).is_none_or(|s| s <= v));
+            (lo, hi)
+        })
+        .filter(|(lo, hi)| lo < hi)
+        .collect();
+    ranges.sort_unstable();
+    ranges.dedup();
+    let slices: Vec<RecordBatch> = ranges.iter().map(|(lo, hi)| batch.slice(*lo, hi - lo)).collect();
+    let narrowed = match slices.as_slice() {
+        [] => return Ok(batch.slice(0, 0)),
+        [one] => one.clone(),
+        _ => concat_batches(&batch.schema(), &slices)?,
+    };
+    let rest: Vec<(String, Vec<String>)> = tags.iter().filter(|(n, _)| n != first).cloned().collect();
+    select_by_keys(&narrowed, &rest)
+}
+
+/// The rows whose tags can match `tags`, by dictionary key.
+fn select_by_keys(batch: &RecordBatch, tags: &[(String, Vec<String>)]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
     let mut keep: Option<BooleanBuffer> = None;
     for (name, values) in tags {
         let Some(dict) = batch
