@@ -228,6 +228,9 @@ impl WriteService for Ingester {
                 "the write buffer is full because persistence to the object store is behind; retry later".into(),
             ));
         }
+        // On its way to the WAL until queued (or rejected): the WAL flushes
+        // early only when no write is.
+        let arrival = self.wal.arrival();
         let default_time_ns = catalog::now_ns();
         let state = self.catalog.state();
         let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
@@ -253,9 +256,9 @@ impl WriteService for Ingester {
             },
         };
         let result = if req.no_sync {
-            self.wal.write_no_sync(entry, built.batch).await
+            self.wal.write_no_sync(arrival, entry, built.batch).await
         } else {
-            self.wal.write(entry, built.batch).await
+            self.wal.write(arrival, entry, built.batch).await
         };
         result.map_err(|e| match e {
             WalError::ObjectStore(_) => WriteError::Unavailable(format!(

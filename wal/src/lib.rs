@@ -23,13 +23,14 @@
 //! nothing is skipped silently.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 const MAGIC: &[u8; 8] = b"INFLOWAL";
 const VERSION: u32 = 1;
@@ -246,6 +247,32 @@ struct Pending<P> {
     entry: WalEntry,
     payload: P,
     done: Option<oneshot::Sender<Result<(), WalError>>>,
+    /// Released when the flusher takes the entry.
+    arrival: Option<Arrival>,
+}
+
+/// Writes on their way to the WAL (being parsed and validated).
+#[derive(Debug, Default)]
+struct Arrivals {
+    count: AtomicUsize,
+    /// Signalled when the count drops to zero.
+    settled: Notify,
+}
+
+/// One write on its way to the WAL, from [`Wal::arrival`] until the flusher
+/// takes its entry, or until it is dropped (a rejected write). While none is
+/// on its way and at least an eighth of `max_batch_bytes` is queued, the
+/// flusher does not wait for the interval: nothing more is coming, and
+/// under load every writer would otherwise sit out the rest of the tick.
+#[derive(Debug)]
+pub struct Arrival(Arc<Arrivals>);
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_one();
+        }
+    }
 }
 
 /// Called with each flushed entry's payload, in WAL order, after the PUT.
@@ -273,13 +300,15 @@ pub struct FlushStats {
 #[derive(Debug)]
 pub struct Wal<P> {
     tx: mpsc::Sender<Pending<P>>,
+    arrivals: Arc<Arrivals>,
 }
 
 impl<P: Send + 'static> Wal<P> {
     /// Starts the flusher. `next_seq` is one past the last file replayed.
     /// A flush happens every `flush_interval`, or sooner once the queued
     /// lines reach `max_batch_bytes` (so heavy load is not capped at one
-    /// interval's worth of requests per flush).
+    /// interval's worth of requests per flush), or once an eighth of that
+    /// is queued and no other write is on its way ([`Arrival`]).
     pub fn start(
         location: WalLocation,
         next_seq: u64,
@@ -289,18 +318,27 @@ impl<P: Send + 'static> Wal<P> {
         observe: FlushObserver,
     ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(flusher(location, next_seq, flush_interval, max_batch_bytes, rx, apply, observe));
-        Self { tx }
+        let arrivals = Arc::new(Arrivals::default());
+        let flush = flusher(location, next_seq, flush_interval, max_batch_bytes, Arc::clone(&arrivals), rx, apply, observe);
+        tokio::spawn(flush);
+        Self { tx, arrivals }
+    }
+
+    /// Marks a write as on its way: take it before parsing the request.
+    pub fn arrival(&self) -> Arrival {
+        self.arrivals.count.fetch_add(1, Ordering::AcqRel);
+        Arrival(Arc::clone(&self.arrivals))
     }
 
     /// Queues an entry and waits until it is durable and applied.
-    pub async fn write(&self, entry: WalEntry, payload: P) -> Result<(), WalError> {
+    pub async fn write(&self, arrival: Arrival, entry: WalEntry, payload: P) -> Result<(), WalError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Pending {
                 entry,
                 payload,
                 done: Some(done),
+                arrival: Some(arrival),
             })
             .await
             .map_err(|_| WalError::Closed)?;
@@ -308,23 +346,26 @@ impl<P: Send + 'static> Wal<P> {
     }
 
     /// Queues an entry without waiting for the flush (`no_sync`).
-    pub async fn write_no_sync(&self, entry: WalEntry, payload: P) -> Result<(), WalError> {
+    pub async fn write_no_sync(&self, arrival: Arrival, entry: WalEntry, payload: P) -> Result<(), WalError> {
         self.tx
             .send(Pending {
                 entry,
                 payload,
                 done: None,
+                arrival: Some(arrival),
             })
             .await
             .map_err(|_| WalError::Closed)
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn flusher<P>(
     location: WalLocation,
     mut seq: u64,
     interval: Duration,
     max_batch_bytes: usize,
+    arrivals: Arc<Arrivals>,
     mut rx: mpsc::Receiver<Pending<P>>,
     apply: ApplyFn<P>,
     observe: FlushObserver,
@@ -333,28 +374,36 @@ async fn flusher<P>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Pending<P>> = Vec::new();
     loop {
-        // Wait for the first entry, then for the tick or for enough bytes,
-        // then take all that came.
+        // Wait for the first entry, then for the tick, for enough bytes, or
+        // for some bytes with no other write on its way; then take all that
+        // came.
         if batch.is_empty() {
             match rx.recv().await {
-                Some(p) => batch.push(p),
+                Some(mut p) => {
+                    drop(p.arrival.take());
+                    batch.push(p);
+                }
                 None => return,
             }
         }
         let mut bytes: usize = batch.iter().map(|p| p.entry.lines.len()).sum();
-        while bytes < max_batch_bytes {
+        let settled = |bytes: usize| bytes >= max_batch_bytes / 8 && arrivals.count.load(Ordering::Acquire) == 0;
+        while bytes < max_batch_bytes && !settled(bytes) {
             tokio::select! {
                 _ = ticker.tick() => break,
+                _ = arrivals.settled.notified() => {}
                 p = rx.recv() => match p {
-                    Some(p) => {
+                    Some(mut p) => {
                         bytes += p.entry.lines.len();
+                        drop(p.arrival.take());
                         batch.push(p);
                     }
                     None => break,
                 },
             }
         }
-        while let Ok(p) = rx.try_recv() {
+        while let Ok(mut p) = rx.try_recv() {
+            drop(p.arrival.take());
             batch.push(p);
         }
         let entries: Vec<WalEntry> = batch.iter().map(|p| p.entry.clone()).collect();
@@ -477,7 +526,7 @@ mod tests {
         for i in 0..10u32 {
             let wal = Arc::clone(&wal);
             handles.push(tokio::spawn(async move {
-                wal.write(entry("db", &format!("m f={i}")), i).await
+                wal.write(wal.arrival(), entry("db", &format!("m f={i}")), i).await
             }));
         }
         for h in handles {
@@ -512,9 +561,42 @@ mod tests {
         let big = "m f=1 1\n".repeat(10);
         let started = std::time::Instant::now();
         for i in 0..3u32 {
-            wal.write(entry("db", &big), i).await.unwrap();
+            wal.write(wal.arrival(), entry("db", &big), i).await.unwrap();
         }
         assert!(started.elapsed() < Duration::from_secs(60), "did not wait for the hour-long interval");
         assert_eq!(loc.list().await.unwrap().len(), 3);
+    }
+
+    /// An eighth of a batch flushes at once when no other write is on its
+    /// way; while one is, or below an eighth, the flusher waits.
+    #[tokio::test]
+    async fn flushes_when_no_other_write_is_coming() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
+        let wal = Arc::new(Wal::start(
+            loc.clone(),
+            1,
+            Duration::from_secs(3600),
+            800,
+            Box::new(|_, _: Vec<u32>| {}),
+            Box::new(|_| {}),
+        ));
+        // The interval's first tick is immediate: this write takes it.
+        wal.write(wal.arrival(), entry("db", "m f=1 1"), 0).await.unwrap();
+        let files = loc.list().await.unwrap().len();
+        let parsing = wal.arrival();
+        let w = Arc::clone(&wal);
+        let big = tokio::spawn(async move { w.write(w.arrival(), entry("db", &"m f=1 1\n".repeat(20)), 1).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!big.is_finished(), "flushed while another write was on its way");
+        drop(parsing);
+        tokio::time::timeout(Duration::from_secs(10), big).await.unwrap().unwrap().unwrap();
+        assert_eq!(loc.list().await.unwrap().len(), files + 1);
+
+        let w = Arc::clone(&wal);
+        let small = tokio::spawn(async move { w.write(w.arrival(), entry("db", "m f=1 1"), 2).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!small.is_finished(), "a small write alone waits for the interval");
+        small.abort();
     }
 }
