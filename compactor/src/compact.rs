@@ -113,7 +113,11 @@ pub(crate) async fn merge(catalog: &Catalog, store: &Arc<dyn ObjectStore>, run: 
     // Oldest first, so the dedup lets later writes win.
     let all = concat_batches(&schema, &batches).map_err(|e| e.to_string())?;
     drop(batches);
-    let merged = buffer::dedup(&all, &table).map_err(|e| e.to_string())?;
+    // One dictionary of distinct values per tag: concatenation keeps each
+    // input batch's dictionary side by side.
+    let merged = buffer::dedup(&all, &table)
+        .and_then(|b| buffer::compact_dictionaries(&b))
+        .map_err(|e| e.to_string())?;
     drop(all);
     let chunk_time = run.files.iter().map(|f| f.chunk_time).min().unwrap_or_default();
     let path = parquet_store::sibling_path(&run.files[0].path);

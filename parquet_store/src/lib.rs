@@ -87,17 +87,23 @@ pub fn database_dir(prefix: &Path, db_id: u32) -> Path {
 /// floats are byte-stream-split (their exponent and high mantissa bytes
 /// repeat, which ZSTD then finds), and tags and strings keep Parquet's
 /// dictionary encoding.
-fn writer_properties(schema: &arrow::datatypes::Schema) -> WriterProperties {
+fn writer_properties(batch: &RecordBatch) -> WriterProperties {
+    let schema = batch.schema();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_SIZE))
         .set_data_page_row_count_limit(PAGE_ROWS);
-    for f in schema.fields() {
-        // Tags (dictionary keys in long runs, rows being sorted by series)
-        // and time (regular deltas) are already a few bits per row; left
-        // uncompressed, a read of them builds no ZSTD context, which cost
-        // more than decoding a selective query's pages.
-        if matches!(f.data_type(), DataType::Dictionary(..) | DataType::Timestamp(..)) {
+    for (f, column) in schema.fields().iter().zip(batch.columns()) {
+        // Time (regular deltas) and tags whose values repeat (dictionary
+        // keys in long runs, rows being sorted by series) are already a
+        // few bits per row; left uncompressed, a read of them builds no
+        // ZSTD context, which cost more than decoding a selective query's
+        // pages. A tag with a value per few rows keeps ZSTD for its
+        // dictionary of mostly unique strings.
+        let few_values = column
+            .as_any_dictionary_opt()
+            .is_some_and(|d| d.values().len().saturating_mul(16) <= batch.num_rows());
+        if few_values || matches!(f.data_type(), DataType::Timestamp(..)) {
             b = b.set_column_compression(ColumnPath::from(f.name().as_str()), Compression::UNCOMPRESSED);
         }
         let encoding = match f.data_type() {
@@ -152,7 +158,7 @@ pub async fn write_file_at(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
-        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties(&sorted.schema()))).map_err(pq)?;
+        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties(&sorted))).map_err(pq)?;
         writer.write(&sorted).map_err(pq)?;
         writer.close().map_err(pq)?;
     }
