@@ -146,24 +146,20 @@ async fn chunks_and_generations() {
 async fn sort_by_key_orders_tags_then_time() {
     let cat = catalog().await;
     let buf = Buffer::new();
+    // Field `f` of table `table`'s rows, sorted by series key.
+    let sorted_f = |table: &'static str| {
+        let state = cat.state();
+        let db = state.db("db").unwrap();
+        let t = db.table(table).unwrap();
+        let sorted = sort_by_key(&buf.snapshot(db.id, t).unwrap().unwrap(), t).unwrap();
+        let f = sorted.column_by_name("f").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+        f.values().to_vec()
+    };
     write(&cat, &buf, "m,t=b,u=x f=1 5\nm,t=a,u=y f=2 9\nm,t=a,u=x f=3 7\nm,t=a,u=x f=4 1").await;
-    let state = cat.state();
-    let db = state.db("db").unwrap();
-    let t = db.table("m").unwrap();
-    let b = buf.snapshot(db.id, t).unwrap().unwrap();
-    let sorted = sort_by_key(&b, t).unwrap();
-    let f = sorted.column_by_name("f").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
-    assert_eq!(f.values().to_vec(), vec![4.0, 3.0, 2.0, 1.0]);
-
+    assert_eq!(sorted_f("m"), vec![4.0, 3.0, 2.0, 1.0]);
     // Tags sort in the order the table first saw them, not by name.
     write(&cat, &buf, "n,u=x,t=b f=1 5\nn,u=y,t=a f=2 9\nn,u=x,t=a f=3 7").await;
-    let state = cat.state();
-    let db = state.db("db").unwrap();
-    let t = db.table("n").unwrap();
-    let b = buf.snapshot(db.id, t).unwrap().unwrap();
-    let sorted = sort_by_key(&b, t).unwrap();
-    let f = sorted.column_by_name("f").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
-    assert_eq!(f.values().to_vec(), vec![3.0, 1.0, 2.0]);
+    assert_eq!(sorted_f("n"), vec![3.0, 1.0, 2.0]);
 }
 
 /// The one-pass path, with its series and field-shape shortcuts, gives the

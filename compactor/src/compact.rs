@@ -224,24 +224,28 @@ mod tests {
         assert!(plan(&c.state(), 0).is_empty(), "0 turns compaction off");
     }
 
+    /// Applies a `ReplaceParquetFiles` of `removed` by a file at `path`.
+    async fn replace(c: &Catalog, removed: &[u64], path: &str, at_ns: i64) -> Arc<CatalogState> {
+        let mut added = file(0, 20, 0, 2 * H);
+        added.path = path.to_string();
+        added.level = 1;
+        c.update(|_| {
+            Ok(vec![CatalogOp::ReplaceParquetFiles {
+                removed: removed.to_vec(),
+                added: added.clone(),
+                at_ns,
+            }])
+        })
+        .await
+        .unwrap()
+    }
+
     /// The merged file takes the highest input id; a replacement whose
     /// inputs are partly gone changes nothing and leaves its file as garbage.
     #[tokio::test]
     async fn replace_keeps_the_newest_id_or_nothing() {
         let c = catalog_with(vec![file(1, 10, 0, H), file(2, 10, H, 2 * H), file(3, 10, 2 * H, 3 * H)]).await;
-        let mut merged = file(0, 20, 0, 2 * H);
-        merged.path = "data/0/0/merged.parquet".to_string();
-        merged.level = 1;
-        let s = c
-            .update(|_| {
-                Ok(vec![CatalogOp::ReplaceParquetFiles {
-                    removed: vec![1, 2],
-                    added: merged.clone(),
-                    at_ns: 7,
-                }])
-            })
-            .await
-            .unwrap();
+        let s = replace(&c, &[1, 2], "data/0/0/merged.parquet", 7).await;
         let files = s.table_files(0, 0).unwrap();
         assert_eq!(files.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(files[&2].path, "data/0/0/merged.parquet");
@@ -249,18 +253,7 @@ mod tests {
         assert_eq!(s.garbage().get("data/0/0/f2.parquet"), Some(&7));
 
         // File 1 is gone now: nothing is replaced.
-        let mut again = merged.clone();
-        again.path = "data/0/0/again.parquet".to_string();
-        let s = c
-            .update(|_| {
-                Ok(vec![CatalogOp::ReplaceParquetFiles {
-                    removed: vec![1, 3],
-                    added: again.clone(),
-                    at_ns: 8,
-                }])
-            })
-            .await
-            .unwrap();
+        let s = replace(&c, &[1, 3], "data/0/0/again.parquet", 8).await;
         let files = s.table_files(0, 0).unwrap();
         assert_eq!(files.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(files[&3].path, "data/0/0/f3.parquet");

@@ -544,20 +544,20 @@ mod tests {
         assert_eq!(applied.iter().map(|(s, _)| *s).collect::<Vec<_>>(), seqs);
     }
 
+    /// A WAL in memory with an hour-long interval, batches of `max_bytes`.
+    fn hourly_wal(max_bytes: usize) -> (WalLocation, Arc<Wal<u32>>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let loc = WalLocation::new(store, &Path::default(), "n1");
+        let apply: ApplyFn<u32> = Box::new(|_, _| {});
+        let wal = Wal::start(loc.clone(), 1, Duration::from_secs(3600), max_bytes, apply, Box::new(|_| {}));
+        (loc, Arc::new(wal))
+    }
+
     /// Enough queued bytes flush before the interval: a long interval does
     /// not cap a heavy load at one file per interval.
     #[tokio::test]
     async fn flushes_early_when_the_batch_is_full() {
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
-        let wal = Arc::new(Wal::start(
-            loc.clone(),
-            1,
-            Duration::from_secs(3600),
-            64,
-            Box::new(|_, _: Vec<u32>| {}),
-            Box::new(|_| {}),
-        ));
+        let (loc, wal) = hourly_wal(64);
         let big = "m f=1 1\n".repeat(10);
         let started = std::time::Instant::now();
         for i in 0..3u32 {
@@ -571,16 +571,7 @@ mod tests {
     /// way; while one is, or below an eighth, the flusher waits.
     #[tokio::test]
     async fn flushes_when_no_other_write_is_coming() {
-        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
-        let wal = Arc::new(Wal::start(
-            loc.clone(),
-            1,
-            Duration::from_secs(3600),
-            800,
-            Box::new(|_, _: Vec<u32>| {}),
-            Box::new(|_| {}),
-        ));
+        let (loc, wal) = hourly_wal(800);
         // The interval's first tick is immediate: this write takes it.
         wal.write(wal.arrival(), entry("db", "m f=1 1"), 0).await.unwrap();
         let files = loc.list().await.unwrap().len();
