@@ -245,19 +245,19 @@ impl TableProvider for InflowTable {
             .map(|i| self.schema.field(*i).name().as_str())
             .filter(|name| self.table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag));
         let mut files: Vec<PartitionedFile> = Vec::new();
-        let mut memory: Vec<Vec<RecordBatch>> = Vec::new();
+        let mut memory: Vec<RecordBatch> = Vec::new();
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
                     Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
                     Source::Chunk(c) => {
-                        memory.push(vec![select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?])
+                        memory.push(select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?)
                     }
                 }
                 continue;
             }
             g.sort_unstable();
-            memory.push(vec![self.merge(&sources, &g).await?]);
+            memory.push(self.merge(&sources, &g).await?);
         }
 
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
@@ -314,8 +314,17 @@ impl TableProvider for InflowTable {
                 .build();
             plans.push(DataSourceExec::from_data_source(config));
         }
+        // Buffered rows in at most `target_partitions` partitions, like the
+        // files: a partition per chunk (72 for 12 hours of 10-minute chunks)
+        // cost more in streams and repartitioning than the rows themselves.
+        memory.retain(|b| b.num_rows() > 0);
         if !memory.is_empty() || plans.is_empty() {
-            let mem = MemorySourceConfig::try_new(&memory, Arc::clone(&self.schema), projection.clone())?
+            let n = state.config().target_partitions().max(1).min(memory.len().max(1));
+            let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+            for (i, b) in memory.into_iter().enumerate() {
+                partitions[i % n].push(b);
+            }
+            let mem = MemorySourceConfig::try_new(&partitions, Arc::clone(&self.schema), projection.clone())?
                 .with_limit(if retention_cutoff.is_some() { None } else { limit });
             plans.push(DataSourceExec::from_data_source(mem));
         }
