@@ -35,11 +35,6 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
-use futures::future::BoxFuture;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::AsyncFileReader;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
@@ -52,9 +47,14 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
+use futures::future::BoxFuture;
 use object_store::ObjectStore;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::ScanMetrics;
 
@@ -340,7 +340,9 @@ impl TableProvider for InflowTable {
 /// index. DataFusion 55 asks for a footer without it, caches that, and then
 /// reads and decodes the page index again for every query that prunes pages
 /// (copying the shared footer to add it): about a tenth of a selective
-/// query's samples. Asked for with the index, the cache keeps both.
+/// query's samples. Asked for with the index, the cache keeps both. (The
+/// caller's other reader options are for decryption; Inflow writes no
+/// encrypted files.)
 #[derive(Debug)]
 struct PageIndexedReaderFactory(CachedParquetFileReaderFactory);
 
