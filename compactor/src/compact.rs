@@ -21,6 +21,7 @@
 //! ones. The inputs become garbage and are deleted after the grace period,
 //! so queries planned with them finish.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::compute::concat_batches;
@@ -54,15 +55,11 @@ pub(crate) fn plan(s: &CatalogState, max_rows: u64) -> Vec<Run> {
         for t in db.tables() {
             let Some(files) = s.table_files(db.id, t.id) else { continue };
             // Days with at least two small files.
-            let mut days: Vec<i64> = files.values().filter(|f| small(f)).map(|f| day(f.min_time)).collect();
-            days.sort_unstable();
-            let days: Vec<i64> = days.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect::<Vec<_>>();
-            let mut seen = None;
-            for d in days {
-                if seen == Some(d) {
-                    continue;
-                }
-                seen = Some(d);
+            let mut small_per_day: BTreeMap<i64, usize> = BTreeMap::new();
+            for f in files.values().filter(|f| small(f)) {
+                *small_per_day.entry(day(f.min_time)).or_default() += 1;
+            }
+            for d in small_per_day.into_iter().filter(|(_, n)| *n >= 2).map(|(d, _)| d) {
                 let (lo, hi) = (d.saturating_mul(DAY_NS), (d + 1).saturating_mul(DAY_NS).saturating_sub(1));
                 let mut run: Vec<Arc<ParquetFile>> = Vec::new();
                 let mut rows = 0u64;
@@ -116,6 +113,7 @@ pub(crate) async fn merge(catalog: &Catalog, store: &Arc<dyn ObjectStore>, run: 
     // One dictionary of distinct values per tag: concatenation keeps each
     // input batch's dictionary side by side.
     let merged = buffer::dedup(&all, &table)
+        .and_then(|b| buffer::sort_by_key(&b, &table))
         .and_then(|b| buffer::compact_dictionaries(&b))
         .map_err(|e| e.to_string())?;
     drop(all);

@@ -341,8 +341,9 @@ async fn last_point_per_series_keeps_tag_types() {
     assert_eq!(v, json!([{"host": "a"}, {"host": "b", "u": 2.5}]));
 }
 
-/// Tag equalities select buffered rows by their dictionary keys before the
-/// filter runs; answers are unchanged, nulls included.
+/// Tag equalities select buffered rows before the filter runs (the first
+/// key tag by binary search, others by dictionary key); answers are
+/// unchanged, nulls included.
 #[tokio::test]
 async fn tag_equalities_on_buffered_rows() {
     let s = TestServer::start().await;
@@ -391,7 +392,7 @@ async fn tag_equalities_on_buffered_rows() {
         vec![1.0, 4.0, 5.0]
     );
     assert!(usages("SELECT usage FROM cpu WHERE host = ''").await.is_empty());
-    // More values than the vectorised comparisons take.
+    // Many values, most of them absent.
     assert_eq!(
         usages(
             "SELECT usage FROM cpu WHERE host IN ('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j') ORDER BY time"

@@ -127,9 +127,10 @@ pub fn sibling_path(path: &str) -> Path {
     dir.join(format!("{}.parquet", uuid::Uuid::new_v4()).as_str())
 }
 
-/// Sorts (tags, then time), and writes `batch` (already deduplicated, in the
-/// table's Arrow schema) as a new file. Returns the file's catalog entry with
-/// id 0; the caller assigns the id when it registers the file.
+/// Writes `batch` (deduplicated, in the table's Arrow schema, and sorted by
+/// series key with [`buffer::sort_by_key`], as buffer chunks already are)
+/// as a new file. Returns the file's catalog entry with id 0; the caller
+/// assigns the id when it registers the file.
 pub async fn write_file(
     store: &Arc<dyn ObjectStore>,
     prefix: &Path,
@@ -151,15 +152,14 @@ pub async fn write_file_at(
     chunk_time: i64,
     batch: &RecordBatch,
 ) -> Result<ParquetFile, ParquetStoreError> {
-    let sorted = buffer::sort_by_key(batch, table)?;
     let pq = |source| ParquetStoreError::Parquet {
         path: path.to_string(),
         source,
     };
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
-        let mut writer = ArrowWriter::try_new(&mut buf, sorted.schema(), Some(writer_properties(&sorted))).map_err(pq)?;
-        writer.write(&sorted).map_err(pq)?;
+        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(batch))).map_err(pq)?;
+        writer.write(batch).map_err(pq)?;
         writer.close().map_err(pq)?;
     }
     let size_bytes = buf.len() as u64;
@@ -170,20 +170,20 @@ pub async fn write_file_at(
             path: path.to_string(),
             source,
         })?;
-    let (min_time, max_time) = buffer::time_range(&sorted).unwrap_or((chunk_time, chunk_time));
+    let (min_time, max_time) = buffer::time_range(batch).unwrap_or((chunk_time, chunk_time));
     Ok(ParquetFile {
         id: 0,
         db_id,
         table_id: table.id,
         path: path.to_string(),
         size_bytes,
-        row_count: sorted.num_rows() as u64,
+        row_count: batch.num_rows() as u64,
         min_time,
         max_time,
         chunk_time,
         max_wal_seq: 0,
         level: 0,
-        tag_ranges: tag_ranges(&sorted, table),
+        tag_ranges: tag_ranges(batch, table),
     })
 }
 

@@ -5,7 +5,7 @@ use line_protocol::Precision;
 use object_store::memory::InMemory;
 
 #[tokio::test]
-async fn write_sorts_and_reads_back_with_stats() {
+async fn writes_sorted_rows_and_reads_back_with_stats() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
     let body = "cpu,host=b,region=eu v=1 20\ncpu,host=a,region=us v=2 10\ncpu,host=a,region=eu v=3 30\n";
@@ -16,7 +16,7 @@ async fn write_sorts_and_reads_back_with_stats() {
     let db = state.db("db").unwrap();
     let table = db.table("cpu").unwrap();
     let (_, batch) = built.batch.tables.into_iter().next().unwrap();
-    let batch = buffer::dedup(&batch, table).unwrap();
+    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
 
     let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
     assert!(file.path.starts_with(&format!("pfx/data/{}/{}/1970-01-01/", db.id, table.id)), "{}", file.path);
