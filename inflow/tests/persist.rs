@@ -239,6 +239,42 @@ async fn compaction_merges_small_files_and_keeps_every_answer() {
     assert_eq!(s.query_json("db", totals).await, expected_totals);
 }
 
+/// The last (or first) point of every series reads only the files that
+/// can hold it: the run-time cut-off reaches the Parquet scan as a dynamic
+/// filter, and files entirely before it (after it) are skipped.
+#[tokio::test]
+async fn last_point_skips_files_before_the_cutoff() {
+    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--gen1-duration", "1s", "--compaction-max-rows", "0"]).await;
+    // One file per second, 0-9: hosts a and b throughout, c until second 4,
+    // d from second 5.
+    let body: String = (0..10i64)
+        .flat_map(|t| {
+            let hosts: &[&str] = if t <= 4 { &["a", "b", "c"] } else { &["a", "b", "d"] };
+            hosts.iter().map(move |h| format!("m,host={h} v={t} {}\n", t * 1_000_000_000)).collect::<Vec<_>>()
+        })
+        .collect();
+    s.write_ok("db", &body).await;
+    wait_for_file_count(&s, "db", 10, 30).await;
+
+    let latest = "SELECT DISTINCT ON (host) host, v FROM m ORDER BY host, time DESC";
+    let expected = ["a", "b", "c", "d"].map(|h| json!({"host": h, "v": if h == "c" { 4.0 } else { 9.0 }}));
+    assert_eq!(s.query_json("db", latest).await, expected);
+    let earliest = "SELECT host, first_value(v ORDER BY time) AS v FROM m GROUP BY host ORDER BY host";
+    let expected = ["a", "b", "c", "d"].map(|h| json!({"host": h, "v": if h == "d" { 5.0 } else { 0.0 }}));
+    assert_eq!(s.query_json("db", earliest).await, expected);
+
+    // Latest: the cut-off is c's last second, 4, so files 0-3 are skipped.
+    // Earliest: it is d's first second, 5, so files 6-9 are.
+    for q in [latest, earliest] {
+        let plan = s.query_pretty("db", &format!("EXPLAIN ANALYZE {q}")).await;
+        let scan = plan
+            .lines()
+            .find(|l| l.contains("DataSourceExec") && l.contains("DynamicFilter"))
+            .unwrap_or_else(|| panic!("no scan with the cut-off:\n{plan}"));
+        assert!(scan.contains("row_groups_pruned_statistics=10 total → 6 matched"), "{scan}");
+    }
+}
+
 #[tokio::test]
 async fn memory_limit_triggers_a_persist() {
     let s = TestServer::start_with(&["--buffer-mem-limit", "1KiB"]).await;

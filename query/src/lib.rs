@@ -30,6 +30,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
 use object_store::ObjectStore;
 
+mod cutoff;
 mod format;
 mod provider;
 mod rules;
@@ -138,6 +139,7 @@ impl QueryEngine {
             .with_default_features()
             .with_optimizer_rule(Arc::new(rules::SIMPLIFY_FIRST_LAST))
             .with_optimizer_rule(Arc::new(rules::LATEST_ROWS_ONLY))
+            .with_physical_optimizer_rule(Arc::new(cutoff::PushCutoffIntoScans))
             .build();
         let sources = provider::Sources {
             buffer,

@@ -148,7 +148,7 @@ fn simplified(e: &Expr, schema: &DFSchema, group_expr: &[Expr]) -> Result<Option
 
 /// The name of the cut-off column [`LATEST_ROWS_ONLY`] adds; also how it
 /// recognises a plan it already rewrote.
-const CUTOFF: &str = "__inflow_cutoff";
+pub(crate) const CUTOFF: &str = "__inflow_cutoff";
 
 /// Aggregates that keep only each group's latest (or earliest) row scan
 /// only the rows that can be it.
