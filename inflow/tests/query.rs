@@ -409,3 +409,29 @@ async fn tag_equalities_on_buffered_rows() {
         vec![2.0, 4.0]
     );
 }
+
+/// A scan estimated at a few thousand rows plans on one partition (no
+/// repartitioning, no merges); a large one is spread over the cores. The
+/// answers are the same either way.
+#[tokio::test]
+async fn small_scans_plan_on_one_partition() {
+    let s = TestServer::start().await;
+    // 60,000 buffered rows: 60 hosts, 1,000 seconds.
+    let body: String = (0..60_000i64)
+        .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 60, (i / 60) * 1_000_000_000))
+        .collect();
+    s.write_ok("db", &body).await;
+    let small = "SELECT host, max(v) AS v FROM cpu WHERE host = 'h1' GROUP BY host";
+    let large = "SELECT host, max(v) AS v FROM cpu GROUP BY host ORDER BY host LIMIT 2";
+    assert_eq!(s.query_json("db", small).await, vec![json!({"host": "h1", "v": 59_941.0})]);
+    assert_eq!(
+        s.query_json("db", large).await,
+        vec![json!({"host": "h0", "v": 59_940.0}), json!({"host": "h1", "v": 59_941.0})]
+    );
+    let plan = s.query_pretty("db", &format!("EXPLAIN {small}")).await;
+    assert!(!plan.contains("RepartitionExec"), "{plan}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        let plan = s.query_pretty("db", &format!("EXPLAIN {large}")).await;
+        assert!(plan.contains("RepartitionExec"), "{plan}");
+    }
+}

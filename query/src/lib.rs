@@ -24,7 +24,8 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::context::{SQLOptions, SessionConfig};
+use datafusion::physical_plan::execute_stream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
@@ -155,7 +156,7 @@ impl QueryEngine {
         Arc::clone(&self.sources.metrics)
     }
 
-    fn session(&self, db: &str) -> Result<SessionContext, QueryError> {
+    fn session(&self, db: &str) -> Result<SessionState, QueryError> {
         let state = self.catalog.state();
         let db_schema = match state.db(db) {
             Some(d) => Arc::clone(d),
@@ -169,7 +170,7 @@ impl QueryEngine {
         );
         let mut session = self.base.clone();
         session.register_catalog_list(Arc::new(catalogs));
-        Ok(SessionContext::new_with_state(session))
+        Ok(session)
     }
 
     /// Plans and starts a SQL query. `params` bind `$name` placeholders.
@@ -181,29 +182,46 @@ impl QueryEngine {
         params: Option<&serde_json::Map<String, serde_json::Value>>,
         may_read_system: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let ctx = self.session(db)?;
+        let df = QueryError::from_datafusion;
+        // One session state per query, used in place (a `SessionContext`
+        // and `DataFrame` would each clone it again).
+        let mut state = self.session(db)?;
+        let mut plan = state.create_logical_plan(sql).await.map_err(df)?;
         // Read-only: no DDL, DML or session statements through the query API.
-        let options = SQLOptions::new()
+        SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
-            .with_allow_statements(false);
-        let mut df = ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(QueryError::from_datafusion)?;
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(df)?;
         if let Some(params) = params.filter(|p| !p.is_empty()) {
             let values = params
                 .iter()
                 .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?)))
                 .collect::<Result<HashMap<String, ScalarValue>, QueryError>>()?;
-            df = df
-                .with_param_values(values)
-                .map_err(QueryError::from_datafusion)?;
+            plan = plan.with_param_values(values).map_err(df)?;
         }
-        system::check_access(df.logical_plan(), may_read_system)?;
-        df.execute_stream().await.map_err(QueryError::from_datafusion)
+        system::check_access(&plan, may_read_system)?;
+        let plan = state.optimize(&plan).map_err(df)?;
+        // A small scan runs on one core: splitting a few thousand rows over
+        // partitions (repartitioning, two-phase aggregates, merges) costs
+        // more than it saves, and leaves the other cores to other queries.
+        if provider::estimated_scan_rows(&plan).map_err(df)? < SMALL_SCAN_ROWS {
+            state.config_mut().options_mut().execution.target_partitions = 1;
+        }
+        let physical = Arc::clone(state.query_planner())
+            .create_physical_plan(&plan, &state)
+            .await
+            .map_err(df)?;
+        execute_stream(physical, state.task_ctx()).map_err(df)
     }
 }
+
+/// Scans estimated to read fewer rows than this run in one partition: about
+/// what one core aggregates in the time that setting up a parallel plan
+/// takes (measured: 0.5 ms more for a 360-row single-host query over the
+/// buffer with two partitions than with one).
+const SMALL_SCAN_ROWS: usize = 50_000;
 
 fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, QueryError> {
     use serde_json::Value;
