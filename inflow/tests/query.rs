@@ -435,3 +435,22 @@ async fn small_scans_plan_on_one_partition() {
         assert!(plan.contains("RepartitionExec"), "{plan}");
     }
 }
+
+/// `now()` is the time each query starts: it moves between queries and
+/// works in the usual dashboard filter.
+#[tokio::test]
+async fn now_is_each_querys_start_time() {
+    let s = TestServer::start().await;
+    s.write_ok("db", "m v=1").await;
+    let wall = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+    };
+    let q = "SELECT CAST(now() AS BIGINT) AS n, count(*) AS c FROM m WHERE time > now() - INTERVAL '1 hour'";
+    let (before, first) = (wall(), s.query_json("db", q).await);
+    assert_eq!(first[0]["c"], json!(1), "{first:?}");
+    let n1 = first[0]["n"].as_i64().unwrap();
+    assert!(n1 >= before - 1_000_000_000 && n1 <= wall() + 1_000_000_000, "{n1} vs {before}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let n2 = s.query_json("db", q).await[0]["n"].as_i64().unwrap();
+    assert!(n2 > n1, "{n2} <= {n1}");
+}

@@ -2,7 +2,7 @@
 //! formats of the query APIs.
 //!
 //! ```text
-//!  SQL ─▶ SessionContext (catalog "public", schema "iox", information_schema)
+//!  SQL ─▶ SessionState (catalog "public", schema "iox", information_schema)
 //!            │ table("cpu") ─▶ InflowTable: pruned Parquet files ∪ buffer chunks,
 //!            │                 overlapping ones deduplicated (see provider.rs)
 //!            ▼
@@ -186,6 +186,9 @@ impl QueryEngine {
         // One session state per query, used in place (a `SessionContext`
         // and `DataFrame` would each clone it again).
         let mut state = self.session(db)?;
+        // `now()` is the time the query starts (as `SessionContext::state`
+        // sets it); without it, DataFusion fails to evaluate `now()`.
+        state.mark_start_execution();
         let mut plan = state.create_logical_plan(sql).await.map_err(df)?;
         // Read-only: no DDL, DML or session statements through the query API.
         SQLOptions::new()
