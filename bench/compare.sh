@@ -197,19 +197,23 @@ r_inflow=$(( $(peak_rss_kb $inflow_pid) > r_inflow_first ? $(peak_rss_kb $inflow
 # uses the median of the three rounds for these two (InfluxDB 1.6, several
 # times slower, runs once). Fresh instances keep these rounds out of the
 # disk, memory and query figures above.
-round_vm() {
-    victoria-metrics -storageDataPath "$work/vm-round" -httpListenAddr 127.0.0.1:18429 "${vm_flags[@]}" >>"$work/vm-round.log" 2>&1 &
+# round DIR URL API SERVER...: starts SERVER, loads the regular set into it
+# at URL, stops it and deletes DIR.
+round() {
+    local dir=$1 url=$2 api=$3
+    "${@:4}" >>"$dir.log" 2>&1 &
     local p=$!
-    wait_http http://127.0.0.1:18429/health
-    run_write http://127.0.0.1:18429 v1 "${data[@]}"
-    kill "$p"; wait "$p" 2>/dev/null || true; rm -rf "$work/vm-round"
+    wait_http "$url/health"
+    run_write "$url" "$api" "${data[@]}"
+    kill "$p"; wait "$p" 2>/dev/null || true; rm -rf "$dir"
+}
+round_vm() {
+    round "$work/vm-round" http://127.0.0.1:18429 v1 \
+        victoria-metrics -storageDataPath "$work/vm-round" -httpListenAddr 127.0.0.1:18429 "${vm_flags[@]}"
 }
 round_inflow() {
-    "$bin/inflow" serve --without-auth --data-dir "$work/inflow-round" --http-bind 127.0.0.1:18183 --log-filter warn >>"$work/inflow-round.log" 2>&1 &
-    local p=$!
-    wait_http http://127.0.0.1:18183/health
-    run_write http://127.0.0.1:18183 v3 "${data[@]}"
-    kill "$p"; wait "$p" 2>/dev/null || true; rm -rf "$work/inflow-round"
+    round "$work/inflow-round" http://127.0.0.1:18183 v3 \
+        "$bin/inflow" serve --without-auth --data-dir "$work/inflow-round" --http-bind 127.0.0.1:18183 --log-filter warn
 }
 w_inflow_rounds=$(round_inflow); w_vm_rounds=$(round_vm)
 w_vm_rounds+=$'\n'$(round_vm); w_inflow_rounds+=$'\n'$(round_inflow)

@@ -185,9 +185,10 @@ impl InflowTable {
             .filter(|name| self.table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag))
     }
 
-    /// About how many rows a scan with `filters` reads: every row of the
-    /// files it keeps, and the buffered rows its time range and tag values
-    /// select. Cheap next to planning: no file is opened.
+    /// About how many rows a scan with `filters` reads, at most: every row
+    /// of the files it keeps, and the buffered rows in its time range whose
+    /// first key tag has a value it allows (counted by binary search, nothing
+    /// copied). Cheap next to planning: no file is opened.
     fn estimated_rows(&self, filters: &[Expr]) -> Result<usize> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
         let (prune, _) = self.pruning(filters);
@@ -203,7 +204,10 @@ impl InflowTable {
         let chunks = self.sources.buffer.table_chunks(self.db_id, &self.table).map_err(arrow_err)?;
         for c in chunks {
             if c.min_time <= prune.max_time && c.max_time >= prune.min_time {
-                rows += select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?.num_rows();
+                rows += match first_tag_ranges(&c.batch, &prune.tags, first_key) {
+                    Some((_, ranges)) => ranges.iter().map(|(lo, hi)| hi - lo).sum(),
+                    None => c.batch.num_rows(),
+                };
             }
         }
         Ok(rows)
@@ -622,18 +626,32 @@ fn select_tags(
     tags: &[(String, Vec<String>)],
     sorted_by: Option<&str>,
 ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let Some((first, values)) = sorted_by.and_then(|f| tags.iter().find(|(n, _)| n == f)) else {
+    let Some((first, ranges)) = first_tag_ranges(batch, tags, sorted_by) else {
         return select_by_keys(batch, tags);
     };
-    let Some(dict) = batch
+    let slices: Vec<RecordBatch> = ranges.iter().map(|(lo, hi)| batch.slice(*lo, hi - lo)).collect();
+    let narrowed = match slices.as_slice() {
+        [] => return Ok(batch.slice(0, 0)),
+        [one] => one.clone(),
+        _ => concat_batches(&batch.schema(), &slices)?,
+    };
+    let rest: Vec<(String, Vec<String>)> = tags.iter().filter(|(n, _)| n != first).cloned().collect();
+    select_by_keys(&narrowed, &rest)
+}
+
+/// The row ranges of a chunk sorted by `sorted_by` that hold the values the
+/// query's tag equalities allow for that tag, in order, with the tag's name;
+/// `None` if that tag has no equality or is not a dictionary of strings.
+fn first_tag_ranges<'t>(
+    batch: &RecordBatch,
+    tags: &'t [(String, Vec<String>)],
+    sorted_by: Option<&str>,
+) -> Option<(&'t str, Vec<(usize, usize)>)> {
+    let (first, values) = sorted_by.and_then(|f| tags.iter().find(|(n, _)| n == f))?;
+    let dict = batch
         .column_by_name(first)
-        .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>())
-    else {
-        return select_by_keys(batch, tags);
-    };
-    let Some(strings) = dict.values().as_string_opt::<i32>() else {
-        return select_by_keys(batch, tags);
-    };
+        .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>())?;
+    let strings = dict.values().as_string_opt::<i32>()?;
     let keys = dict.keys();
     // Nulls sort first, then values in byte order (as `sort_by_key` sorts).
     let value = |row: usize| -> Option<&str> {
@@ -664,14 +682,7 @@ fn select_tags(
         .collect();
     ranges.sort_unstable();
     ranges.dedup();
-    let slices: Vec<RecordBatch> = ranges.iter().map(|(lo, hi)| batch.slice(*lo, hi - lo)).collect();
-    let narrowed = match slices.as_slice() {
-        [] => return Ok(batch.slice(0, 0)),
-        [one] => one.clone(),
-        _ => concat_batches(&batch.schema(), &slices)?,
-    };
-    let rest: Vec<(String, Vec<String>)> = tags.iter().filter(|(n, _)| n != first).cloned().collect();
-    select_by_keys(&narrowed, &rest)
+    Some((first.as_str(), ranges))
 }
 
 /// The rows whose tags can match `tags`, by dictionary key.
