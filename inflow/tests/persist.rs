@@ -275,6 +275,43 @@ async fn last_point_skips_files_before_the_cutoff() {
     }
 }
 
+/// A selective query over a large file plans on one partition once the
+/// file's footer is cached: its row groups and pages bound the rows the
+/// scan reads. The scan evaluates each filter once.
+#[tokio::test]
+async fn small_parquet_scans_plan_on_one_partition() {
+    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--compaction-max-rows", "0"]).await;
+    // 60,000 rows in one file: 120 hosts, 500 seconds.
+    let body: String = (0..60_000i64)
+        .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 120, (i / 120) * 1_000_000_000))
+        .collect();
+    s.write_ok("db", &body).await;
+    wait_for_file_count(&s, "db", 1, 60_000).await;
+    let small = "SELECT host, max(v) AS v FROM cpu WHERE host = 'h1' AND time >= '1970-01-01T00:00:00Z' GROUP BY host";
+    let large = "SELECT host, max(v) AS v FROM cpu WHERE time >= '1970-01-01T00:00:00Z' GROUP BY host ORDER BY host LIMIT 2";
+    // The first query reads the footer into the cache.
+    for _ in 0..2 {
+        assert_eq!(s.query_json("db", small).await, vec![json!({"host": "h1", "v": 59_881.0})]);
+    }
+    assert_eq!(
+        s.query_json("db", large).await,
+        vec![json!({"host": "h0", "v": 59_880.0}), json!({"host": "h1", "v": 59_881.0})]
+    );
+    let plan = s.query_pretty("db", &format!("EXPLAIN {small}")).await;
+    assert!(!plan.contains("RepartitionExec") && plan.contains("file_groups={1 group"), "{plan}");
+    let predicate = plan
+        .split(", predicate=")
+        .nth(1)
+        .and_then(|p| p.split(", pruning_predicate=").next())
+        .unwrap_or_else(|| panic!("no scan predicate:\n{plan}"));
+    assert_eq!(predicate.matches("host@").count(), 1, "{predicate}");
+    assert_eq!(predicate.matches("time@").count(), 1, "{predicate}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        let plan = s.query_pretty("db", &format!("EXPLAIN {large}")).await;
+        assert!(plan.contains("RepartitionExec"), "{plan}");
+    }
+}
+
 #[tokio::test]
 async fn memory_limit_triggers_a_persist() {
     let s = TestServer::start_with(&["--buffer-mem-limit", "1KiB"]).await;

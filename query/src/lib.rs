@@ -209,7 +209,8 @@ impl QueryEngine {
         // A small scan runs on one core: splitting a few thousand rows over
         // partitions (repartitioning, two-phase aggregates, merges) costs
         // more than it saves, and leaves the other cores to other queries.
-        if provider::estimated_scan_rows(&plan).map_err(df)? < SMALL_SCAN_ROWS {
+        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+        if provider::estimated_scan_rows(&plan, footers.as_ref()).map_err(df)? < SMALL_SCAN_ROWS {
             state.config_mut().options_mut().execution.target_partitions = 1;
         }
         let physical = Arc::clone(state.query_planner())

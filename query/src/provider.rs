@@ -32,16 +32,17 @@ use catalog::{Catalog, ColumnKind, DatabaseSchema, ParquetFile, TableSchema};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_expr::expressions::{
@@ -185,11 +186,12 @@ impl InflowTable {
             .filter(|name| self.table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag))
     }
 
-    /// About how many rows a scan with `filters` reads, at most: every row
-    /// of the files it keeps, and the buffered rows in its time range whose
-    /// first key tag has a value it allows (counted by binary search, nothing
-    /// copied). Cheap next to planning: no file is opened.
-    fn estimated_rows(&self, filters: &[Expr]) -> Result<usize> {
+    /// About how many rows a scan with `filters` reads: the rows of the
+    /// files it keeps that their statistics allow (see
+    /// [`estimated_file_rows`]), and the buffered rows in its time range
+    /// whose first key tag has a value it allows (counted by binary search,
+    /// nothing copied). Cheap next to planning: no file is opened.
+    fn estimated_rows(&self, filters: &[Expr], footers: &FileMetadataCache) -> Result<usize> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
         let (prune, _) = self.pruning(filters);
         let mut rows: usize = self
@@ -198,7 +200,11 @@ impl InflowTable {
             .state()
             .table_files(self.db_id, self.table.id)
             .map_or(0, |files| {
-                files.values().filter(|f| prune.keeps_file(f)).map(|f| f.row_count as usize).sum()
+                files
+                    .values()
+                    .filter(|f| prune.keeps_file(f))
+                    .map(|f| estimated_file_rows(f, &prune, footers))
+                    .sum()
             });
         let first_key = self.first_key();
         let chunks = self.sources.buffer.table_chunks(self.db_id, &self.table).map_err(arrow_err)?;
@@ -214,17 +220,142 @@ impl InflowTable {
     }
 }
 
+/// About how many rows of file `f` a scan pruned by `prune` reads.
+///
+/// With the file's footer in the metadata cache (the first query that reads
+/// a file puts it there), these are the rows of the row groups and pages
+/// whose statistics allow the time range and every tag's values: what the
+/// Parquet scan keeps after pruning by the same statistics. Without it, the
+/// file's rows in proportion to how much of its time range the scan's
+/// covers.
+fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache) -> usize {
+    let footer = footers.get(&object_store::path::Path::from(f.path.as_str()));
+    if let Some(entry) = footer
+        && let Some(cached) = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()
+    {
+        return footer_rows(cached.parquet_metadata(), prune);
+    }
+    let (lo, hi) = (f.min_time.max(prune.min_time), f.max_time.min(prune.max_time));
+    if hi < lo {
+        return 0;
+    }
+    let span = i128::from(f.max_time) - i128::from(f.min_time) + 1;
+    let covered = i128::from(hi) - i128::from(lo) + 1;
+    usize::try_from(i128::from(f.row_count) * covered / span).unwrap_or(usize::MAX)
+}
+
+/// The rows of the row groups and pages of `footer` whose `time` and tag
+/// statistics allow what `prune` asks for (all rows of a row group or page
+/// without statistics).
+fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
+    let columns = footer.file_metadata().schema_descr();
+    let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
+    let time = index_of("time");
+    let tags: Vec<(usize, &[String])> = prune
+        .tags
+        .iter()
+        .filter_map(|(tag, values)| index_of(tag).map(|i| (i, values.as_slice())))
+        .collect();
+    let time_allows = |min: i64, max: i64| min <= prune.max_time && max >= prune.min_time;
+    let values_allow = |values: &[String], min: &[u8], max: &[u8]| {
+        values.iter().any(|v| min <= v.as_bytes() && v.as_bytes() <= max)
+    };
+    let mut rows = 0usize;
+    for (g, group) in footer.row_groups().iter().enumerate() {
+        let group_rows = usize::try_from(group.num_rows()).unwrap_or(0);
+        let mut estimate = group_rows;
+        if let Some(t) = time {
+            estimate = estimate.min(matching_rows(footer, g, t, group_rows, |s| match s {
+                Stat::Int(min, max) => time_allows(min, max),
+                Stat::Bytes(..) => true,
+            }));
+        }
+        for (i, values) in &tags {
+            estimate = estimate.min(matching_rows(footer, g, *i, group_rows, |s| match s {
+                Stat::Bytes(min, max) => values_allow(values, min, max),
+                Stat::Int(..) => true,
+            }));
+        }
+        rows += estimate;
+    }
+    rows
+}
+
+/// A column chunk's or page's smallest and largest value.
+enum Stat<'a> {
+    Int(i64, i64),
+    Bytes(&'a [u8], &'a [u8]),
+}
+
+/// The rows of row group `g`'s column `c` in pages whose statistics `allow`
+/// (all `group_rows` when the page index is missing; none when the chunk's
+/// statistics already rule it out). A page of nulls only is never allowed.
+fn matching_rows(
+    footer: &ParquetMetaData,
+    g: usize,
+    c: usize,
+    group_rows: usize,
+    allow: impl Fn(Stat<'_>) -> bool,
+) -> usize {
+    use parquet::file::page_index::column_index::ColumnIndexMetaData;
+    use parquet::file::statistics::Statistics;
+    let chunk = footer.row_group(g).column(c);
+    let chunk_allows = match chunk.statistics() {
+        Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(min), Some(max)) => allow(Stat::Int(*min, *max)),
+            _ => true,
+        },
+        Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(min), Some(max)) => allow(Stat::Bytes(min.data(), max.data())),
+            _ => true,
+        },
+        _ => true,
+    };
+    if !chunk_allows {
+        return 0;
+    }
+    let (Some(pages), Some(offsets)) = (
+        footer.column_index().and_then(|ci| ci.get(g)?.get(c)),
+        footer.offset_index().and_then(|oi| oi.get(g)?.get(c)),
+    ) else {
+        return group_rows;
+    };
+    let locations = offsets.page_locations();
+    let page_allows = |p: usize| match pages {
+        ColumnIndexMetaData::INT64(idx) => match (idx.min_value(p), idx.max_value(p)) {
+            (Some(min), Some(max)) => allow(Stat::Int(*min, *max)),
+            _ => false,
+        },
+        ColumnIndexMetaData::BYTE_ARRAY(idx) => match (idx.min_value(p), idx.max_value(p)) {
+            (Some(min), Some(max)) => allow(Stat::Bytes(min, max)),
+            _ => false,
+        },
+        _ => true,
+    };
+    let mut rows = 0usize;
+    for (p, location) in locations.iter().enumerate() {
+        let first = usize::try_from(location.first_row_index).unwrap_or(0);
+        let end = locations
+            .get(p + 1)
+            .map_or(group_rows, |next| usize::try_from(next.first_row_index).unwrap_or(group_rows));
+        if page_allows(p) {
+            rows += end.saturating_sub(first);
+        }
+    }
+    rows
+}
+
 /// About how many rows the scans of `plan` read (see
 /// `InflowTable::estimated_rows`; other tables, such as system tables,
-/// count as none).
-pub(crate) fn estimated_scan_rows(plan: &LogicalPlan) -> Result<usize> {
+/// count as none). `footers` is the runtime's Parquet metadata cache.
+pub(crate) fn estimated_scan_rows(plan: &LogicalPlan, footers: &FileMetadataCache) -> Result<usize> {
     let mut rows = 0usize;
     plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(scan) = p
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(table) = provider.downcast_ref::<InflowTable>()
         {
-            rows = rows.saturating_add(table.estimated_rows(&scan.filters)?);
+            rows = rows.saturating_add(table.estimated_rows(&scan.filters, footers)?);
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
@@ -340,27 +471,17 @@ impl TableProvider for InflowTable {
             let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
             let store = state.runtime_env().object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
             let reader = PageIndexedReaderFactory(CachedParquetFileReaderFactory::new(store, metadata_cache));
-            let mut source = ParquetSource::new(Arc::clone(&self.schema))
+            let source = ParquetSource::new(Arc::clone(&self.schema))
                 .with_parquet_file_reader_factory(Arc::new(reader))
                 .with_pushdown_filters(true)
                 .with_reorder_filters(true)
                 // Inflow writes no bloom filters; looking for them cost
                 // about 0.4 ms per file opened.
                 .with_bloom_filter_on_read(false);
-            // The same filter can arrive twice (e.g. from an `IN` list and
-            // its rewrite); evaluate it once.
-            let mut distinct: Vec<&Expr> = Vec::with_capacity(filters.len());
-            for f in filters {
-                if !distinct.contains(&f) {
-                    distinct.push(f);
-                }
-            }
-            if let Some(predicate) = conjunction(distinct.into_iter().cloned()) {
-                let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
-                if let Ok(p) = state.create_physical_expr(predicate, &df_schema) {
-                    source = source.with_predicate(p);
-                }
-            }
+            // No predicate here: the physical optimizer pushes the query's
+            // filter into this source (it evaluates filters while decoding),
+            // and one set here as well was evaluated a second time, both
+            // while pruning and on every row.
             // Spread files over the target partitions, keeping them whole.
             let n = state.config().target_partitions().max(1).min(files.len());
             let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
