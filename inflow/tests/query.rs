@@ -416,17 +416,20 @@ async fn tag_equalities_on_buffered_rows() {
 #[tokio::test]
 async fn small_scans_plan_on_one_partition() {
     let s = TestServer::start().await;
-    // 60,000 buffered rows: 60 hosts, 1,000 seconds.
-    let body: String = (0..60_000i64)
-        .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 60, (i / 60) * 1_000_000_000))
+    // 120,000 buffered rows: 120 hosts, 1,000 seconds, three fields.
+    let body: String = (0..120_000i64)
+        .map(|i| format!("cpu,host=h{} v={i},w=1,x=2 {}\n", i % 120, (i / 120) * 1_000_000_000))
         .collect();
     s.write_ok("db", &body).await;
     let small = "SELECT host, max(v) AS v FROM cpu WHERE host = 'h1' GROUP BY host";
-    let large = "SELECT host, max(v) AS v FROM cpu GROUP BY host ORDER BY host LIMIT 2";
-    assert_eq!(s.query_json("db", small).await, vec![json!({"host": "h1", "v": 59_941.0})]);
+    let large = "SELECT host, max(v) AS v, max(w) AS w, max(x) AS x FROM cpu GROUP BY host ORDER BY host LIMIT 2";
+    assert_eq!(s.query_json("db", small).await, vec![json!({"host": "h1", "v": 119_881.0})]);
     assert_eq!(
         s.query_json("db", large).await,
-        vec![json!({"host": "h0", "v": 59_940.0}), json!({"host": "h1", "v": 59_941.0})]
+        vec![
+            json!({"host": "h0", "v": 119_880.0, "w": 1.0, "x": 2.0}),
+            json!({"host": "h1", "v": 119_881.0, "w": 1.0, "x": 2.0})
+        ]
     );
     let plan = s.query_pretty("db", &format!("EXPLAIN {small}")).await;
     assert!(!plan.contains("RepartitionExec"), "{plan}");

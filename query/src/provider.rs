@@ -191,10 +191,10 @@ impl InflowTable {
     /// [`estimated_file_rows`]), and the buffered rows in its time range
     /// whose first key tag has a value it allows (counted by binary search,
     /// nothing copied). Cheap next to planning: no file is opened.
-    fn estimated_rows(&self, filters: &[Expr], footers: &FileMetadataCache) -> Result<usize> {
+    fn estimated_rows(&self, filters: &[Expr], footers: &FileMetadataCache) -> Result<EstimatedRows> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
         let (prune, _) = self.pruning(filters);
-        let mut rows: usize = self
+        let files: usize = self
             .sources
             .catalog
             .state()
@@ -208,16 +208,25 @@ impl InflowTable {
             });
         let first_key = self.first_key();
         let chunks = self.sources.buffer.table_chunks(self.db_id, &self.table).map_err(arrow_err)?;
+        let mut buffered = 0usize;
         for c in chunks {
             if c.min_time <= prune.max_time && c.max_time >= prune.min_time {
-                rows += match first_tag_ranges(&c.batch, &prune.tags, first_key) {
+                buffered += match first_tag_ranges(&c.batch, &prune.tags, first_key) {
                     Some((_, ranges)) => ranges.iter().map(|(lo, hi)| hi - lo).sum(),
                     None => c.batch.num_rows(),
                 };
             }
         }
-        Ok(rows)
+        Ok(EstimatedRows { files, buffered })
     }
+}
+
+/// A scan's estimated rows, by where they are.
+struct EstimatedRows {
+    /// In Parquet files (to be decoded).
+    files: usize,
+    /// In the buffer (in memory already).
+    buffered: usize,
 }
 
 /// About how many rows of file `f` a scan pruned by `prune` reads.
@@ -345,22 +354,33 @@ fn matching_rows(
     rows
 }
 
-/// About how many rows the scans of `plan` read (see
-/// `InflowTable::estimated_rows`; other tables, such as system tables,
-/// count as none). `footers` is the runtime's Parquet metadata cache.
-pub(crate) fn estimated_scan_rows(plan: &LogicalPlan, footers: &FileMetadataCache) -> Result<usize> {
-    let mut rows = 0usize;
+/// About how much work the scans of `plan` are: the values they read
+/// (each scan's estimated rows, see `InflowTable::estimated_rows`, times the
+/// columns it reads), a value decoded from Parquet counting as
+/// [`DECODE_COST`] buffered ones. Other tables, such as system tables, count
+/// as none. `footers` is the runtime's Parquet metadata cache.
+pub(crate) fn estimated_scan_work(plan: &LogicalPlan, footers: &FileMetadataCache) -> Result<usize> {
+    let mut work = 0usize;
     plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(scan) = p
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(table) = provider.downcast_ref::<InflowTable>()
         {
-            rows = rows.saturating_add(table.estimated_rows(&scan.filters, footers)?);
+            let columns = scan.projection.as_ref().map_or(table.schema.fields().len(), Vec::len).max(1);
+            let rows = table.estimated_rows(&scan.filters, footers)?;
+            let weighted = rows.files.saturating_mul(DECODE_COST).saturating_add(rows.buffered);
+            work = work.saturating_add(weighted.saturating_mul(columns));
         }
         Ok(TreeNodeRecursion::Continue)
     })?;
-    Ok(rows)
+    Ok(work)
 }
+
+/// How many buffered values reading one Parquet value is worth, for
+/// choosing the partitions of a plan (measured on the TSBS queries: a
+/// 12-column scan of 37 K Parquet rows ran 10% faster on two partitions than
+/// on one, one of 9 K buffered rows 7% slower).
+const DECODE_COST: usize = 4;
 
 #[async_trait]
 impl TableProvider for InflowTable {
