@@ -205,6 +205,9 @@ impl QueryEngine {
             plan = plan.with_param_values(values).map_err(df)?;
         }
         system::check_access(&plan, may_read_system)?;
+        if rules::one_pass_suffices(&plan) {
+            state.config_mut().options_mut().optimizer.max_passes = 1;
+        }
         let plan = state.optimize(&plan).map_err(df)?;
         // A small scan runs on one core: splitting a few thousand rows over
         // partitions (repartitioning, two-phase aggregates, merges) costs

@@ -273,3 +273,90 @@ fn single_extreme(agg: &Aggregate) -> Result<Option<(Column, bool)>> {
     let (_, field) = agg.input.schema().qualified_field_from_column(&c)?;
     Ok((!field.is_nullable()).then_some((c, latest)))
 }
+
+/// Whether one pass of the logical optimizer leaves nothing for another:
+/// the plan only filters, projects, aggregates, sorts and limits scans of
+/// tables (as most dashboard queries do), with no subquery, and no
+/// `first_value`/`last_value` aggregate or `DISTINCT ON` that
+/// [`LATEST_ROWS_ONLY`] turns into a join. DataFusion otherwise runs every
+/// rule again until the plan stops changing (a second pass over such a
+/// plan changes nothing and cost a tenth of a single-host query's
+/// instructions). `EXPLAIN` decides by the plan it explains.
+pub(crate) fn one_pass_suffices(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut simple = true;
+    let walked = plan.apply(|node| {
+        let node_ok = match node {
+            LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_)
+            | LogicalPlan::TableScan(_)
+            | LogicalPlan::EmptyRelation(_)
+            | LogicalPlan::Values(_) => true,
+            LogicalPlan::Aggregate(agg) => !agg.aggr_expr.iter().any(|e| {
+                e.exists(|e| {
+                    Ok(matches!(e, Expr::AggregateFunction(f)
+                        if matches!(f.func.name(), "first_value" | "last_value")))
+                })
+                .unwrap_or(true)
+            }),
+            _ => false,
+        };
+        let subquery = node
+            .expressions()
+            .iter()
+            .any(|e| e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)))).unwrap_or(true));
+        if !node_ok || subquery {
+            simple = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    walked.is_ok() && simple
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Float64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::one_pass_suffices;
+
+    #[tokio::test]
+    async fn one_pass_for_plain_plans_only() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("host", DataType::Utf8, true),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(Float64Array::from(vec![1.0]))],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_table("m", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        let cases = [
+            ("SELECT host, max(v) FROM m WHERE host = 'a' GROUP BY host ORDER BY host LIMIT 3", true),
+            ("EXPLAIN SELECT v FROM (SELECT v FROM m) AS s WHERE v > 1", true),
+            ("SELECT host, first_value(v) FROM m GROUP BY host", false),
+            ("SELECT DISTINCT ON (host) host, v FROM m ORDER BY host, v DESC", false),
+            ("SELECT a.v FROM m a JOIN m b ON a.host = b.host", false),
+            ("SELECT v FROM m WHERE v > (SELECT avg(v) FROM m)", false),
+            ("SELECT v FROM m UNION ALL SELECT v FROM m", false),
+            ("SELECT v, row_number() OVER (ORDER BY v) FROM m", false),
+        ];
+        for (sql, want) in cases {
+            let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+            assert_eq!(one_pass_suffices(&plan), want, "{sql}");
+        }
+    }
+}
