@@ -34,6 +34,7 @@ use object_store::ObjectStore;
 mod cutoff;
 mod format;
 mod provider;
+mod prune_dynamic;
 mod rules;
 mod system;
 
@@ -141,6 +142,7 @@ impl QueryEngine {
             .with_optimizer_rule(Arc::new(rules::SIMPLIFY_FIRST_LAST))
             .with_optimizer_rule(Arc::new(rules::LATEST_ROWS_ONLY))
             .with_physical_optimizer_rule(Arc::new(cutoff::PushCutoffIntoScans))
+            .with_physical_optimizer_rule(Arc::new(prune_dynamic::PruneDynamicFilters))
             .build();
         let sources = provider::Sources {
             buffer,

@@ -37,6 +37,7 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, RowGroupAccess};
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -55,7 +56,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::future::BoxFuture;
 use object_store::ObjectStore;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
@@ -238,11 +239,8 @@ struct EstimatedRows {
 /// file's rows in proportion to how much of its time range the scan's
 /// covers.
 fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache) -> usize {
-    let footer = footers.get(&object_store::path::Path::from(f.path.as_str()));
-    if let Some(entry) = footer
-        && let Some(cached) = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()
-    {
-        return footer_rows(cached.parquet_metadata(), prune);
+    if let Some(footer) = cached_footer(footers, &f.path) {
+        return footer_rows(&footer, prune);
     }
     let (lo, hi) = (f.min_time.max(prune.min_time), f.max_time.min(prune.max_time));
     if hi < lo {
@@ -253,41 +251,138 @@ fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataC
     usize::try_from(i128::from(f.row_count) * covered / span).unwrap_or(usize::MAX)
 }
 
+/// The decoded footer of the file at `path`, if a query has read it.
+fn cached_footer(footers: &FileMetadataCache, path: &str) -> Option<Arc<ParquetMetaData>> {
+    let entry = footers.get(&object_store::path::Path::from(path))?;
+    let cached = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?;
+    Some(Arc::clone(cached.parquet_metadata()))
+}
+
 /// The rows of the row groups and pages of `footer` whose `time` and tag
 /// statistics allow what `prune` asks for (all rows of a row group or page
 /// without statistics).
 fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
-    let columns = footer.file_metadata().schema_descr();
-    let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
-    let time = index_of("time");
-    let tags: Vec<(usize, &[String])> = prune
-        .tags
-        .iter()
-        .filter_map(|(tag, values)| index_of(tag).map(|i| (i, values.as_slice())))
+    let columns = PruneColumns::new(footer, prune);
+    (0..footer.num_row_groups())
+        .map(|g| columns.select(footer, g, prune).rows(row_group_rows(footer, g)))
+        .sum()
+}
+
+/// Which rows of each row group of `footer` may match `prune`, as a
+/// DataFusion access plan: row groups skipped outright by their statistics,
+/// and within the others, the rows of the pages every constrained column's
+/// page index allows. `None` when every row may match.
+fn access_plan(footer: &ParquetMetaData, prune: &Pruning) -> Option<ParquetAccessPlan> {
+    let columns = PruneColumns::new(footer, prune);
+    let mut all = true;
+    let access = (0..footer.num_row_groups())
+        .map(|g| match columns.select(footer, g, prune) {
+            Rows::All => RowGroupAccess::Scan,
+            Rows::Ranges(r) if r.is_empty() => {
+                all = false;
+                RowGroupAccess::Skip
+            }
+            Rows::Ranges(r) => {
+                all = false;
+                let rows = row_group_rows(footer, g);
+                RowGroupAccess::Selection(RowSelection::from_consecutive_ranges(r.into_iter(), rows))
+            }
+        })
         .collect();
-    let time_allows = |min: i64, max: i64| min <= prune.max_time && max >= prune.min_time;
-    let values_allow = |values: &[String], min: &[u8], max: &[u8]| {
-        values.iter().any(|v| min <= v.as_bytes() && v.as_bytes() <= max)
-    };
-    let mut rows = 0usize;
-    for (g, group) in footer.row_groups().iter().enumerate() {
-        let group_rows = usize::try_from(group.num_rows()).unwrap_or(0);
-        let mut estimate = group_rows;
-        if let Some(t) = time {
-            estimate = estimate.min(matching_rows(footer, g, t, group_rows, |s| match s {
-                Stat::Int(min, max) => time_allows(min, max),
+    (!all).then(|| ParquetAccessPlan::new(access))
+}
+
+fn row_group_rows(footer: &ParquetMetaData, g: usize) -> usize {
+    usize::try_from(footer.row_group(g).num_rows()).unwrap_or(0)
+}
+
+/// The leaf columns of a file that `prune` constrains: `time`, and each tag
+/// with values.
+struct PruneColumns<'p> {
+    time: Option<usize>,
+    tags: Vec<(usize, &'p [String])>,
+    /// A constrained tag the file does not have: all its rows are null
+    /// there, so none matches.
+    missing_tag: bool,
+}
+
+/// Rows of a row group: all of them, or these ascending, disjoint ranges.
+enum Rows {
+    All,
+    Ranges(Vec<std::ops::Range<usize>>),
+}
+
+impl Rows {
+    fn rows(&self, group_rows: usize) -> usize {
+        match self {
+            Rows::All => group_rows,
+            Rows::Ranges(r) => r.iter().map(|r| r.len()).sum(),
+        }
+    }
+
+    /// The rows in both.
+    fn and(self, other: Rows) -> Rows {
+        let (a, b) = match (self, other) {
+            (Rows::All, o) | (o, Rows::All) => return o,
+            (Rows::Ranges(a), Rows::Ranges(b)) => (a, b),
+        };
+        let (mut i, mut j) = (0, 0);
+        let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+        while i < a.len() && j < b.len() {
+            let (lo, hi) = (a[i].start.max(b[j].start), a[i].end.min(b[j].end));
+            if lo < hi {
+                out.push(lo..hi);
+            }
+            if a[i].end < b[j].end {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        Rows::Ranges(out)
+    }
+}
+
+impl<'p> PruneColumns<'p> {
+    fn new(footer: &ParquetMetaData, prune: &'p Pruning) -> Self {
+        let columns = footer.file_metadata().schema_descr();
+        let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
+        let mut missing_tag = false;
+        let tags = prune
+            .tags
+            .iter()
+            .filter_map(|(tag, values)| {
+                let found = index_of(tag);
+                missing_tag |= found.is_none();
+                found.map(|i| (i, values.as_slice()))
+            })
+            .collect();
+        Self { time: index_of("time"), tags, missing_tag }
+    }
+
+    /// The rows of row group `g` that every constrained column's statistics
+    /// allow.
+    fn select(&self, footer: &ParquetMetaData, g: usize, prune: &Pruning) -> Rows {
+        if self.missing_tag {
+            return Rows::Ranges(Vec::new());
+        }
+        let mut rows = Rows::All;
+        if let Some(t) = self.time
+            && (prune.min_time > i64::MIN || prune.max_time < i64::MAX)
+        {
+            rows = rows.and(allowed_rows(footer, g, t, |s| match s {
+                Stat::Int(min, max) => min <= prune.max_time && max >= prune.min_time,
                 Stat::Bytes(..) => true,
             }));
         }
-        for (i, values) in &tags {
-            estimate = estimate.min(matching_rows(footer, g, *i, group_rows, |s| match s {
-                Stat::Bytes(min, max) => values_allow(values, min, max),
+        for (c, values) in &self.tags {
+            rows = rows.and(allowed_rows(footer, g, *c, |s| match s {
+                Stat::Bytes(min, max) => values.iter().any(|v| min <= v.as_bytes() && v.as_bytes() <= max),
                 Stat::Int(..) => true,
             }));
         }
-        rows += estimate;
+        rows
     }
-    rows
 }
 
 /// A column chunk's or page's smallest and largest value.
@@ -296,16 +391,11 @@ enum Stat<'a> {
     Bytes(&'a [u8], &'a [u8]),
 }
 
-/// The rows of row group `g`'s column `c` in pages whose statistics `allow`
-/// (all `group_rows` when the page index is missing; none when the chunk's
-/// statistics already rule it out). A page of nulls only is never allowed.
-fn matching_rows(
-    footer: &ParquetMetaData,
-    g: usize,
-    c: usize,
-    group_rows: usize,
-    allow: impl Fn(Stat<'_>) -> bool,
-) -> usize {
+/// The rows of row group `g` whose column `c` statistics `allow`: none when
+/// the chunk's statistics rule it out, else the rows of the pages they
+/// allow (adjacent pages merged), or all of them without a page index. A
+/// page of nulls only is never allowed (the constraints are comparisons).
+fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Stat<'_>) -> bool) -> Rows {
     use parquet::file::page_index::column_index::ColumnIndexMetaData;
     use parquet::file::statistics::Statistics;
     let chunk = footer.row_group(g).column(c);
@@ -321,15 +411,14 @@ fn matching_rows(
         _ => true,
     };
     if !chunk_allows {
-        return 0;
+        return Rows::Ranges(Vec::new());
     }
     let (Some(pages), Some(offsets)) = (
         footer.column_index().and_then(|ci| ci.get(g)?.get(c)),
         footer.offset_index().and_then(|oi| oi.get(g)?.get(c)),
     ) else {
-        return group_rows;
+        return Rows::All;
     };
-    let locations = offsets.page_locations();
     let page_allows = |p: usize| match pages {
         ColumnIndexMetaData::INT64(idx) => match (idx.min_value(p), idx.max_value(p)) {
             (Some(min), Some(max)) => allow(Stat::Int(*min, *max)),
@@ -341,17 +430,28 @@ fn matching_rows(
         },
         _ => true,
     };
-    let mut rows = 0usize;
+    let group_rows = row_group_rows(footer, g);
+    let locations = offsets.page_locations();
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
     for (p, location) in locations.iter().enumerate() {
-        let first = usize::try_from(location.first_row_index).unwrap_or(0);
+        if !page_allows(p) {
+            continue;
+        }
+        let start = usize::try_from(location.first_row_index).unwrap_or(0).min(group_rows);
         let end = locations
             .get(p + 1)
-            .map_or(group_rows, |next| usize::try_from(next.first_row_index).unwrap_or(group_rows));
-        if page_allows(p) {
-            rows += end.saturating_sub(first);
+            .map_or(group_rows, |next| usize::try_from(next.first_row_index).unwrap_or(group_rows))
+            .min(group_rows);
+        match ranges.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ if start < end => ranges.push(start..end),
+            _ => {}
         }
     }
-    rows
+    if ranges.len() == 1 && ranges[0] == (0..group_rows) {
+        return Rows::All;
+    }
+    Rows::Ranges(ranges)
 }
 
 /// About how much work the scans of `plan` are: the values they read
@@ -455,12 +555,27 @@ impl TableProvider for InflowTable {
         }
 
         let first_key = self.first_key();
+        let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
+        // Whether every file comes with the rows its statistics allow.
+        let mut every_file_planned = true;
         let mut files: Vec<PartitionedFile> = Vec::new();
         let mut memory: Vec<RecordBatch> = Vec::new();
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
-                    Source::File(f) => files.push(PartitionedFile::new(f.path.clone(), f.size_bytes)),
+                    Source::File(f) => {
+                        let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
+                        files.push(match cached_footer(footers.as_ref(), &f.path) {
+                            Some(footer) => match access_plan(&footer, &prune) {
+                                Some(plan) => file.with_extension(plan),
+                                None => file,
+                            },
+                            None => {
+                                every_file_planned = false;
+                                file
+                            }
+                        });
+                    }
                     Source::Chunk(c) => {
                         memory.push(select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?)
                     }
@@ -498,6 +613,18 @@ impl TableProvider for InflowTable {
                 // Inflow writes no bloom filters; looking for them cost
                 // about 0.4 ms per file opened.
                 .with_bloom_filter_on_read(false);
+            // When the filters are all time ranges and tag values and every
+            // file comes with its access plan, DataFusion's own pruning by
+            // row group and page statistics would find nothing more, and it
+            // costs about a tenth of a single-host query (it builds and
+            // evaluates pruning expressions per file, row group and filter).
+            // A dynamic filter pushed into the scan later turns it back on
+            // (`PruneDynamicFilters`).
+            let source = if prune.exact && every_file_planned {
+                without_statistics_pruning(source)
+            } else {
+                source
+            };
             // No predicate here: the physical optimizer pushes the query's
             // filter into this source (it evaluates filters while decoding),
             // and one set here as well was evaluated a second time, both
@@ -535,6 +662,25 @@ impl TableProvider for InflowTable {
             None => Ok(plan),
         }
     }
+}
+
+/// `source` without DataFusion's row group and page pruning.
+fn without_statistics_pruning(source: ParquetSource) -> ParquetSource {
+    let mut options = source.table_parquet_options().clone();
+    options.global.pruning = false;
+    options.global.enable_page_index = false;
+    source.with_table_parquet_options(options)
+}
+
+/// `source` with DataFusion's row group and page pruning.
+pub(crate) fn with_statistics_pruning(source: &ParquetSource) -> Option<ParquetSource> {
+    let mut options = source.table_parquet_options().clone();
+    if options.global.pruning && options.global.enable_page_index {
+        return None;
+    }
+    options.global.pruning = true;
+    options.global.enable_page_index = true;
+    Some(source.clone().with_table_parquet_options(options))
 }
 
 /// Reads files through DataFusion's metadata cache, always with the page
@@ -645,6 +791,9 @@ struct Pruning {
     max_time: i64,
     /// Tag columns that must equal one of the values.
     tags: Vec<(String, Vec<String>)>,
+    /// Whether the filters say nothing more than the above: every one is a
+    /// comparison of `time` with a timestamp, or a tag `=`/`IN` strings.
+    exact: bool,
 }
 
 impl Pruning {
@@ -653,6 +802,7 @@ impl Pruning {
             min_time: i64::MIN,
             max_time: i64::MAX,
             tags: Vec::new(),
+            exact: true,
         };
         for f in filters {
             p.visit(f, table);
@@ -666,24 +816,32 @@ impl Pruning {
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {
+        if !self.understood(e, table) {
+            self.exact = false;
+        }
+    }
+
+    /// Narrows the pruning by `e`; whether that says all `e` says.
+    fn understood(&mut self, e: &Expr, table: &TableSchema) -> bool {
         let kind = |name: &str| table.column(name).map(|c| c.kind);
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::And => {
-                self.visit(left, table);
-                self.visit(right, table);
+                let l = self.understood(left, table);
+                let r = self.understood(right, table);
+                l && r
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (col, op, value) = match (left.as_ref(), right.as_ref()) {
                     (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
                     (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
                         Some(op) => (c, op, v),
-                        None => return,
+                        None => return false,
                     },
-                    _ => return,
+                    _ => return false,
                 };
                 match kind(&col.name) {
                     Some(ColumnKind::Time) => {
-                        let Some(t) = timestamp_ns(value) else { return };
+                        let Some(t) = timestamp_ns(value) else { return false };
                         match op {
                             Operator::Gt => self.min_time = self.min_time.max(t.saturating_add(1)),
                             Operator::GtEq => self.min_time = self.min_time.max(t),
@@ -693,15 +851,18 @@ impl Pruning {
                                 self.min_time = self.min_time.max(t);
                                 self.max_time = self.max_time.min(t);
                             }
-                            _ => {}
+                            _ => return false,
                         }
+                        true
                     }
-                    Some(ColumnKind::Tag) if op == Operator::Eq => {
-                        if let Some(s) = string_value(value) {
+                    Some(ColumnKind::Tag) if op == Operator::Eq => match string_value(value) {
+                        Some(s) => {
                             self.tags.push((col.name.clone(), vec![s]));
+                            true
                         }
-                    }
-                    _ => {}
+                        None => false,
+                    },
+                    _ => false,
                 }
             }
             Expr::Between(b) if !b.negated => {
@@ -712,7 +873,9 @@ impl Pruning {
                 {
                     self.min_time = self.min_time.max(lo);
                     self.max_time = self.max_time.min(hi);
+                    return true;
                 }
+                false
             }
             Expr::InList(l) if !l.negated => {
                 if let Expr::Column(c) = l.expr.as_ref()
@@ -728,10 +891,12 @@ impl Pruning {
                         .collect();
                     if let Some(values) = values {
                         self.tags.push((c.name.clone(), values));
+                        return true;
                     }
                 }
+                false
             }
-            _ => {}
+            _ => false,
         }
     }
 }
