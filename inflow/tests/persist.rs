@@ -324,8 +324,8 @@ fn metric_value(line: &str, name: &str) -> f64 {
     }
 }
 
-/// Scans read only the pages that their time range and tag values allow,
-/// by the file statistics, with DataFusion's own pruning off once the
+/// Scans read only the pages that their time range, tag values and field
+/// comparisons allow, by the file statistics, with DataFusion's own pruning off once the
 /// footers are cached; the answers are those of every row.
 #[tokio::test]
 async fn scans_read_only_the_pages_their_filters_allow() {
@@ -349,8 +349,12 @@ async fn scans_read_only_the_pages_their_filters_allow() {
         (one_host, json!([{"n": 100, "v": 199.0 * 120.0 + 7.0}])),
         ("SELECT count(*) AS n FROM cpu WHERE region = 'eu'", json!([{"n": 10}])),
         ("SELECT count(*) AS n FROM cpu WHERE region = 'eu' AND host = 'h1' AND time < '1970-01-01T00:16:45Z'", json!([{"n": 5}])),
-        // A field filter: DataFusion's pruning stays on.
+        // Field comparisons prune too.
         ("SELECT count(*) AS n FROM cpu WHERE host IN ('h7', 'h8') AND v > 59000", json!([{"n": 16}])),
+        ("SELECT count(*) AS n FROM cpu WHERE v < 0", json!([{"n": 0}])),
+        ("SELECT count(*) AS n FROM cpu WHERE v >= 100005", json!([{"n": 5}])),
+        // A filter the scan cannot prune by: DataFusion's pruning stays on.
+        ("SELECT count(*) AS n FROM cpu WHERE host = 'h7' OR v > 59880", json!([{"n": 628}])),
         // A TopK's dynamic filter: likewise.
         ("SELECT host, v FROM cpu ORDER BY time DESC LIMIT 1", json!([{"host": "h1", "v": 100_009.0}])),
         ("SELECT count(*) AS n FROM cpu WHERE host = 'h200'", json!([{"n": 0}])),
@@ -369,6 +373,12 @@ async fn scans_read_only_the_pages_their_filters_allow() {
     let read = matched + metric_value(scan, "pushdown_rows_pruned");
     assert_eq!(matched, 100.0, "{scan}");
     assert!(read <= 4_096.0, "{read} rows read: {scan}");
+    assert!(scan.contains("page_index_pages_pruned=0 total"), "DataFusion's page pruning ran: {scan}");
+    // A field comparison skips the first file's row groups (v < 60,000).
+    let plan = s.query_pretty("db", "EXPLAIN ANALYZE SELECT count(*) AS n FROM cpu WHERE v >= 100005").await;
+    let scan = plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("{plan}"));
+    let read = metric_value(scan, "pushdown_rows_matched") + metric_value(scan, "pushdown_rows_pruned");
+    assert!(read <= 10.0, "{read} rows read: {scan}");
     assert!(scan.contains("page_index_pages_pruned=0 total"), "DataFusion's page pruning ran: {scan}");
 }
 

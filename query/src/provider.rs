@@ -28,7 +28,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use buffer::{Buffer, BufferChunk};
-use catalog::{Catalog, ColumnKind, DatabaseSchema, ParquetFile, TableSchema};
+use catalog::{Catalog, ColumnKind, DatabaseSchema, FieldType, ParquetFile, TableSchema};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -301,8 +301,9 @@ fn row_group_rows(footer: &ParquetMetaData, g: usize) -> usize {
 struct PruneColumns<'p> {
     time: Option<usize>,
     tags: Vec<(usize, &'p [String])>,
-    /// A constrained tag the file does not have: all its rows are null
-    /// there, so none matches.
+    fields: Vec<(usize, FieldBound)>,
+    /// A constrained tag or field the file does not have: all its rows
+    /// are null there, so none matches.
     missing_tag: bool,
 }
 
@@ -357,7 +358,16 @@ impl<'p> PruneColumns<'p> {
                 found.map(|i| (i, values.as_slice()))
             })
             .collect();
-        Self { time: index_of("time"), tags, missing_tag }
+        let fields = prune
+            .fields
+            .iter()
+            .filter_map(|(field, bound)| {
+                let found = index_of(field);
+                missing_tag |= found.is_none();
+                found.map(|i| (i, *bound))
+            })
+            .collect();
+        Self { time: index_of("time"), tags, fields, missing_tag }
     }
 
     /// The rows of row group `g` that every constrained column's statistics
@@ -372,14 +382,17 @@ impl<'p> PruneColumns<'p> {
         {
             rows = rows.and(allowed_rows(footer, g, t, |s| match s {
                 Stat::Int(min, max) => min <= prune.max_time && max >= prune.min_time,
-                Stat::Bytes(..) => true,
+                Stat::Float(..) | Stat::Bytes(..) => true,
             }));
         }
         for (c, values) in &self.tags {
             rows = rows.and(allowed_rows(footer, g, *c, |s| match s {
                 Stat::Bytes(min, max) => values.iter().any(|v| min <= v.as_bytes() && v.as_bytes() <= max),
-                Stat::Int(..) => true,
+                Stat::Int(..) | Stat::Float(..) => true,
             }));
+        }
+        for (c, bound) in &self.fields {
+            rows = rows.and(allowed_rows(footer, g, *c, |s| bound.allows_stat(s)));
         }
         rows
     }
@@ -388,7 +401,44 @@ impl<'p> PruneColumns<'p> {
 /// A column chunk's or page's smallest and largest value.
 enum Stat<'a> {
     Int(i64, i64),
+    Float(f64, f64),
     Bytes(&'a [u8], &'a [u8]),
+}
+
+/// A number a field is compared with.
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+/// `field <op> value`.
+#[derive(Debug, Clone, Copy)]
+struct FieldBound {
+    op: Operator,
+    value: Num,
+}
+
+impl FieldBound {
+    /// Whether a value between `min` and `max` may satisfy the bound.
+    fn allows<T: PartialOrd>(&self, min: T, max: T, v: T) -> bool {
+        match self.op {
+            Operator::Gt => max > v,
+            Operator::GtEq => max >= v,
+            Operator::Lt => min < v,
+            Operator::LtEq => min <= v,
+            Operator::Eq => min <= v && v <= max,
+            _ => true,
+        }
+    }
+
+    fn allows_stat(&self, s: Stat<'_>) -> bool {
+        match (s, self.value) {
+            (Stat::Int(min, max), Num::Int(v)) => self.allows(min, max, v),
+            (Stat::Float(min, max), Num::Float(v)) => self.allows(min, max, v),
+            _ => true,
+        }
+    }
 }
 
 /// The rows of row group `g` whose column `c` statistics `allow`: none when
@@ -402,6 +452,10 @@ fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Sta
     let chunk_allows = match chunk.statistics() {
         Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
             (Some(min), Some(max)) => allow(Stat::Int(*min, *max)),
+            _ => true,
+        },
+        Some(Statistics::Double(s)) => match (s.min_opt(), s.max_opt()) {
+            (Some(min), Some(max)) => allow(Stat::Float(*min, *max)),
             _ => true,
         },
         Some(Statistics::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
@@ -422,6 +476,10 @@ fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Sta
     let page_allows = |p: usize| match pages {
         ColumnIndexMetaData::INT64(idx) => match (idx.min_value(p), idx.max_value(p)) {
             (Some(min), Some(max)) => allow(Stat::Int(*min, *max)),
+            _ => false,
+        },
+        ColumnIndexMetaData::DOUBLE(idx) => match (idx.min_value(p), idx.max_value(p)) {
+            (Some(min), Some(max)) => allow(Stat::Float(*min, *max)),
             _ => false,
         },
         ColumnIndexMetaData::BYTE_ARRAY(idx) => match (idx.min_value(p), idx.max_value(p)) {
@@ -791,8 +849,11 @@ struct Pruning {
     max_time: i64,
     /// Tag columns that must equal one of the values.
     tags: Vec<(String, Vec<String>)>,
+    /// Integer and float fields compared with a number.
+    fields: Vec<(String, FieldBound)>,
     /// Whether the filters say nothing more than the above: every one is a
-    /// comparison of `time` with a timestamp, or a tag `=`/`IN` strings.
+    /// comparison of `time` with a timestamp, a tag `=`/`IN` strings, or an
+    /// integer or float field compared with a number of its type.
     exact: bool,
 }
 
@@ -802,6 +863,7 @@ impl Pruning {
             min_time: i64::MIN,
             max_time: i64::MAX,
             tags: Vec::new(),
+            fields: Vec::new(),
             exact: true,
         };
         for f in filters {
@@ -862,6 +924,18 @@ impl Pruning {
                         }
                         None => false,
                     },
+                    Some(ColumnKind::Field(t)) => {
+                        let value = match (t, value) {
+                            (FieldType::Integer, ScalarValue::Int64(Some(v))) => Num::Int(*v),
+                            (FieldType::Float, ScalarValue::Float64(Some(v))) if !v.is_nan() => Num::Float(*v),
+                            _ => return false,
+                        };
+                        if !matches!(op, Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq | Operator::Eq) {
+                            return false;
+                        }
+                        self.fields.push((col.name.clone(), FieldBound { op, value }));
+                        true
+                    }
                     _ => false,
                 }
             }
