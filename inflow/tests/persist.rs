@@ -275,18 +275,24 @@ async fn last_point_skips_files_before_the_cutoff() {
     }
 }
 
-/// A selective query over a large file plans on one partition once the
-/// file's footer is cached: its row groups and pages bound the rows the
-/// scan reads. The scan evaluates each filter once.
-#[tokio::test]
-async fn small_parquet_scans_plan_on_one_partition() {
+/// A server whose table `cpu` is one Parquet file of 60,000 rows: hosts
+/// h0-h119, seconds 0-499, `v` the row's number (host + 120 × second).
+async fn one_file_of_120_hosts() -> TestServer {
     let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--compaction-max-rows", "0"]).await;
-    // 60,000 rows in one file: 120 hosts, 500 seconds.
     let body: String = (0..60_000i64)
         .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 120, (i / 120) * 1_000_000_000))
         .collect();
     s.write_ok("db", &body).await;
     wait_for_file_count(&s, "db", 1, 60_000).await;
+    s
+}
+
+/// A selective query over a large file plans on one partition once the
+/// file's footer is cached: its row groups and pages bound the rows the
+/// scan reads. The scan evaluates each filter once.
+#[tokio::test]
+async fn small_parquet_scans_plan_on_one_partition() {
+    let s = one_file_of_120_hosts().await;
     let small = "SELECT host, max(v) AS v FROM cpu WHERE host = 'h1' AND time >= '1970-01-01T00:00:00Z' GROUP BY host";
     let large = "SELECT host, max(v) AS v FROM cpu WHERE time >= '1970-01-01T00:00:00Z' GROUP BY host ORDER BY host LIMIT 2";
     // The first query reads the footer into the cache.
@@ -325,18 +331,12 @@ fn metric_value(line: &str, name: &str) -> f64 {
 }
 
 /// Scans read only the pages that their time range, tag values and field
-/// comparisons allow, by the file statistics, with DataFusion's own pruning off once the
-/// footers are cached; the answers are those of every row.
+/// comparisons allow, by the file statistics, with DataFusion's own pruning
+/// off once the footers are cached; the answers are those of every row.
 #[tokio::test]
 async fn scans_read_only_the_pages_their_filters_allow() {
-    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--compaction-max-rows", "0"]).await;
-    // 60,000 rows in one file: 120 hosts, 500 seconds; then ten rows of h1,
-    // with a tag the first file lacks, in a second file.
-    let body: String = (0..60_000i64)
-        .map(|i| format!("cpu,host=h{} v={i} {}\n", i % 120, (i / 120) * 1_000_000_000))
-        .collect();
-    s.write_ok("db", &body).await;
-    wait_for_file_count(&s, "db", 1, 60_000).await;
+    let s = one_file_of_120_hosts().await;
+    // Ten rows of h1, with a tag the first file lacks, in a second file.
     let body: String = (0..10i64)
         .map(|t| format!("cpu,host=h1,region=eu v={} {}\n", 100_000 + t, (1_000 + t) * 1_000_000_000))
         .collect();

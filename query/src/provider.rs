@@ -234,7 +234,8 @@ struct EstimatedRows {
 ///
 /// With the file's footer in the metadata cache (the first query that reads
 /// a file puts it there), these are the rows of the row groups and pages
-/// whose statistics allow the time range and every tag's values: what the
+/// whose statistics allow the time range, tag values and field comparisons
+/// (see [`access_plan`]): what the
 /// Parquet scan keeps after pruning by the same statistics. Without it, the
 /// file's rows in proportion to how much of its time range the scan's
 /// covers.
@@ -258,9 +259,9 @@ fn cached_footer(footers: &FileMetadataCache, path: &str) -> Option<Arc<ParquetM
     Some(Arc::clone(cached.parquet_metadata()))
 }
 
-/// The rows of the row groups and pages of `footer` whose `time` and tag
-/// statistics allow what `prune` asks for (all rows of a row group or page
-/// without statistics).
+/// The rows of the row groups and pages of `footer` whose statistics allow
+/// what `prune` asks for (all rows of a row group or page without
+/// statistics).
 fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
     let columns = PruneColumns::new(footer, prune);
     (0..footer.num_row_groups())
@@ -296,15 +297,15 @@ fn row_group_rows(footer: &ParquetMetaData, g: usize) -> usize {
     usize::try_from(footer.row_group(g).num_rows()).unwrap_or(0)
 }
 
-/// The leaf columns of a file that `prune` constrains: `time`, and each tag
-/// with values.
+/// The leaf columns of a file that `prune` constrains: `time`, each tag with
+/// values, and each field compared with a number.
 struct PruneColumns<'p> {
     time: Option<usize>,
     tags: Vec<(usize, &'p [String])>,
     fields: Vec<(usize, FieldBound)>,
     /// A constrained tag or field the file does not have: all its rows
     /// are null there, so none matches.
-    missing_tag: bool,
+    missing_column: bool,
 }
 
 /// Rows of a row group: all of them, or these ascending, disjoint ranges.
@@ -348,32 +349,21 @@ impl<'p> PruneColumns<'p> {
     fn new(footer: &ParquetMetaData, prune: &'p Pruning) -> Self {
         let columns = footer.file_metadata().schema_descr();
         let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
-        let mut missing_tag = false;
-        let tags = prune
-            .tags
-            .iter()
-            .filter_map(|(tag, values)| {
-                let found = index_of(tag);
-                missing_tag |= found.is_none();
-                found.map(|i| (i, values.as_slice()))
-            })
-            .collect();
-        let fields = prune
-            .fields
-            .iter()
-            .filter_map(|(field, bound)| {
-                let found = index_of(field);
-                missing_tag |= found.is_none();
-                found.map(|i| (i, *bound))
-            })
-            .collect();
-        Self { time: index_of("time"), tags, fields, missing_tag }
+        let mut missing_column = false;
+        let mut find = |name: &str| {
+            let found = index_of(name);
+            missing_column |= found.is_none();
+            found
+        };
+        let tags = prune.tags.iter().filter_map(|(tag, values)| find(tag).map(|i| (i, values.as_slice()))).collect();
+        let fields = prune.fields.iter().filter_map(|(field, bound)| find(field).map(|i| (i, *bound))).collect();
+        Self { time: index_of("time"), tags, fields, missing_column }
     }
 
     /// The rows of row group `g` that every constrained column's statistics
     /// allow.
     fn select(&self, footer: &ParquetMetaData, g: usize, prune: &Pruning) -> Rows {
-        if self.missing_tag {
+        if self.missing_column {
             return Rows::Ranges(Vec::new());
         }
         let mut rows = Rows::All;
