@@ -234,11 +234,9 @@ struct EstimatedRows {
 ///
 /// With the file's footer in the metadata cache (the first query that reads
 /// a file puts it there), these are the rows of the row groups and pages
-/// whose statistics allow the time range, tag values and field comparisons
-/// (see [`access_plan`]): what the
-/// Parquet scan keeps after pruning by the same statistics. Without it, the
-/// file's rows in proportion to how much of its time range the scan's
-/// covers.
+/// whose statistics allow the time range, tag values and field comparisons:
+/// what the scan's [`access_plan`] lets it read. Without it, the file's rows
+/// in proportion to how much of its time range the scan's covers.
 fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache) -> usize {
     if let Some(footer) = cached_footer(footers, &f.path) {
         return footer_rows(&footer, prune);
@@ -265,7 +263,7 @@ fn cached_footer(footers: &FileMetadataCache, path: &str) -> Option<Arc<ParquetM
 fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
     let columns = PruneColumns::new(footer, prune);
     (0..footer.num_row_groups())
-        .map(|g| columns.select(footer, g, prune).rows(row_group_rows(footer, g)))
+        .map(|g| columns.select(footer, g).rows(row_group_rows(footer, g)))
         .sum()
 }
 
@@ -277,7 +275,7 @@ fn access_plan(footer: &ParquetMetaData, prune: &Pruning) -> Option<ParquetAcces
     let columns = PruneColumns::new(footer, prune);
     let mut all = true;
     let access = (0..footer.num_row_groups())
-        .map(|g| match columns.select(footer, g, prune) {
+        .map(|g| match columns.select(footer, g) {
             Rows::All => RowGroupAccess::Scan,
             Rows::Ranges(r) if r.is_empty() => {
                 all = false;
@@ -300,7 +298,8 @@ fn row_group_rows(footer: &ParquetMetaData, g: usize) -> usize {
 /// The leaf columns of a file that `prune` constrains: `time`, each tag with
 /// values, and each field compared with a number.
 struct PruneColumns<'p> {
-    time: Option<usize>,
+    /// `time`'s column, with the range the query allows, if it narrows it.
+    time: Option<(usize, i64, i64)>,
     tags: Vec<(usize, &'p [String])>,
     fields: Vec<(usize, FieldBound)>,
     /// A constrained tag or field the file does not have: all its rows
@@ -357,21 +356,21 @@ impl<'p> PruneColumns<'p> {
         };
         let tags = prune.tags.iter().filter_map(|(tag, values)| find(tag).map(|i| (i, values.as_slice()))).collect();
         let fields = prune.fields.iter().filter_map(|(field, bound)| find(field).map(|i| (i, *bound))).collect();
-        Self { time: index_of("time"), tags, fields, missing_column }
+        let narrowed = prune.min_time > i64::MIN || prune.max_time < i64::MAX;
+        let time = index_of("time").filter(|_| narrowed).map(|t| (t, prune.min_time, prune.max_time));
+        Self { time, tags, fields, missing_column }
     }
 
     /// The rows of row group `g` that every constrained column's statistics
     /// allow.
-    fn select(&self, footer: &ParquetMetaData, g: usize, prune: &Pruning) -> Rows {
+    fn select(&self, footer: &ParquetMetaData, g: usize) -> Rows {
         if self.missing_column {
             return Rows::Ranges(Vec::new());
         }
         let mut rows = Rows::All;
-        if let Some(t) = self.time
-            && (prune.min_time > i64::MIN || prune.max_time < i64::MAX)
-        {
+        if let Some((t, min_time, max_time)) = self.time {
             rows = rows.and(allowed_rows(footer, g, t, |s| match s {
-                Stat::Int(min, max) => min <= prune.max_time && max >= prune.min_time,
+                Stat::Int(min, max) => min <= max_time && max >= min_time,
                 Stat::Float(..) | Stat::Bytes(..) => true,
             }));
         }
@@ -651,9 +650,8 @@ impl TableProvider for InflowTable {
             // selective queries decode the other columns only for matches.
             // Files never change once written, so their decoded footers are
             // kept in the runtime's metadata cache across queries.
-            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
             let store = state.runtime_env().object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
-            let reader = PageIndexedReaderFactory(CachedParquetFileReaderFactory::new(store, metadata_cache));
+            let reader = PageIndexedReaderFactory(CachedParquetFileReaderFactory::new(store, Arc::clone(&footers)));
             let source = ParquetSource::new(Arc::clone(&self.schema))
                 .with_parquet_file_reader_factory(Arc::new(reader))
                 .with_pushdown_filters(true)
@@ -661,8 +659,9 @@ impl TableProvider for InflowTable {
                 // Inflow writes no bloom filters; looking for them cost
                 // about 0.4 ms per file opened.
                 .with_bloom_filter_on_read(false);
-            // When the filters are all time ranges and tag values and every
-            // file comes with its access plan, DataFusion's own pruning by
+            // When the filters are all time ranges, tag values and field
+            // comparisons (`Pruning::exact`) and every file comes with its
+            // access plan, DataFusion's own pruning by
             // row group and page statistics would find nothing more, and it
             // costs about a tenth of a single-host query (it builds and
             // evaluates pruning expressions per file, row group and filter).

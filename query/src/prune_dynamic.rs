@@ -43,7 +43,7 @@ impl PhysicalOptimizerRule for PruneDynamicFilters {
                 Some(p) => p.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()))?,
                 None => false,
             };
-            let Some(pruning) = with_statistics_pruning(source).filter(|_| dynamic) else {
+            let Some(pruning) = dynamic.then(|| with_statistics_pruning(source)).flatten() else {
                 return Ok(Transformed::no(node));
             };
             let config = FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(pruning)).build();

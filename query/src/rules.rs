@@ -320,6 +320,7 @@ pub(crate) fn one_pass_suffices(plan: &LogicalPlan) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
 

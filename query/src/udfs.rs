@@ -131,6 +131,7 @@ impl ScalarUDFImpl for CheapHash {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::hash::{BuildHasher, RandomState};
     use std::sync::Arc;
