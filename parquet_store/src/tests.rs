@@ -8,7 +8,7 @@ use object_store::memory::InMemory;
 async fn writes_sorted_rows_and_reads_back_with_stats() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
-    let body = "cpu,host=b,region=eu v=1 20\ncpu,host=a,region=us v=2 10\ncpu,host=a,region=eu v=3 30\n";
+    let body = "cpu,host=b,region=eu v=1,n=4i 20\ncpu,host=a,region=us v=2,n=5i 10\ncpu,host=a,region=eu v=3,n=6i 30\n";
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
     let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
     let state = cat.ensure(&change).await.unwrap();
@@ -26,11 +26,19 @@ async fn writes_sorted_rows_and_reads_back_with_stats() {
     assert_eq!(file.tag_ranges.get("region").unwrap(), &("eu".to_string(), "us".to_string()));
     assert!(file.may_contain_tag("host", &["a"]) && !file.may_contain_tag("host", &["c"]));
 
+    // Codecs per column: integers LZ4, floats ZSTD, time uncompressed.
+    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap()).clone();
+    let codecs: BTreeMap<String, Compression> = meta.row_group(0).columns().iter().map(|c| (c.column_path().string(), c.compression())).collect();
+    assert_eq!(codecs["n"], Compression::LZ4_RAW, "{codecs:?}");
+    assert!(matches!(codecs["v"], Compression::ZSTD(_)), "{codecs:?}");
+    assert_eq!(codecs["time"], Compression::UNCOMPRESSED, "{codecs:?}");
+
     let back = read_file(&store, &file.path).await.unwrap();
     let rows: usize = back.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 3);
     assert_eq!(back[0].schema(), batch.schema(), "the Arrow schema (types and metadata) round-trips");
     let shown = arrow::util::pretty::pretty_format_batches(&back).unwrap().to_string();
     let order: Vec<&str> = shown.lines().filter(|l| l.starts_with("| ")).skip(1).collect();
-    assert!(order[0].contains("| a    | eu ") && order[1].contains("| a    | us ") && order[2].contains("| b "), "{shown}");
+    assert!(order[0].starts_with("| a    | 6 | eu ") && order[1].starts_with("| a    | 5 | us ") && order[2].starts_with("| b "), "{shown}");
 }
