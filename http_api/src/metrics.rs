@@ -134,6 +134,9 @@ impl Metrics {
     pub fn register_scan(&self, scan: &query::ScanMetrics) {
         let _ = self.registry.register(Box::new(scan.files_scanned.clone()));
         let _ = self.registry.register(Box::new(scan.files_pruned.clone()));
+        let _ = self.registry.register(Box::new(scan.cache.hits.clone()));
+        let _ = self.registry.register(Box::new(scan.cache.misses.clone()));
+        let _ = self.registry.register(Box::new(scan.cache.bytes.clone()));
     }
 
     /// The Prometheus text exposition.

@@ -50,6 +50,8 @@ struct ServeArgs {
     persist: server_common::IngestArgs,
     #[command(flatten)]
     maintenance: server_common::MaintenanceArgs,
+    #[command(flatten)]
+    query: server_common::QueryArgs,
 }
 
 #[tokio::main]
@@ -76,7 +78,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
     let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store));
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
-    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store));
+    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
+        .with_parquet_cache(args.query.parquet_cache_bytes());
     compactor::Maintenance::new(
         Arc::clone(&catalog),
         store,

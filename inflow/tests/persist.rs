@@ -318,6 +318,40 @@ async fn small_parquet_scans_plan_on_one_partition() {
     }
 }
 
+/// After the first query reads a file, the querier holds the whole file in
+/// memory and later queries read it from there: they answer even once the
+/// file is gone from disk. `--disable-parquet-mem-cache` turns this off.
+#[tokio::test]
+async fn queries_read_parquet_files_from_memory_once_read() {
+    let s = one_file_of_120_hosts().await;
+    let files = wait_for_files(&s, "db", 1).await;
+    let size = files[0]["size_bytes"].as_u64().unwrap();
+    let q = "SELECT host, max(v) AS v, count(*) AS n FROM cpu WHERE host IN ('h1', 'h7') GROUP BY host ORDER BY host";
+    let want = vec![json!({"host": "h1", "v": 59_881.0, "n": 500}), json!({"host": "h7", "v": 59_887.0, "n": 500})];
+    assert_eq!(s.query_json("db", q).await, want);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&s, "inflow_parquet_cache_bytes").await != size {
+        assert!(std::time::Instant::now() < deadline, "the file never reached the cache");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hits = metric(&s, "inflow_parquet_cache_hits_total").await;
+    for path in files.iter().map(|f| f["path"].as_str().unwrap()) {
+        std::fs::remove_file(s.data_dir().join(path)).unwrap();
+    }
+    assert_eq!(s.query_json("db", q).await, want);
+    assert!(metric(&s, "inflow_parquet_cache_hits_total").await > hits);
+
+    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--disable-parquet-mem-cache"]).await;
+    s.write_ok("db", "cpu,host=a v=1 1").await;
+    wait_for_files(&s, "db", 1).await;
+    for _ in 0..3 {
+        assert_eq!(s.query_json("db", "SELECT v FROM cpu").await, vec![json!({"v": 1.0})]);
+    }
+    assert_eq!(metric(&s, "inflow_parquet_cache_bytes").await, 0);
+    assert_eq!(metric(&s, "inflow_parquet_cache_hits_total").await, 0);
+    assert!(metric(&s, "inflow_parquet_cache_misses_total").await == 0, "no cache, so no lookups");
+}
+
 /// A number from `EXPLAIN ANALYZE` metrics (`name=1.95 K`, `name=360`).
 fn metric_value(line: &str, name: &str) -> f64 {
     let rest = line.split(&format!("{name}=")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));

@@ -12,6 +12,8 @@ use server_common::CommonArgs;
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    query: server_common::QueryArgs,
     /// How often the ingesters' WAL files are read into this querier.
     #[arg(long, env = "INFLOW_REPLICATION_INTERVAL", default_value = "250ms", value_parser = server_common::parse_duration)]
     replication_interval: Duration,
@@ -38,7 +40,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     tailer.poll().await?;
     tailer.spawn(cli.replication_interval);
-    let engine = Arc::new(query::QueryEngine::new(Arc::clone(&catalog), buffer, store));
+    let engine = Arc::new(
+        query::QueryEngine::new(Arc::clone(&catalog), buffer, store).with_parquet_cache(cli.query.parquet_cache_bytes()),
+    );
     cli.common
         .serve_http(catalog, None, Some(engine), http_api::Metrics::new(), None)
         .await?;

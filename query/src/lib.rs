@@ -32,6 +32,7 @@ use datafusion::execution::session_state::SessionState;
 use object_store::ObjectStore;
 
 mod cutoff;
+pub mod file_cache;
 mod format;
 mod provider;
 mod prune_dynamic;
@@ -87,6 +88,8 @@ pub struct ScanMetrics {
     pub files_scanned: IntCounter,
     /// `inflow_query_parquet_files_pruned_total`.
     pub files_pruned: IntCounter,
+    /// The in-memory Parquet file cache's counters.
+    pub cache: file_cache::CacheMetrics,
 }
 
 impl Default for ScanMetrics {
@@ -103,6 +106,7 @@ impl Default for ScanMetrics {
                 "inflow_query_parquet_files_pruned_total",
                 "Parquet files that table scans skipped by time range or column statistics",
             ),
+            cache: file_cache::CacheMetrics::default(),
         }
     }
 }
@@ -158,6 +162,22 @@ impl QueryEngine {
             metrics: Arc::new(ScanMetrics::default()),
         };
         Self { catalog, sources, base }
+    }
+
+    /// Keeps up to `bytes` of Parquet files in memory for queries (see
+    /// [`file_cache`]); 0 reads every file from the store.
+    pub fn with_parquet_cache(self, bytes: usize) -> Self {
+        if bytes > 0 {
+            let cache = file_cache::ParquetCache::new(
+                Arc::clone(&self.sources.store),
+                bytes,
+                self.sources.metrics.cache.clone(),
+            );
+            if let Ok(url) = ObjectStoreUrl::parse(provider::STORE_URL) {
+                self.base.runtime_env().register_object_store(url.as_ref(), Arc::new(cache));
+            }
+        }
+        self
     }
 
     /// File scan counters, for `/metrics`.

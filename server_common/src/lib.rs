@@ -161,6 +161,27 @@ pub struct IngestArgs {
     pub hard_delete_default_duration: Duration,
 }
 
+/// Flags of the nodes that answer queries (`inflow serve` and
+/// `inflow-querier`).
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Memory for the in-memory cache of Parquet files that queries read: a
+    /// size (512MiB, 2GB) or a percentage of the machine's memory (20%).
+    #[arg(long, env = "INFLOW_PARQUET_MEM_CACHE_SIZE", default_value = "20%", value_parser = parse_mem_limit)]
+    pub parquet_mem_cache_size: usize,
+
+    /// Read every Parquet file from the object store, with no in-memory cache.
+    #[arg(long, env = "INFLOW_DISABLE_PARQUET_MEM_CACHE")]
+    pub disable_parquet_mem_cache: bool,
+}
+
+impl QueryArgs {
+    /// The cache's capacity in bytes (0 when disabled).
+    pub fn parquet_cache_bytes(&self) -> usize {
+        if self.disable_parquet_mem_cache { 0 } else { self.parquet_mem_cache_size }
+    }
+}
+
 /// Flags of the node that runs retention, hard deletes and garbage
 /// collection (`inflow serve` and `inflow-compactor`).
 #[derive(Debug, Clone, Args)]
