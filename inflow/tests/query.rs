@@ -408,6 +408,16 @@ async fn tag_equalities_on_buffered_rows() {
         usages("SELECT usage FROM cpu WHERE host <> 'a' ORDER BY time").await,
         vec![2.0, 4.0]
     );
+    // The scan keeps only the projected columns and the matched tags.
+    let v: Value = s
+        .query("db", "SELECT region, max(usage) AS m FROM cpu WHERE host IN ('a', 'c') GROUP BY region ORDER BY region", "json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, json!([{"region": "eu", "m": 5.0}, {"region": "us", "m": 1.0}, {"m": 4.0}]));
+    let v: Value = s.query("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'", "json").await.json().await.unwrap();
+    assert_eq!(v, json!([{"n": 2}]));
 }
 
 /// A scan estimated at a few thousand rows plans on one partition (no

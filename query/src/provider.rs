@@ -601,6 +601,33 @@ impl TableProvider for InflowTable {
             }
         }
 
+        // Under retention, rows are filtered on `time`, so the scan reads it.
+        let time_idx = self.schema.index_of("time").ok();
+        let wanted = projection.cloned();
+        let projection = match (retention_cutoff, time_idx, &wanted) {
+            (Some(_), Some(t), Some(p)) if !p.contains(&t) => {
+                let mut p = p.clone();
+                p.push(t);
+                Some(p)
+            }
+            _ => wanted.clone(),
+        };
+        // Buffered rows keep only the projection's columns and the tags the
+        // selection matches on: selecting and concatenating the other
+        // columns (tags most of all, whose dictionaries concatenation
+        // merges) was most of a selective buffer scan.
+        let kept: Option<Vec<usize>> = projection.as_ref().map(|p| {
+            let mut k = p.clone();
+            k.extend(prune.tags.iter().filter_map(|(tag, _)| self.schema.index_of(tag).ok()));
+            k.sort_unstable();
+            k.dedup();
+            k
+        });
+        let narrow = |b: &RecordBatch| match &kept {
+            Some(k) => b.project(k),
+            None => Ok(b.clone()),
+        };
+
         let first_key = self.first_key();
         let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
         // Whether every file comes with the rows its statistics allow.
@@ -623,28 +650,19 @@ impl TableProvider for InflowTable {
                             }
                         });
                     }
-                    Source::Chunk(c) => {
-                        memory.push(select_tags(&c.batch, &prune.tags, first_key).map_err(arrow_err)?)
-                    }
+                    Source::Chunk(c) => memory.push(
+                        narrow(&c.batch)
+                            .and_then(|b| select_tags(&b, &prune.tags, first_key))
+                            .map_err(arrow_err)?,
+                    ),
                 }
                 continue;
             }
             g.sort_unstable();
-            memory.push(self.merge(&sources, &g).await?);
+            memory.push(narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?);
         }
 
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        // Under retention, rows are filtered on `time`, so the scan reads it.
-        let time_idx = self.schema.index_of("time").ok();
-        let wanted = projection.cloned();
-        let projection = match (retention_cutoff, time_idx, &wanted) {
-            (Some(_), Some(t), Some(p)) if !p.contains(&t) => {
-                let mut p = p.clone();
-                p.push(t);
-                Some(p)
-            }
-            _ => wanted.clone(),
-        };
         if !files.is_empty() {
             // Filters are evaluated while decoding (late materialisation):
             // selective queries decode the other columns only for matches.
@@ -699,7 +717,16 @@ impl TableProvider for InflowTable {
             for (i, b) in memory.into_iter().enumerate() {
                 partitions[i % n].push(b);
             }
-            let mem = MemorySourceConfig::try_new(&partitions, Arc::clone(&self.schema), projection.clone())?
+            // The batches hold the `kept` columns; the projection is
+            // renumbered into them.
+            let (schema, within) = match (&kept, &projection) {
+                (Some(k), Some(p)) => (
+                    Arc::new(self.schema.project(k)?),
+                    Some(p.iter().filter_map(|i| k.binary_search(i).ok()).collect::<Vec<_>>()),
+                ),
+                _ => (Arc::clone(&self.schema), projection.clone()),
+            };
+            let mem = MemorySourceConfig::try_new(&partitions, schema, within)?
                 .with_limit(if retention_cutoff.is_some() { None } else { limit });
             plans.push(DataSourceExec::from_data_source(mem));
         }
