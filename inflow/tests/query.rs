@@ -416,6 +416,14 @@ async fn tag_equalities_on_buffered_rows() {
         .await
         .unwrap();
     assert_eq!(v, json!([{"region": "eu", "m": 5.0}, {"region": "us", "m": 1.0}, {"m": 4.0}]));
+    // The first key tag's selected rows carry a dictionary of just their values.
+    let v: Value = s
+        .query("db", "SELECT host, count(*) AS n, sum(usage) AS u FROM cpu WHERE host IN ('c', 'a', 'zz') GROUP BY host ORDER BY host DESC", "json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v, json!([{"host": "c", "n": 1, "u": 4.0}, {"host": "a", "n": 2, "u": 6.0}]));
     let v: Value = s.query("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'", "json").await.json().await.unwrap();
     assert_eq!(v, json!([{"n": 2}]));
 }

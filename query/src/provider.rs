@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, DictionaryArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Int32Type;
@@ -1031,8 +1031,48 @@ fn select_tags(
         [one] => one.clone(),
         _ => concat_batches(&batch.schema(), &slices)?,
     };
+    let narrowed = with_compact_dictionary(narrowed, batch, first, &ranges)?;
     let rest: Vec<(String, Vec<String>)> = tags.iter().filter(|(n, _)| n != first).cloned().collect();
     select_by_keys(&narrowed, &rest)
+}
+
+/// `narrowed` (the rows of `ranges` of `batch`) with its `first` tag column
+/// rebuilt over a dictionary of just the values it holds, one per range.
+/// The chunk's dictionary has every value of the chunk (a thousand host
+/// names), and each filter or group on the tag works on the whole
+/// dictionary: hashing it for an `IN` list was a tenth of a selective
+/// buffer query.
+fn with_compact_dictionary(
+    narrowed: RecordBatch,
+    batch: &RecordBatch,
+    first: &str,
+    ranges: &[(usize, usize)],
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let (Ok(idx), Some(dict)) = (
+        narrowed.schema().index_of(first),
+        batch
+            .column_by_name(first)
+            .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>()),
+    ) else {
+        return Ok(narrowed);
+    };
+    let Some(strings) = dict.values().as_string_opt::<i32>() else {
+        return Ok(narrowed);
+    };
+    // Every row of a range holds the same, non-null value (the ranges were
+    // found for given strings).
+    let values: StringArray = ranges
+        .iter()
+        .map(|(lo, _)| dict.key(*lo).map(|k| strings.value(k)))
+        .collect();
+    let mut keys = Vec::with_capacity(narrowed.num_rows());
+    for (i, (lo, hi)) in ranges.iter().enumerate() {
+        keys.extend(std::iter::repeat_n(i as i32, hi - lo));
+    }
+    let column = DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), Arc::new(values))?;
+    let mut columns = narrowed.columns().to_vec();
+    columns[idx] = Arc::new(column) as ArrayRef;
+    RecordBatch::try_new(narrowed.schema(), columns)
 }
 
 /// The row ranges of a chunk sorted by `sorted_by` that hold the values the
