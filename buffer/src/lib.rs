@@ -361,14 +361,19 @@ impl Generation {
         let Some(tb) = read(&self.tables).get(&(db_id, table.id)).cloned() else {
             return Ok(Vec::new());
         };
-        let schema = table_arrow_schema(table);
+        // A table's columns are only ever added, so its column count names
+        // its Arrow schema: comparing schemas field by field for every
+        // chunk of every query cost more than the rest of this call.
+        let columns = table.columns().len();
+        let mut schema: Option<SchemaRef> = None;
         let mut tb = lock(&tb);
         let mut out = Vec::with_capacity(tb.chunks.len());
         for (chunk_time, c) in tb.chunks.iter_mut() {
             if c.batches.is_empty() {
                 continue;
             }
-            if c.consolidated.as_ref() != Some(&schema) {
+            if c.consolidated.as_ref().map(|s| s.fields().len()) != Some(columns) {
+                let schema = schema.get_or_insert_with(|| table_arrow_schema(table));
                 let aligned = c
                     .batches
                     .iter()
@@ -388,7 +393,7 @@ impl Generation {
                 c.bytes = bytes;
                 c.rows = deduped.num_rows();
                 c.batches = vec![deduped];
-                c.consolidated = Some(Arc::clone(&schema));
+                c.consolidated = Some(Arc::clone(schema));
             }
             if let Some(b) = c.batches.first() {
                 out.push(BufferChunk {

@@ -277,3 +277,18 @@ fn compact_dictionaries_keeps_values_and_drops_repeats() {
     ]);
     assert_eq!(strings.as_string::<i32>(), &expected);
 }
+
+/// A chunk consolidated under a table's old columns is consolidated again
+/// once the table gains a column, even with no new rows in that chunk.
+#[tokio::test]
+async fn chunks_follow_new_columns() {
+    let cat = catalog().await;
+    let buf = Buffer::new();
+    assert!(write(&cat, &buf, "cpu,host=a v=1 10").await.is_empty());
+    assert!(show(&cat, &buf, "cpu").contains("| host | time "));
+    // A new column, written into another chunk (an hour later).
+    assert!(write(&cat, &buf, "cpu,host=a w=2i 3600000000010").await.is_empty());
+    let out = show(&cat, &buf, "cpu");
+    assert!(out.contains("| host | time                          | v   | w |"), "{out}");
+    assert!(out.contains("| a    | 1970-01-01T00:00:00.000000010 | 1.0 |   |"), "{out}");
+}
