@@ -318,6 +318,29 @@ async fn small_parquet_scans_plan_on_one_partition() {
     }
 }
 
+/// Files written before and after a table gained a column answer together,
+/// also once their footers are cached (the scan then hands each file's
+/// Arrow schema to the reader, from the table's fields of the file's columns).
+#[tokio::test]
+async fn files_of_older_schemas_answer_with_their_columns() {
+    let s = TestServer::start_with(&["--wal-snapshot-size", "1", "--compaction-max-rows", "0"]).await;
+    s.write_ok("db", "cpu,host=a v=1 1000").await;
+    wait_for_files(&s, "db", 1).await;
+    s.write_ok("db", "cpu,host=b,dc=x v=2,w=3i 2000000000000").await;
+    wait_for_files(&s, "db", 2).await;
+    let want = vec![
+        json!({"host": "a", "time": "1970-01-01T00:00:00.000001", "v": 1.0}),
+        json!({"dc": "x", "host": "b", "time": "1970-01-01T00:33:20", "v": 2.0, "w": 3}),
+    ];
+    for _ in 0..3 {
+        assert_eq!(s.query_json("db", "SELECT * FROM cpu ORDER BY time").await, want);
+        assert_eq!(
+            s.query_json("db", "SELECT host, w FROM cpu WHERE host IN ('a', 'b') ORDER BY host").await,
+            vec![json!({"host": "a"}), json!({"host": "b", "w": 3})]
+        );
+    }
+}
+
 /// After the first query reads a file, the querier holds the whole file in
 /// memory and later queries read it from there: they answer even once the
 /// file is gone from disk. `--disable-parquet-mem-cache` turns this off.

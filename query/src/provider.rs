@@ -257,6 +257,21 @@ fn cached_footer(footers: &FileMetadataCache, path: &str) -> Option<Arc<ParquetM
     Some(Arc::clone(cached.parquet_metadata()))
 }
 
+/// The Arrow schema of the file of `footer`: the table's fields of the
+/// file's columns, in the file's order (a file has the columns its table
+/// had when it was written; columns are only ever added, never retyped).
+/// Handed to the reader, it saves decoding the schema embedded in the
+/// footer at every open (a quarter of a million instructions for the
+/// TSBS table). `None` if a column is not the table's.
+fn file_arrow_schema(footer: &ParquetMetaData, table: &SchemaRef) -> Option<SchemaRef> {
+    let columns = footer.file_metadata().schema_descr().columns();
+    let fields = columns
+        .iter()
+        .map(|c| table.field_with_name(c.name()).ok().cloned())
+        .collect::<Option<Vec<_>>>()?;
+    Some(Arc::new(arrow::datatypes::Schema::new(fields)))
+}
+
 /// The rows of the row groups and pages of `footer` whose statistics allow
 /// what `prune` asks for (all rows of a row group or page without
 /// statistics).
@@ -640,10 +655,16 @@ impl TableProvider for InflowTable {
                     Source::File(f) => {
                         let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
                         files.push(match cached_footer(footers.as_ref(), &f.path) {
-                            Some(footer) => match access_plan(&footer, &prune) {
-                                Some(plan) => file.with_extension(plan),
-                                None => file,
-                            },
+                            Some(footer) => {
+                                let file = match file_arrow_schema(&footer, &self.schema) {
+                                    Some(schema) => file.with_arrow_schema(schema),
+                                    None => file,
+                                };
+                                match access_plan(&footer, &prune) {
+                                    Some(plan) => file.with_extension(plan),
+                                    None => file,
+                                }
+                            }
                             None => {
                                 every_file_planned = false;
                                 file
