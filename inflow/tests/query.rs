@@ -451,6 +451,8 @@ async fn small_scans_plan_on_one_partition() {
     );
     let plan = s.query_pretty("db", &format!("EXPLAIN {small}")).await;
     assert!(!plan.contains("RepartitionExec"), "{plan}");
+    // The host's few rows of each of the two chunks are one batch.
+    assert!(plan.contains("partition_sizes=[1]"), "{plan}");
     if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
         let plan = s.query_pretty("db", &format!("EXPLAIN {large}")).await;
         assert!(plan.contains("RepartitionExec"), "{plan}");
