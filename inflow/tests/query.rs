@@ -409,23 +409,16 @@ async fn tag_equalities_on_buffered_rows() {
         vec![2.0, 4.0]
     );
     // The scan keeps only the projected columns and the matched tags.
-    let v: Value = s
-        .query("db", "SELECT region, max(usage) AS m FROM cpu WHERE host IN ('a', 'c') GROUP BY region ORDER BY region", "json")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v, json!([{"region": "eu", "m": 5.0}, {"region": "us", "m": 1.0}, {"m": 4.0}]));
+    assert_eq!(
+        s.query_json("db", "SELECT region, max(usage) AS m FROM cpu WHERE host IN ('a', 'c') GROUP BY region ORDER BY region").await,
+        vec![json!({"region": "eu", "m": 5.0}), json!({"region": "us", "m": 1.0}), json!({"m": 4.0})]
+    );
     // The first key tag's selected rows carry a dictionary of just their values.
-    let v: Value = s
-        .query("db", "SELECT host, count(*) AS n, sum(usage) AS u FROM cpu WHERE host IN ('c', 'a', 'zz') GROUP BY host ORDER BY host DESC", "json")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v, json!([{"host": "c", "n": 1, "u": 4.0}, {"host": "a", "n": 2, "u": 6.0}]));
-    let v: Value = s.query("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'", "json").await.json().await.unwrap();
-    assert_eq!(v, json!([{"n": 2}]));
+    assert_eq!(
+        s.query_json("db", "SELECT host, count(*) AS n, sum(usage) AS u FROM cpu WHERE host IN ('c', 'a', 'zz') GROUP BY host ORDER BY host DESC").await,
+        vec![json!({"host": "c", "n": 1, "u": 4.0}), json!({"host": "a", "n": 2, "u": 6.0})]
+    );
+    assert_eq!(s.query_json("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'").await, vec![json!({"n": 2})]);
 }
 
 /// A scan estimated at a few thousand rows plans on one partition (no
