@@ -377,9 +377,9 @@ impl Generation {
                 let aligned = c
                     .batches
                     .iter()
-                    .map(|b| align(b, &schema))
+                    .map(|b| align(b, schema))
                     .collect::<Result<Vec<_>, _>>()?;
-                let all = concat_batches(&schema, &aligned)?;
+                let all = concat_batches(schema, &aligned)?;
                 // Sorted by series key, a series' rows are one slice that a
                 // query on the first key tag finds by binary search.
                 let deduped = compact_dictionaries(&sort_by_key(&dedup(&all, table)?, table)?)?;

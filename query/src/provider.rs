@@ -744,10 +744,11 @@ impl TableProvider for InflowTable {
             // so small selections are joined into one batch per partition.
             for p in partitions.iter_mut() {
                 let rows: usize = p.iter().map(|b| b.num_rows()).sum();
-                if p.len() > 1 && rows < p.len() * SMALL_BATCH_ROWS {
-                    if let Some(first) = p.first() {
-                        *p = vec![concat_batches(&first.schema(), p.iter()).map_err(arrow_err)?];
-                    }
+                if p.len() > 1
+                    && rows < p.len() * SMALL_BATCH_ROWS
+                    && let Some(first) = p.first()
+                {
+                    *p = vec![concat_batches(&first.schema(), p.iter()).map_err(arrow_err)?];
                 }
             }
             // The batches hold the `kept` columns; the projection is
