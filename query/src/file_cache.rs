@@ -7,7 +7,7 @@
 //! slices of it: no request to S3, and on the local file system no blocking
 //! task, `open` or `pread` per column chunk. The least recently used files
 //! leave first when the cache is full. Files of more than half the capacity
-//! are never cached.
+//! are never cached, and at most four files are fetched at a time.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -24,6 +24,9 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 use prometheus::{IntCounter, IntGauge};
+
+/// Files fetched into the cache at once, at most.
+const MAX_FILLS: usize = 4;
 
 /// Cache counters, for `/metrics`.
 #[derive(Debug, Clone)]
@@ -142,8 +145,14 @@ impl Shared {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !self.lock().filling.insert(path.clone()) {
-            return;
+        {
+            // A bounded number of fetches at a time: a query over thousands
+            // of files must not fetch them all at once (each fetch holds its
+            // file in memory until it is inserted); later reads fill the rest.
+            let mut state = self.lock();
+            if state.filling.len() >= MAX_FILLS || !state.filling.insert(path.clone()) {
+                return;
+            }
         }
         let shared = Arc::clone(self);
         let path = path.clone();
@@ -411,6 +420,26 @@ mod tests {
         for bad in [past_end, backwards] {
             assert!(cache.get_ranges(&a, std::slice::from_ref(&bad)).await.is_err());
         }
+    }
+
+    #[tokio::test]
+    async fn at_most_four_files_are_fetched_at_once() {
+        let names = ["f0", "f1", "f2", "f3", "f4", "f5"];
+        let files: Vec<(&str, usize)> = names.iter().map(|n| (*n, 10)).collect();
+        let (_, cache) = setup(1000, &files).await;
+        // Six misses before any fetch has run (the test runtime has one thread).
+        for n in names {
+            cache.get_range(&Path::from(n), 0..1).await.unwrap();
+        }
+        cache.settle().await;
+        let held = names.iter().filter(|n| cache.contains(&Path::from(**n))).count();
+        assert_eq!(held, 4);
+        // Later reads fill the rest.
+        for n in names {
+            cache.get_range(&Path::from(n), 0..1).await.unwrap();
+        }
+        cache.settle().await;
+        assert!(names.iter().all(|n| cache.contains(&Path::from(*n))));
     }
 
     #[tokio::test]
