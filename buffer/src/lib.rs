@@ -80,8 +80,10 @@ struct TableBuffer {
 #[derive(Debug, Default)]
 struct Chunk {
     batches: Vec<RecordBatch>,
-    /// Whether `batches` is one batch in the table's current schema, deduplicated.
-    consolidated: Option<SchemaRef>,
+    /// The table's column count when `batches` became one deduplicated
+    /// batch in the table's schema (`None`: not consolidated). Columns are
+    /// only ever added, so the count names the schema.
+    consolidated: Option<usize>,
     rows: usize,
     bytes: usize,
     min_time: i64,
@@ -361,9 +363,8 @@ impl Generation {
         let Some(tb) = read(&self.tables).get(&(db_id, table.id)).cloned() else {
             return Ok(Vec::new());
         };
-        // A table's columns are only ever added, so its column count names
-        // its Arrow schema: comparing schemas field by field for every
-        // chunk of every query cost more than the rest of this call.
+        // Comparing schemas field by field for every chunk of every query
+        // cost more than the rest of this call; the column count is enough.
         let columns = table.columns().len();
         let mut schema: Option<SchemaRef> = None;
         let mut tb = lock(&tb);
@@ -372,7 +373,7 @@ impl Generation {
             if c.batches.is_empty() {
                 continue;
             }
-            if c.consolidated.as_ref().map(|s| s.fields().len()) != Some(columns) {
+            if c.consolidated != Some(columns) {
                 let schema = schema.get_or_insert_with(|| table_arrow_schema(table));
                 let aligned = c
                     .batches
@@ -393,7 +394,7 @@ impl Generation {
                 c.bytes = bytes;
                 c.rows = deduped.num_rows();
                 c.batches = vec![deduped];
-                c.consolidated = Some(Arc::clone(schema));
+                c.consolidated = Some(columns);
             }
             if let Some(b) = c.batches.first() {
                 out.push(BufferChunk {

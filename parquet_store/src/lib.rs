@@ -112,11 +112,14 @@ fn writer_properties(batch: &RecordBatch) -> WriterProperties {
         let few_values = column
             .as_any_dictionary_opt()
             .is_some_and(|d| d.values().len().saturating_mul(16) <= batch.num_rows());
-        if few_values || matches!(f.data_type(), DataType::Timestamp(..)) {
-            b = b.set_column_compression(ColumnPath::from(f.name().as_str()), Compression::UNCOMPRESSED);
-        }
-        if matches!(f.data_type(), DataType::Int64 | DataType::UInt64) {
-            b = b.set_column_compression(ColumnPath::from(f.name().as_str()), Compression::LZ4_RAW);
+        let codec = match f.data_type() {
+            DataType::Timestamp(..) => Some(Compression::UNCOMPRESSED),
+            DataType::Int64 | DataType::UInt64 => Some(Compression::LZ4_RAW),
+            _ if few_values => Some(Compression::UNCOMPRESSED),
+            _ => None,
+        };
+        if let Some(codec) = codec {
+            b = b.set_column_compression(ColumnPath::from(f.name().as_str()), codec);
         }
         let encoding = match f.data_type() {
             DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => Encoding::DELTA_BINARY_PACKED,

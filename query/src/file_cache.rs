@@ -3,7 +3,8 @@
 //!
 //! Files are immutable (a new file gets a new path), so a cached copy is
 //! never stale. The first read of a file is served by the store, and a
-//! background task fetches the whole file into the cache; later reads are
+//! background task fetches the whole file into the cache (a read of a whole
+//! file keeps what it read); later reads are
 //! slices of it: no request to S3, and on the local file system no blocking
 //! task, `open` or `pread` per column chunk. The least recently used files
 //! leave first when the cache is full. Files of more than half the capacity
@@ -123,9 +124,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached file at `path`, stamped as just used; on a miss, starts
-    /// fetching it.
-    fn lookup(self: &Arc<Self>, path: &Path) -> Option<Arc<Cached>> {
+    /// The cached file at `path`, stamped as just used.
+    fn lookup(&self, path: &Path) -> Option<Arc<Cached>> {
         let found = self.lock().files.get(path).cloned();
         match found {
             Some(c) => {
@@ -135,7 +135,6 @@ impl Shared {
             }
             None => {
                 self.metrics.misses.inc();
-                self.fill(path);
                 None
             }
         }
@@ -266,7 +265,22 @@ impl ObjectStore for ParquetCache {
             return self.shared.inner.get_opts(location, options).await;
         }
         let Some(cached) = self.shared.lookup(location) else {
-            return self.shared.inner.get_opts(location, options).await;
+            if options.range.is_some() || options.head {
+                self.shared.fill(location);
+                return self.shared.inner.get_opts(location, options).await;
+            }
+            // A whole file (a merge of overlapping files reads them so):
+            // kept from this read, not fetched a second time.
+            let read = self.shared.inner.get_opts(location, options).await?;
+            let (meta, range, attributes) = (read.meta.clone(), read.range.clone(), read.attributes.clone());
+            let data = read.bytes().await?;
+            self.shared.insert(location.clone(), data.clone(), meta.clone());
+            return Ok(GetResult {
+                payload: GetResultPayload::Stream(stream::once(async move { Ok(data) }).boxed()),
+                meta,
+                range,
+                attributes,
+            });
         };
         let len = cached.meta.size;
         let range = match &options.range {
@@ -288,7 +302,10 @@ impl ObjectStore for ParquetCache {
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         match self.shared.lookup(location) {
             Some(cached) => ranges.iter().map(|r| cached.slice(location, r.clone())).collect(),
-            None => self.shared.inner.get_ranges(location, ranges).await,
+            None => {
+                self.shared.fill(location);
+                self.shared.inner.get_ranges(location, ranges).await
+            }
         }
     }
 
@@ -409,6 +426,14 @@ mod tests {
         assert_eq!(tail.bytes().await.unwrap().len(), 8);
         assert_eq!(cache.head(&a).await.unwrap().size, 300);
         assert_eq!(store.reads.load(Ordering::SeqCst), reads, "no read reached the store");
+
+        // A whole-file read keeps the file from that one read.
+        let (store, whole) = setup(1000, &[("w", 200)]).await;
+        let w = Path::from("w");
+        assert_eq!(whole.get(&w).await.unwrap().bytes().await.unwrap().len(), 200);
+        assert!(whole.contains(&w) && store.reads.load(Ordering::SeqCst) == 1);
+        assert_eq!(whole.get(&w).await.unwrap().bytes().await.unwrap().len(), 200);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1);
         assert_eq!((cache.shared.metrics.hits.get(), cache.shared.metrics.misses.get()), (4, 1));
 
         // A range past the end is cut at the end (as stores do); one that

@@ -166,16 +166,19 @@ impl QueryEngine {
 
     /// Keeps up to `bytes` of Parquet files in memory for queries (see
     /// [`file_cache`]); 0 reads every file from the store.
-    pub fn with_parquet_cache(self, bytes: usize) -> Self {
+    /// Both DataFusion's Parquet scans and the merges of overlapping files
+    /// read through it.
+    pub fn with_parquet_cache(mut self, bytes: usize) -> Self {
         if bytes > 0 {
-            let cache = file_cache::ParquetCache::new(
+            let cache: Arc<dyn ObjectStore> = Arc::new(file_cache::ParquetCache::new(
                 Arc::clone(&self.sources.store),
                 bytes,
                 self.sources.metrics.cache.clone(),
-            );
+            ));
             if let Ok(url) = ObjectStoreUrl::parse(provider::STORE_URL) {
-                self.base.runtime_env().register_object_store(url.as_ref(), Arc::new(cache));
+                self.base.runtime_env().register_object_store(url.as_ref(), Arc::clone(&cache));
             }
+            self.sources.store = cache;
         }
         self
     }
