@@ -14,10 +14,6 @@ struct Cli {
     maintenance: server_common::MaintenanceArgs,
 }
 
-// jemalloc: see `inflow/src/main.rs`.
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

@@ -12,13 +12,6 @@
 
 use std::sync::Arc;
 
-/// jemalloc rather than glibc's allocator: a query allocates and frees thousands of
-/// small plan and array objects, and with glibc `malloc`/`free`
-/// were a quarter of a single-host query's instructions. Measured in
-/// `docs/performance.md` (queries 11–15% faster, ingest unchanged).
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 use clap::{Parser, Subcommand};
 
 mod client;

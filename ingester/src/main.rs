@@ -15,10 +15,6 @@ struct Cli {
     persist: server_common::IngestArgs,
 }
 
-// jemalloc: see `inflow/src/main.rs`.
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

@@ -19,10 +19,6 @@ struct Cli {
     replication_interval: Duration,
 }
 
-// jemalloc: see `inflow/src/main.rs`.
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

@@ -1,6 +1,6 @@
 //! What every Inflow process shares at start-up: the common flags (each also
 //! an `INFLOW_*` environment variable), the object store they select,
-//! logging, and the shutdown signal.
+//! logging, the shutdown signal, and the memory allocator.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +9,14 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use object_store::ObjectStore;
 use object_store::path::Path;
+
+/// Every server allocates with jemalloc rather than glibc's allocator: a
+/// query allocates and frees thousands of small plan and array objects, and
+/// with glibc `malloc`/`free` were a quarter of a single-host query's
+/// instructions. Defined here, the one crate every server binary links.
+/// Measured in `docs/performance.md` (queries 11–15% faster, ingest unchanged).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Where durable state lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
