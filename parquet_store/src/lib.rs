@@ -25,6 +25,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::schema::types::ColumnPath;
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 /// Tag statistics longer than this are not kept in the catalog (the file
@@ -39,6 +40,23 @@ const ROW_GROUP_SIZE: usize = 256 * 1024;
 /// page index are narrow: a query for one series decompresses a page or two
 /// of each column instead of a third of the file.
 const PAGE_ROWS: usize = 2048;
+
+/// The footer key-value entry that lists the row runs of each value of the
+/// file's first series-key column, when that column is a tag:
+/// `{"column": name, "runs": [[value, first_row, end_row], ...]}`, rows
+/// counted from the start of the file, runs in row order, null rows left
+/// out. Rows are sorted by series key, so each value is one run, and a query
+/// naming values of that tag reads exactly their rows instead of the pages
+/// whose min/max statistics allow them (a page of 2,048 rows holds about two
+/// hosts of the benchmark's `cpu` table, and hosts that sort apart each
+/// bring a page).
+pub const KEY_RUNS: &str = "inflow.key_runs";
+
+/// A file gets [`KEY_RUNS`] only with at most this many runs, and at most
+/// one per [`MIN_ROWS_PER_RUN`] rows: beyond that the list would be large
+/// next to the pages it narrows.
+const MAX_KEY_RUNS: usize = 100_000;
+const MIN_ROWS_PER_RUN: usize = 8;
 
 /// Errors from writing or reading files.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +192,9 @@ pub async fn write_file_at(
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
         let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(batch))).map_err(pq)?;
+        if let Some(runs) = key_runs(batch, table) {
+            writer.append_key_value_metadata(KeyValue::new(KEY_RUNS.to_string(), runs));
+        }
         writer.write(batch).map_err(pq)?;
         writer.close().map_err(pq)?;
     }
@@ -200,6 +221,41 @@ pub async fn write_file_at(
         level: 0,
         tag_ranges: tag_ranges(batch, table),
     })
+}
+
+/// The [`KEY_RUNS`] entry of `batch`, if its first series-key column is a
+/// tag with few enough runs.
+fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
+    let first = *buffer::key_columns(&batch.schema(), table).first()?;
+    let schema = batch.schema();
+    let name = schema.field(first).name();
+    if table.column(name)?.kind != ColumnKind::Tag {
+        return None;
+    }
+    let dict = batch.column(first).as_dictionary_opt::<Int32Type>()?;
+    let strings: &StringArray = dict.values().as_string_opt()?;
+    let keys = dict.keys();
+    let value = |row: usize| -> Option<&str> {
+        let k = usize::try_from(keys.is_valid(row).then(|| keys.value(row))?).ok()?;
+        (k < strings.len() && strings.is_valid(k)).then(|| strings.value(k))
+    };
+    let rows = batch.num_rows();
+    let mut runs: Vec<serde_json::Value> = Vec::new();
+    let mut start = 0;
+    for row in 1..=rows {
+        let same = row < rows && (keys.value(row) == keys.value(start) || value(row) == value(start));
+        if same && keys.is_valid(row) == keys.is_valid(start) {
+            continue;
+        }
+        if let Some(v) = value(start) {
+            runs.push(serde_json::json!([v, start, row]));
+            if runs.len() > MAX_KEY_RUNS || runs.len().saturating_mul(MIN_ROWS_PER_RUN) > rows {
+                return None;
+            }
+        }
+        start = row;
+    }
+    Some(serde_json::json!({ "column": name, "runs": runs }).to_string())
 }
 
 /// The smallest and largest value of each tag column.

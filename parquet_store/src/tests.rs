@@ -42,3 +42,51 @@ async fn writes_sorted_rows_and_reads_back_with_stats() {
     let order: Vec<&str> = shown.lines().filter(|l| l.starts_with("| ")).skip(1).collect();
     assert!(order[0].starts_with("| a    | 6 | eu ") && order[1].starts_with("| a    | 5 | us ") && order[2].starts_with("| b "), "{shown}");
 }
+
+/// The footer lists the row runs of each value of the first series-key tag
+/// (rows without it, which sort first, in none), once a file has at least
+/// eight rows per run.
+#[tokio::test]
+async fn footer_lists_the_rows_of_each_first_tag_value() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let mut body = String::new();
+    for t in 0..10 {
+        for host in ["b", "a", "c"] {
+            body.push_str(&format!("cpu,host={host},zone=x v={t} {t}\n"));
+        }
+        body.push_str(&format!("cpu,zone=y v={t} {t}\n"));
+    }
+    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
+    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
+    let state = cat.ensure(&change).await.unwrap();
+    let built = build(&state, "db", &mut parsed, 0).unwrap();
+    let db = state.db("db").unwrap();
+    let table = db.table("cpu").unwrap();
+    let (_, batch) = built.batch.tables.into_iter().next().unwrap();
+    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
+    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
+
+    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    let runs = meta
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == KEY_RUNS))
+        .and_then(|kv| kv.value.clone())
+        .expect("the footer lists the runs");
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(
+        runs,
+        serde_json::json!({"column": "host", "runs": [["a", 10, 20], ["b", 20, 30], ["c", 30, 40]]})
+    );
+
+    // Too few rows per run: no list.
+    let small = batch.slice(10, 12);
+    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &small).await.unwrap();
+    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    assert!(meta.file_metadata().key_value_metadata().is_none_or(|kv| kv.iter().all(|kv| kv.key != KEY_RUNS)));
+}

@@ -34,6 +34,7 @@ use object_store::ObjectStore;
 mod cutoff;
 pub mod file_cache;
 mod format;
+mod key_runs;
 mod provider;
 mod prune_dynamic;
 mod rules;
@@ -160,6 +161,7 @@ impl QueryEngine {
             catalog: Arc::clone(&catalog),
             store,
             metrics: Arc::new(ScanMetrics::default()),
+            key_runs: Arc::default(),
         };
         Self { catalog, sources, base }
     }

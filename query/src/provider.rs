@@ -61,6 +61,7 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use crate::ScanMetrics;
+use crate::key_runs::{KeyRuns, KeyRunsCache};
 
 /// The schema name of user tables, as in InfluxDB 3.
 pub(crate) const IOX_SCHEMA: &str = "iox";
@@ -76,6 +77,8 @@ pub(crate) struct Sources {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) metrics: Arc<ScanMetrics>,
+    /// Files' decoded [`KeyRuns`].
+    pub(crate) key_runs: Arc<KeyRunsCache>,
 }
 
 /// The `public` catalog of a query: the database's tables in schema `iox`.
@@ -204,7 +207,7 @@ impl InflowTable {
                 files
                     .values()
                     .filter(|f| prune.keeps_file(f))
-                    .map(|f| estimated_file_rows(f, &prune, footers))
+                    .map(|f| estimated_file_rows(f, &prune, footers, &self.sources.key_runs))
                     .sum()
             });
         let first_key = self.first_key();
@@ -237,9 +240,10 @@ struct EstimatedRows {
 /// whose statistics allow the time range, tag values and field comparisons:
 /// what the scan's [`access_plan`] lets it read. Without it, the file's rows
 /// in proportion to how much of its time range the scan's covers.
-fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache) -> usize {
+fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache, runs: &KeyRunsCache) -> usize {
     if let Some(footer) = cached_footer(footers, &f.path) {
-        return footer_rows(&footer, prune);
+        let runs = runs.get(&f.path, &footer);
+        return footer_rows(&footer, prune, runs.as_deref());
     }
     let (lo, hi) = (f.min_time.max(prune.min_time), f.max_time.min(prune.max_time));
     if hi < lo {
@@ -275,8 +279,8 @@ fn file_arrow_schema(footer: &ParquetMetaData, table: &SchemaRef) -> Option<Sche
 /// The rows of the row groups and pages of `footer` whose statistics allow
 /// what `prune` asks for (all rows of a row group or page without
 /// statistics).
-fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
-    let columns = PruneColumns::new(footer, prune);
+fn footer_rows(footer: &ParquetMetaData, prune: &Pruning, runs: Option<&KeyRuns>) -> usize {
+    let columns = PruneColumns::new(footer, prune, runs);
     (0..footer.num_row_groups())
         .map(|g| columns.select(footer, g).rows(row_group_rows(footer, g)))
         .sum()
@@ -285,9 +289,11 @@ fn footer_rows(footer: &ParquetMetaData, prune: &Pruning) -> usize {
 /// Which rows of each row group of `footer` may match `prune`, as a
 /// DataFusion access plan: row groups skipped outright by their statistics,
 /// and within the others, the rows of the pages every constrained column's
-/// page index allows. `None` when every row may match.
-fn access_plan(footer: &ParquetMetaData, prune: &Pruning) -> Option<ParquetAccessPlan> {
-    let columns = PruneColumns::new(footer, prune);
+/// page index allows, narrowed to the exact rows of the values of the first
+/// series-key tag that the query names when the file lists them (`runs`).
+/// `None` when every row may match.
+fn access_plan(footer: &ParquetMetaData, prune: &Pruning, runs: Option<&KeyRuns>) -> Option<ParquetAccessPlan> {
+    let columns = PruneColumns::new(footer, prune, runs);
     let mut all = true;
     let access = (0..footer.num_row_groups())
         .map(|g| match columns.select(footer, g) {
@@ -316,6 +322,10 @@ struct PruneColumns<'p> {
     /// `time`'s column, with the range the query allows, if it narrows it.
     time: Option<(usize, i64, i64)>,
     tags: Vec<(usize, &'p [String])>,
+    /// The exact rows of the first series-key tag's values the query
+    /// names (from the file's [`KeyRuns`]), from the start of the file, and
+    /// where each row group starts.
+    exact: Option<(Vec<std::ops::Range<usize>>, Vec<usize>)>,
     fields: Vec<(usize, FieldBound)>,
     /// A constrained tag or field the file does not have: all its rows
     /// are null there, so none matches.
@@ -360,7 +370,7 @@ impl Rows {
 }
 
 impl<'p> PruneColumns<'p> {
-    fn new(footer: &ParquetMetaData, prune: &'p Pruning) -> Self {
+    fn new(footer: &ParquetMetaData, prune: &'p Pruning, runs: Option<&KeyRuns>) -> Self {
         let columns = footer.file_metadata().schema_descr();
         let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
         let mut missing_column = false;
@@ -369,11 +379,30 @@ impl<'p> PruneColumns<'p> {
             missing_column |= found.is_none();
             found
         };
-        let tags = prune.tags.iter().filter_map(|(tag, values)| find(tag).map(|i| (i, values.as_slice()))).collect();
+        let mut exact = None;
+        let tags = prune
+            .tags
+            .iter()
+            .filter(|(tag, values)| match runs.filter(|r| &r.column == tag) {
+                Some(r) => {
+                    let starts = (0..footer.num_row_groups())
+                        .scan(0, |start, g| {
+                            let this = *start;
+                            *start += row_group_rows(footer, g);
+                            Some(this)
+                        })
+                        .collect();
+                    exact = Some((r.rows_of(values), starts));
+                    false
+                }
+                None => true,
+            })
+            .filter_map(|(tag, values)| find(tag).map(|i| (i, values.as_slice())))
+            .collect();
         let fields = prune.fields.iter().filter_map(|(field, bound)| find(field).map(|i| (i, *bound))).collect();
         let narrowed = prune.min_time > i64::MIN || prune.max_time < i64::MAX;
         let time = index_of("time").filter(|_| narrowed).map(|t| (t, prune.min_time, prune.max_time));
-        Self { time, tags, fields, missing_column }
+        Self { time, tags, exact, fields, missing_column }
     }
 
     /// The rows of row group `g` that every constrained column's statistics
@@ -383,6 +412,16 @@ impl<'p> PruneColumns<'p> {
             return Rows::Ranges(Vec::new());
         }
         let mut rows = Rows::All;
+        if let Some((ranges, starts)) = &self.exact {
+            let (start, len) = (starts.get(g).copied().unwrap_or(0), row_group_rows(footer, g));
+            let end = start + len;
+            let within = ranges
+                .iter()
+                .filter(|r| r.start < end && r.end > start)
+                .map(|r| r.start.max(start) - start..r.end.min(end) - start)
+                .collect::<Vec<_>>();
+            rows = if within.len() == 1 && within[0] == (0..len) { Rows::All } else { Rows::Ranges(within) };
+        }
         if let Some((t, min_time, max_time)) = self.time {
             rows = rows.and(allowed_rows(footer, g, t, |s| match s {
                 Stat::Int(min, max) => min <= max_time && max >= min_time,
@@ -660,7 +699,8 @@ impl TableProvider for InflowTable {
                                     Some(schema) => file.with_arrow_schema(schema),
                                     None => file,
                                 };
-                                match access_plan(&footer, &prune) {
+                                let runs = self.sources.key_runs.get(&f.path, &footer);
+                                match access_plan(&footer, &prune, runs.as_deref()) {
                                     Some(plan) => file.with_extension(plan),
                                     None => file,
                                 }
@@ -946,6 +986,14 @@ impl Pruning {
                 let r = self.understood(right, table);
                 l && r
             }
+            // `IN` lists of a few values arrive as `OR`s of equalities.
+            Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => match tag_values(e, table) {
+                Some((tag, values)) => {
+                    self.tags.push((tag, values));
+                    true
+                }
+                None => false,
+            },
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (col, op, value) = match (left.as_ref(), right.as_ref()) {
                     (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
@@ -1026,6 +1074,43 @@ impl Pruning {
             }
             _ => false,
         }
+    }
+}
+
+/// The tag and values of `tag = 'a' OR tag = 'b' OR ...` (one tag, string
+/// literals, `IN` lists allowed among them).
+fn tag_values(e: &Expr, table: &TableSchema) -> Option<(String, Vec<String>)> {
+    let is_tag = |c: &datafusion::common::Column| table.column(&c.name).is_some_and(|c| c.kind == ColumnKind::Tag);
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let (tag, mut values) = tag_values(left, table)?;
+            let (other, more) = tag_values(right, table)?;
+            (tag == other).then(|| {
+                values.extend(more);
+                (tag, values)
+            })
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) if is_tag(c) => {
+                Some((c.name.clone(), vec![string_value(v)?]))
+            }
+            _ => None,
+        },
+        Expr::InList(l) if !l.negated => match l.expr.as_ref() {
+            Expr::Column(c) if is_tag(c) => {
+                let values = l
+                    .list
+                    .iter()
+                    .map(|v| match v {
+                        Expr::Literal(v, _) => string_value(v),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<String>>>()?;
+                Some((c.name.clone(), values))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
