@@ -31,7 +31,9 @@ use buffer::{Buffer, BufferChunk};
 use catalog::{Catalog, ColumnKind, DatabaseSchema, FieldType, ParquetFile, TableSchema};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -594,8 +596,16 @@ impl TableProvider for InflowTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Filters prune files and row groups; DataFusion still applies them.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        // Time ranges and tag values the scan applies itself (see `scan`);
+        // the other filters prune files, row groups and pages, and
+        // DataFusion applies them.
+        Ok(filters
+            .iter()
+            .map(|f| match applied_by_scan(f, &self.table) {
+                true => TableProviderFilterPushDown::Exact,
+                false => TableProviderFilterPushDown::Inexact,
+            })
+            .collect())
     }
 
     async fn scan(
@@ -614,6 +624,13 @@ impl TableProvider for InflowTable {
             .map_err(arrow_err)?;
         let catalog_state = self.sources.catalog.state();
         let (prune, retention_cutoff) = self.pruning(filters);
+        // The filters DataFusion left to this scan (`supports_filters_pushdown`
+        // said `Exact`): each source either holds only rows that pass them
+        // (its time range inside theirs, its rows selected by tag value)
+        // or gets them as a predicate or a filter.
+        let own_filters: Vec<Expr> = filters.iter().filter(|f| applied_by_scan(f, &self.table)).cloned().collect();
+        let own = Pruning::from_filters(&own_filters, &self.table);
+        let inside = |lo: i64, hi: i64| own.min_time <= lo && hi <= own.max_time;
 
         let mut sources: Vec<Source> = Vec::new();
         let (mut scanned, mut pruned) = (0u64, 0u64);
@@ -673,6 +690,7 @@ impl TableProvider for InflowTable {
         let kept: Option<Vec<usize>> = projection.as_ref().map(|p| {
             let mut k = p.clone();
             k.extend(prune.tags.iter().filter_map(|(tag, _)| self.schema.index_of(tag).ok()));
+            k.extend(time_idx.filter(|_| own.min_time > i64::MIN || own.max_time < i64::MAX));
             k.sort_unstable();
             k.dedup();
             k
@@ -686,8 +704,9 @@ impl TableProvider for InflowTable {
         let footers = state.runtime_env().cache_manager.get_file_metadata_cache();
         // Whether every file comes with the rows its statistics allow.
         let mut every_file_planned = true;
-        let mut files: Vec<PartitionedFile> = Vec::new();
-        let mut memory: Vec<RecordBatch> = Vec::new();
+        // Each with whether it needs the scan's own filters applied.
+        let mut files: Vec<(PartitionedFile, bool)> = Vec::new();
+        let mut memory: Vec<(RecordBatch, bool)> = Vec::new();
         for mut g in groups {
             if g.len() == 1 {
                 match &sources[g[0]] {
@@ -700,28 +719,60 @@ impl TableProvider for InflowTable {
                                     None => file,
                                 };
                                 let runs = self.sources.key_runs.get(&f.path, &footer);
-                                match access_plan(&footer, &prune, runs.as_deref()) {
+                                // Its access plan selects exactly the rows of
+                                // the first key tag's values (`KeyRuns`); other
+                                // tags only by page statistics.
+                                let exact = inside(f.min_time, f.max_time)
+                                    && own.tags.iter().all(|(tag, _)| runs.as_ref().is_some_and(|r| r.column == *tag));
+                                let file = match access_plan(&footer, &prune, runs.as_deref()) {
                                     Some(plan) => file.with_extension(plan),
                                     None => file,
-                                }
+                                };
+                                (file, !exact)
                             }
                             None => {
                                 every_file_planned = false;
-                                file
+                                (file, !own_filters.is_empty())
                             }
                         });
                     }
-                    Source::Chunk(c) => memory.push(
-                        narrow(&c.batch)
+                    Source::Chunk(c) => {
+                        let batch = narrow(&c.batch)
                             .and_then(|b| select_tags(&b, &prune.tags, first_key))
-                            .map_err(arrow_err)?,
-                    ),
+                            .map_err(arrow_err)?;
+                        // `select_tags` matches dictionary tag columns exactly.
+                        let exact = inside(c.min_time, c.max_time)
+                            && own.tags.iter().all(|(tag, _)| {
+                                batch.column_by_name(tag).is_some_and(|col| {
+                                    col.as_any()
+                                        .downcast_ref::<DictionaryArray<Int32Type>>()
+                                        .is_some_and(|d| d.values().as_string_opt::<i32>().is_some())
+                                })
+                            });
+                        memory.push((batch, !exact));
+                    }
                 }
                 continue;
             }
             g.sort_unstable();
-            memory.push(narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?);
+            memory.push((narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?, !own_filters.is_empty()));
         }
+        // The scan's own filters as one predicate over `schema`.
+        let own_predicate = |schema: &SchemaRef| -> Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
+            let unqualified = own_filters
+                .iter()
+                .map(|f| {
+                    f.clone()
+                        .transform(|e| match e {
+                            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(datafusion::common::Column::new_unqualified(c.name)))),
+                            other => Ok(Transformed::no(other)),
+                        })
+                        .map(|t| t.data)
+                })
+                .collect::<Result<Vec<Expr>>>()?;
+            let predicate = conjunction(unqualified).unwrap_or_else(|| datafusion::logical_expr::lit(true));
+            state.create_physical_expr(predicate, &DFSchema::try_from(Arc::clone(schema))?)
+        };
 
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !files.is_empty() {
@@ -756,26 +807,43 @@ impl TableProvider for InflowTable {
             // and one set here as well was evaluated a second time, both
             // while pruning and on every row.
             // Spread files over the target partitions, keeping them whole.
-            let n = state.config().target_partitions().max(1).min(files.len());
-            let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
-            for (i, f) in files.into_iter().enumerate() {
-                file_groups[i % n].push(f);
+            // Files that need the scan's own filters get them as their
+            // predicate (over the table's columns, whatever the projection).
+            let (filtered, exact): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, f)| *f);
+            for (files, filter) in [(exact, false), (filtered, true)] {
+                if files.is_empty() {
+                    continue;
+                }
+                let n = state.config().target_partitions().max(1).min(files.len());
+                let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
+                for (i, (f, _)) in files.into_iter().enumerate() {
+                    file_groups[i % n].push(f);
+                }
+                let source = match filter {
+                    true => source.with_predicate(own_predicate(&self.schema)?),
+                    false => source.clone(),
+                };
+                let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                    .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(projection.clone())?
+                    .with_limit(if retention_cutoff.is_some() || filter { None } else { limit })
+                    .build();
+                plans.push(DataSourceExec::from_data_source(config));
             }
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.clone())?
-                .with_limit(if retention_cutoff.is_some() { None } else { limit })
-                .build();
-            plans.push(DataSourceExec::from_data_source(config));
         }
         // Buffered rows in at most `target_partitions` partitions, like the
         // files: a partition per chunk (72 for 12 hours of 10-minute chunks)
         // cost more in streams and repartitioning than the rows themselves.
-        memory.retain(|b| b.num_rows() > 0);
-        if !memory.is_empty() || plans.is_empty() {
+        memory.retain(|(b, _)| b.num_rows() > 0);
+        let (filtered, exact): (Vec<_>, Vec<_>) = memory.into_iter().partition(|(_, f)| *f);
+        let no_sources = plans.is_empty() && exact.is_empty() && filtered.is_empty();
+        for (memory, filter) in [(exact, false), (filtered, true)] {
+            if memory.is_empty() && !(no_sources && !filter) {
+                continue;
+            }
             let n = state.config().target_partitions().max(1).min(memory.len().max(1));
             let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
-            for (i, b) in memory.into_iter().enumerate() {
+            for (i, (b, _)) in memory.into_iter().enumerate() {
                 partitions[i % n].push(b);
             }
             // A selective query takes a few rows from each of many chunks
@@ -800,9 +868,33 @@ impl TableProvider for InflowTable {
                 ),
                 _ => (Arc::clone(&self.schema), projection.clone()),
             };
-            let mem = MemorySourceConfig::try_new(&partitions, schema, within)?
-                .with_limit(if retention_cutoff.is_some() { None } else { limit });
-            plans.push(DataSourceExec::from_data_source(mem));
+            if !filter {
+                let mem = MemorySourceConfig::try_new(&partitions, schema, within)?
+                    .with_limit(if retention_cutoff.is_some() { None } else { limit });
+                plans.push(DataSourceExec::from_data_source(mem));
+                continue;
+            }
+            // The kept columns (which include those the filters read),
+            // filtered, then projected.
+            let mem: Arc<dyn ExecutionPlan> =
+                DataSourceExec::from_data_source(MemorySourceConfig::try_new(&partitions, Arc::clone(&schema), None)?);
+            let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(own_predicate(&schema)?, mem)?);
+            plans.push(match within {
+                Some(within) => {
+                    let exprs = within
+                        .iter()
+                        .map(|i| {
+                            let name = schema.field(*i).name();
+                            ProjectionExpr::new(
+                                Arc::new(PhysicalColumn::new(name, *i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                                name.clone(),
+                            )
+                        })
+                        .collect::<Vec<_>>();
+                    Arc::new(ProjectionExec::try_new(exprs, filtered)?)
+                }
+                None => filtered,
+            });
         }
         let plan = UnionExec::try_new(plans)?;
         match retention_cutoff {
@@ -810,6 +902,17 @@ impl TableProvider for InflowTable {
             None => Ok(plan),
         }
     }
+}
+
+/// Whether the scan applies filter `e` itself, exactly, so that DataFusion
+/// need not: a comparison of `time` with a timestamp, or a tag's `=`, `IN`
+/// or `OR` of equalities with strings (and `AND`s of those). Each source of
+/// the scan either holds only rows that pass such filters or gets them as a
+/// predicate (see `scan`). Field comparisons prune, but DataFusion applies
+/// them.
+fn applied_by_scan(e: &Expr, table: &TableSchema) -> bool {
+    let mut p = Pruning::from_filters(&[], table);
+    p.understood(e, table) && p.fields.is_empty()
 }
 
 /// Buffered selections averaging fewer rows than this per batch are joined
@@ -977,6 +1080,19 @@ impl Pruning {
         }
     }
 
+    /// Rows must have one of `values` in `tag`: with an earlier constraint
+    /// on the tag, one of the values of both.
+    fn add_tag(&mut self, tag: String, mut values: Vec<String>) {
+        match self.tags.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, earlier)) => earlier.retain(|v| values.contains(v)),
+            None => {
+                values.sort_unstable();
+                values.dedup();
+                self.tags.push((tag, values));
+            }
+        }
+    }
+
     /// Narrows the pruning by `e`; whether that says all `e` says.
     fn understood(&mut self, e: &Expr, table: &TableSchema) -> bool {
         let kind = |name: &str| table.column(name).map(|c| c.kind);
@@ -989,7 +1105,7 @@ impl Pruning {
             // `IN` lists of a few values arrive as `OR`s of equalities.
             Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => match tag_values(e, table) {
                 Some((tag, values)) => {
-                    self.tags.push((tag, values));
+                    self.add_tag(tag, values);
                     true
                 }
                 None => false,
@@ -1021,7 +1137,7 @@ impl Pruning {
                     }
                     Some(ColumnKind::Tag) if op == Operator::Eq => match string_value(value) {
                         Some(s) => {
-                            self.tags.push((col.name.clone(), vec![s]));
+                            self.add_tag(col.name.clone(), vec![s]);
                             true
                         }
                         None => false,
@@ -1066,7 +1182,7 @@ impl Pruning {
                         })
                         .collect();
                     if let Some(values) = values {
-                        self.tags.push((c.name.clone(), values));
+                        self.add_tag(c.name.clone(), values);
                         return true;
                     }
                 }
