@@ -25,6 +25,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::execution::context::{SQLOptions, SessionConfig};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::execute_stream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -32,6 +33,7 @@ use datafusion::execution::session_state::SessionState;
 use object_store::ObjectStore;
 
 mod cutoff;
+mod ensure;
 pub mod file_cache;
 mod format;
 mod key_runs;
@@ -147,6 +149,16 @@ impl QueryEngine {
             .with_default_features()
             .with_optimizer_rule(Arc::new(rules::SIMPLIFY_FIRST_LAST))
             .with_optimizer_rule(Arc::new(rules::LATEST_ROWS_ONLY))
+            .with_physical_optimizer_rules(
+                PhysicalOptimizer::new()
+                    .rules
+                    .into_iter()
+                    .map(|rule| match rule.name() {
+                        "EnsureRequirements" => Arc::new(ensure::EnsureWhenNeeded(rule)) as _,
+                        _ => rule,
+                    })
+                    .collect(),
+            )
             .with_physical_optimizer_rule(Arc::new(cutoff::PushCutoffIntoScans))
             .with_physical_optimizer_rule(Arc::new(prune_dynamic::PruneDynamicFilters))
             .build();
