@@ -43,7 +43,14 @@ done
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+    rc=$?
+    # On failure, the end of each server's log says why (they go with $work).
+    if [ $rc -ne 0 ]; then
+        for log in "$work"/*.log; do [ -f "$log" ] && { echo "== $log" >&2; tail -n 5 "$log" >&2; }; done
+    fi
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"
+}
 trap cleanup EXIT
 
 wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }

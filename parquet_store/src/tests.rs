@@ -4,19 +4,27 @@ use catalog::Catalog;
 use line_protocol::Precision;
 use object_store::memory::InMemory;
 
+/// `body` written into database `db` of `cat`: the catalog state after, and
+/// the rows of table `cpu`, deduplicated and sorted by series key.
+async fn sorted_batch(cat: &Catalog, body: &str) -> (Arc<catalog::CatalogState>, RecordBatch) {
+    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
+    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
+    let state = cat.ensure(&change).await.unwrap();
+    let built = build(&state, "db", &mut parsed, 0).unwrap();
+    let table = state.db("db").unwrap().table("cpu").unwrap();
+    let (_, batch) = built.batch.tables.into_iter().next().unwrap();
+    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
+    (state, batch)
+}
+
 #[tokio::test]
 async fn writes_sorted_rows_and_reads_back_with_stats() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
     let body = "cpu,host=b,region=eu v=1,n=4i 20\ncpu,host=a,region=us v=2,n=5i 10\ncpu,host=a,region=eu v=3,n=6i 30\n";
-    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
-    let state = cat.ensure(&change).await.unwrap();
-    let built = build(&state, "db", &mut parsed, 0).unwrap();
+    let (state, batch) = sorted_batch(&cat, body.as_ref()).await;
     let db = state.db("db").unwrap();
     let table = db.table("cpu").unwrap();
-    let (_, batch) = built.batch.tables.into_iter().next().unwrap();
-    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
 
     let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
     assert!(file.path.starts_with(&format!("pfx/data/{}/{}/1970-01-01/", db.id, table.id)), "{}", file.path);
@@ -57,14 +65,9 @@ async fn footer_lists_the_rows_of_each_first_tag_value() {
         }
         body.push_str(&format!("cpu,zone=y v={t} {t}\n"));
     }
-    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
-    let state = cat.ensure(&change).await.unwrap();
-    let built = build(&state, "db", &mut parsed, 0).unwrap();
+    let (state, batch) = sorted_batch(&cat, body.as_ref()).await;
     let db = state.db("db").unwrap();
     let table = db.table("cpu").unwrap();
-    let (_, batch) = built.batch.tables.into_iter().next().unwrap();
-    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
     let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
 
     let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
