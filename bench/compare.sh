@@ -53,7 +53,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+# wait_http URL [SECONDS]: 10 s unless told; a restart that replays the
+# full run's WAL (1.9 GB) took longer than that on a slow machine.
+wait_http() {
+    for _ in $(seq 1 $((${2:-10} * 10))); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "no answer from $1" >&2; exit 1
+}
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
 # InfluxDB 1.6 on loopback with a temp dir.
@@ -166,7 +171,7 @@ kill "$inflow_pid"; wait "$inflow_pid" 2>/dev/null || true
 "$bin/inflow" serve --without-auth --data-dir "$work/inflow" --http-bind 127.0.0.1:18181 --log-filter info \
     --wal-snapshot-size 1 --retention-check-interval 1s --gc-grace-period 0s >"$work/inflow-persist.log" 2>&1 &
 pids+=($!); inflow_pid=$!
-wait_http http://127.0.0.1:18181/health
+wait_http http://127.0.0.1:18181/health 600
 for _ in $(seq 1 600); do
     [ -z "$(ls -A "$work/inflow/wal/inflow-0" 2>/dev/null)" ] && break
     sleep 0.5
