@@ -101,11 +101,7 @@ curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE
 # older samples on ingest: the generated data starts on 2016-01-01, so
 # without a longer retention it stored nothing (0 rows in storage, 172 KB on
 # disk for the quick set) and its ingest figure was for parsing alone.
-# An insert waits at most -insert.maxQueueDuration (1 minute by default) for
-# one of its few concurrent insert slots, then is refused mid-body: on a slow
-# machine the high-cardinality load lost requests that way (p99 50 s, then
-# `error sending request`). It may wait as long as the client does.
-vm_flags=(-retentionPeriod=100y -insert.maxQueueDuration=5m -loggerLevel ERROR)
+vm_flags=(-retentionPeriod=100y -loggerLevel ERROR)
 victoria-metrics -storageDataPath "$work/vm" -httpListenAddr 127.0.0.1:18428 "${vm_flags[@]}" >"$work/vm.log" 2>&1 &
 pids+=($!); vm_pid=$!
 wait_http http://127.0.0.1:18428/health
