@@ -4,7 +4,7 @@
 //! With them a scan for `hostname IN (...)` selects exactly the hosts' rows
 //! of a file, where the page index selects the pages whose min/max allow
 //! them: eight hosts of the benchmark's quick set are 8.6 K rows, and the
-//! pages that hold them 37 K, every one of which the scan decoded and
+//! pages that hold them 33 K, every one of which the scan decoded and
 //! filtered.
 
 use std::collections::HashMap;
