@@ -243,8 +243,7 @@ fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
     let mut runs: Vec<serde_json::Value> = Vec::new();
     let mut start = 0;
     for row in 1..=rows {
-        let same = row < rows && (keys.value(row) == keys.value(start) || value(row) == value(start));
-        if same && keys.is_valid(row) == keys.is_valid(start) {
+        if row < rows && value(row) == value(start) {
             continue;
         }
         if let Some(v) = value(start) {

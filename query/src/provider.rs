@@ -1096,20 +1096,18 @@ impl Pruning {
     /// Narrows the pruning by `e`; whether that says all `e` says.
     fn understood(&mut self, e: &Expr, table: &TableSchema) -> bool {
         let kind = |name: &str| table.column(name).map(|c| c.kind);
+        // A tag's `=`, `IN`, or `OR` of equalities (DataFusion's form of
+        // short `IN` lists).
+        if let Some((tag, values)) = tag_values(e, table) {
+            self.add_tag(tag, values);
+            return true;
+        }
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::And => {
                 let l = self.understood(left, table);
                 let r = self.understood(right, table);
                 l && r
             }
-            // `IN` lists of a few values arrive as `OR`s of equalities.
-            Expr::BinaryExpr(BinaryExpr { op: Operator::Or, .. }) => match tag_values(e, table) {
-                Some((tag, values)) => {
-                    self.add_tag(tag, values);
-                    true
-                }
-                None => false,
-            },
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (col, op, value) = match (left.as_ref(), right.as_ref()) {
                     (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
@@ -1135,13 +1133,6 @@ impl Pruning {
                         }
                         true
                     }
-                    Some(ColumnKind::Tag) if op == Operator::Eq => match string_value(value) {
-                        Some(s) => {
-                            self.add_tag(col.name.clone(), vec![s]);
-                            true
-                        }
-                        None => false,
-                    },
                     Some(ColumnKind::Field(t)) => {
                         let value = match (t, value) {
                             (FieldType::Integer, ScalarValue::Int64(Some(v))) => Num::Int(*v),
@@ -1166,25 +1157,6 @@ impl Pruning {
                     self.min_time = self.min_time.max(lo);
                     self.max_time = self.max_time.min(hi);
                     return true;
-                }
-                false
-            }
-            Expr::InList(l) if !l.negated => {
-                if let Expr::Column(c) = l.expr.as_ref()
-                    && kind(&c.name) == Some(ColumnKind::Tag)
-                {
-                    let values: Option<Vec<String>> = l
-                        .list
-                        .iter()
-                        .map(|v| match v {
-                            Expr::Literal(v, _) => string_value(v),
-                            _ => None,
-                        })
-                        .collect();
-                    if let Some(values) = values {
-                        self.add_tag(c.name.clone(), values);
-                        return true;
-                    }
                 }
                 false
             }
