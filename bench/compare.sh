@@ -101,7 +101,11 @@ curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE
 # older samples on ingest: the generated data starts on 2016-01-01, so
 # without a longer retention it stored nothing (0 rows in storage, 172 KB on
 # disk for the quick set) and its ingest figure was for parsing alone.
-vm_flags=(-retentionPeriod=100y -loggerLevel ERROR)
+# It also closes every connection after -http.connTimeout (2 minutes by
+# default), even one in the middle of a request: its high-cardinality load
+# in the full run, whose requests queue for up to 30 s, lost a dozen
+# requests that way ("error sending request"; truncated lines in its log).
+vm_flags=(-retentionPeriod=100y -loggerLevel ERROR -http.connTimeout=1h)
 victoria-metrics -storageDataPath "$work/vm" -httpListenAddr 127.0.0.1:18428 "${vm_flags[@]}" >"$work/vm.log" 2>&1 &
 pids+=($!); vm_pid=$!
 wait_http http://127.0.0.1:18428/health

@@ -380,7 +380,9 @@ impl CatalogState {
             .map(|d| (Arc::clone(&d.name), d.id))
             .collect();
         for db in self.databases.values_mut() {
-            Arc::make_mut(db).rebuild_indexes();
+            if !db.indexed() {
+                Arc::make_mut(db).rebuild_indexes();
+            }
         }
     }
 

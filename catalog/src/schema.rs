@@ -100,6 +100,12 @@ impl TableSchema {
         t
     }
 
+    /// Whether the name index covers the columns (it is empty after
+    /// deserialisation; `push_column` keeps it current).
+    fn indexed(&self) -> bool {
+        self.by_name.len() == self.columns.len()
+    }
+
     pub(crate) fn rebuild_indexes(&mut self) {
         self.by_name = self
             .columns
@@ -209,6 +215,17 @@ impl DatabaseSchema {
         Self::new(u32::MAX, name)
     }
 
+    /// Whether the name indexes of the database and its tables are
+    /// current. Checked before rebuilding them, so that a transaction
+    /// copies only the schemas it changes: queries keep their plans while
+    /// a database's schema is the same `Arc` (see the query crate's plan
+    /// cache).
+    pub(crate) fn indexed(&self) -> bool {
+        let live = self.tables.values().filter(|t| t.deleted.is_none());
+        self.table_by_name.len() == live.clone().count()
+            && live.into_iter().all(|t| t.indexed() && self.table_by_name.get(&t.name) == Some(&t.id))
+    }
+
     pub(crate) fn rebuild_indexes(&mut self) {
         self.table_by_name = self
             .tables
@@ -217,7 +234,9 @@ impl DatabaseSchema {
             .map(|t| (Arc::clone(&t.name), t.id))
             .collect();
         for t in self.tables.values_mut() {
-            Arc::make_mut(t).rebuild_indexes();
+            if !t.indexed() {
+                Arc::make_mut(t).rebuild_indexes();
+            }
         }
     }
 

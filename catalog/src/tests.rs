@@ -206,3 +206,29 @@ async fn soft_deletes_replay_and_free_names() {
         assert_eq!(s.databases().count(), 1);
     }
 }
+
+/// A transaction copies only the schemas it changes: the others stay the
+/// same `Arc`s (queries reuse plans while their database's schema does),
+/// and the indexes of a reloaded catalog are rebuilt.
+#[tokio::test]
+async fn transactions_keep_unchanged_schemas() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let c = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    c.ensure(&change("a", "cpu", &[("host", ColumnKind::Tag), ("usage", F)])).await.unwrap();
+    c.ensure(&change("a", "mem", &[("free", I)])).await.unwrap();
+    let before = c.ensure(&change("b", "cpu", &[("usage", F)])).await.unwrap();
+    let after = c.ensure(&change("b", "cpu", &[("idle", F)])).await.unwrap();
+    assert!(after.seq > before.seq);
+    assert!(Arc::ptr_eq(before.db("a").unwrap(), after.db("a").unwrap()));
+    assert!(!Arc::ptr_eq(before.db("b").unwrap(), after.db("b").unwrap()));
+    let after2 = c.ensure(&change("a", "mem", &[("used", I)])).await.unwrap();
+    let (cpu, cpu2) = (after.db("a").unwrap().table("cpu").unwrap(), after2.db("a").unwrap().table("cpu").unwrap());
+    assert!(Arc::ptr_eq(cpu, cpu2));
+    assert!(after2.db("a").unwrap().table("mem").unwrap().column("used").is_some());
+
+    let reloaded = Catalog::load(store, Path::default()).await.unwrap().state();
+    let a = reloaded.db("a").unwrap();
+    assert!(a.table("cpu").unwrap().column("usage").is_some());
+    assert!(a.table("mem").unwrap().column("used").is_some());
+    assert!(reloaded.db("b").unwrap().table("cpu").unwrap().column("idle").is_some());
+}

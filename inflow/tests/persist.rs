@@ -622,3 +622,68 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
         }
     }
 }
+
+/// A repeated query reuses its optimised plan, and still answers like a
+/// fresh one: it sees new rows, rows that moved to Parquet, new columns, a
+/// new retention period and its own parameters; `now()` is not frozen.
+#[tokio::test]
+async fn repeated_queries_reuse_plans_and_answer_like_fresh_ones() {
+    let s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
+    let reused = || metric(&s, "inflow_query_plan_cache_hits_total");
+    s.write_ok("db", "cpu,host=a usage=1 1000\ncpu,host=b usage=2 2000").await;
+    let q = "SELECT host, usage FROM cpu WHERE host IN ('a', 'b') AND time >= '1970-01-01T00:00:00Z' ORDER BY time";
+    let all = "SELECT * FROM cpu WHERE time >= '1970-01-01T00:00:00Z' ORDER BY time";
+    let rows = |n: &[(&str, f64)]| n.iter().map(|(h, u)| json!({"host": h, "usage": u})).collect::<Vec<_>>();
+    assert_eq!(s.query_json("db", q).await, rows(&[("a", 1.0), ("b", 2.0)]));
+    let before = reused().await;
+    assert_eq!(s.query_json("db", q).await, rows(&[("a", 1.0), ("b", 2.0)]));
+    assert_eq!(reused().await, before + 1);
+
+    // New rows in the buffer, and files persisted meanwhile.
+    s.write_ok("db", "cpu,host=a usage=3 3000").await;
+    s.write_ok("db", "cpu,host=b usage=4 4000").await;
+    wait_for_files(&s, "db", 1).await;
+    let expected = rows(&[("a", 1.0), ("b", 2.0), ("a", 3.0), ("b", 4.0)]);
+    assert_eq!(s.query_json("db", q).await, expected);
+    assert_eq!(reused().await, before + 2);
+
+    // A new column: `*` expands to it (the schema changed: planned anew).
+    assert_eq!(s.query_json("db", all).await.len(), 4);
+    s.write_ok("db", "cpu,host=a usage=5,idle=9 5000").await;
+    let now_all = s.query_json("db", all).await;
+    assert_eq!(now_all[4], json!({"host": "a", "usage": 5.0, "idle": 9.0, "time": "1970-01-01T00:00:00.000005"}));
+    assert_eq!(s.query_json("db", all).await, now_all);
+
+    // Parameters are part of what was planned.
+    let with = |host: &str| {
+        s.client()
+            .post(s.url("/api/v3/query_sql"))
+            .json(&json!({"db": "db", "q": "SELECT usage FROM cpu WHERE host = $h ORDER BY time", "params": {"h": host}}))
+            .send()
+    };
+    for _ in 0..2 {
+        let a: Vec<Value> = with("a").await.unwrap().json().await.unwrap();
+        assert_eq!(a, vec![json!({"usage": 1.0}), json!({"usage": 3.0}), json!({"usage": 5.0})]);
+        let b: Vec<Value> = with("b").await.unwrap().json().await.unwrap();
+        assert_eq!(b, vec![json!({"usage": 2.0}), json!({"usage": 4.0})]);
+    }
+
+    // `now()` is folded into the plan: such queries are planned each time.
+    let n = "SELECT count(*) AS c, CAST(now() AS BIGINT) AS n FROM cpu";
+    let before = reused().await;
+    let n1 = s.query_json("db", n).await[0]["n"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let n2 = s.query_json("db", n).await[0]["n"].as_i64().unwrap();
+    assert!(n2 > n1, "{n2} <= {n1}");
+    assert_eq!(reused().await, before);
+
+    // A table retention period hides the 1970 rows from the next run.
+    let r = s
+        .client()
+        .post(s.url("/api/v3/enterprise/configure/table/retention_period?db=db&table=cpu&duration=1d"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(s.query_json("db", q).await, Vec::<Value>::new());
+}

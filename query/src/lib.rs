@@ -37,6 +37,7 @@ mod ensure;
 pub mod file_cache;
 mod format;
 mod key_runs;
+mod plan_cache;
 mod provider;
 mod prune_dynamic;
 mod rules;
@@ -93,6 +94,8 @@ pub struct ScanMetrics {
     pub files_pruned: IntCounter,
     /// The in-memory Parquet file cache's counters.
     pub cache: file_cache::CacheMetrics,
+    /// `inflow_query_plan_cache_hits_total`.
+    pub plans_reused: IntCounter,
 }
 
 impl Default for ScanMetrics {
@@ -110,6 +113,10 @@ impl Default for ScanMetrics {
                 "Parquet files that table scans skipped by time range or column statistics",
             ),
             cache: file_cache::CacheMetrics::default(),
+            plans_reused: counter(
+                "inflow_query_plan_cache_hits_total",
+                "Queries that reused the optimised plan of the same query text over the same schema",
+            ),
         }
     }
 }
@@ -130,6 +137,7 @@ pub struct QueryEngine {
     /// per query cost more than planning a small query. Each query clones
     /// it and gets its own catalog list.
     base: SessionState,
+    plans: plan_cache::PlanCache,
 }
 
 impl QueryEngine {
@@ -175,7 +183,7 @@ impl QueryEngine {
             metrics: Arc::new(ScanMetrics::default()),
             key_runs: Arc::default(),
         };
-        Self { catalog, sources, base }
+        Self { catalog, sources, base, plans: plan_cache::PlanCache::default() }
     }
 
     /// Keeps up to `bytes` of Parquet files in memory for queries (see
@@ -202,7 +210,8 @@ impl QueryEngine {
         Arc::clone(&self.sources.metrics)
     }
 
-    fn session(&self, db: &str) -> Result<SessionState, QueryError> {
+    /// A session over `db`'s tables, and `db`'s schema.
+    fn session(&self, db: &str) -> Result<(SessionState, Arc<catalog::DatabaseSchema>), QueryError> {
         let state = self.catalog.state();
         let db_schema = match state.db(db) {
             Some(d) => Arc::clone(d),
@@ -212,11 +221,11 @@ impl QueryEngine {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(
             "public".to_string(),
-            Arc::new(DatabaseCatalog::new(db_schema, self.sources.clone(), state)),
+            Arc::new(DatabaseCatalog::new(Arc::clone(&db_schema), self.sources.clone(), state)),
         );
         let mut session = self.base.clone();
         session.register_catalog_list(Arc::new(catalogs));
-        Ok(session)
+        Ok((session, db_schema))
     }
 
     /// Plans and starts a SQL query. `params` bind `$name` placeholders.
@@ -231,30 +240,46 @@ impl QueryEngine {
         let df = QueryError::from_datafusion;
         // One session state per query, used in place (a `SessionContext`
         // and `DataFrame` would each clone it again).
-        let mut state = self.session(db)?;
+        let (mut state, schema) = self.session(db)?;
         // `now()` is the time the query starts (as `SessionContext::state`
         // sets it); without it, DataFusion fails to evaluate `now()`.
         state.mark_start_execution();
-        let mut plan = state.create_logical_plan(sql).await.map_err(df)?;
-        // Read-only: no DDL, DML or session statements through the query API.
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(df)?;
-        if let Some(params) = params.filter(|p| !p.is_empty()) {
-            let values = params
-                .iter()
-                .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?)))
-                .collect::<Result<HashMap<String, ScalarValue>, QueryError>>()?;
-            plan = plan.with_param_values(values).map_err(df)?;
-        }
-        system::check_access(&plan, may_read_system)?;
-        if rules::one_pass_suffices(&plan) {
-            state.config_mut().options_mut().optimizer.max_passes = 1;
-        }
-        let plan = state.optimize(&plan).map_err(df)?;
+        let key = plan_cache::PlanKey::new(db, sql, params);
+        let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
+        let plan = match cached {
+            Some(plan) => {
+                self.sources.metrics.plans_reused.inc();
+                plan
+            }
+            None => {
+                let mut plan = state.create_logical_plan(sql).await.map_err(df)?;
+                // Read-only: no DDL, DML or session statements through the query API.
+                SQLOptions::new()
+                    .with_allow_ddl(false)
+                    .with_allow_dml(false)
+                    .with_allow_statements(false)
+                    .verify_plan(&plan)
+                    .map_err(df)?;
+                if let Some(params) = params.filter(|p| !p.is_empty()) {
+                    let values = params
+                        .iter()
+                        .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?)))
+                        .collect::<Result<HashMap<String, ScalarValue>, QueryError>>()?;
+                    plan = plan.with_param_values(values).map_err(df)?;
+                }
+                system::check_access(&plan, may_read_system)?;
+                if rules::one_pass_suffices(&plan) {
+                    state.config_mut().options_mut().optimizer.max_passes = 1;
+                }
+                let optimized = Arc::new(state.optimize(&plan).map_err(df)?);
+                if let Some(key) = key
+                    && plan_cache::reusable(&plan, provider::reads_live_rows)
+                {
+                    self.plans.insert(key, &schema, Arc::clone(&optimized));
+                }
+                optimized
+            }
+        };
         // A small scan runs on one core: splitting a few thousand rows over
         // partitions (repartitioning, two-phase aggregates, merges) costs
         // more than it saves, and leaves the other cores to other queries.

@@ -155,6 +155,13 @@ struct InflowTable {
     sources: Sources,
 }
 
+/// Whether `provider` is an Inflow table, whose scans read the buffer and
+/// the files of the moment they run (so a plan over it stays valid while
+/// the table's schema does).
+pub(crate) fn reads_live_rows(provider: &dyn TableProvider) -> bool {
+    provider.is::<InflowTable>()
+}
+
 /// A source of rows with its time range, in age order.
 enum Source {
     File(Arc<ParquetFile>),
