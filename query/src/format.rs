@@ -1,7 +1,9 @@
 //! Output formats of `/api/v3/query_sql`: batches in, bytes out, one batch at
 //! a time where the format allows it.
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimeUnit, TimestampNanosecondType};
+use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, NullableEncoder};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -153,8 +155,123 @@ impl Encoder {
 }
 
 fn json_lines(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
-    let mut w = arrow::json::LineDelimitedWriter::new(Vec::new());
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_encoder_factory(std::sync::Arc::new(NanosAsText))
+        .build::<_, arrow::json::writer::LineDelimited>(Vec::new());
     w.write(batch)?;
     w.finish()?;
     Ok(w.into_inner())
+}
+
+/// Writes nanosecond timestamps without a time zone (every `time` column)
+/// as arrow-json does, `"2016-01-01T00:00:00.000005"`, without going
+/// through `chrono` and `fmt`: about 1.5 K instructions a value there,
+/// 5% of a small query answered from a cached plan.
+#[derive(Debug)]
+struct NanosAsText;
+
+impl EncoderFactory for NanosAsText {
+    fn make_default_encoder<'a>(
+        &self,
+        _field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
+        if array.data_type() != &DataType::Timestamp(TimeUnit::Nanosecond, None) {
+            return Ok(None);
+        }
+        let a = array.as_primitive::<TimestampNanosecondType>();
+        Ok(Some(NullableEncoder::new(Box::new(NanosEncoder(a.values())), a.nulls().cloned())))
+    }
+}
+
+struct NanosEncoder<'a>(&'a [i64]);
+
+impl JsonEncoder for NanosEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        out.push(b'"');
+        write_naive_ns(self.0[idx], out);
+        out.push(b'"');
+    }
+}
+
+/// `ns` since the epoch as `chrono`'s `NaiveDateTime` debug form: the
+/// fraction has 0, 3, 6 or 9 digits. Every `i64` of nanoseconds falls in
+/// the years 1677 to 2262, which it writes with four digits.
+fn write_naive_ns(ns: i64, out: &mut Vec<u8>) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+    let digits = |out: &mut Vec<u8>, v: u32, n: u32| {
+        for i in (0..n).rev() {
+            out.push(b'0' + (v / 10u32.pow(i) % 10) as u8);
+        }
+    };
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, month, 2);
+    out.push(b'-');
+    digits(out, day, 2);
+    out.push(b'T');
+    digits(out, sod / 3600, 2);
+    out.push(b':');
+    digits(out, sod / 60 % 60, 2);
+    out.push(b':');
+    digits(out, sod % 60, 2);
+    if nanos != 0 {
+        out.push(b'.');
+        if nanos % 1_000_000 == 0 {
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            digits(out, nanos / 1_000, 6);
+        } else {
+            digits(out, nanos, 9);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_as_arrow_json_writes_them() {
+        let mut values = vec![0, 1, -1, 999, 1_000, 1_000_000, 5_000, i64::MIN, i64::MAX, 1_451_606_400_000_000_000];
+        // A spread over the whole range, with every kind of fraction.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = x as i64;
+            values.extend([v, v - v.rem_euclid(1_000), v - v.rem_euclid(1_000_000), v - v.rem_euclid(1_000_000_000)]);
+            values.push(v % (100 * 365 * 86_400_000_000_000));
+        }
+        let array = arrow::array::TimestampNanosecondArray::from(values.clone());
+        for (i, v) in values.iter().enumerate() {
+            let mut ours = Vec::new();
+            NanosEncoder(array.values()).encode(i, &mut ours);
+            let theirs = arrow::temporal_conversions::timestamp_ns_to_datetime(*v).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), format!("\"{theirs:?}\""), "{v}");
+        }
+        // Through the writer, with a null, as a query answer.
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            true,
+        )]));
+        let col = arrow::array::TimestampNanosecondArray::from(vec![Some(5_000), None]);
+        let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(col)]).unwrap();
+        assert_eq!(json_lines(&batch).unwrap(), b"{\"time\":\"1970-01-01T00:00:00.000005\"}\n{}\n");
+    }
 }
