@@ -2,7 +2,7 @@
 //! a time where the format allows it.
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, FieldRef, SchemaRef, TimeUnit, TimestampNanosecondType};
+use arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, NullableEncoder};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -177,11 +177,56 @@ impl EncoderFactory for NanosAsText {
         array: &'a dyn Array,
         _options: &'a EncoderOptions,
     ) -> Result<Option<NullableEncoder<'a>>, ArrowError> {
+        if let Some(d) = array.as_dictionary_opt::<Int32Type>()
+            && let Some(values) = d.values().as_string_opt::<i32>()
+        {
+            let encoder = DictionaryText {
+                keys: d.keys().values(),
+                values,
+                text: Vec::new(),
+                spans: vec![None; values.len()],
+            };
+            return Ok(Some(NullableEncoder::new(Box::new(encoder), d.nulls().cloned())));
+        }
         if array.data_type() != &DataType::Timestamp(TimeUnit::Nanosecond, None) {
             return Ok(None);
         }
         let a = array.as_primitive::<TimestampNanosecondType>();
         Ok(Some(NullableEncoder::new(Box::new(NanosEncoder(a.values())), a.nulls().cloned())))
+    }
+}
+
+/// Tag columns (string dictionaries): each value used is escaped once per
+/// batch and copied after that, where arrow-json escapes it on every row
+/// (a third of the JSON encoder's work for `SELECT *` over the cpu table).
+struct DictionaryText<'a> {
+    keys: &'a [i32],
+    values: &'a arrow::array::StringArray,
+    /// The values used so far, as JSON text.
+    text: Vec<u8>,
+    /// Each value's place in `text`, once written.
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl JsonEncoder for DictionaryText<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let k = self.keys[idx] as usize;
+        let (start, end) = match self.spans.get(k).copied().flatten() {
+            Some(span) => span,
+            None => {
+                let start = self.text.len();
+                // serde_json escapes as arrow-json does; into a Vec it
+                // cannot fail. (A null value under a valid key reads as
+                // its bytes, as in arrow-json: tags are null by their key.)
+                let _ = serde_json::to_writer(&mut self.text, self.values.value(k));
+                let span = (start, self.text.len());
+                if let Some(slot) = self.spans.get_mut(k) {
+                    *slot = Some(span);
+                }
+                span
+            }
+        };
+        out.extend_from_slice(&self.text[start..end]);
     }
 }
 
@@ -212,10 +257,14 @@ fn write_naive_ns(ns: i64, out: &mut Vec<u8>) {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
-    let digits = |out: &mut Vec<u8>, v: u32, n: u32| {
-        for i in (0..n).rev() {
-            out.push(b'0' + (v / 10u32.pow(i) % 10) as u8);
+    let digits = |out: &mut Vec<u8>, v: u32, n: usize| {
+        let mut buf = [b'0'; 9];
+        let mut v = v;
+        for d in buf[..n].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
         }
+        out.extend_from_slice(&buf[..n]);
     };
     digits(out, year, 4);
     out.push(b'-');
@@ -273,5 +322,24 @@ mod tests {
         let col = arrow::array::TimestampNanosecondArray::from(vec![Some(5_000), None]);
         let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(col)]).unwrap();
         assert_eq!(json_lines(&batch).unwrap(), b"{\"time\":\"1970-01-01T00:00:00.000005\"}\n{}\n");
+    }
+
+    #[test]
+    fn tags_read_as_arrow_json_writes_them() {
+        use arrow::array::{DictionaryArray, Int32Array, StringArray};
+        let values = StringArray::from(vec![Some("a\"b\\c\n"), None, Some("π ✓"), Some("unused"), Some("")]);
+        let keys = Int32Array::from(vec![Some(0), Some(2), None, Some(1), Some(0), Some(4), Some(2)]);
+        let dict = DictionaryArray::<Int32Type>::try_new(keys, std::sync::Arc::new(values)).unwrap();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "tag",
+            dict.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(dict)]).unwrap();
+        let mut plain = arrow::json::LineDelimitedWriter::new(Vec::new());
+        plain.write(&batch).unwrap();
+        plain.finish().unwrap();
+        let ours = json_lines(&batch).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(plain.into_inner()).unwrap());
     }
 }
