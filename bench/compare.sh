@@ -55,11 +55,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# pause PID... / resume PID...: each query pass gets the machine (two cores
-# here) to itself. Running, the other servers' background work (merges in
-# VictoriaMetrics, compactions in InfluxDB, persistence in Inflow) slowed
-# the pass by a varying amount: InfluxDB's single-groupby-1-1-1 median was
-# 0.85, 1.56 and 2.22 ms in three quick runs.
+# pause PID... / resume PID...: each load and each query pass gets the
+# machine (two cores here) to itself. Running, the other servers' background
+# work (merges in VictoriaMetrics, compactions in InfluxDB, persistence in
+# Inflow) slowed it by a varying amount: InfluxDB's single-groupby-1-1-1
+# median was 0.85, 1.56 and 2.22 ms in three quick runs before this.
 pause() { kill -STOP "$@" 2>/dev/null || true; }
 resume() { kill -CONT "$@" 2>/dev/null || true; }
 
@@ -113,9 +113,12 @@ curl -fs -XPOST http://127.0.0.1:18086/query --data-urlencode 'q=CREATE DATABASE
 # disk for the quick set) and its ingest figure was for parsing alone.
 # It also closes every connection after -http.connTimeout (2 minutes by
 # default), even one in the middle of a request: its high-cardinality load
-# in the full run, whose requests queue for up to 30 s, lost a dozen
+# in the full run, whose requests queue for about 30 s, lost a dozen
 # requests that way ("error sending request"; truncated lines in its log).
-vm_flags=(-retentionPeriod=100y -loggerLevel ERROR -http.connTimeout=1h)
+# Alone on the machine that load's requests waited 28 s (p50) to 35 s (p99)
+# for one of its 8 insert slots; -insert.maxQueueDuration (1 minute by
+# default) fails a request that waits longer, in the middle of its body.
+vm_flags=(-retentionPeriod=100y -loggerLevel ERROR -http.connTimeout=1h -insert.maxQueueDuration=10m)
 victoria-metrics -storageDataPath "$work/vm" -httpListenAddr 127.0.0.1:18428 "${vm_flags[@]}" >"$work/vm.log" 2>&1 &
 pids+=($!); vm_pid=$!
 wait_http http://127.0.0.1:18428/health
@@ -129,18 +132,29 @@ wait_http http://127.0.0.1:18181/health
 # the group-commit interval from CPU cost. The headline ratio uses the default.
 "$bin/inflow" serve --without-auth --data-dir "$work/inflow-10ms" --http-bind 127.0.0.1:18182 --log-filter warn \
     --wal-flush-interval 10ms >"$work/inflow-10ms.log" 2>&1 &
-pids+=($!)
+pids+=($!); fast_pid=$!
 wait_http http://127.0.0.1:18182/health
 
 run_write() { "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${@:3}"; }
-w_influx=$(run_write http://127.0.0.1:18086 v1 "${data[@]}")
-w_vm=$(run_write http://127.0.0.1:18428 v1 "${data[@]}")
-w_inflow=$(run_write http://127.0.0.1:18181 v3 "${data[@]}")
-w_inflow_fast=$(run_write http://127.0.0.1:18182 v3 "${data[@]}")
+# alone PID COMMAND...: runs COMMAND with every server but PID paused (see
+# `pause`): InfluxDB's compaction of the high-cardinality set (73 s) ran
+# during VictoriaMetrics' load of it, for one.
+alone() {
+    local keep=$1 others=() p
+    shift
+    for p in "${pids[@]}"; do [ "$p" != "$keep" ] && others+=("$p"); done
+    pause "${others[@]}"
+    "$@"
+    resume "${others[@]}"
+}
+w_influx=$(alone "$influx_pid" run_write http://127.0.0.1:18086 v1 "${data[@]}")
+w_vm=$(alone "$vm_pid" run_write http://127.0.0.1:18428 v1 "${data[@]}")
+w_inflow=$(alone "$inflow_pid" run_write http://127.0.0.1:18181 v3 "${data[@]}")
+w_inflow_fast=$(alone "$fast_pid" run_write http://127.0.0.1:18182 v3 "${data[@]}")
 # The high-cardinality variant: one new series per line, into its own database.
-h_influx=$(run_write http://127.0.0.1:18086 v1 "${hc_data[@]}" --high-cardinality --db benchhc)
-h_vm=$(run_write http://127.0.0.1:18428 v1 "${hc_data[@]}" --high-cardinality --db benchhc)
-h_inflow=$(run_write http://127.0.0.1:18181 v3 "${hc_data[@]}" --high-cardinality --db benchhc)
+h_influx=$(alone "$influx_pid" run_write http://127.0.0.1:18086 v1 "${hc_data[@]}" --high-cardinality --db benchhc)
+h_vm=$(alone "$vm_pid" run_write http://127.0.0.1:18428 v1 "${hc_data[@]}" --high-cardinality --db benchhc)
+h_inflow=$(alone "$inflow_pid" run_write http://127.0.0.1:18181 v3 "${hc_data[@]}" --high-cardinality --db benchhc)
 
 # Let the peers settle (InfluxDB compacts its cache, VM flushes) before measuring disk.
 curl -fs http://127.0.0.1:18428/internal/force_flush >/dev/null || true
@@ -170,11 +184,8 @@ for _ in $(seq 1 300); do
     sleep 1
 done
 
-pause "$vm_pid" "$inflow_pid"
-q_influx=$("$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
-resume "$inflow_pid"; pause "$influx_pid"
-q_inflow=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
-resume "$vm_pid" "$influx_pid"
+q_influx=$(alone "$influx_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
+q_inflow=$(alone "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
 
 # Persist Inflow's buffer: restart it with a snapshot size of one WAL file,
 # so start-up persists everything, then wait until the WAL is gone. Disk is
@@ -207,9 +218,7 @@ for _ in $(seq 1 100); do
     files_after=$n
 done
 sleep 2
-pause "$vm_pid" "$influx_pid"
-q_inflow_pq=$("$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
-resume "$vm_pid" "$influx_pid"
+q_inflow_pq=$(alone "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
 
 # Every system holds both data sets when its disk is measured.
 values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
@@ -237,7 +246,9 @@ round() {
     "${@:4}" >>"$dir.log" 2>&1 &
     local p=$!
     wait_http "$url/health"
+    pause "${pids[@]}"
     run_write "$url" "$api" "${data[@]}"
+    resume "${pids[@]}"
     kill "$p"; wait "$p" 2>/dev/null || true; rm -rf "$dir"
 }
 round_vm() {

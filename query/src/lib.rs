@@ -265,7 +265,8 @@ impl QueryEngine {
         // `now()` is the time the query starts (as `SessionContext::state`
         // sets it); without it, DataFusion fails to evaluate `now()`.
         state.mark_start_execution();
-        let key = plan_cache::PlanKey::new(db, sql, params);
+        // `_internal` gets a new empty schema each time: nothing to reuse.
+        let key = plan_cache::PlanKey::new(db, sql, params).filter(|_| db != INTERNAL_DB);
         let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
         let plan = match cached {
             Some(plan) => {
