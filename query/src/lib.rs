@@ -134,8 +134,9 @@ pub struct QueryEngine {
     catalog: Arc<Catalog>,
     sources: provider::Sources,
     /// Built once: registering DataFusion's few hundred built-in functions
-    /// per query cost more than planning a small query. Each query clones
-    /// it and gets its own catalog list.
+    /// per query cost more than planning a small query. Each query takes
+    /// an idle session (or a clone of this one) with this configuration and
+    /// its own catalog list.
     base: SessionState,
     plans: plan_cache::PlanCache,
     /// Sessions of finished queries, for later ones: a clone of `base`
