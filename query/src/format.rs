@@ -2,6 +2,7 @@
 //! a time where the format allows it.
 
 use arrow::array::{Array, AsArray};
+use chrono::{Datelike, Timelike};
 use arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, NullableEncoder};
 use arrow::error::ArrowError;
@@ -242,21 +243,12 @@ impl JsonEncoder for NanosEncoder<'_> {
 
 /// `ns` since the epoch as `chrono`'s `NaiveDateTime` debug form: the
 /// fraction has 0, 3, 6 or 9 digits. Every `i64` of nanoseconds falls in
-/// the years 1677 to 2262, which it writes with four digits.
+/// the years 1677 to 2262, which it writes with four digits. The calendar
+/// is chrono's; only the formatting is ours.
 fn write_naive_ns(ns: i64, out: &mut Vec<u8>) {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000) as u32;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
+    let t = chrono::DateTime::from_timestamp_nanos(ns).naive_utc();
+    let (year, month, day) = (t.year() as u32, t.month(), t.day());
+    let (sod, nanos) = (t.num_seconds_from_midnight(), t.nanosecond());
     let digits = |out: &mut Vec<u8>, v: u32, n: usize| {
         let mut buf = [b'0'; 9];
         let mut v = v;

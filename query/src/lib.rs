@@ -139,6 +139,9 @@ pub struct QueryEngine {
     /// its own catalog list.
     base: SessionState,
     plans: plan_cache::PlanCache,
+    /// The schema of [`INTERNAL_DB`]: empty, and one `Arc` for every query,
+    /// like a real database's while it does not change.
+    internal: Arc<catalog::DatabaseSchema>,
     /// Sessions of finished queries, for later ones: a clone of `base`
     /// copies DataFusion's function registries (about 0.1 M instructions,
     /// 5% of a small cached query). Each query sets the catalog list and
@@ -197,6 +200,7 @@ impl QueryEngine {
             sources,
             base,
             plans: plan_cache::PlanCache::default(),
+            internal: Arc::new(catalog::DatabaseSchema::empty(INTERNAL_DB)),
             idle: std::sync::Mutex::default(),
         }
     }
@@ -230,7 +234,7 @@ impl QueryEngine {
         let state = self.catalog.state();
         let db_schema = match state.db(db) {
             Some(d) => Arc::clone(d),
-            None if db == INTERNAL_DB => Arc::new(catalog::DatabaseSchema::empty(INTERNAL_DB)),
+            None if db == INTERNAL_DB => Arc::clone(&self.internal),
             None => return Err(QueryError::DatabaseNotFound(db.to_string())),
         };
         let catalogs = MemoryCatalogProviderList::new();
@@ -266,8 +270,7 @@ impl QueryEngine {
         // `now()` is the time the query starts (as `SessionContext::state`
         // sets it); without it, DataFusion fails to evaluate `now()`.
         state.mark_start_execution();
-        // `_internal` gets a new empty schema each time: nothing to reuse.
-        let key = plan_cache::PlanKey::new(db, sql, params).filter(|_| db != INTERNAL_DB);
+        let key = plan_cache::PlanKey::new(db, sql, params);
         let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
         let plan = match cached {
             Some(plan) => {
