@@ -72,10 +72,36 @@ pub struct Generation {
     max_seq: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TableBuffer {
     chunks: BTreeMap<i64, Chunk>,
+    /// Stamped from [`NEXT_VERSION`] when created and on every write (see
+    /// [`TableVersion`]).
+    version: u64,
 }
+
+impl Default for TableBuffer {
+    fn default() -> Self {
+        Self { chunks: BTreeMap::new(), version: next_version() }
+    }
+}
+
+/// Versions of buffered tables, unique in the process.
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a table's buffered rows are made of: each generation holding some
+/// (by id, oldest first) with the version of its rows there. Any write to
+/// the table, a generation dropped after persisting, a table's rows
+/// dropped, or the buffer rebuilt gives a different value; equal values
+/// mean [`Buffer::table_chunks`] returns the same rows. Taken before the
+/// chunks, under the same locks as the writes, it may be older than them
+/// but never newer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableVersion(Vec<(u64, u64)>);
 
 #[derive(Debug, Default)]
 struct Chunk {
@@ -239,6 +265,20 @@ impl Buffer {
         read(&self.gens).iter().map(|g| g.row_count(db_id, table_id)).sum()
     }
 
+    /// The version of a table's buffered rows (see [`TableVersion`]).
+    pub fn table_version(&self, db_id: u32, table_id: u32) -> TableVersion {
+        let gens = read(&self.gens);
+        TableVersion(
+            gens.iter()
+                .filter_map(|g| {
+                    let tb = read(&g.tables).get(&(db_id, table_id)).cloned()?;
+                    let v = lock(&tb).version;
+                    Some((g.id, v))
+                })
+                .collect(),
+        )
+    }
+
     /// Every deduplicated chunk of a table, oldest generation first, each
     /// generation's chunks in time order.
     pub fn table_chunks(&self, db_id: u32, table: &TableSchema) -> Result<Vec<BufferChunk>, ArrowError> {
@@ -332,6 +372,7 @@ impl Generation {
             }
             let tb = self.table_or_create(batch.db_id, table_id);
             let mut tb = lock(&tb);
+            tb.version = next_version();
             for (chunk_time, (min, max), part) in split_by_chunk(&rb, self.chunk_ns) {
                 let bytes = part.get_array_memory_size();
                 let c = tb.chunks.entry(chunk_time).or_insert_with(|| Chunk {

@@ -138,6 +138,7 @@ impl Metrics {
         let _ = self.registry.register(Box::new(scan.cache.misses.clone()));
         let _ = self.registry.register(Box::new(scan.cache.bytes.clone()));
         let _ = self.registry.register(Box::new(scan.plans_reused.clone()));
+        let _ = self.registry.register(Box::new(scan.physical_plans_reused.clone()));
     }
 
     /// The Prometheus text exposition.

@@ -623,6 +623,75 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
     }
 }
 
+/// Runs `q` until it runs a kept physical plan again, checking every answer.
+async fn reruns(s: &TestServer, q: &str, want: &[Value]) {
+    for _ in 0..100 {
+        let before = metric(s, "inflow_query_physical_plan_reuses_total").await;
+        assert_eq!(s.query_json("db", q).await, want);
+        if metric(s, "inflow_query_physical_plan_reuses_total").await > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{q} never ran its physical plan again");
+}
+
+/// A repeated query runs its physical plan again while the rows its scans
+/// read are the same, and plans anew when they change: new buffered rows,
+/// rows moved to Parquet, a retention period. Plans with a dynamic filter
+/// (a `TopK`'s) are planned each time; concurrent runs of one plan answer
+/// alike.
+#[tokio::test]
+async fn physical_plans_run_again_only_over_the_same_rows() {
+    let s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
+    let reran = || metric(&s, "inflow_query_physical_plan_reuses_total");
+    let q = "SELECT host, max(usage) AS m, count(*) AS n FROM cpu WHERE time >= '1970-01-01T00:00:00Z' GROUP BY host ORDER BY host";
+    let rows = |a: (f64, u64), b: (f64, u64)| {
+        vec![json!({"host": "a", "m": a.0, "n": a.1}), json!({"host": "b", "m": b.0, "n": b.1})]
+    };
+    s.write_ok("db", "cpu,host=a usage=1 1000\ncpu,host=b usage=2 2000").await;
+    reruns(&s, q, &rows((1.0, 1), (2.0, 1))).await;
+
+    // A new buffered row is in the very next answer.
+    s.write_ok("db", "cpu,host=a usage=5 3000").await;
+    assert_eq!(s.query_json("db", q).await, rows((5.0, 2), (2.0, 1)));
+    reruns(&s, q, &rows((5.0, 2), (2.0, 1))).await;
+
+    // Rows moved to Parquet (the second WAL file of a snapshot persists).
+    s.write_ok("db", "cpu,host=b usage=7 4000").await;
+    assert_eq!(s.query_json("db", q).await, rows((5.0, 2), (7.0, 2)));
+    wait_for_files(&s, "db", 1).await;
+    reruns(&s, q, &rows((5.0, 2), (7.0, 2))).await;
+    s.write_ok("db", "cpu,host=a usage=9 5000").await;
+    reruns(&s, q, &rows((9.0, 3), (7.0, 2))).await;
+
+    // One plan run by many queries at once.
+    let many = futures::future::join_all((0..16).map(|_| s.query_json("db", q))).await;
+    assert!(many.iter().all(|r| *r == rows((9.0, 3), (7.0, 2))), "{many:?}");
+
+    // A `TopK` keeps bounds from its run in its dynamic filter.
+    let top = "SELECT host, usage FROM cpu ORDER BY usage DESC LIMIT 2";
+    let before = reran().await;
+    for _ in 0..4 {
+        assert_eq!(s.query_json("db", top).await, vec![json!({"host": "a", "usage": 9.0}), json!({"host": "b", "usage": 7.0})]);
+    }
+    assert_eq!(reran().await, before);
+
+    // Under a retention period a plan holds its cut-off time: planned each time.
+    let r = s
+        .client()
+        .post(s.url("/api/v3/enterprise/configure/table/retention_period?db=db&table=cpu&duration=1d"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let before = reran().await;
+    for _ in 0..3 {
+        assert_eq!(s.query_json("db", q).await, Vec::<Value>::new());
+    }
+    assert_eq!(reran().await, before);
+}
+
 /// A repeated query reuses its optimised plan, and still answers like a
 /// fresh one: it sees new rows, rows that moved to Parquet, new columns, a
 /// new retention period and its own parameters; `now()` is not frozen.

@@ -96,6 +96,8 @@ pub struct ScanMetrics {
     pub cache: file_cache::CacheMetrics,
     /// `inflow_query_plan_cache_hits_total`.
     pub plans_reused: IntCounter,
+    /// `inflow_query_physical_plan_reuses_total`.
+    pub physical_plans_reused: IntCounter,
 }
 
 impl Default for ScanMetrics {
@@ -116,6 +118,10 @@ impl Default for ScanMetrics {
             plans_reused: counter(
                 "inflow_query_plan_cache_hits_total",
                 "Queries that reused the optimised plan of the same query text over the same schema",
+            ),
+            physical_plans_reused: counter(
+                "inflow_query_physical_plan_reuses_total",
+                "Queries that ran the physical plan of the same query text again, over the same rows",
             ),
         }
     }
@@ -229,18 +235,24 @@ impl QueryEngine {
         Arc::clone(&self.sources.metrics)
     }
 
-    /// A session over `db`'s tables, and `db`'s schema.
-    fn session(&self, db: &str) -> Result<(SessionState, Arc<catalog::DatabaseSchema>), QueryError> {
+    /// The catalog state of the moment and `db`'s schema in it.
+    fn database(&self, db: &str) -> Result<(Arc<catalog::CatalogState>, Arc<catalog::DatabaseSchema>), QueryError> {
         let state = self.catalog.state();
-        let db_schema = match state.db(db) {
+        let schema = match state.db(db) {
             Some(d) => Arc::clone(d),
             None if db == INTERNAL_DB => Arc::clone(&self.internal),
             None => return Err(QueryError::DatabaseNotFound(db.to_string())),
         };
+        Ok((state, schema))
+    }
+
+    /// A session over the tables of `db_schema` in catalog state `state`,
+    /// with a scan log of its own.
+    fn session(&self, state: Arc<catalog::CatalogState>, db_schema: &Arc<catalog::DatabaseSchema>) -> SessionState {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(
             "public".to_string(),
-            Arc::new(DatabaseCatalog::new(Arc::clone(&db_schema), self.sources.clone(), state)),
+            Arc::new(DatabaseCatalog::new(Arc::clone(db_schema), self.sources.clone(), state)),
         );
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut session = match idle {
@@ -251,7 +263,24 @@ impl QueryEngine {
             None => self.base.clone(),
         };
         session.register_catalog_list(Arc::new(catalogs));
-        Ok((session, db_schema))
+        session.config_mut().set_extension(Arc::new(provider::ScanLog::default()));
+        session
+    }
+
+    /// A task context for running a plan made with `config`. Execution
+    /// needs no function registry (DataFusion's `task_ctx` would copy all
+    /// three).
+    fn task_context(&self, config: SessionConfig) -> Arc<TaskContext> {
+        Arc::new(TaskContext::new(
+            None,
+            self.base.session_id().to_string(),
+            config,
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            Arc::clone(self.base.runtime_env()),
+        ))
     }
 
     /// Plans and starts a SQL query. `params` bind `$name` placeholders.
@@ -264,18 +293,32 @@ impl QueryEngine {
         may_read_system: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<SendableRecordBatchStream, QueryError> {
         let df = QueryError::from_datafusion;
+        let (catalog_state, schema) = self.database(db)?;
+        let key = plan_cache::PlanKey::new(db, sql, params);
+        let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
+        if let Some(plan_cache::Cached { physical: Some(p), .. }) = &cached
+            && p.scans.iter().all(|s| self.sources.unchanged(s))
+        {
+            // The same rows as when it was planned: run it again.
+            self.sources.metrics.plans_reused.inc();
+            self.sources.metrics.physical_plans_reused.inc();
+            for s in p.scans.iter() {
+                self.sources.metrics.record(s.files_scanned, s.files_pruned);
+            }
+            let mut config = self.base.config().clone();
+            config.options_mut().execution.target_partitions = p.target_partitions;
+            return execute_stream(p.to_run().map_err(df)?, self.task_context(config)).map_err(df);
+        }
         // One session state per query, used in place (a `SessionContext`
         // and `DataFrame` would each clone it again).
-        let (mut state, schema) = self.session(db)?;
+        let mut state = self.session(catalog_state, &schema);
         // `now()` is the time the query starts (as `SessionContext::state`
         // sets it); without it, DataFusion fails to evaluate `now()`.
         state.mark_start_execution();
-        let key = plan_cache::PlanKey::new(db, sql, params);
-        let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
         let plan = match cached {
-            Some(plan) => {
+            Some(cached) => {
                 self.sources.metrics.plans_reused.inc();
-                plan
+                cached.logical
             }
             None => {
                 let mut plan = state.create_logical_plan(sql).await.map_err(df)?;
@@ -298,10 +341,10 @@ impl QueryEngine {
                     state.config_mut().options_mut().optimizer.max_passes = 1;
                 }
                 let optimized = Arc::new(state.optimize(&plan).map_err(df)?);
-                if let Some(key) = key
+                if let Some(key) = &key
                     && plan_cache::reusable(&plan, provider::reads_live_rows)
                 {
-                    self.plans.insert(key, &schema, Arc::clone(&optimized));
+                    self.plans.insert(key.clone(), &schema, Arc::clone(&optimized));
                 }
                 optimized
             }
@@ -317,18 +360,13 @@ impl QueryEngine {
             .create_physical_plan(&plan, &state)
             .await
             .map_err(df)?;
-        // Execution needs no function registry (DataFusion's `task_ctx`
-        // would copy all three).
-        let task = Arc::new(TaskContext::new(
-            None,
-            state.session_id().to_string(),
-            state.config().clone(),
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-            HashMap::new(),
-            Arc::clone(state.runtime_env()),
-        ));
+        if let Some(key) = &key {
+            let target_partitions = state.config().target_partitions();
+            let scans = state.config().get_extension::<provider::ScanLog>().map(|l| l.take());
+            let kept = scans.and_then(|scans| plan_cache::Physical::new(&physical, scans, target_partitions));
+            self.plans.set_physical(key, &plan, kept);
+        }
+        let task = self.task_context(state.config().clone());
         self.recycle(state);
         execute_stream(physical, task).map_err(df)
     }

@@ -19,6 +19,22 @@
 //!   catalog replaces it on any change to the database: a new table or
 //!   column, a retention period), which the cache holds on to so that the
 //!   pointer cannot be reused.
+//!
+//! The physical plan is kept too, and run again (with its run-time state
+//! reset, see [`reset_plan_states`]) while a fresh one would be the same:
+//! a table scan fixes, when it is planned, the buffered rows and the files
+//! it reads (which files, which row groups and pages), so its plan is
+//! reused only while every table it scanned has the same buffered rows
+//! ([`buffer::TableVersion`]) and the same file list (the catalog's `Arc`),
+//! and only if:
+//! - no scan applied a retention cut-off (a time fixed when planned), and
+//!   every file was planned with its footer;
+//! - every operator is one whose state [`reset_plan_states`] resets and
+//!   none makes or reads a dynamic filter (a `TopK`'s, a join's, a
+//!   min/max aggregate's), whose bounds would carry over between runs;
+//! - it has been run fewer than [`MAX_PHYSICAL_RUNS`] times, counted in
+//!   files opened: a Parquet scan's metrics, which nothing resets, grow
+//!   with every file it opens.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,12 +42,35 @@ use std::sync::{Arc, Mutex};
 use catalog::DatabaseSchema;
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileScanConfig, FileSource, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, execution_plan::reset_plan_states};
+
+use crate::provider::ScanRecord;
 
 /// Plans kept at most; the cache starts over when full.
 const MAX_PLANS: usize = 512;
 /// Longer query texts are not kept.
 const MAX_SQL_LEN: usize = 16 * 1024;
+/// Runs of one physical plan, counted in files opened (a run that opens
+/// none counts one), before it is planned anew. A Parquet scan keeps a few
+/// dozen metrics per file opened, for its plan's life.
+pub(crate) const MAX_PHYSICAL_RUNS: usize = 256;
 
 /// What a plan was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,6 +99,55 @@ impl PlanKey {
 struct Entry {
     schema: Arc<DatabaseSchema>,
     plan: Arc<LogicalPlan>,
+    physical: Option<Physical>,
+}
+
+/// A physical plan kept for reuse, with what its scans read.
+#[derive(Debug, Clone)]
+pub(crate) struct Physical {
+    /// Never run itself: each run gets a copy with fresh state.
+    plan: Arc<dyn ExecutionPlan>,
+    pub(crate) scans: Arc<[ScanRecord]>,
+    /// The partitions it was planned for.
+    pub(crate) target_partitions: usize,
+    /// Runs left, in files opened.
+    runs_left: usize,
+}
+
+impl Physical {
+    /// Keeps `plan` (a fresh copy of it; the caller runs `plan` itself),
+    /// planned with `target_partitions` and whose scans read `scans`, if it
+    /// can be reused (see the module docs).
+    pub(crate) fn new(plan: &Arc<dyn ExecutionPlan>, scans: Vec<ScanRecord>, target_partitions: usize) -> Option<Self> {
+        if !scans.iter().all(|s| s.fixed_rows_only) || !physical_reusable(plan) {
+            return None;
+        }
+        Some(Self {
+            plan: reset_plan_states(Arc::clone(plan)).ok()?,
+            scans: scans.into(),
+            target_partitions,
+            runs_left: MAX_PHYSICAL_RUNS,
+        })
+    }
+
+    /// A copy of the plan to run, with its operators' state reset.
+    pub(crate) fn to_run(&self) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        reset_plan_states(Arc::clone(&self.plan))
+    }
+
+    /// Files one run opens (at least 1).
+    fn run_cost(&self) -> usize {
+        let files: u64 = self.scans.iter().map(|s| s.files_scanned).sum();
+        usize::try_from(files).unwrap_or(usize::MAX).max(1)
+    }
+}
+
+/// What the cache holds for a query.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) logical: Arc<LogicalPlan>,
+    /// The physical plan, if one is kept and has runs left (one is taken).
+    pub(crate) physical: Option<Physical>,
 }
 
 /// Optimised plans by query (see the module docs).
@@ -69,13 +157,21 @@ pub(crate) struct PlanCache {
 }
 
 impl PlanCache {
-    /// The plan of `key`, if it was made over `schema`.
-    pub(crate) fn get(&self, key: &PlanKey, schema: &Arc<DatabaseSchema>) -> Option<Arc<LogicalPlan>> {
-        let plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        plans
-            .get(key)
-            .filter(|e| Arc::ptr_eq(&e.schema, schema))
-            .map(|e| Arc::clone(&e.plan))
+    /// The plans of `key`, if they were made over `schema`.
+    pub(crate) fn get(&self, key: &PlanKey, schema: &Arc<DatabaseSchema>) -> Option<Cached> {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        let e = plans.get_mut(key).filter(|e| Arc::ptr_eq(&e.schema, schema))?;
+        let physical = match e.physical.as_mut() {
+            Some(p) if p.runs_left >= p.run_cost() => {
+                p.runs_left -= p.run_cost();
+                Some(p.clone())
+            }
+            _ => {
+                e.physical = None;
+                None
+            }
+        };
+        Some(Cached { logical: Arc::clone(&e.plan), physical })
     }
 
     /// Keeps `plan`, made over `schema`, for `key`.
@@ -84,8 +180,56 @@ impl PlanCache {
         if plans.len() >= MAX_PLANS && !plans.contains_key(&key) {
             plans.clear();
         }
-        plans.insert(key, Entry { schema: Arc::clone(schema), plan });
+        plans.insert(key, Entry { schema: Arc::clone(schema), plan, physical: None });
     }
+
+    /// Keeps (or forgets, with `None`) the physical plan of `key`'s
+    /// logical plan `logical`, if that is still the one kept.
+    pub(crate) fn set_physical(&self, key: &PlanKey, logical: &Arc<LogicalPlan>, physical: Option<Physical>) {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = plans.get_mut(key).filter(|e| Arc::ptr_eq(&e.plan, logical)) {
+            e.physical = physical;
+        }
+    }
+}
+
+/// Whether running a copy of `plan` reset by [`reset_plan_states`] is the
+/// same as running a new plan (see the module docs).
+pub(crate) fn physical_reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let dynamic = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
+        e.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())).unwrap_or(true)
+    };
+    let reusable = |node: &Arc<dyn ExecutionPlan>| {
+        let known = node.is::<ProjectionExec>()
+            || node.is::<FilterExec>()
+            || node.is::<AggregateExec>()
+            // With a limit, a sort is a `TopK` (and produces a dynamic filter).
+            || node.downcast_ref::<SortExec>().is_some_and(|s| s.fetch().is_none())
+            || node.is::<SortPreservingMergeExec>()
+            || node.is::<CoalescePartitionsExec>()
+            || node.is::<RepartitionExec>()
+            || node.is::<UnionExec>()
+            || node.is::<GlobalLimitExec>()
+            || node.is::<LocalLimitExec>()
+            || node.is::<CooperativeExec>()
+            || node.is::<EmptyExec>()
+            || node.is::<PlaceholderRowExec>()
+            || node.downcast_ref::<DataSourceExec>().is_some_and(|d| {
+                let source = d.data_source();
+                source.is::<MemorySourceConfig>()
+                    || source
+                        .downcast_ref::<FileScanConfig>()
+                        .and_then(|c| c.file_source().downcast_ref::<ParquetSource>())
+                        .is_some_and(|p| FileSource::filter(p).is_none_or(|f| !dynamic(&f)))
+            });
+        let mut reads_dynamic = false;
+        let _ = node.apply_expressions(&mut |e| {
+            reads_dynamic |= dynamic(e);
+            Ok(if reads_dynamic { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        });
+        known && !reads_dynamic && node.dynamic_expressions_produced().is_empty()
+    };
+    !plan.exists(|node| Ok(!reusable(node))).unwrap_or(true)
 }
 
 /// Whether the optimised form of `plan` (as planned from SQL, before
@@ -141,6 +285,47 @@ mod tests {
         assert!(!reusable(&plan("SELECT a FROM t WHERE a < (SELECT max(a) FROM t WHERE b < to_char(now(), '%Y'))").await, any));
         assert!(!reusable(&plan("SELECT random() FROM t").await, any));
         assert!(!reusable(&plan("SELECT a FROM t WHERE a = $1").await, any));
+    }
+
+    async fn physical(sql: &str) -> Arc<dyn ExecutionPlan> {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT, b VARCHAR) AS VALUES (1, 'x'), (2, 'y')").await.unwrap();
+        ctx.sql("CREATE TABLE u (a INT, c INT) AS VALUES (1, 10)").await.unwrap();
+        ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn plans_with_dynamic_filters_or_unknown_operators_are_not_run_again() {
+        assert!(physical_reusable(&physical("SELECT b, max(a) FROM t WHERE a > 1 GROUP BY b ORDER BY b").await));
+        assert!(physical_reusable(&physical("SELECT a FROM t WHERE b = 'x' LIMIT 1").await));
+        // A `TopK` and a join produce dynamic filters; a join keeps its build side.
+        assert!(!physical_reusable(&physical("SELECT a FROM t ORDER BY a DESC LIMIT 1").await));
+        assert!(!physical_reusable(&physical("SELECT t.a, u.c FROM t JOIN u ON t.a = u.a").await));
+        assert!(!physical_reusable(&physical("EXPLAIN ANALYZE SELECT a FROM t").await));
+    }
+
+    #[test]
+    fn physical_plans_run_a_bounded_number_of_times() {
+        let cache = PlanCache::default();
+        let schema = Arc::new(DatabaseSchema::empty("db"));
+        let key = PlanKey::new("db", "SELECT 1", None).unwrap();
+        let logical = Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+            produce_one_row: true,
+            schema: Arc::new(datafusion::common::DFSchema::empty()),
+        }));
+        cache.insert(key.clone(), &schema, Arc::clone(&logical));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())));
+        cache.set_physical(&key, &logical, Physical::new(&plan, Vec::new(), 1));
+        for _ in 0..MAX_PHYSICAL_RUNS {
+            assert!(cache.get(&key, &schema).unwrap().physical.is_some());
+        }
+        let spent = cache.get(&key, &schema).unwrap();
+        assert!(spent.physical.is_none());
+        assert!(Arc::ptr_eq(&spent.logical, &logical));
+        // Kept only for the logical plan it was made from.
+        let other = Arc::new(LogicalPlan::clone(&logical));
+        cache.set_physical(&key, &other, Physical::new(&plan, Vec::new(), 1));
+        assert!(cache.get(&key, &schema).unwrap().physical.is_none());
     }
 
     #[test]

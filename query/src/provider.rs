@@ -83,6 +83,50 @@ pub(crate) struct Sources {
     pub(crate) key_runs: Arc<KeyRunsCache>,
 }
 
+/// What the table scans of one query's physical plan read, in its
+/// session's configuration (a logical plan kept for reuse holds the table
+/// providers of the query that planned it, so the log cannot be theirs).
+#[derive(Debug, Default)]
+pub(crate) struct ScanLog(std::sync::Mutex<Vec<ScanRecord>>);
+
+impl ScanLog {
+    /// Takes what the scans planned so far read.
+    pub(crate) fn take(&self) -> Vec<ScanRecord> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// What one table scan of a physical plan read: enough to tell later
+/// whether a fresh scan would read the same rows the same way.
+#[derive(Debug, Clone)]
+pub(crate) struct ScanRecord {
+    db_id: u32,
+    table_id: u32,
+    buffer: buffer::TableVersion,
+    /// Held so that the pointer compared stays this list's.
+    files: Option<Arc<catalog::TableFiles>>,
+    /// Whether the scan fixed nothing but those rows: no retention cut-off
+    /// (a time), and every file planned with its footer (a file planned
+    /// without one is read whole: right, but slower than a new plan).
+    pub(crate) fixed_rows_only: bool,
+    /// Parquet files read, and pruned before opening.
+    pub(crate) files_scanned: u64,
+    pub(crate) files_pruned: u64,
+}
+
+impl Sources {
+    /// Whether a scan now would read the rows `r` did.
+    pub(crate) fn unchanged(&self, r: &ScanRecord) -> bool {
+        // Buffer first, then the catalog, like `scan`.
+        self.buffer.table_version(r.db_id, r.table_id) == r.buffer
+            && match (self.catalog.state().table_files(r.db_id, r.table_id), &r.files) {
+                (Some(now), Some(then)) => Arc::ptr_eq(now, then),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
 /// The `public` catalog of a query: the database's tables in schema `iox`.
 #[derive(Debug)]
 pub struct DatabaseCatalog {
@@ -623,7 +667,9 @@ impl TableProvider for InflowTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
-        // Buffer first, then the catalog (see the module docs).
+        // Buffer first, then the catalog (see the module docs). The
+        // version is taken before the chunks, so it is never newer.
+        let buffer_version = self.sources.buffer.table_version(self.db_id, self.table.id);
         let chunks = self
             .sources
             .buffer
@@ -652,6 +698,15 @@ impl TableProvider for InflowTable {
             }
         }
         self.sources.metrics.record(scanned, pruned);
+        let mut record = ScanRecord {
+            db_id: self.db_id,
+            table_id: self.table.id,
+            buffer: buffer_version,
+            files: catalog_state.table_files(self.db_id, self.table.id).cloned(),
+            fixed_rows_only: retention_cutoff.is_none(),
+            files_scanned: scanned,
+            files_pruned: pruned,
+        };
         sources.extend(
             chunks
                 .into_iter()
@@ -902,6 +957,10 @@ impl TableProvider for InflowTable {
                 }
                 None => filtered,
             });
+        }
+        record.fixed_rows_only &= every_file_planned;
+        if let Some(log) = state.config().get_extension::<ScanLog>() {
+            log.0.lock().unwrap_or_else(|p| p.into_inner()).push(record);
         }
         let plan = UnionExec::try_new(plans)?;
         match retention_cutoff {
