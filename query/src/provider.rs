@@ -767,7 +767,7 @@ impl TableProvider for InflowTable {
         // Whether every file comes with the rows its statistics allow.
         let mut every_file_planned = true;
         // Each with whether it needs the scan's own filters applied.
-        let mut files: Vec<(PartitionedFile, bool)> = Vec::new();
+        let mut files: Vec<(PartitionedFile, FileFilter)> = Vec::new();
         let mut memory: Vec<(RecordBatch, bool)> = Vec::new();
         for mut g in groups {
             if g.len() == 1 {
@@ -784,17 +784,22 @@ impl TableProvider for InflowTable {
                                 // Its access plan selects exactly the rows of
                                 // the first key tag's values (`KeyRuns`); other
                                 // tags only by page statistics.
-                                let exact = inside(f.min_time, f.max_time)
-                                    && own.tags.iter().all(|(tag, _)| runs.as_ref().is_some_and(|r| r.column == *tag));
+                                let tags_exact =
+                                    own.tags.iter().all(|(tag, _)| runs.as_ref().is_some_and(|r| r.column == *tag));
+                                let filter = match (tags_exact, inside(f.min_time, f.max_time)) {
+                                    (true, true) => FileFilter::Nothing,
+                                    (true, false) => FileFilter::Time,
+                                    (false, _) => FileFilter::All,
+                                };
                                 let file = match access_plan(&footer, &prune, runs.as_deref()) {
                                     Some(plan) => file.with_extension(plan),
                                     None => file,
                                 };
-                                (file, !exact)
+                                (file, filter)
                             }
                             None => {
                                 every_file_planned = false;
-                                (file, !own_filters.is_empty())
+                                (file, if own_filters.is_empty() { FileFilter::Nothing } else { FileFilter::All })
                             }
                         });
                     }
@@ -819,9 +824,19 @@ impl TableProvider for InflowTable {
             g.sort_unstable();
             memory.push((narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?, !own_filters.is_empty()));
         }
-        // The scan's own filters as one predicate over `schema`.
-        let own_predicate = |schema: &SchemaRef| -> Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
-            let unqualified = own_filters
+        // The scan's own filters that say something of `time`: what a file
+        // whose access plan selects exactly the tag values still needs.
+        let time_filters: Vec<Expr> = own_filters
+            .iter()
+            .filter(|f| {
+                let p = Pruning::from_filters(std::slice::from_ref(*f), &self.table);
+                p.tags.is_empty() || p.min_time > i64::MIN || p.max_time < i64::MAX
+            })
+            .cloned()
+            .collect();
+        // Some of the scan's own filters as one predicate over `schema`.
+        let predicate_of = |filters: &[Expr], schema: &SchemaRef| -> Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
+            let unqualified = filters
                 .iter()
                 .map(|f| {
                     f.clone()
@@ -871,20 +886,27 @@ impl TableProvider for InflowTable {
             // Spread files over the target partitions, keeping them whole.
             // Files that need the scan's own filters get them as their
             // predicate (over the table's columns, whatever the projection).
-            let (filtered, exact): (Vec<_>, Vec<_>) = files.into_iter().partition(|(_, f)| *f);
-            for (files, filter) in [(exact, false), (filtered, true)] {
+            // Files whose tag values their access plans select exactly get
+            // only the time filters: a tag predicate would decode the tag
+            // column and compare strings for nothing.
+            for filter in [FileFilter::Nothing, FileFilter::Time, FileFilter::All] {
+                let files: Vec<PartitionedFile> =
+                    files.iter().filter(|(_, f)| *f == filter).map(|(file, _)| file.clone()).collect();
                 if files.is_empty() {
                     continue;
                 }
                 let n = state.config().target_partitions().max(1).min(files.len());
                 let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
-                for (i, (f, _)) in files.into_iter().enumerate() {
+                for (i, f) in files.into_iter().enumerate() {
                     file_groups[i % n].push(f);
                 }
                 let source = match filter {
-                    true => source.with_predicate(own_predicate(&self.schema)?),
-                    false => source.clone(),
+                    FileFilter::Nothing => source.clone(),
+                    FileFilter::Time if time_filters.is_empty() => source.clone(),
+                    FileFilter::Time => source.with_predicate(predicate_of(&time_filters, &self.schema)?),
+                    FileFilter::All => source.with_predicate(predicate_of(&own_filters, &self.schema)?),
                 };
+                let filter = filter != FileFilter::Nothing;
                 let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
                     .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
                     .with_projection_indices(projection.clone())?
@@ -940,7 +962,7 @@ impl TableProvider for InflowTable {
             // filtered, then projected.
             let mem: Arc<dyn ExecutionPlan> =
                 DataSourceExec::from_data_source(MemorySourceConfig::try_new(&partitions, Arc::clone(&schema), None)?);
-            let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(own_predicate(&schema)?, mem)?);
+            let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate_of(&own_filters, &schema)?, mem)?);
             plans.push(match within {
                 Some(within) => {
                     let exprs = within
@@ -979,6 +1001,18 @@ impl TableProvider for InflowTable {
 fn applied_by_scan(e: &Expr, table: &TableSchema) -> bool {
     let mut p = Pruning::from_filters(&[], table);
     p.understood(e, table) && p.fields.is_empty()
+}
+
+/// Which of the scan's own filters a file's rows still need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileFilter {
+    /// None: its time range is inside theirs and its access plan selects
+    /// exactly the tag values.
+    Nothing,
+    /// Those on `time`: its access plan selects exactly the tag values.
+    Time,
+    /// All of them.
+    All,
 }
 
 /// Buffered selections averaging fewer rows than this per batch are joined
