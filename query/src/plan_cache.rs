@@ -34,7 +34,10 @@
 //!   min/max aggregate's), whose bounds would carry over between runs;
 //! - it has been run fewer than [`MAX_PHYSICAL_RUNS`] times, counted in
 //!   files opened: a Parquet scan's metrics, which nothing resets, grow
-//!   with every file it opens.
+//!   with every file it opens;
+//! - the buffered batches it holds are small: a kept plan holds them after
+//!   the buffer has moved on, outside its memory limit (at most 32 MiB a
+//!   plan and 256 MiB for all).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -71,6 +74,12 @@ const MAX_SQL_LEN: usize = 16 * 1024;
 /// none counts one), before it is planned anew. A Parquet scan keeps a few
 /// dozen metrics per file opened, for its plan's life.
 pub(crate) const MAX_PHYSICAL_RUNS: usize = 256;
+/// Bytes of buffered rows that one kept physical plan, and all of them
+/// together, may hold (counted as Arrow reports them: a slice counts its
+/// whole buffers). A kept plan holds its scans' batches after the buffer
+/// has moved on, outside the buffer's memory limit.
+const MAX_PLAN_BYTES: usize = 32 << 20;
+const MAX_PINNED_BYTES: usize = 256 << 20;
 
 /// What a plan was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -112,6 +121,8 @@ pub(crate) struct Physical {
     pub(crate) target_partitions: usize,
     /// Runs left, in files opened.
     runs_left: usize,
+    /// Bytes of the batches its memory scans hold.
+    bytes: usize,
 }
 
 impl Physical {
@@ -122,11 +133,16 @@ impl Physical {
         if !scans.iter().all(|s| s.fixed_rows_only) || !physical_reusable(plan) {
             return None;
         }
+        let bytes = held_bytes(plan);
+        if bytes > MAX_PLAN_BYTES {
+            return None;
+        }
         Some(Self {
             plan: reset_plan_states(Arc::clone(plan)).ok()?,
             scans: scans.into(),
             target_partitions,
             runs_left: MAX_PHYSICAL_RUNS,
+            bytes,
         })
     }
 
@@ -153,44 +169,82 @@ pub(crate) struct Cached {
 /// Optimised plans by query (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
-    plans: Mutex<HashMap<PlanKey, Entry>>,
+    plans: Mutex<Plans>,
+}
+
+#[derive(Debug, Default)]
+struct Plans {
+    entries: HashMap<PlanKey, Entry>,
+    /// The bytes the kept physical plans hold.
+    pinned: usize,
+}
+
+impl Plans {
+    /// Sets an entry's physical plan, keeping the byte count.
+    fn set(&mut self, key: &PlanKey, physical: Option<Physical>) {
+        let Some(e) = self.entries.get_mut(key) else { return };
+        self.pinned -= e.physical.as_ref().map_or(0, |p| p.bytes);
+        let adds = physical.as_ref().map_or(0, |p| p.bytes);
+        e.physical = physical.filter(|_| self.pinned + adds <= MAX_PINNED_BYTES);
+        self.pinned += e.physical.as_ref().map_or(0, |p| p.bytes);
+    }
 }
 
 impl PlanCache {
     /// The plans of `key`, if they were made over `schema`.
     pub(crate) fn get(&self, key: &PlanKey, schema: &Arc<DatabaseSchema>) -> Option<Cached> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        let e = plans.get_mut(key).filter(|e| Arc::ptr_eq(&e.schema, schema))?;
+        let e = plans.entries.get_mut(key).filter(|e| Arc::ptr_eq(&e.schema, schema))?;
+        let logical = Arc::clone(&e.plan);
         let physical = match e.physical.as_mut() {
             Some(p) if p.runs_left >= p.run_cost() => {
                 p.runs_left -= p.run_cost();
                 Some(p.clone())
             }
-            _ => {
-                e.physical = None;
+            Some(_) => {
+                plans.set(key, None);
                 None
             }
+            None => None,
         };
-        Some(Cached { logical: Arc::clone(&e.plan), physical })
+        Some(Cached { logical, physical })
     }
 
     /// Keeps `plan`, made over `schema`, for `key`.
     pub(crate) fn insert(&self, key: PlanKey, schema: &Arc<DatabaseSchema>, plan: Arc<LogicalPlan>) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if plans.len() >= MAX_PLANS && !plans.contains_key(&key) {
-            plans.clear();
+        if plans.entries.len() >= MAX_PLANS && !plans.entries.contains_key(&key) {
+            *plans = Plans::default();
         }
-        plans.insert(key, Entry { schema: Arc::clone(schema), plan, physical: None });
+        plans.set(&key, None);
+        plans.entries.insert(key, Entry { schema: Arc::clone(schema), plan, physical: None });
     }
 
     /// Keeps (or forgets, with `None`) the physical plan of `key`'s
     /// logical plan `logical`, if that is still the one kept.
     pub(crate) fn set_physical(&self, key: &PlanKey, logical: &Arc<LogicalPlan>, physical: Option<Physical>) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = plans.get_mut(key).filter(|e| Arc::ptr_eq(&e.plan, logical)) {
-            e.physical = physical;
+        if plans.entries.get(key).is_some_and(|e| Arc::ptr_eq(&e.plan, logical)) {
+            plans.set(key, physical);
         }
     }
+}
+
+/// Bytes of the batches that `plan`'s memory scans hold.
+fn held_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut bytes = 0usize;
+    let _ = plan.apply(|node| {
+        if let Some(mem) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|d| d.data_source().downcast_ref::<MemorySourceConfig>())
+        {
+            for b in mem.partitions().iter().flatten() {
+                bytes = bytes.saturating_add(b.get_array_memory_size());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    bytes
 }
 
 /// Whether running a copy of `plan` reset by [`reset_plan_states`] is the
@@ -302,6 +356,58 @@ mod tests {
         assert!(!physical_reusable(&physical("SELECT a FROM t ORDER BY a DESC LIMIT 1").await));
         assert!(!physical_reusable(&physical("SELECT t.a, u.c FROM t JOIN u ON t.a = u.a").await));
         assert!(!physical_reusable(&physical("EXPLAIN ANALYZE SELECT a FROM t").await));
+    }
+
+    #[tokio::test]
+    async fn plans_holding_many_buffered_bytes_are_not_kept() {
+        use datafusion::arrow::array::Int64Array;
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+        let ctx = SessionContext::new();
+        for (name, rows) in [("small", 1_000i64), ("large", 5_000_000)] {
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..rows))]).unwrap();
+            let table = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![vec![batch]]).unwrap();
+            ctx.register_table(name, Arc::new(table)).unwrap();
+        }
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move { ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap() }
+        };
+        assert!(Physical::new(&plan("SELECT max(a) + 1 FROM small").await, Vec::new(), 1).is_some());
+        assert!(Physical::new(&plan("SELECT max(a) + 1 FROM large").await, Vec::new(), 1).is_none());
+    }
+
+    #[test]
+    fn kept_plans_hold_a_bounded_number_of_bytes() {
+        let cache = PlanCache::default();
+        let schema = Arc::new(DatabaseSchema::empty("db"));
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())));
+        let holding = |bytes: usize| {
+            let mut p = Physical::new(&plan, Vec::new(), 1).unwrap();
+            p.bytes = bytes;
+            Some(p)
+        };
+        let keys: Vec<(PlanKey, Arc<LogicalPlan>)> = (0..3)
+            .map(|i| {
+                let key = PlanKey::new("db", &format!("SELECT {i}"), None).unwrap();
+                let logical = Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: true,
+                    schema: Arc::new(datafusion::common::DFSchema::empty()),
+                }));
+                cache.insert(key.clone(), &schema, Arc::clone(&logical));
+                cache.set_physical(&key, &logical, holding(100 << 20));
+                (key, logical)
+            })
+            .collect();
+        let kept = |i: usize| cache.get(&keys[i].0, &schema).unwrap().physical.is_some();
+        assert!(kept(0) && kept(1) && !kept(2), "256 MiB in all");
+        // Replacing a plan gives back its bytes.
+        cache.set_physical(&keys[0].0, &keys[0].1, holding(10 << 20));
+        cache.set_physical(&keys[2].0, &keys[2].1, holding(100 << 20));
+        assert!(kept(0) && kept(1) && kept(2));
+        cache.insert(keys[1].0.clone(), &schema, Arc::clone(&keys[1].1));
+        assert_eq!(cache.plans.lock().unwrap().pinned, 110 << 20);
     }
 
     #[test]
