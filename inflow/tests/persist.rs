@@ -623,6 +623,12 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
     }
 }
 
+async fn set_retention(s: &TestServer, db: &str, table: &str, duration: &str) {
+    let url = format!("/api/v3/enterprise/configure/table/retention_period?db={db}&table={table}&duration={duration}");
+    let r = s.client().post(s.url(&url)).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
 /// Runs `q` until it runs a kept physical plan again, checking every answer.
 async fn reruns(s: &TestServer, q: &str, want: &[Value]) {
     for _ in 0..100 {
@@ -678,13 +684,7 @@ async fn physical_plans_run_again_only_over_the_same_rows() {
     assert_eq!(reran().await, before);
 
     // Under a retention period a plan holds its cut-off time: planned each time.
-    let r = s
-        .client()
-        .post(s.url("/api/v3/enterprise/configure/table/retention_period?db=db&table=cpu&duration=1d"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    set_retention(&s, "db", "cpu", "1d").await;
     let before = reran().await;
     for _ in 0..3 {
         assert_eq!(s.query_json("db", q).await, Vec::<Value>::new());
@@ -747,12 +747,6 @@ async fn repeated_queries_reuse_plans_and_answer_like_fresh_ones() {
     assert_eq!(reused().await, before);
 
     // A table retention period hides the 1970 rows from the next run.
-    let r = s
-        .client()
-        .post(s.url("/api/v3/enterprise/configure/table/retention_period?db=db&table=cpu&duration=1d"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    set_retention(&s, "db", "cpu", "1d").await;
     assert_eq!(s.query_json("db", q).await, Vec::<Value>::new());
 }

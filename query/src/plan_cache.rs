@@ -322,6 +322,17 @@ mod tests {
     use super::*;
     use datafusion::prelude::SessionContext;
 
+    fn empty_plan() -> Arc<LogicalPlan> {
+        Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+            produce_one_row: true,
+            schema: Arc::new(datafusion::common::DFSchema::empty()),
+        }))
+    }
+
+    fn one_row() -> Arc<dyn ExecutionPlan> {
+        Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())))
+    }
+
     async fn plan(sql: &str) -> LogicalPlan {
         let ctx = SessionContext::new();
         ctx.sql("CREATE TABLE t (a INT, b VARCHAR)").await.unwrap();
@@ -382,7 +393,7 @@ mod tests {
     fn kept_plans_hold_a_bounded_number_of_bytes() {
         let cache = PlanCache::default();
         let schema = Arc::new(DatabaseSchema::empty("db"));
-        let plan: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())));
+        let plan: Arc<dyn ExecutionPlan> = one_row();
         let holding = |bytes: usize| {
             let mut p = Physical::new(&plan, Vec::new(), 1).unwrap();
             p.bytes = bytes;
@@ -391,10 +402,7 @@ mod tests {
         let keys: Vec<(PlanKey, Arc<LogicalPlan>)> = (0..3)
             .map(|i| {
                 let key = PlanKey::new("db", &format!("SELECT {i}"), None).unwrap();
-                let logical = Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-                    produce_one_row: true,
-                    schema: Arc::new(datafusion::common::DFSchema::empty()),
-                }));
+                let logical = empty_plan();
                 cache.insert(key.clone(), &schema, Arc::clone(&logical));
                 cache.set_physical(&key, &logical, holding(100 << 20));
                 (key, logical)
@@ -415,12 +423,9 @@ mod tests {
         let cache = PlanCache::default();
         let schema = Arc::new(DatabaseSchema::empty("db"));
         let key = PlanKey::new("db", "SELECT 1", None).unwrap();
-        let logical = Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-            produce_one_row: true,
-            schema: Arc::new(datafusion::common::DFSchema::empty()),
-        }));
+        let logical = empty_plan();
         cache.insert(key.clone(), &schema, Arc::clone(&logical));
-        let plan: Arc<dyn ExecutionPlan> = Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())));
+        let plan: Arc<dyn ExecutionPlan> = one_row();
         cache.set_physical(&key, &logical, Physical::new(&plan, Vec::new(), 1));
         for _ in 0..MAX_PHYSICAL_RUNS {
             assert!(cache.get(&key, &schema).unwrap().physical.is_some());
@@ -440,10 +445,7 @@ mod tests {
         let s1 = Arc::new(DatabaseSchema::empty("db"));
         let s2 = Arc::new(DatabaseSchema::empty("db"));
         let key = PlanKey::new("db", "SELECT 1", None).unwrap();
-        let p = Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-            produce_one_row: true,
-            schema: Arc::new(datafusion::common::DFSchema::empty()),
-        }));
+        let p = empty_plan();
         cache.insert(key.clone(), &s1, Arc::clone(&p));
         assert!(cache.get(&key, &s1).is_some());
         assert!(cache.get(&key, &s2).is_none());
