@@ -434,12 +434,12 @@ async fn scans_read_only_the_pages_their_filters_allow() {
     }
     let plan = s.query_pretty("db", &format!("EXPLAIN ANALYZE {one_host}")).await;
     let scan = plan.lines().find(|l| l.contains("DataSourceExec")).unwrap_or_else(|| panic!("{plan}"));
-    // The file lists each host's rows (`parquet_store::KEY_RUNS`): the scan
-    // reads h7's 500, not the 2,048-row pages that hold them.
-    let matched = metric_value(scan, "pushdown_rows_matched");
-    let read = matched + metric_value(scan, "pushdown_rows_pruned");
-    assert_eq!(matched, 100.0, "{scan}");
-    assert!(read <= 500.0, "{read} rows read: {scan}");
+    // The file lists each host's rows and their even time steps
+    // (`parquet_store::KEY_RUNS`): the scan reads exactly h7's 100 rows in
+    // the window, not its 500 nor the 2,048-row pages that hold them, and
+    // runs no filter on them.
+    assert_eq!(metric_value(scan, "output_rows"), 100.0, "{scan}");
+    assert!(!scan.contains("predicate="), "{scan}");
     // Hosts that sort apart (h1 < h10 < ... < h2): their rows only.
     let q = "EXPLAIN ANALYZE SELECT count(*) AS n FROM cpu WHERE host IN ('h2', 'h1', 'h99')";
     let plan = s.query_pretty("db", q).await;
@@ -548,6 +548,14 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
         third.push_str(&format!("cpu,host=h{} v={i}i {i}\n", i % 4));
         rows.insert((Some(format!("h{}", i % 4)), None, i), i);
     }
+    // Two series per host whose times interleave: a host's run in a file
+    // does not step evenly.
+    let mut fourth = String::new();
+    for i in 2_000..2_200i64 {
+        let zone = if i % 3 == 0 { "y" } else { "z" };
+        fourth.push_str(&format!("cpu,host=h{},zone={zone} v={i}i {i}\n", i % 4));
+        rows.insert((Some(format!("h{}", i % 4)), Some(zone), i), i);
+    }
     let count = |f: &dyn Fn(&Option<String>, Option<&str>, i64) -> bool| {
         rows.iter().filter(|((h, z, t), _)| f(h, *z, *t)).count()
     };
@@ -590,6 +598,13 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
             json!([{"v": 1_049, "n": count(&|h, _, s| host(h, &["h1"]) && (1_010..1_050).contains(&s))}]),
         ),
         (
+            format!("SELECT sum(v) AS v, count(*) AS n FROM cpu WHERE host = 'h1' AND time >= {} AND time < {}", t(2_010), t(2_150)),
+            json!([{
+                "v": values(&|h, _, s| host(h, &["h1"]) && (2_010..2_150).contains(&s)).iter().sum::<i64>(),
+                "n": count(&|h, _, s| host(h, &["h1"]) && (2_010..2_150).contains(&s)),
+            }]),
+        ),
+        (
             format!("SELECT count(*) AS n FROM cpu WHERE time BETWEEN {} AND {}", t(5), t(160)),
             json!([{"n": count(&|_, _, s| (5..=160).contains(&s))}]),
         ),
@@ -613,6 +628,10 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
         s.write_ok("db", &third).await;
         if persist {
             wait_for_file_count(&s, "db", 3, 200 + 150 + 10 + 10 + 100).await;
+        }
+        s.write_ok("db", &fourth).await;
+        if persist {
+            wait_for_file_count(&s, "db", 4, 200 + 150 + 10 + 10 + 100 + 200).await;
         }
         // Twice: the second run plans from cached footers.
         for _ in 0..2 {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Int32Type};
+use arrow::datatypes::{DataType, Int32Type, TimestampNanosecondType};
 use bytes::Bytes;
 use catalog::{ColumnKind, ParquetFile, TableSchema};
 use object_store::path::Path;
@@ -50,6 +50,13 @@ const PAGE_ROWS: usize = 2048;
 /// whose min/max statistics allow them (a page of 2,048 rows holds about two
 /// hosts of the benchmark's `cpu` table, and hosts that sort apart each
 /// bring a page).
+///
+/// A run whose `time` values step evenly (row `k` of the run at
+/// `first_time + k * step`, `step > 0`; a one-row run with step 0), as a
+/// single series sampled at a fixed interval does, lists them too:
+/// `[value, first_row, end_row, first_time, step]`. A query's time range
+/// then selects exactly its rows of the run, with no `time` to decode and
+/// compare.
 pub const KEY_RUNS: &str = "inflow.key_runs";
 
 /// A file gets [`KEY_RUNS`] only with at most this many runs, and at most
@@ -240,6 +247,18 @@ fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
         (k < strings.len() && strings.is_valid(k)).then(|| strings.value(k))
     };
     let rows = batch.num_rows();
+    let times = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .filter(|t| t.null_count() == 0)
+        .map(|t| t.values());
+    // `(first_time, step)` if the run's times step evenly.
+    let even = |run: &[i64]| -> Option<(i64, i64)> {
+        let (first, rest) = run.split_first()?;
+        let Some(second) = rest.first() else { return Some((*first, 0)) };
+        let step = second.checked_sub(*first).filter(|s| *s > 0)?;
+        run.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step)).then_some((*first, step))
+    };
     let mut runs: Vec<serde_json::Value> = Vec::new();
     let mut start = 0;
     for row in 1..=rows {
@@ -247,7 +266,10 @@ fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
             continue;
         }
         if let Some(v) = value(start) {
-            runs.push(serde_json::json!([v, start, row]));
+            runs.push(match times.and_then(|t| even(&t[start..row])) {
+                Some((first, step)) => serde_json::json!([v, start, row, first, step]),
+                None => serde_json::json!([v, start, row]),
+            });
             if runs.len() > MAX_KEY_RUNS || runs.len().saturating_mul(MIN_ROWS_PER_RUN) > rows {
                 return None;
             }

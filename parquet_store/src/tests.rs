@@ -82,7 +82,7 @@ async fn footer_lists_the_rows_of_each_first_tag_value() {
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     assert_eq!(
         runs,
-        serde_json::json!({"column": "host", "runs": [["a", 10, 20], ["b", 20, 30], ["c", 30, 40]]})
+        serde_json::json!({"column": "host", "runs": [["a", 10, 20, 0, 1], ["b", 20, 30, 0, 1], ["c", 30, 40, 0, 1]]})
     );
 
     // Too few rows per run: no list.
@@ -92,4 +92,36 @@ async fn footer_lists_the_rows_of_each_first_tag_value() {
     let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
     let meta = parquet::file::reader::FileReader::metadata(&reader);
     assert!(meta.file_metadata().key_value_metadata().is_none_or(|kv| kv.iter().all(|kv| kv.key != KEY_RUNS)));
+}
+
+/// Runs list their first time and step only when their times step evenly:
+/// not with a gap, and not when the run holds two series (times restart).
+#[tokio::test]
+async fn footer_lists_even_time_steps_of_runs() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let cat = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let mut body = String::new();
+    for t in 0..10i64 {
+        body.push_str(&format!("cpu,host=even v={t} {}\n", 1_000 + 10 * t));
+        body.push_str(&format!("cpu,host=gap v={t} {}\n", if t == 9 { 5_000 } else { 1_000 + 10 * t }));
+        body.push_str(&format!("cpu,host=two,zone=z{} v={t} {}\n", t % 2, 1_000 + 10 * (t / 2)));
+    }
+    let (state, batch) = sorted_batch(&cat, body.as_ref()).await;
+    let db = state.db("db").unwrap();
+    let table = db.table("cpu").unwrap();
+    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
+    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
+    let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+    let meta = parquet::file::reader::FileReader::metadata(&reader);
+    let runs = meta
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == KEY_RUNS))
+        .and_then(|kv| kv.value.clone())
+        .expect("the footer lists the runs");
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(
+        runs,
+        serde_json::json!({"column": "host", "runs": [["even", 0, 10, 1_000, 10], ["gap", 10, 20], ["two", 20, 30]]})
+    );
 }

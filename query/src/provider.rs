@@ -445,7 +445,7 @@ impl<'p> PruneColumns<'p> {
                             Some(this)
                         })
                         .collect();
-                    exact = Some((r.rows_of(values), starts));
+                    exact = Some((r.rows_of(values, prune.min_time, prune.max_time), starts));
                     false
                 }
                 None => true,
@@ -786,7 +786,11 @@ impl TableProvider for InflowTable {
                                 // tags only by page statistics.
                                 let tags_exact =
                                     own.tags.iter().all(|(tag, _)| runs.as_ref().is_some_and(|r| r.column == *tag));
-                                let filter = match (tags_exact, inside(f.min_time, f.max_time)) {
+                                // Runs that list their times select exactly the
+                                // rows in the time range as well.
+                                let times_exact = !own.tags.is_empty()
+                                    && own.tags.iter().all(|(_, values)| runs.as_ref().is_some_and(|r| r.times_listed(values)));
+                                let filter = match (tags_exact, times_exact || inside(f.min_time, f.max_time)) {
                                     (true, true) => FileFilter::Nothing,
                                     (true, false) => FileFilter::Time,
                                     (false, _) => FileFilter::All,
