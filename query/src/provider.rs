@@ -1010,8 +1010,9 @@ fn applied_by_scan(e: &Expr, table: &TableSchema) -> bool {
 /// Which of the scan's own filters a file's rows still need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FileFilter {
-    /// None: its time range is inside theirs and its access plan selects
-    /// exactly the tag values.
+    /// None: its access plan selects exactly the tag values, and its time
+    /// range is inside theirs or its runs list even time steps (the access
+    /// plan then selects exactly the time range too).
     Nothing,
     /// Those on `time`: its access plan selects exactly the tag values.
     Time,
