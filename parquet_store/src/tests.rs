@@ -70,16 +70,7 @@ async fn footer_lists_the_rows_of_each_first_tag_value() {
     let table = db.table("cpu").unwrap();
     let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
 
-    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
-    let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
-    let meta = parquet::file::reader::FileReader::metadata(&reader);
-    let runs = meta
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|kv| kv.key == KEY_RUNS))
-        .and_then(|kv| kv.value.clone())
-        .expect("the footer lists the runs");
-    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let runs = footer_runs(&store, &file.path).await.expect("the footer lists the runs");
     assert_eq!(
         runs,
         serde_json::json!({"column": "host", "runs": [["a", 10, 20, 0, 1], ["b", 20, 30, 0, 1], ["c", 30, 40, 0, 1]]})
@@ -88,10 +79,16 @@ async fn footer_lists_the_rows_of_each_first_tag_value() {
     // Too few rows per run: no list.
     let small = batch.slice(10, 12);
     let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &small).await.unwrap();
-    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
+    assert!(footer_runs(&store, &file.path).await.is_none());
+}
+
+/// The [`KEY_RUNS`] entry of the file at `path`, if any.
+async fn footer_runs(store: &Arc<dyn ObjectStore>, path: &str) -> Option<serde_json::Value> {
+    let bytes = store.get(&Path::from(path)).await.unwrap().bytes().await.unwrap();
     let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
     let meta = parquet::file::reader::FileReader::metadata(&reader);
-    assert!(meta.file_metadata().key_value_metadata().is_none_or(|kv| kv.iter().all(|kv| kv.key != KEY_RUNS)));
+    let runs = meta.file_metadata().key_value_metadata()?.iter().find(|kv| kv.key == KEY_RUNS)?.value.clone()?;
+    Some(serde_json::from_str(&runs).unwrap())
 }
 
 /// Runs list their first time and step only when their times step evenly:
@@ -108,20 +105,9 @@ async fn footer_lists_even_time_steps_of_runs() {
     }
     let (state, batch) = sorted_batch(&cat, body.as_ref()).await;
     let db = state.db("db").unwrap();
-    let table = db.table("cpu").unwrap();
-    let file = write_file(&store, &Path::from("pfx"), db.id, table, 0, &batch).await.unwrap();
-    let bytes = store.get(&Path::from(file.path.as_str())).await.unwrap().bytes().await.unwrap();
-    let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
-    let meta = parquet::file::reader::FileReader::metadata(&reader);
-    let runs = meta
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|kv| kv.key == KEY_RUNS))
-        .and_then(|kv| kv.value.clone())
-        .expect("the footer lists the runs");
-    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let path = write_file(&store, &Path::from("pfx"), db.id, db.table("cpu").unwrap(), 0, &batch).await.unwrap().path;
     assert_eq!(
-        runs,
-        serde_json::json!({"column": "host", "runs": [["even", 0, 10, 1_000, 10], ["gap", 10, 20], ["two", 20, 30]]})
+        footer_runs(&store, &path).await,
+        Some(serde_json::json!({"column": "host", "runs": [["even", 0, 10, 1_000, 10], ["gap", 10, 20], ["two", 20, 30]]}))
     );
 }
