@@ -114,7 +114,8 @@ struct Entry {
 /// A physical plan kept for reuse, with what its scans read.
 #[derive(Debug, Clone)]
 pub(crate) struct Physical {
-    /// Never run itself: each run gets a copy with fresh state.
+    /// Each run gets a copy with fresh state ([`Physical::to_run`]), so the
+    /// query that planned it may run this one itself.
     plan: Arc<dyn ExecutionPlan>,
     pub(crate) scans: Arc<[ScanRecord]>,
     /// The partitions it was planned for.
@@ -126,9 +127,8 @@ pub(crate) struct Physical {
 }
 
 impl Physical {
-    /// Keeps `plan` (a fresh copy of it; the caller runs `plan` itself),
-    /// planned with `target_partitions` and whose scans read `scans`, if it
-    /// can be reused (see the module docs).
+    /// Keeps `plan`, planned with `target_partitions` and whose scans read
+    /// `scans`, if it can be reused (see the module docs).
     pub(crate) fn new(plan: &Arc<dyn ExecutionPlan>, scans: Vec<ScanRecord>, target_partitions: usize) -> Option<Self> {
         if !scans.iter().all(|s| s.fixed_rows_only) || !physical_reusable(plan) {
             return None;
@@ -138,7 +138,7 @@ impl Physical {
             return None;
         }
         Some(Self {
-            plan: reset_plan_states(Arc::clone(plan)).ok()?,
+            plan: Arc::clone(plan),
             scans: scans.into(),
             target_partitions,
             runs_left: MAX_PHYSICAL_RUNS,

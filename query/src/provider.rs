@@ -893,9 +893,14 @@ impl TableProvider for InflowTable {
             // Files whose tag values their access plans select exactly get
             // only the time filters: a tag predicate would decode the tag
             // column and compare strings for nothing.
-            for filter in [FileFilter::Nothing, FileFilter::Time, FileFilter::All] {
-                let files: Vec<PartitionedFile> =
-                    files.iter().filter(|(_, f)| *f == filter).map(|(file, _)| file.clone()).collect();
+            let mut by_filter: [(FileFilter, Vec<PartitionedFile>); 3] =
+                [(FileFilter::Nothing, Vec::new()), (FileFilter::Time, Vec::new()), (FileFilter::All, Vec::new())];
+            for (file, filter) in files {
+                if let Some((_, group)) = by_filter.iter_mut().find(|(f, _)| *f == filter) {
+                    group.push(file);
+                }
+            }
+            for (filter, files) in by_filter {
                 if files.is_empty() {
                     continue;
                 }
