@@ -1,8 +1,9 @@
 //! `/api/v3/query_sql`: GET with a query string, POST with JSON or a form.
 //!
-//! The first batch is computed before the status line is sent, so planning
-//! errors and early execution errors get a proper status code; after that the
-//! results stream batch by batch.
+//! Results are computed before the status line is sent until they end or
+//! pass 1 MiB, so planning errors and early execution errors get a proper
+//! status code and small results go out whole (with a `content-length`);
+//! past that, the results stream batch by batch.
 
 use std::time::Instant;
 
@@ -148,17 +149,36 @@ async fn run(
         .await
         .map_err(query_error)?;
     let mut encoder = Encoder::new(format, stream.schema());
-    // The first batch decides the status code.
-    let first = match stream.next().await {
-        Some(Ok(b)) => encoder
-            .batch(&b)
-            .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?,
-        Some(Err(e)) => return Err(query_error(QueryError::Execution(e))),
-        None => bytes::Bytes::new(),
-    };
+    // Results are encoded before the status line until they end or pass
+    // `WHOLE_RESPONSE_BYTES`: an early execution error still gets a proper
+    // status code, and a small result goes out whole, with a
+    // `content-length`, in one write. A larger one streams the rest.
+    let mut head = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(b)) => {
+                let bytes = encoder
+                    .batch(&b)
+                    .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
+                head.extend_from_slice(&bytes);
+                if head.len() > WHOLE_RESPONSE_BYTES {
+                    break;
+                }
+            }
+            Some(Err(e)) => return Err(query_error(QueryError::Execution(e))),
+            None => {
+                let tail = encoder
+                    .finish()
+                    .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
+                head.extend_from_slice(&tail);
+                state.metrics.observe_query("sql", started.elapsed(), true);
+                return Ok(respond(format, Body::from(head)));
+            }
+        }
+    }
     let metrics = state.metrics.clone();
     let rest = futures::stream::unfold(
-        (stream, encoder, false, Some(first)),
+        (stream, encoder, false, Some(bytes::Bytes::from(head))),
         move |(mut stream, mut encoder, done, first)| {
             let metrics = metrics.clone();
             async move {
@@ -193,12 +213,20 @@ async fn run(
             }
         },
     );
-    let mut resp = Response::new(Body::from_stream(rest));
+    Ok(respond(format, Body::from_stream(rest)))
+}
+
+/// Results up to this size are sent whole, with a `content-length`; past
+/// it, the rest streams (chunked) as it is computed.
+const WHOLE_RESPONSE_BYTES: usize = 1 << 20;
+
+fn respond(format: QueryFormat, body: Body) -> Response {
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    Ok(resp)
+    resp
 }
 
 fn query_error(e: QueryError) -> ApiError {

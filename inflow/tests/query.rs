@@ -242,18 +242,35 @@ async fn dedup_later_writes_win_field_by_field() {
     assert_eq!(s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100").await.len(), 3);
 }
 
+/// Results up to 1 MiB go out whole with a `content-length`; larger ones
+/// stream (chunked), and either way the document stays valid.
 #[tokio::test]
 async fn results_stream_in_batches() {
     let s = TestServer::start().await;
-    let body: String = (0..30_000).map(|i| format!("m,h=h{} v={i} {i}\n", i % 7)).collect();
+    let body: String = (0..100_000).map(|i| format!("m,h=h{} v={i} {i}\n", i % 7)).collect();
     s.write_ok("db", &body).await;
-    // More rows than one DataFusion batch (8192): the JSON array must stay valid.
-    let rows = s.query_json("db", "SELECT v FROM m").await;
-    assert_eq!(rows.len(), 30_000);
+    // More rows than one DataFusion batch (8192) and more than 1 MiB of
+    // JSON: the array must stay valid across the streamed chunks.
+    let r = s.query("db", "SELECT v FROM m", "json").await;
+    assert_eq!(r.headers().get("transfer-encoding").map(|v| v.to_str().unwrap()), Some("chunked"));
+    assert!(r.headers().get("content-length").is_none());
+    let rows: Vec<Value> = r.json().await.unwrap();
+    let mut values: Vec<i64> = rows.iter().map(|r| r["v"].as_f64().unwrap() as i64).collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..100_000).collect::<Vec<i64>>());
+    // Several batches but under 1 MiB: sent whole.
     let r = s.query("db", "SELECT v FROM m", "csv").await;
+    let length: usize = r.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    assert!(r.headers().get("transfer-encoding").is_none());
     let text = r.text().await.unwrap();
-    assert_eq!(text.lines().count(), 30_001);
+    assert_eq!(text.len(), length);
+    assert_eq!(text.lines().count(), 100_001);
     assert_eq!(text.lines().filter(|l| *l == "v").count(), 1);
+    let r = s.query("db", "SELECT v FROM m WHERE v < 3 ORDER BY v", "json").await;
+    assert_eq!(r.headers()["content-length"], "31");
+    assert_eq!(r.text().await.unwrap(), r#"[{"v":0.0},{"v":1.0},{"v":2.0}]"#);
+    let r = s.query("db", "SELECT v FROM m WHERE v < 0", "json").await;
+    assert_eq!(r.text().await.unwrap(), "[]");
 }
 
 /// The last point of every series (`DISTINCT ON`), and `first_value` /
