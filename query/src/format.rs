@@ -2,7 +2,7 @@
 //! a time where the format allows it.
 
 use arrow::array::{Array, AsArray};
-use chrono::{Datelike, Timelike};
+use chrono::Datelike;
 use arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType};
 use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, NullableEncoder};
 use arrow::error::ArrowError;
@@ -193,7 +193,7 @@ impl EncoderFactory for NanosAsText {
             return Ok(None);
         }
         let a = array.as_primitive::<TimestampNanosecondType>();
-        Ok(Some(NullableEncoder::new(Box::new(NanosEncoder(a.values())), a.nulls().cloned())))
+        Ok(Some(NullableEncoder::new(Box::new(NanosEncoder::new(a.values())), a.nulls().cloned())))
     }
 }
 
@@ -231,53 +231,72 @@ impl JsonEncoder for DictionaryText<'_> {
     }
 }
 
-struct NanosEncoder<'a>(&'a [i64]);
+/// Timestamps as `chrono`'s `NaiveDateTime` debug form (arrow-json's): the
+/// fraction has 0, 3, 6 or 9 digits. Every `i64` of nanoseconds falls in
+/// the years 1677 to 2262, which it writes with four digits. The calendar
+/// is chrono's, looked up once per day that the column's rows fall on
+/// (consecutive rows mostly share it); only the formatting is ours.
+struct NanosEncoder<'a> {
+    values: &'a [i64],
+    /// The day of the last row written (days since the epoch), and its
+    /// `YYYY-MM-DDT`.
+    day: Option<(i64, [u8; 11])>,
+}
 
-impl JsonEncoder for NanosEncoder<'_> {
-    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
-        out.push(b'"');
-        write_naive_ns(self.0[idx], out);
-        out.push(b'"');
+impl<'a> NanosEncoder<'a> {
+    fn new(values: &'a [i64]) -> Self {
+        Self { values, day: None }
     }
 }
 
-/// `ns` since the epoch as `chrono`'s `NaiveDateTime` debug form: the
-/// fraction has 0, 3, 6 or 9 digits. Every `i64` of nanoseconds falls in
-/// the years 1677 to 2262, which it writes with four digits. The calendar
-/// is chrono's; only the formatting is ours.
-fn write_naive_ns(ns: i64, out: &mut Vec<u8>) {
-    let t = chrono::DateTime::from_timestamp_nanos(ns).naive_utc();
-    let (year, month, day) = (t.year() as u32, t.month(), t.day());
-    let (sod, nanos) = (t.num_seconds_from_midnight(), t.nanosecond());
-    let digits = |out: &mut Vec<u8>, v: u32, n: usize| {
-        let mut buf = [b'0'; 9];
-        let mut v = v;
-        for d in buf[..n].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.extend_from_slice(&buf[..n]);
-    };
-    digits(out, year, 4);
-    out.push(b'-');
-    digits(out, month, 2);
-    out.push(b'-');
-    digits(out, day, 2);
-    out.push(b'T');
-    digits(out, sod / 3600, 2);
-    out.push(b':');
-    digits(out, sod / 60 % 60, 2);
-    out.push(b':');
-    digits(out, sod % 60, 2);
-    if nanos != 0 {
-        out.push(b'.');
-        if nanos % 1_000_000 == 0 {
-            digits(out, nanos / 1_000_000, 3);
+const DAY_NS: i64 = 86_400_000_000_000;
+
+fn digits(out: &mut [u8], mut v: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+impl JsonEncoder for NanosEncoder<'_> {
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let ns = self.values[idx];
+        let day = ns.div_euclid(DAY_NS);
+        let date = match self.day {
+            Some((d, date)) if d == day => date,
+            _ => {
+                let t = chrono::DateTime::from_timestamp_nanos(ns).naive_utc();
+                let mut date = *b"0000-00-00T";
+                digits(&mut date[0..4], t.year() as u32);
+                digits(&mut date[5..7], t.month());
+                digits(&mut date[8..10], t.day());
+                self.day = Some((day, date));
+                date
+            }
+        };
+        // Under a day: seconds and nanoseconds each fit a u32.
+        let of_day = ns.rem_euclid(DAY_NS);
+        let (sod, nanos) = ((of_day / 1_000_000_000) as u32, (of_day % 1_000_000_000) as u32);
+        let mut time = *b"00:00:00.000000000\"";
+        digits(&mut time[0..2], sod / 3600);
+        digits(&mut time[3..5], sod / 60 % 60);
+        digits(&mut time[6..8], sod % 60);
+        let end = if nanos == 0 {
+            8
+        } else if nanos % 1_000_000 == 0 {
+            digits(&mut time[9..12], nanos / 1_000_000);
+            12
         } else if nanos % 1_000 == 0 {
-            digits(out, nanos / 1_000, 6);
+            digits(&mut time[9..15], nanos / 1_000);
+            15
         } else {
-            digits(out, nanos, 9);
-        }
+            digits(&mut time[9..18], nanos);
+            18
+        };
+        out.push(b'"');
+        out.extend_from_slice(&date);
+        out.extend_from_slice(&time[..end]);
+        out.push(b'"');
     }
 }
 
@@ -298,10 +317,17 @@ mod tests {
             values.extend([v, v - v.rem_euclid(1_000), v - v.rem_euclid(1_000_000), v - v.rem_euclid(1_000_000_000)]);
             values.push(v % (100 * 365 * 86_400_000_000_000));
         }
+        // Rows on the same day, up to and past midnight (one calendar lookup
+        // for the day, then its date again), before the epoch too.
+        for day in [-3i64, 0, 16_801] {
+            values.extend((0..200).map(|i| day * DAY_NS + DAY_NS - 100 * 437_000_000_001 + i * 437_000_000_001));
+            values.extend((0..200).map(|i| day * DAY_NS + i * 60_000_000_000));
+        }
         let array = arrow::array::TimestampNanosecondArray::from(values.clone());
+        let mut encoder = NanosEncoder::new(array.values());
         for (i, v) in values.iter().enumerate() {
             let mut ours = Vec::new();
-            NanosEncoder(array.values()).encode(i, &mut ours);
+            encoder.encode(i, &mut ours);
             let theirs = arrow::temporal_conversions::timestamp_ns_to_datetime(*v).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), format!("\"{theirs:?}\""), "{v}");
         }

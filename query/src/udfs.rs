@@ -87,6 +87,11 @@ impl ScalarUDFImpl for CheapHash {
         self.0.is_strict()
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if self.0.name() == "date_bin"
+            && let Some(binned) = date_bin_nanos(&args.args)
+        {
+            return Ok(binned);
+        }
         self.0.invoke_with_args(args)
     }
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
@@ -130,6 +135,65 @@ impl ScalarUDFImpl for CheapHash {
     }
 }
 
+/// `date_bin` of nanosecond timestamps by a fixed stride (no months),
+/// the dashboards' `GROUP BY date_bin(INTERVAL '1 minute', time)`: one pass
+/// of integer arithmetic. DataFusion's general path checks each row for
+/// overflow and builds a null mask row by row, about 100 instructions a
+/// row. `None` (DataFusion decides) for any other argument, a stride that
+/// is not positive, or a value whose bin would overflow, which DataFusion
+/// turns into a null.
+fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray, PrimitiveArray};
+    use datafusion::arrow::datatypes::{IntervalDayTimeType, IntervalMonthDayNanoType, TimeUnit, TimestampNanosecondType};
+    const DAY_NS: i64 = 86_400_000_000_000;
+    let (stride, times, origin) = match args {
+        [stride, ColumnarValue::Array(times)] => (stride, times, 0),
+        [stride, ColumnarValue::Array(times), ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(o), _))] => {
+            (stride, times, *o)
+        }
+        _ => return None,
+    };
+    let stride = match stride {
+        ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(v))) => {
+            let (months, days, nanos) = IntervalMonthDayNanoType::to_parts(*v);
+            if months != 0 {
+                return None;
+            }
+            i64::from(days).checked_mul(DAY_NS)?.checked_add(nanos)?
+        }
+        ColumnarValue::Scalar(ScalarValue::IntervalDayTime(Some(v))) => {
+            let (days, ms) = IntervalDayTimeType::to_parts(*v);
+            i64::from(days).checked_mul(DAY_NS)?.checked_add(i64::from(ms).checked_mul(1_000_000)?)?
+        }
+        _ => return None,
+    };
+    if stride <= 0 || !matches!(times.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _)) {
+        return None;
+    }
+    let times = times.as_primitive_opt::<TimestampNanosecondType>()?;
+    // The bin of `t`: `origin` plus the stride multiple at or below `t - origin`.
+    let bin = |t: i64| {
+        let d = t.checked_sub(origin)?;
+        origin.checked_add(d.checked_sub(d.rem_euclid(stride))?)
+    };
+    let mut overflow = false;
+    let values: Vec<i64> = times
+        .values()
+        .iter()
+        .map(|t| {
+            bin(*t).unwrap_or_else(|| {
+                overflow = true;
+                0
+            })
+        })
+        .collect();
+    if overflow {
+        return None;
+    }
+    let binned = PrimitiveArray::<TimestampNanosecondType>::new(values.into(), times.nulls().cloned());
+    Some(ColumnarValue::Array(Arc::new(binned.with_timezone_opt(times.timezone()))))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -147,7 +211,7 @@ mod tests {
 
     fn context(wrapped: bool) -> SessionContext {
         let schema = Arc::new(Schema::new(vec![Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false)]));
-        let times: Vec<i64> = (0..500).map(|i| i * 7_300_000_000).collect();
+        let times: Vec<i64> = (-250..250).map(|i| i * 7_300_000_003).collect();
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(TimestampNanosecondArray::from(times))]).unwrap();
         let ctx = SessionContext::new();
         ctx.register_table("m", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
@@ -167,6 +231,19 @@ mod tests {
             "SELECT date_trunc('hour', time) AS t, date_part('minute', time) AS mi, count(*) AS n FROM m \
              GROUP BY t, mi ORDER BY t, mi",
             "SELECT date_bin(INTERVAL '15 minutes', time, TIMESTAMP '1970-01-01T00:07:00') AS t FROM m ORDER BY t DESC LIMIT 3",
+            // Every row through `date_bin_nanos` and through DataFusion's
+            // own: strides and origins around negative and positive times,
+            // nulls, a zone, and the cases it leaves to DataFusion (months,
+            // a negative stride, overflow).
+            "SELECT time, date_bin(INTERVAL '7 seconds', time) AS a, \
+             date_bin(INTERVAL '1 day 3 hours', time, TIMESTAMP '1970-01-01T00:00:03') AS b, \
+             date_bin(INTERVAL '1 minute', CASE WHEN time > TIMESTAMP '1970-01-01T00:05:00' THEN time END) AS c, \
+             date_bin(INTERVAL '1 hour', arrow_cast(time, 'Timestamp(Nanosecond, Some(\"+01:00\"))')) AS d, \
+             date_bin(INTERVAL '1 month', time) AS e, \
+             date_bin(INTERVAL '3 nanoseconds', time, TIMESTAMP '1970-01-01T00:00:00.000000001') AS f \
+             FROM m ORDER BY time",
+            "SELECT date_bin(INTERVAL '-5 minutes', time) AS a FROM m ORDER BY time",
+            "SELECT date_bin(INTERVAL '1 minute', time, TIMESTAMP '2262-04-11T23:47:16') AS a FROM m ORDER BY time",
         ];
         let (plain, wrapped) = (context(false), context(true));
         for q in queries {
