@@ -157,20 +157,18 @@ async fn run(
     loop {
         match stream.next().await {
             Some(Ok(b)) => {
-                let bytes = encoder
-                    .batch(&b)
+                encoder
+                    .batch_into(&b, &mut head)
                     .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
-                head.extend_from_slice(&bytes);
                 if head.len() > WHOLE_RESPONSE_BYTES {
                     break;
                 }
             }
             Some(Err(e)) => return Err(query_error(QueryError::Execution(e))),
             None => {
-                let tail = encoder
-                    .finish()
+                encoder
+                    .finish_into(&mut head)
                     .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
-                head.extend_from_slice(&tail);
                 state.metrics.observe_query("sql", started.elapsed(), true);
                 return Ok(respond(format, Body::from(head)));
             }

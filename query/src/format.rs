@@ -4,7 +4,7 @@
 use arrow::array::{Array, AsArray};
 use chrono::Datelike;
 use arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType};
-use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, NullableEncoder};
+use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, JsonFormat, NullableEncoder};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -87,81 +87,111 @@ impl Encoder {
 
     /// Bytes for one batch (possibly empty).
     pub fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, ArrowError> {
-        if batch.num_rows() == 0 {
-            return Ok(Bytes::new());
-        }
-        let out = match self.format {
-            QueryFormat::Json => {
-                let lines = json_lines(batch)?;
-                // Rows are objects separated by '\n' (never inside a JSON
-                // string, where it is escaped), so commas can replace them.
-                let mut out = Vec::with_capacity(lines.len() + 1);
-                out.push(if self.started { b',' } else { b'[' });
-                let body = lines.strip_suffix(b"\n").unwrap_or(&lines);
-                out.extend(body.iter().map(|b| if *b == b'\n' { b',' } else { *b }));
-                out
-            }
-            QueryFormat::JsonLines => json_lines(batch)?,
-            QueryFormat::Csv => {
-                let mut out = Vec::new();
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_header(!self.started)
-                    .build(&mut out);
-                w.write(batch)?;
-                drop(w);
-                out
-            }
-            QueryFormat::Pretty | QueryFormat::Parquet => {
-                self.held.push(batch.clone());
-                Vec::new()
-            }
-        };
-        self.started = true;
+        let mut out = Vec::new();
+        self.batch_into(batch, &mut out)?;
         Ok(Bytes::from(out))
+    }
+
+    /// Appends one batch's bytes (possibly none) to `out`.
+    pub fn batch_into(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        match self.format {
+            QueryFormat::Json if self.started => json_into::<LaterRows>(batch, out)?,
+            QueryFormat::Json => {
+                out.push(b'[');
+                json_into::<FirstRows>(batch, out)?;
+            }
+            QueryFormat::JsonLines => json_lines_into(batch, out)?,
+            QueryFormat::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new().with_header(!self.started).build(&mut *out);
+                w.write(batch)?;
+            }
+            QueryFormat::Pretty | QueryFormat::Parquet => self.held.push(batch.clone()),
+        }
+        self.started = true;
+        Ok(())
     }
 
     /// The closing bytes.
     pub fn finish(&mut self) -> Result<Bytes, ArrowError> {
-        let out = match self.format {
-            QueryFormat::Json if self.started => b"]".to_vec(),
-            QueryFormat::Json => b"[]".to_vec(),
-            QueryFormat::JsonLines => Vec::new(),
+        let mut out = Vec::new();
+        self.finish_into(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    /// Appends the closing bytes to `out`.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) -> Result<(), ArrowError> {
+        match self.format {
+            QueryFormat::Json if self.started => out.push(b']'),
+            QueryFormat::Json => out.extend_from_slice(b"[]"),
+            QueryFormat::JsonLines => {}
             QueryFormat::Csv if !self.started => {
-                let mut out = Vec::new();
-                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
                 w.write(&RecordBatch::new_empty(self.schema.clone()))?;
-                drop(w);
-                out
             }
-            QueryFormat::Csv => Vec::new(),
+            QueryFormat::Csv => {}
             QueryFormat::Pretty => {
-                let mut s = arrow::util::pretty::pretty_format_batches(&self.held)?.to_string();
-                s.push('\n');
-                s.into_bytes()
+                out.extend_from_slice(arrow::util::pretty::pretty_format_batches(&self.held)?.to_string().as_bytes());
+                out.push(b'\n');
             }
             QueryFormat::Parquet => {
-                let mut out = Vec::new();
-                let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, self.schema.clone(), None)
+                let mut w = parquet::arrow::ArrowWriter::try_new(&mut *out, self.schema.clone(), None)
                     .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 for b in &self.held {
                     w.write(b).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 }
                 w.close().map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-                out
             }
-        };
+        }
         self.held.clear();
-        Ok(Bytes::from(out))
+        Ok(())
     }
 }
 
+#[cfg(test)]
 fn json_lines(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let mut out = Vec::new();
+    json_lines_into(batch, &mut out)?;
+    Ok(out)
+}
+
+fn json_lines_into(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
+    json_into::<arrow::json::writer::LineDelimited>(batch, out)
+}
+
+fn json_into<F: JsonFormat>(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<(), ArrowError> {
     let mut w = arrow::json::WriterBuilder::new()
         .with_encoder_factory(std::sync::Arc::new(NanosAsText))
-        .build::<_, arrow::json::writer::LineDelimited>(Vec::new());
+        .build::<_, F>(out);
     w.write(batch)?;
-    w.finish()?;
-    Ok(w.into_inner())
+    w.finish()
+}
+
+/// The rows of a JSON array's first batch: commas between them. The
+/// array's brackets are the `Encoder`'s.
+#[derive(Debug, Default)]
+struct FirstRows;
+
+impl JsonFormat for FirstRows {
+    fn start_row<W: std::io::Write>(&self, w: &mut W, is_first_row: bool) -> Result<(), ArrowError> {
+        if !is_first_row {
+            w.write_all(b",")?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a JSON array's later batches: a comma before each.
+#[derive(Debug, Default)]
+struct LaterRows;
+
+impl JsonFormat for LaterRows {
+    fn start_row<W: std::io::Write>(&self, w: &mut W, _: bool) -> Result<(), ArrowError> {
+        w.write_all(b",")?;
+        Ok(())
+    }
 }
 
 /// Writes nanosecond timestamps without a time zone (every `time` column)
@@ -340,6 +370,40 @@ mod tests {
         let col = arrow::array::TimestampNanosecondArray::from(vec![Some(5_000), None]);
         let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(col)]).unwrap();
         assert_eq!(json_lines(&batch).unwrap(), b"{\"time\":\"1970-01-01T00:00:00.000005\"}\n{}\n");
+    }
+
+    #[test]
+    fn json_arrays_read_as_arrow_json_writes_them() {
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("s", DataType::Utf8, true),
+            arrow::datatypes::Field::new("v", DataType::Float64, true),
+        ]));
+        let batch = |rows: &[(Option<&str>, Option<f64>)]| {
+            let s = arrow::array::StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
+            let v = arrow::array::Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
+            RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(s), std::sync::Arc::new(v)]).unwrap()
+        };
+        let batches = [
+            batch(&[(Some("a\nb"), Some(1.5)), (None, Some(2.0))]),
+            batch(&[]),
+            batch(&[(Some("c"), None)]),
+            batch(&[(Some(","), Some(-0.25)), (Some("]"), None), (None, None)]),
+        ];
+        for n in 0..=batches.len() {
+            let mut theirs = arrow::json::ArrayWriter::new(Vec::new());
+            let mut encoder = Encoder::new(QueryFormat::Json, schema.clone());
+            let mut ours = Vec::new();
+            for b in &batches[..n] {
+                theirs.write(b).unwrap();
+                encoder.batch_into(b, &mut ours).unwrap();
+            }
+            theirs.finish().unwrap();
+            encoder.finish_into(&mut ours).unwrap();
+            let theirs = theirs.into_inner();
+            // arrow-json writes nothing for no rows; the API answers `[]`.
+            let theirs = if theirs.is_empty() { b"[]".to_vec() } else { theirs };
+            assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap(), "{n} batches");
+        }
     }
 
     #[test]
