@@ -26,10 +26,12 @@ if [ $quick = 1 ]; then
     # 20 runs, as the full run: with 5, a single-host median moved by half
     # between runs; 20 cost the quick run about 30 s more.
     repeat=20
+    npasses=3
 else
     data=(--hosts 1000 --interval 10s --duration 12h)
     hc_data=(--hosts 1000 --interval 10s --duration 3h)
     repeat=20
+    npasses=2
 fi
 batch=5000
 connections=16
@@ -147,6 +149,21 @@ alone() {
     "$@"
     resume "${others[@]}"
 }
+# settled PID COMMAND...: runs COMMAND once PID has used under 2% of a core
+# for a second (at most 60 s of waiting), so a query pass measures the
+# server at rest rather than its background work (compactions, deletes of
+# merged files). Two quick runs of one binary gave 0.59 and 0.33 ms for
+# single-groupby-1-1-1 over Parquet without this wait.
+settled() {
+    local pid=$1 ticks before _
+    shift
+    ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+    for _ in $(seq 1 60); do
+        before=$(ticks); sleep 1
+        [ $(( $(ticks) - before )) -le 1 ] && break
+    done
+    "$@"
+}
 w_influx=$(alone "$influx_pid" run_write http://127.0.0.1:18086 v1 "${data[@]}")
 w_vm=$(alone "$vm_pid" run_write http://127.0.0.1:18428 v1 "${data[@]}")
 w_inflow=$(alone "$inflow_pid" run_write http://127.0.0.1:18181 v3 "${data[@]}")
@@ -184,8 +201,22 @@ for _ in $(seq 1 300); do
     sleep 1
 done
 
-q_influx=$(alone "$influx_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")
-q_inflow=$(alone "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
+# query_passes INFLUX_VAR INFLOW_VAR: the query set on InfluxDB and on Inflow,
+# $npasses times, the two taking turns; each variable collects its
+# system's passes. The table shows the median of the passes' medians: a
+# pass's median moved by up to 40% between passes minutes apart on this
+# machine (for every query of a pass at once), more than the differences
+# being measured.
+query_passes() {
+    local -n influx_out=$1 inflow_out=$2
+    local _
+    influx_out="" inflow_out=""
+    for _ in $(seq 1 "$npasses"); do
+        influx_out+=$(alone "$influx_pid" settled "$influx_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")$'\n'
+        inflow_out+=$(alone "$inflow_pid" settled "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")$'\n'
+    done
+}
+query_passes q_influx q_inflow
 
 # Persist Inflow's buffer: restart it with a snapshot size of one WAL file,
 # so start-up persists everything, then wait until the WAL is gone. Disk is
@@ -218,7 +249,7 @@ for _ in $(seq 1 100); do
     files_after=$n
 done
 sleep 2
-q_inflow_pq=$(alone "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")
+query_passes q_influx_pq q_inflow_pq
 
 # Every system holds both data sets when its disk is measured.
 values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
@@ -265,10 +296,17 @@ w_vm_rounds+=$'\n'$(round_vm); w_inflow_rounds+=$'\n'$(round_inflow)
 python3 - "$w_influx" "$w_vm" "$w_inflow" "$q_influx" "$q_inflow" "$values" \
     "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" "$w_inflow_fast" \
     "$h_influx" "$h_vm" "$h_inflow" "$q_inflow_pq" "$raw_lp" "$files_before" "$files_after" \
-    "$w_inflow_rounds" "$w_vm_rounds" <<'PY'
+    "$w_inflow_rounds" "$w_vm_rounds" "$q_influx_pq" "$npasses" "$repeat" <<'PY'
 import json, statistics, sys
 a = sys.argv[1:]
-qp = {q["name"]: q for q in map(json.loads, a[16].splitlines())}
+def passes(text):
+    """Each query's median over the passes: the median of their medians."""
+    by_name = {}
+    for q in map(json.loads, filter(None, text.splitlines())):
+        by_name.setdefault(q["name"], []).append(q["median_ms"])
+    return {name: {"median_ms": statistics.median(m)} for name, m in by_name.items()}
+qp = passes(a[16])
+qip = passes(a[22])
 raw = int(a[17])
 wff = json.loads(a[12])
 hi, hv, hf = (json.loads(x) for x in a[13:16])
@@ -277,8 +315,8 @@ wi, wv, wf = (json.loads(x) for x in a[0:3])
 rounds_f = [wf["lines_per_sec"]] + [json.loads(l)["lines_per_sec"] for l in a[20].splitlines()]
 rounds_v = [wv["lines_per_sec"]] + [json.loads(l)["lines_per_sec"] for l in a[21].splitlines()]
 lf, lv = statistics.median(rounds_f), statistics.median(rounds_v)
-qi = {q["name"]: q for q in map(json.loads, a[3].splitlines())}
-qf = {q["name"]: q for q in map(json.loads, a[4].splitlines())}
+qi = passes(a[3])
+qf = passes(a[4])
 values = int(a[5])
 di, dv, df = (int(x) for x in a[6:9])
 ri, rv, rf = (int(x) for x in a[9:12])
@@ -294,13 +332,17 @@ for name in qf:
     f, i = qf[name], qi.get(name)
     print(f"| {name} median ms (SQL vs InfluxQL), buffer | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
 for name in qp:
-    f, i = qp[name], qi.get(name)
+    f, i = qp[name], qip.get(name)
     print(f"| {name} median ms (SQL vs InfluxQL), Parquet | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
 print(f"| disk bytes per field value (Inflow persisted) | {df / values:.2f} | {di / values:.2f} | {dv / values:.2f} | {r(df, di)} | {r(df, dv)} |")
 print(f"| raw line protocol bytes per field value | {raw / values:.2f} | | | | |")
 print(f"| peak RSS MiB | {rf / 1024:.0f} | {ri / 1024:.0f} | {rv / 1024:.0f} | {r(rf, ri)} | {r(rf, rv)} |")
 print()
 print(f"Inflow Parquet files (regular + high-cardinality database): {a[18]} persisted, {a[19]} after compaction")
+print()
+print(f"Query medians: the median of {a[23]} passes' medians, InfluxDB's and Inflow's passes taking turns; "
+      f"each pass runs each query {a[24]} times after a warm-up. The Parquet rows compare with InfluxDB passes "
+      "taken between Inflow's Parquet passes.")
 print()
 print(f"inflow/influxdb1 ingest ratio: {lf / wi['lines_per_sec']:.2f}")
 PY
