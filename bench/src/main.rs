@@ -317,10 +317,16 @@ fn count_rows(lang: Lang, body: &str) -> usize {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    match Cli::parse().command {
-        Command::Write(a) => write(a).await,
-        Command::Query(a) => query(a).await,
+fn main() {
+    // Loads use every core (many connections at once). Queries go one at a
+    // time, so their client runs on one thread: a multi-threaded client
+    // hands each answer from its connection task to the waiting request on
+    // another thread, which added its own wake-ups to every timing.
+    let runtime = match Cli::parse().command {
+        Command::Write(a) => tokio::runtime::Builder::new_multi_thread().enable_all().build().map(|r| r.block_on(write(a))),
+        Command::Query(a) => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(query(a))),
+    };
+    if let Err(e) = runtime {
+        fail(&format!("tokio runtime: {e}"));
     }
 }
