@@ -279,7 +279,8 @@ impl<'a> NanosEncoder<'a> {
     }
 }
 
-const DAY_NS: i64 = 86_400_000_000_000;
+/// Nanoseconds in a day.
+pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
 
 fn digits(out: &mut [u8], mut v: u32) {
     for d in out.iter_mut().rev() {
@@ -345,7 +346,7 @@ mod tests {
             x ^= x << 17;
             let v = x as i64;
             values.extend([v, v - v.rem_euclid(1_000), v - v.rem_euclid(1_000_000), v - v.rem_euclid(1_000_000_000)]);
-            values.push(v % (100 * 365 * 86_400_000_000_000));
+            values.push(v % (100 * 365 * DAY_NS));
         }
         // Rows on the same day, up to and past midnight (one calendar lookup
         // for the day, then its date again), before the epoch too.

@@ -7,7 +7,8 @@
 //! of the instructions of a single-host `GROUP BY date_bin(…)` query. The
 //! wrapper hashes the name only (functions that are equal have equal
 //! names), compares by identity before comparing in full, and delegates
-//! everything else.
+//! everything else, except `date_bin` of nanosecond timestamps by a fixed
+//! stride, which it computes itself (`date_bin_nanos`).
 
 use std::any::Any;
 use std::hash::{Hash, Hasher};
@@ -145,7 +146,6 @@ impl ScalarUDFImpl for CheapHash {
 fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
     use datafusion::arrow::array::{Array, AsArray, PrimitiveArray};
     use datafusion::arrow::datatypes::{IntervalDayTimeType, IntervalMonthDayNanoType, TimeUnit, TimestampNanosecondType};
-    const DAY_NS: i64 = 86_400_000_000_000;
     let (stride, times, origin) = match args {
         [stride, ColumnarValue::Array(times)] => (stride, times, 0),
         [stride, ColumnarValue::Array(times), ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(o), _))] => {
@@ -159,11 +159,11 @@ fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
             if months != 0 {
                 return None;
             }
-            i64::from(days).checked_mul(DAY_NS)?.checked_add(nanos)?
+            i64::from(days).checked_mul(crate::format::DAY_NS)?.checked_add(nanos)?
         }
         ColumnarValue::Scalar(ScalarValue::IntervalDayTime(Some(v))) => {
             let (days, ms) = IntervalDayTimeType::to_parts(*v);
-            i64::from(days).checked_mul(DAY_NS)?.checked_add(i64::from(ms).checked_mul(1_000_000)?)?
+            i64::from(days).checked_mul(crate::format::DAY_NS)?.checked_add(i64::from(ms).checked_mul(1_000_000)?)?
         }
         _ => return None,
     };
