@@ -21,6 +21,10 @@ pub enum ReplayError {
     /// The rows could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A read-only catalog (a querier's) does not know columns the entry
+    /// uses yet; the entry is applied once the catalog has caught up.
+    #[error("the catalog does not know the columns of database {0} this WAL entry uses yet; retrying after the next catalog sync")]
+    CatalogBehind(String),
 }
 
 /// Parses, validates and applies one WAL entry; returns the rows applied.
@@ -48,10 +52,21 @@ pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry
             Some(x) => x,
             None => {
                 // The writer committed these columns before logging; a reader
-                // whose catalog lags catches up here.
+                // whose catalog lags catches up here. A querier only reads
+                // the catalog: it syncs, and retries later if still behind.
                 let mut parsed = validate::parse(lines, precision);
                 let change = validate::schema_check(&state, &entry.db, &mut parsed, &validate::Limits::UNLIMITED);
-                let state = catalog.ensure(&change).await?;
+                let state = if catalog.is_read_only() {
+                    let state = catalog.sync().await?;
+                    let mut again = validate::parse(lines, precision);
+                    let still = validate::schema_check(&state, &entry.db, &mut again, &validate::Limits::UNLIMITED);
+                    if !still.tables.is_empty() || state.db(&entry.db).is_none() {
+                        return Err(ReplayError::CatalogBehind(entry.db.clone()));
+                    }
+                    state
+                } else {
+                    catalog.ensure(&change).await?
+                };
                 let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
                 (built, parsed.rejected)
             }

@@ -70,6 +70,20 @@ pub enum CatalogError {
     /// The change is not allowed (HTTP 400).
     #[error("{0}")]
     Invalid(String),
+    /// This process only reads the catalog (a querier).
+    #[error("this node only reads the catalog; send catalog changes to an ingester")]
+    ReadOnly,
+    /// The writer's lease epoch is no longer the catalog's: another process
+    /// took its node id (or the compactor role) over.
+    #[error("lease '{lease}' epoch {epoch} was superseded (the catalog has {current:?}); this process must stop acting under it")]
+    LeaseLost {
+        /// The lease.
+        lease: String,
+        /// The writer's epoch.
+        epoch: u64,
+        /// The catalog's.
+        current: Option<u64>,
+    },
     /// Too many concurrent writers kept winning the race.
     #[error("catalog update did not succeed after {0} attempts because of concurrent updates; retry the request")]
     TooMuchContention(usize),
@@ -224,6 +238,16 @@ pub enum CatalogOp {
         /// When (starts the grace period of the removed files).
         at_ns: i64,
     },
+    /// A process took epoch `epoch` of lease `lease` (its node id, or the
+    /// compactor role). Fenced writes of older epochs are refused from now on.
+    TakeLease {
+        /// The lease name.
+        lease: String,
+        /// The epoch taken.
+        epoch: u64,
+        /// The process.
+        instance_id: Uuid,
+    },
     /// New columns on an existing table.
     AddColumns {
         /// The database.
@@ -274,6 +298,9 @@ pub struct CatalogState {
     /// void (the database was deleted).
     #[serde(default)]
     db_name_cutoffs: BTreeMap<String, i64>,
+    /// Per lease, the epoch last taken and by which process.
+    #[serde(default)]
+    leases: BTreeMap<String, (u64, Uuid)>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
     #[serde(skip)]
@@ -348,6 +375,11 @@ impl CatalogState {
     /// Every node's persisted WAL sequence number.
     pub fn persisted_wal(&self) -> &BTreeMap<String, u64> {
         &self.persisted_wal
+    }
+
+    /// The epoch of lease `name` the catalog last recorded.
+    pub fn lease_epoch(&self, name: &str) -> Option<u64> {
+        self.leases.get(name).map(|(e, _)| *e)
     }
 
     /// The id the next database gets.
@@ -622,6 +654,13 @@ impl CatalogState {
                     }
                     self.drop_table_files(*db_id, *table_id, txn.time_ns);
                 }
+                CatalogOp::TakeLease {
+                    lease,
+                    epoch,
+                    instance_id,
+                } => {
+                    self.leases.insert(lease.clone(), (*epoch, *instance_id));
+                }
                 CatalogOp::ForgetGarbage { paths } => {
                     for p in paths {
                         self.garbage.remove(p);
@@ -773,24 +812,44 @@ pub struct Catalog {
     /// Serialises this process's writers; other processes are serialised by
     /// the conditional create.
     write_lock: tokio::sync::Mutex<()>,
+    /// A querier's catalog: every change is refused.
+    read_only: bool,
 }
 
 impl Catalog {
     /// Loads the catalog from the store, creating it (with a new UUID) if the
     /// store has none.
     pub async fn load(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
+        Self::open(store, prefix, false).await
+    }
+
+    /// Loads the catalog for a process that never changes it (a querier).
+    /// A store without a catalog yet reads as empty until an ingester
+    /// creates it; every [`Catalog::update`] fails with
+    /// [`CatalogError::ReadOnly`].
+    pub async fn load_read_only(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
+        Self::open(store, prefix, true).await
+    }
+
+    /// Whether this process only reads the catalog.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    async fn open(store: Arc<dyn ObjectStore>, prefix: Path, read_only: bool) -> Result<Arc<Self>, CatalogError> {
         let catalog = Arc::new(Self {
             store,
             prefix,
             state: RwLock::new(Arc::new(CatalogState::default())),
             write_lock: tokio::sync::Mutex::new(()),
+            read_only,
         });
         let _guard = catalog.write_lock.lock().await;
         if let Some(state) = catalog.read_checkpoint().await? {
             catalog.publish(state);
         }
         catalog.sync_locked().await?;
-        if catalog.state().seq == 0 {
+        if catalog.state().seq == 0 && !read_only {
             let init = vec![CatalogOp::Init {
                 uuid: Uuid::new_v4(),
             }];
@@ -863,6 +922,9 @@ impl Catalog {
         F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, CatalogError>,
     {
         const MAX_ATTEMPTS: usize = 100;
+        if self.read_only {
+            return Err(CatalogError::ReadOnly);
+        }
         let _guard = self.write_lock.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let ops = plan(&self.state())?;
@@ -875,6 +937,47 @@ impl Catalog {
             self.sync_locked().await?;
         }
         Err(CatalogError::TooMuchContention(MAX_ATTEMPTS))
+    }
+
+    /// [`Catalog::update`] for writes only the current holder of lease
+    /// `lease` at `epoch` may make (a node's persists, the compactor's
+    /// passes): refused with [`CatalogError::LeaseLost`] once the catalog
+    /// records a later epoch. The check runs against the state the
+    /// transaction follows, so a former holder can never commit after its
+    /// successor's `TakeLease`.
+    pub async fn update_fenced<F>(&self, lease: &str, epoch: u64, plan: F) -> Result<Arc<CatalogState>, CatalogError>
+    where
+        F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, CatalogError>,
+    {
+        self.update(|state| {
+            let current = state.lease_epoch(lease);
+            if current != Some(epoch) {
+                return Err(CatalogError::LeaseLost {
+                    lease: lease.to_string(),
+                    epoch,
+                    current,
+                });
+            }
+            plan(state)
+        })
+        .await
+    }
+
+    /// Records that this process took `epoch` of `lease` (see
+    /// [`CatalogOp::TakeLease`]).
+    pub async fn take_lease(&self, lease: &str, epoch: u64, instance_id: Uuid) -> Result<(), CatalogError> {
+        self.update(|state| {
+            if state.leases.get(lease) == Some(&(epoch, instance_id)) {
+                return Ok(vec![]);
+            }
+            Ok(vec![CatalogOp::TakeLease {
+                lease: lease.to_string(),
+                epoch,
+                instance_id,
+            }])
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Writes `ops` as the next transaction. Returns false if another writer

@@ -30,7 +30,7 @@ pub mod lease;
 pub mod nodes;
 
 pub use lease::{Contention, Holder, Lease, LeaseError, LeaseTiming};
-pub use nodes::{NodeState, NodeStatus};
+pub use nodes::{NodeState, NodeStatus, Registry};
 
 /// The lease name of a node id.
 pub fn node_lease_name(node_id: &str) -> String {

@@ -43,6 +43,48 @@ pub struct NodeStatus {
     pub state: NodeState,
 }
 
+/// The registry of one cluster (a store and prefix), for the processes
+/// that read it: `system.nodes`, the node stop API, and a querier naming
+/// the ingesters to a misdirected writer.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: std::sync::Arc<dyn ObjectStore>,
+    prefix: Path,
+    timing: LeaseTiming,
+}
+
+impl Registry {
+    /// The registry under `prefix` on `store`.
+    pub fn new(store: std::sync::Arc<dyn ObjectStore>, prefix: Path, timing: LeaseTiming) -> Self {
+        Self { store, prefix, timing }
+    }
+
+    /// Every registered node (see [`list`]).
+    pub async fn nodes(&self) -> Result<Vec<NodeStatus>, LeaseError> {
+        list(self.store.as_ref(), &self.prefix, self.timing).await
+    }
+
+    /// Marks a node stopped (see [`stop`]).
+    pub async fn stop(&self, node_id: &str) -> Result<Option<Holder>, LeaseError> {
+        stop(self.store.as_ref(), &self.prefix, node_id).await
+    }
+
+    /// The running nodes with `role`, as `node_id at address`.
+    pub async fn running(&self, role: &str) -> Vec<String> {
+        match self.nodes().await {
+            Ok(nodes) => nodes
+                .into_iter()
+                .filter(|n| n.state == NodeState::Running && n.holder.roles.iter().any(|r| r == role))
+                .map(|n| format!("{} at {}", n.holder.node_id, n.holder.address))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the node registry");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// Every node that ever took a node-id lease on this store, by node id.
 /// The state compares heartbeat times with this machine's clock, so it is
 /// for display; leases themselves never compare clocks.

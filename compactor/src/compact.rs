@@ -95,7 +95,12 @@ pub(crate) fn plan(s: &CatalogState, max_rows: u64) -> Vec<Run> {
 
 /// Merges `run` into one file and swaps it in. Returns whether the catalog
 /// took it (false when a delete or retention removed an input meanwhile).
-pub(crate) async fn merge(catalog: &Catalog, store: &Arc<dyn ObjectStore>, run: &Run) -> Result<bool, String> {
+pub(crate) async fn merge(
+    catalog: &Catalog,
+    store: &Arc<dyn ObjectStore>,
+    run: &Run,
+    fence: Option<&crate::Fence>,
+) -> Result<bool, String> {
     let state = catalog.state();
     let Some(table) = state.db_by_id(run.db_id).and_then(|d| d.table_by_id(run.table_id)).cloned() else {
         return Ok(false);
@@ -126,16 +131,18 @@ pub(crate) async fn merge(catalog: &Catalog, store: &Arc<dyn ObjectStore>, run: 
     added.max_wal_seq = run.files.iter().map(|f| f.max_wal_seq).max().unwrap_or(0);
     let removed: Vec<u64> = run.files.iter().map(|f| f.id).collect();
     let path = added.path.clone();
-    let state = catalog
-        .update(|_| {
-            Ok(vec![CatalogOp::ReplaceParquetFiles {
-                removed: removed.clone(),
-                added: added.clone(),
-                at_ns: catalog::now_ns(),
-            }])
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let plan = |_: &CatalogState| {
+        Ok(vec![CatalogOp::ReplaceParquetFiles {
+            removed: removed.clone(),
+            added: added.clone(),
+            at_ns: catalog::now_ns(),
+        }])
+    };
+    let state = match fence {
+        Some(f) => catalog.update_fenced(&f.lease, f.epoch, plan).await,
+        None => catalog.update(plan).await,
+    }
+    .map_err(|e| e.to_string())?;
     let id = removed.iter().max().copied().unwrap_or_default();
     let took = state
         .table_files(run.db_id, run.table_id)

@@ -14,8 +14,11 @@
 //!
 //! Removed files stay on the store for the grace period, so a query that
 //! planned with them still reads them. Every step is a catalog transaction
-//! planned against the newest state, so two compactors racing (during a
-//! hand-over) cannot remove anything twice.
+//! planned against the newest state, so two compactors racing cannot remove
+//! anything twice; and only one runs at a time: the loop runs while its
+//! process holds the cluster's compactor lease ([`CompactorRole`]), and each
+//! transaction is fenced by the lease's epoch, so a former holder's pass
+//! commits nothing once a standby has taken over.
 
 mod compact;
 
@@ -73,50 +76,75 @@ impl Maintenance {
         Self { catalog, store, config }
     }
 
-    /// Runs passes every interval, forever.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(self.config.interval.max(Duration::from_millis(10)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match self.pass().await {
-                    Ok(r) if r != PassReport::default() => tracing::info!(
-                        expired_files = r.expired_files,
-                        hard_deleted = r.hard_deleted,
-                        compacted_files = r.compacted_files,
-                        compactions = r.compactions,
-                        objects_deleted = r.objects_deleted,
-                        "maintenance pass"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next interval"),
-                }
+    /// Runs passes every interval while `lease` is held; returns why it
+    /// stopped (the lease was lost).
+    pub async fn run_while_held(&self, lease: &cluster::Lease) -> String {
+        let mut tick = tokio::time::interval(self.config.interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                why = lease.lost() => return why,
+                _ = tick.tick() => {}
             }
-        })
+            if !lease.is_valid() {
+                // Renewals are behind: another process may be taking over.
+                continue;
+            }
+            let fence = Fence {
+                lease: lease.name().to_string(),
+                epoch: lease.epoch(),
+            };
+            match self.pass_fenced(Some(&fence)).await {
+                Ok(r) if r != PassReport::default() => tracing::info!(
+                    expired_files = r.expired_files,
+                    hard_deleted = r.hard_deleted,
+                    compacted_files = r.compacted_files,
+                    compactions = r.compactions,
+                    objects_deleted = r.objects_deleted,
+                    "maintenance pass"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next interval"),
+            }
+        }
     }
 
-    /// One pass of every step.
+    /// One pass of every step, unfenced (tests, and a single process).
     pub async fn pass(&self) -> Result<PassReport, String> {
+        self.pass_fenced(None).await
+    }
+
+    /// Applies `plan` as one transaction, fenced by `fence` if given.
+    async fn update<F>(&self, fence: Option<&Fence>, plan: F) -> Result<Arc<CatalogState>, String>
+    where
+        F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, catalog::CatalogError>,
+    {
+        match fence {
+            Some(f) => self.catalog.update_fenced(&f.lease, f.epoch, plan).await,
+            None => self.catalog.update(plan).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// One pass of every step; each transaction fenced by `fence`.
+    async fn pass_fenced(&self, fence: Option<&Fence>) -> Result<PassReport, String> {
         let mut report = PassReport::default();
         let now = catalog::now_ns();
         // 1 and 2 in one transaction, planned against the newest state.
         let (expired, hard) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        self.catalog
-            .update(|s| {
-                let (ops, e, h) = plan_removals(s, now);
-                expired.store(e, Ordering::Relaxed);
-                hard.store(h, Ordering::Relaxed);
-                Ok(ops)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        self.update(fence, |s| {
+            let (ops, e, h) = plan_removals(s, now);
+            expired.store(e, Ordering::Relaxed);
+            hard.store(h, Ordering::Relaxed);
+            Ok(ops)
+        })
+        .await?;
         report.expired_files = expired.load(Ordering::Relaxed);
         report.hard_deleted = hard.load(Ordering::Relaxed);
 
         // 3. Compaction, one run at a time (each holds its rows in memory).
         for run in compact::plan(&self.catalog.state(), self.config.compaction_max_rows) {
-            match compact::merge(&self.catalog, &self.store, &run).await {
+            match compact::merge(&self.catalog, &self.store, &run, fence).await {
                 Ok(true) => {
                     report.compacted_files += run.files.len();
                     report.compactions += 1;
@@ -147,12 +175,76 @@ impl Maintenance {
         }
         if !deleted.is_empty() {
             report.objects_deleted = deleted.len();
-            self.catalog
-                .update(|_| Ok(vec![CatalogOp::ForgetGarbage { paths: deleted.clone() }]))
-                .await
-                .map_err(|e| e.to_string())?;
+            self.update(fence, |_| Ok(vec![CatalogOp::ForgetGarbage { paths: deleted.clone() }]))
+                .await?;
         }
         Ok(report)
+    }
+}
+
+/// The lease epoch a pass's transactions are fenced by.
+#[derive(Debug, Clone)]
+pub(crate) struct Fence {
+    pub(crate) lease: String,
+    pub(crate) epoch: u64,
+}
+
+/// The compactor loop of a process, active while it holds the compactor
+/// lease and a standby while another process does.
+#[derive(Debug)]
+pub struct CompactorRole {
+    task: tokio::task::JoinHandle<()>,
+    current: Arc<std::sync::Mutex<Option<Arc<cluster::Lease>>>>,
+}
+
+impl CompactorRole {
+    /// Starts `maintenance` under the cluster's compactor lease, taken as
+    /// `node` (`inflow serve` and `inflow-compactor` both do this, so any
+    /// number of them run one compactor). A standby takes over within the
+    /// lease timeout once the active one stops renewing.
+    pub fn start(node: &server_common::Node, catalog: &Arc<Catalog>, maintenance: Maintenance) -> Self {
+        let current: Arc<std::sync::Mutex<Option<Arc<cluster::Lease>>>> = Arc::default();
+        let (store, prefix, holder, timing) =
+            (Arc::clone(node.store()), node.prefix().clone(), node.holder().clone(), node.timing());
+        let hook = node.fence_hook(catalog, cluster::COMPACTOR_LEASE);
+        let held = Arc::clone(&current);
+        let task = tokio::spawn(async move {
+            loop {
+                let acquired = cluster::Lease::acquire(
+                    Arc::clone(&store),
+                    &prefix,
+                    cluster::COMPACTOR_LEASE,
+                    holder.clone(),
+                    timing,
+                    cluster::Contention::Wait,
+                    hook.clone(),
+                )
+                .await;
+                let lease = match acquired {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not take the compactor lease; retrying");
+                        tokio::time::sleep(timing.heartbeat).await;
+                        continue;
+                    }
+                };
+                tracing::info!(epoch = lease.epoch(), "this process is the cluster's compactor");
+                *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&lease));
+                let why = maintenance.run_while_held(&lease).await;
+                held.lock().unwrap_or_else(|p| p.into_inner()).take();
+                tracing::warn!(reason = %why, "no longer the cluster's compactor; standing by");
+            }
+        });
+        Self { task, current }
+    }
+
+    /// Stops compacting and releases the lease, so a standby takes over at once.
+    pub async fn stop(self) {
+        self.task.abort();
+        let lease = self.current.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
     }
 }
 

@@ -26,17 +26,27 @@ async fn main() {
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     c.init_logging()?;
-    let (store, catalog) = c.open_catalog().await?;
-    compactor::Maintenance::new(
-        std::sync::Arc::clone(&catalog),
-        store,
-        compactor::MaintenanceConfig {
-            interval: cli.maintenance.retention_check_interval,
-            gc_grace: cli.maintenance.gc_grace_period,
-            compaction_max_rows: cli.maintenance.compaction_max_rows,
-        },
-    )
-    .spawn();
-    c.serve_http(catalog, None, None, http_api::Metrics::new(), None).await?;
+    let (store, catalog) = c.open_catalog(false).await?;
+    let listener = c.bind().await?;
+    let node = c.join_cluster(&store, &catalog, &[server_common::Role::Compact], &listener).await?;
+    let role = compactor::CompactorRole::start(
+        &node,
+        &catalog,
+        compactor::Maintenance::new(
+            std::sync::Arc::clone(&catalog),
+            store,
+            compactor::MaintenanceConfig {
+                interval: cli.maintenance.retention_check_interval,
+                gc_grace: cli.maintenance.gc_grace_period,
+                compaction_max_rows: cli.maintenance.compaction_max_rows,
+            },
+        ),
+    );
+    let served = c.serve_http(listener, &node, catalog, None, None, http_api::Metrics::new(), None).await;
+    role.stop().await;
+    if served.is_ok() {
+        node.leave().await;
+    }
+    served?;
     Ok(())
 }

@@ -54,6 +54,10 @@ pub enum ApiError {
         /// The rejected lines, in line order.
         rejected: Vec<RejectedLine>,
     },
+    /// 421: this node's role does not serve the request (a write sent to a
+    /// querier); the message names the nodes that do.
+    #[error("{0}")]
+    WrongNode(String),
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -69,7 +73,10 @@ pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
         CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
         CatalogError::NotFound(m) => ApiError::NotFound(m),
         CatalogError::Invalid(m) => ApiError::BadRequest(m),
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => ApiError::Unavailable(e.to_string()),
+        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) | CatalogError::LeaseLost { .. } => {
+            ApiError::Unavailable(e.to_string())
+        }
+        CatalogError::ReadOnly => ApiError::WrongNode(e.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -85,6 +92,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::WrongNode(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "request too large",
+            ApiError::WrongNode(_) => "invalid",
             ApiError::Internal(_) => "internal error",
             ApiError::Unavailable(_) => "unavailable",
         }

@@ -36,6 +36,7 @@ pub mod auth;
 pub mod error;
 mod configure;
 mod metrics;
+mod nodes;
 mod sql;
 mod tokens;
 mod write;
@@ -124,6 +125,25 @@ pub struct AppState {
     pub limits: buffer::validate::Limits,
     /// What `hard_delete_at=default` means: this long after the delete.
     pub hard_delete_default_ns: i64,
+    /// This process in the cluster.
+    pub node: NodeContext,
+}
+
+/// This process's node id and roles, and the cluster's node registry.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    /// `--node-id`.
+    pub id: String,
+    /// `ingest`, `query`, `compact`.
+    pub roles: Vec<String>,
+    /// Every node of the cluster.
+    pub registry: cluster::Registry,
+}
+
+impl NodeContext {
+    fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
 }
 
 /// The routes of every role. Endpoints whose service is absent answer 404.
@@ -159,11 +179,13 @@ pub fn router(state: AppState) -> Router {
             "/api/v3/enterprise/configure/table/retention_period",
             post(configure::set_table_retention_period).delete(configure::clear_table_retention_period),
         )
+        .route("/api/v3/enterprise/configure/node/stop", post(nodes::stop_node))
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), role_guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
         .with_state(state)
 }
@@ -212,6 +234,48 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
         headers.insert("request-id", v);
     }
     resp
+}
+
+/// The role an endpoint needs: writes and the configure and token API
+/// (which change the catalog) need an ingester, queries a querier; the
+/// server endpoints and node stop are served by every role.
+fn role_for(path: &str) -> Option<&'static str> {
+    match path {
+        "/api/v3/write_lp" | "/api/v2/write" | "/write" => Some("ingest"),
+        "/api/v3/enterprise/configure/node/stop" => None,
+        p if p.starts_with("/api/v3/configure") || p.starts_with("/api/v3/enterprise/configure") => Some("ingest"),
+        p if p.starts_with("/api/v3/query") || p == "/query" => Some("query"),
+        _ => None,
+    }
+}
+
+/// Answers a request this node's roles do not serve with 421 Misdirected
+/// Request, naming the nodes that do serve it.
+async fn role_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let Some(role) = role_for(path) else {
+        return next.run(req).await;
+    };
+    if state.node.has(role) {
+        return next.run(req).await;
+    }
+    let family = if path.starts_with("/api/v2/") { Family::V2 } else if path == "/write" || path == "/query" { Family::V1 } else { Family::V3 };
+    let (what, kind) = match role {
+        "ingest" => ("writes and catalog changes", "an ingester"),
+        _ => ("queries", "a querier"),
+    };
+    let running = state.node.registry.running(role).await;
+    let targets = if running.is_empty() {
+        format!("no {} is running in this cluster now", &kind[kind.find(' ').map_or(0, |i| i + 1)..])
+    } else {
+        running.join(", ")
+    };
+    ApiError::WrongNode(format!(
+        "node {} ({}) does not serve {what}; send them to {kind}: {targets}",
+        state.node.id,
+        state.node.roles.join(", ")
+    ))
+    .respond(family)
 }
 
 /// Server endpoints need a valid token unless `--disable-authz` opens them.

@@ -70,26 +70,41 @@ async fn main() {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use server_common::Role;
     let c = &args.common;
     c.init_logging()?;
-    let (store, catalog) = c.open_catalog().await?;
+    let (store, catalog) = c.open_catalog(false).await?;
     c.install_admin_token(&catalog).await?;
+    let listener = c.bind().await?;
+    let node = c.join_cluster(&store, &catalog, &[Role::Ingest, Role::Query, Role::Compact], &listener).await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
-    let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store));
+    let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store), &node);
     let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
-        .with_parquet_cache(args.query.parquet_cache_bytes());
-    compactor::Maintenance::new(
-        Arc::clone(&catalog),
-        store,
-        compactor::MaintenanceConfig {
-            interval: args.maintenance.retention_check_interval,
-            gc_grace: args.maintenance.gc_grace_period,
-            compaction_max_rows: args.maintenance.compaction_max_rows,
-        },
-    )
-    .spawn();
-    c.serve_http(catalog, Some(writer), Some(Arc::new(engine)), metrics, Some(&args.persist)).await?;
+        .with_parquet_cache(args.query.parquet_cache_bytes())
+        .with_registry(node.registry().clone());
+    // The same lease as inflow-compactor's: one of them compacts at a time.
+    let compactor = compactor::CompactorRole::start(
+        &node,
+        &catalog,
+        compactor::Maintenance::new(
+            Arc::clone(&catalog),
+            store,
+            compactor::MaintenanceConfig {
+                interval: args.maintenance.retention_check_interval,
+                gc_grace: args.maintenance.gc_grace_period,
+                compaction_max_rows: args.maintenance.compaction_max_rows,
+            },
+        ),
+    );
+    let served = c
+        .serve_http(listener, &node, catalog, Some(writer), Some(Arc::new(engine)), metrics, Some(&args.persist))
+        .await;
+    compactor.stop().await;
+    if served.is_ok() {
+        node.leave().await;
+    }
+    served?;
     Ok(())
 }

@@ -108,9 +108,18 @@ async fn role_binaries_share_the_object_store() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(rows, vec![json!({"h": "a", "v": 1.0}), json!({"h": "b", "v": 2.0})]);
-    // The ingester serves no queries and the querier no writes.
-    assert_eq!(ingester.query("db", "SELECT 1", "json").await.status(), 404);
-    assert_eq!(querier.write_lp("db", "m v=1 1").await.status(), 404);
+    // The ingester serves no queries and the querier no writes: 421, naming
+    // the nodes that do.
+    let r = ingester.query("db", "SELECT 1", "json").await;
+    assert_eq!(r.status(), 421);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains("does not serve queries") && msg.contains("querier-"), "{msg}");
+    let r = querier.write_lp("db", "m v=1 1").await;
+    assert_eq!(r.status(), 421);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains(&format!("inflow-0 at {}", ingester.url("").trim_start_matches("http://"))), "{msg}");
     let compactor = TestServer::try_start("inflow-compactor", &[], &[], dir).await.unwrap();
     let r = compactor.client().get(compactor.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);

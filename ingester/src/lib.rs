@@ -73,6 +73,9 @@ pub struct IngesterConfig {
     pub persist: PersistConfig,
     /// Catalog size limits for writes.
     pub limits: validate::Limits,
+    /// The lease on `node_id`, when the process took one: writes are
+    /// acknowledged and persists committed only while it is valid.
+    pub lease: Option<Arc<cluster::Lease>>,
 }
 
 impl IngesterConfig {
@@ -81,11 +84,13 @@ impl IngesterConfig {
         args: &server_common::CommonArgs,
         persist: &server_common::IngestArgs,
         store: Arc<dyn ObjectStore>,
+        node: &server_common::Node,
     ) -> Self {
         Self {
             store,
             prefix: args.prefix(),
-            node_id: args.node_id.clone(),
+            node_id: node.id().to_string(),
+            lease: Some(Arc::clone(node.lease())),
             wal_flush_interval: args.wal_flush_interval,
             wal_max_batch_size: persist.wal_max_batch_size,
             persist: PersistConfig {
@@ -142,6 +147,24 @@ impl Ingester {
         );
         let trigger = Arc::clone(&persister);
         let apply_buffer = Arc::clone(&buffer);
+        // A write is acknowledged only while this process holds its node
+        // id: a successor replays the WAL it finds when it takes over, so
+        // a former holder's later files would be lost to it.
+        let gate = config.lease.clone().map(|lease| -> wal::AckGate {
+            Arc::new(move || {
+                let lease = Arc::clone(&lease);
+                Box::pin(async move {
+                    if lease.wait_valid(Duration::from_secs(5)).await {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "this node could not confirm its lease on its node id ({}), so the write is not acknowledged; retry it",
+                            lease.name()
+                        ))
+                    }
+                })
+            })
+        });
         let wal = Wal::start(
             location,
             next_seq,
@@ -152,6 +175,7 @@ impl Ingester {
                 trigger.applied(seq);
             }),
             observe,
+            gate,
         );
         persister.spawn();
         // Deletes made on other nodes reach this buffer with the catalog.
@@ -264,6 +288,7 @@ impl WriteService for Ingester {
             WalError::ObjectStore(_) => WriteError::Unavailable(format!(
                 "the write could not be made durable and was not applied: {e}; retry it"
             )),
+            WalError::NotLeaseHolder(m) => WriteError::Unavailable(m),
             _ => WriteError::Internal(e.to_string()),
         })?;
         Ok(WriteOutcome {

@@ -16,13 +16,20 @@
 //! twice. A crash in 4 leaves WAL files ≤ S, which the next start deletes
 //! without replaying. Until 5, queries see the sealed rows both in the
 //! buffer and in the files; they are one dedup group, so no row shows twice.
+//!
+//! Faults: a failed step is retried with the same files (written once per
+//! generation), and the commit is idempotent: one that landed although
+//! the store reported a failure leaves the node's persisted sequence at S,
+//! and the retry then commits nothing. The commit is fenced by the node's
+//! lease epoch (`Catalog::update_fenced`), so a process whose node id was
+//! taken over can neither register files nor, therefore, delete WAL files.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use buffer::{Buffer, Generation};
-use catalog::{Catalog, CatalogOp, ParquetFile};
+use catalog::{Catalog, CatalogError, CatalogOp, ParquetFile};
 use object_store::ObjectStore;
 use object_store::path::Path;
 use tokio::sync::Notify;
@@ -60,6 +67,15 @@ fn crash_point(name: &str) {
     }
 }
 
+/// Why a persist did not complete.
+#[derive(Debug)]
+enum PersistError {
+    /// Retry later (the store or catalog failed).
+    Failed(String),
+    /// Another process holds this node id now: stop.
+    LeaseLost(String),
+}
+
 /// Persists one node's buffer.
 #[derive(Debug)]
 pub struct Persister {
@@ -70,6 +86,8 @@ pub struct Persister {
     prefix: Path,
     node_id: String,
     location: WalLocation,
+    /// The lease on this node id; its epoch fences the commit.
+    lease: Option<Arc<cluster::Lease>>,
     /// The last WAL sequence number persisted.
     persisted: AtomicU64,
     /// The last WAL sequence number applied to the buffer.
@@ -94,6 +112,7 @@ impl Persister {
             prefix: config.prefix.clone(),
             node_id: config.node_id.clone(),
             location,
+            lease: config.lease.clone(),
             persisted: AtomicU64::new(persisted),
             applied: AtomicU64::new(applied.max(persisted)),
             wake: Notify::new(),
@@ -138,17 +157,19 @@ impl Persister {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            let mut pending: Option<Arc<Generation>> = None;
+            // A sealed generation whose persist failed, with the files
+            // already written for it: the retry commits the same files.
+            let mut pending: Option<(Arc<Generation>, Option<Vec<ParquetFile>>)> = None;
             loop {
                 if pending.is_none() && !this.due() {
                     // A replay may already have passed a limit; otherwise wait.
                     let _ = tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
                     continue;
                 }
-                let generation = match pending.take() {
-                    Some(g) => g,
+                let (generation, mut files) = match pending.take() {
+                    Some(p) => p,
                     None => match this.buffer.seal() {
-                        Some(g) => g,
+                        Some(g) => (g, None),
                         None => {
                             // Nothing buffered: the WAL files are empty of rows.
                             this.persisted
@@ -157,11 +178,17 @@ impl Persister {
                         }
                     },
                 };
-                match this.persist(&generation).await {
+                match this.persist(&generation, &mut files).await {
                     Ok(()) => backoff = Duration::from_millis(100),
-                    Err(e) => {
+                    Err(PersistError::LeaseLost(e)) => {
+                        // The process stops on its lost lease; nothing more
+                        // may be committed or deleted under this node id.
+                        tracing::error!(error = %e, "persist refused: this node id was taken over");
+                        return;
+                    }
+                    Err(PersistError::Failed(e)) => {
                         tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "persist failed; the rows stay buffered and in the WAL");
-                        pending = Some(generation);
+                        pending = Some((generation, files));
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(10));
                     }
@@ -170,10 +197,8 @@ impl Persister {
         });
     }
 
-    /// Steps 2–5 for one sealed generation.
-    async fn persist(&self, generation: &Generation) -> Result<(), String> {
-        let started = Instant::now();
-        let wal_seq = generation.max_seq();
+    /// Step 2 for one sealed generation: its Parquet files.
+    async fn write_files(&self, generation: &Generation) -> Result<Vec<ParquetFile>, String> {
         let state = self.catalog.state();
         let mut files: Vec<ParquetFile> = Vec::new();
         for (db_id, table_id) in generation.tables() {
@@ -188,31 +213,63 @@ impl Persister {
                 files.push(file);
             }
         }
+        Ok(files)
+    }
+
+    /// Steps 2–5 for one sealed generation; `written` keeps step 2's files
+    /// across retries.
+    async fn persist(&self, generation: &Generation, written: &mut Option<Vec<ParquetFile>>) -> Result<(), PersistError> {
+        let started = Instant::now();
+        let wal_seq = generation.max_seq();
+        let files = match written {
+            Some(f) => f.clone(),
+            None => {
+                let f = self.write_files(generation).await.map_err(PersistError::Failed)?;
+                *written = Some(f.clone());
+                f
+            }
+        };
         crash_point("after-parquet-write");
         let count = files.len();
         let bytes: u64 = files.iter().map(|f| f.size_bytes).sum();
         let node_id = self.node_id.clone();
-        self.catalog
-            .update(|state| {
-                let mut next = state.next_file_id();
-                let files = files
-                    .iter()
-                    .map(|f| {
-                        let mut f = f.clone();
-                        f.id = next;
-                        f.max_wal_seq = wal_seq;
-                        next += 1;
-                        f
-                    })
-                    .collect();
-                Ok(vec![CatalogOp::AddParquetFiles {
-                    node_id: node_id.clone(),
-                    wal_seq,
-                    files,
-                }])
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        if let Some(lease) = &self.lease
+            && !lease.wait_valid(Duration::from_secs(5)).await
+        {
+            return Err(PersistError::Failed("the lease on this node id is not confirmed; retrying".into()));
+        }
+        let plan = |state: &catalog::CatalogState| {
+            if state.persisted_wal_seq(&node_id) >= wal_seq {
+                // An earlier attempt's commit landed although the store
+                // reported a failure: done already.
+                return Ok(vec![]);
+            }
+            let mut next = state.next_file_id();
+            let files = files
+                .iter()
+                .map(|f| {
+                    let mut f = f.clone();
+                    f.id = next;
+                    f.max_wal_seq = wal_seq;
+                    next += 1;
+                    f
+                })
+                .collect();
+            Ok(vec![CatalogOp::AddParquetFiles {
+                node_id: node_id.clone(),
+                wal_seq,
+                files,
+            }])
+        };
+        let committed = match &self.lease {
+            Some(lease) => self.catalog.update_fenced(lease.name(), lease.epoch(), plan).await,
+            None => self.catalog.update(plan).await,
+        };
+        match committed {
+            Ok(_) => {}
+            Err(e @ CatalogError::LeaseLost { .. }) => return Err(PersistError::LeaseLost(e.to_string())),
+            Err(e) => return Err(PersistError::Failed(e.to_string())),
+        }
         self.persisted.fetch_max(wal_seq, Ordering::AcqRel);
         crash_point("after-catalog-commit");
         // Cleanup: a failure here only leaves files the next start deletes.

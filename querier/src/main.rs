@@ -30,7 +30,10 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cli.common.init_logging()?;
-    let (store, catalog) = cli.common.open_catalog().await?;
+    let c = &cli.common;
+    let (store, catalog) = c.open_catalog(true).await?;
+    let listener = c.bind().await?;
+    let node = c.join_cluster(&store, &catalog, &[server_common::Role::Query], &listener).await?;
     let buffer = Arc::new(buffer::Buffer::new());
     let mut tailer = querier::WalTailer::new(
         Arc::clone(&store),
@@ -41,10 +44,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     tailer.poll().await?;
     tailer.spawn(cli.replication_interval);
     let engine = Arc::new(
-        query::QueryEngine::new(Arc::clone(&catalog), buffer, store).with_parquet_cache(cli.query.parquet_cache_bytes()),
+        query::QueryEngine::new(Arc::clone(&catalog), buffer, store)
+            .with_parquet_cache(cli.query.parquet_cache_bytes())
+            .with_registry(node.registry().clone()),
     );
-    cli.common
-        .serve_http(catalog, None, Some(engine), http_api::Metrics::new(), None)
-        .await?;
+    c.serve_http(listener, &node, catalog, None, Some(engine), http_api::Metrics::new(), None).await?;
+    node.leave().await;
     Ok(())
 }

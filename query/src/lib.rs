@@ -200,6 +200,7 @@ impl QueryEngine {
             store,
             metrics: Arc::new(ScanMetrics::default()),
             key_runs: Arc::default(),
+            registry: None,
         };
         Self {
             catalog,
@@ -227,6 +228,12 @@ impl QueryEngine {
             }
             self.sources.store = cache;
         }
+        self
+    }
+
+    /// Lists the cluster's nodes in `system.nodes` from `registry`.
+    pub fn with_registry(mut self, registry: cluster::Registry) -> Self {
+        self.sources.registry = Some(registry);
         self
     }
 

@@ -81,6 +81,8 @@ pub(crate) struct Sources {
     pub(crate) metrics: Arc<ScanMetrics>,
     /// Files' decoded [`KeyRuns`].
     pub(crate) key_runs: Arc<KeyRunsCache>,
+    /// The node registry, for `system.nodes`.
+    pub(crate) registry: Option<cluster::Registry>,
 }
 
 /// What the table scans of one query's physical plan read, in its
@@ -139,7 +141,7 @@ impl DatabaseCatalog {
     /// of catalog state `state`.
     pub(crate) fn new(db: Arc<DatabaseSchema>, sources: Sources, state: Arc<catalog::CatalogState>) -> Self {
         Self {
-            system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db))),
+            system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db), sources.registry.clone())),
             iox: Arc::new(DatabaseTables { db, sources }),
         }
     }

@@ -24,20 +24,77 @@ use crate::QueryError;
 /// The schema name.
 pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
-const TABLES: &[&str] = &["databases", "parquet_files", "tables", "tokens"];
+const TABLES: &[&str] = &["databases", "nodes", "parquet_files", "tables", "tokens"];
 
 /// Tables about the whole server rather than the queried database.
-const SERVER_TABLES: &[&str] = &["databases", "tokens"];
+const SERVER_TABLES: &[&str] = &["databases", "nodes", "tokens"];
 
 #[derive(Debug)]
 pub(crate) struct SystemTables {
     state: Arc<CatalogState>,
     db: Arc<DatabaseSchema>,
+    registry: Option<cluster::Registry>,
 }
 
 impl SystemTables {
-    pub(crate) fn new(state: Arc<CatalogState>, db: Arc<DatabaseSchema>) -> Self {
-        Self { state, db }
+    pub(crate) fn new(state: Arc<CatalogState>, db: Arc<DatabaseSchema>, registry: Option<cluster::Registry>) -> Self {
+        Self { state, db, registry }
+    }
+
+    /// `system.nodes`: every process registered on the object store, with
+    /// InfluxDB 3's columns (`node_id`, `node_catalog_id`, `instance_id`,
+    /// `mode`, `core_count`, `state`, `updated_at`, `cli_params`) and
+    /// Inflow's (`address`, `pid`, `hostname`, `started_at`, `epoch`).
+    async fn nodes(&self) -> Result<MemTable, DataFusionError> {
+        let nodes = match &self.registry {
+            Some(r) => r.nodes().await.map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => Vec::new(),
+        };
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let mode_item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("node_id", DataType::Utf8, false),
+            Field::new("node_catalog_id", DataType::UInt32, false),
+            Field::new("instance_id", DataType::Utf8, false),
+            Field::new("mode", DataType::List(Arc::clone(&mode_item)), false),
+            Field::new("core_count", DataType::UInt64, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("updated_at", ms.clone(), true),
+            Field::new("cli_params", DataType::Utf8, true),
+            Field::new("address", DataType::Utf8, false),
+            Field::new("pid", DataType::UInt32, false),
+            Field::new("hostname", DataType::Utf8, false),
+            Field::new("started_at", ms, false),
+            Field::new("epoch", DataType::UInt64, false),
+        ]));
+        let mut modes = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new()).with_field(mode_item);
+        for n in &nodes {
+            for role in &n.holder.roles {
+                modes.values().append_value(role);
+            }
+            modes.append(true);
+        }
+        let ms_of = |ns: i64| ns.div_euclid(1_000_000);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.node_id.as_str()))),
+            // Inflow keeps no numeric node ids; the position in node-id order.
+            Arc::new(arrow::array::UInt32Array::from_iter_values((0..nodes.len() as u32).map(|i| i + 1))),
+            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.instance_id.to_string()))),
+            Arc::new(modes.finish()),
+            Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.holder.core_count))),
+            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.state.as_str()))),
+            Arc::new(TimestampMillisecondArray::from_iter(
+                nodes.iter().map(|n| Some(ms_of(n.heartbeat_at_ns.unwrap_or(n.claimed_at_ns)))),
+            )),
+            Arc::new(StringArray::from_iter(nodes.iter().map(|_| None::<&str>))),
+            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.address.as_str()))),
+            Arc::new(arrow::array::UInt32Array::from_iter_values(nodes.iter().map(|n| n.holder.pid))),
+            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.hostname.as_str()))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(nodes.iter().map(|n| ms_of(n.holder.started_at_ns)))),
+            Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.epoch))),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.databases`: every database with its id, retention and
@@ -163,6 +220,7 @@ impl SchemaProvider for SystemTables {
             "tokens" => Some(Arc::new(self.tokens()?)),
             "parquet_files" => Some(Arc::new(self.parquet_files()?)),
             "databases" => Some(Arc::new(self.databases()?)),
+            "nodes" => Some(Arc::new(self.nodes().await?)),
             "tables" => Some(Arc::new(self.tables()?)),
             _ => None,
         })

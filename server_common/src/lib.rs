@@ -42,9 +42,30 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// This node's id. It names the node's WAL directory, so a replacement pod
-    /// that takes the same id replays the same WAL.
-    #[arg(long, env = "INFLOW_NODE_ID", default_value = "inflow-0")]
-    pub node_id: String,
+    /// that takes the same id replays the same WAL; one live process holds
+    /// an id at a time (a lease on the object store). Default: inflow-0 for
+    /// `inflow serve` and `inflow-ingester`, querier-HOSTNAME and
+    /// compactor-HOSTNAME for the other roles.
+    #[arg(long, env = "INFLOW_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The address other processes and `system.nodes` show for this node's
+    /// HTTP API (host:port). Default: the bound address, with the host name
+    /// when bound to all interfaces.
+    #[arg(long, env = "INFLOW_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+
+    /// How often this process renews the lease on its node id (and, on the
+    /// active compactor, the compactor lease): one LIST and one PUT each.
+    #[arg(long, env = "INFLOW_NODE_HEARTBEAT_INTERVAL", default_value = "3s", value_parser = parse_duration)]
+    pub node_heartbeat_interval: Duration,
+
+    /// How long a process that stopped renewing keeps its node id: a
+    /// replacement takes the id over after watching its heartbeat stay
+    /// unchanged this long (at once after a clean shutdown or a node stop).
+    /// A holder stops acknowledging writes after half of it without a renewal.
+    #[arg(long, env = "INFLOW_NODE_LEASE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub node_lease_timeout: Duration,
 
     /// Where the catalog, WAL and Parquet files live.
     #[arg(long, env = "INFLOW_OBJECT_STORE", value_enum, default_value = "file")]
@@ -267,6 +288,9 @@ pub enum StartupError {
     /// The object store could not be set up.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
+    /// Another process took this node's lease over: this one must stop.
+    #[error("stopping: {0}")]
+    LeaseLost(String),
     /// A local directory could not be created.
     #[error("creating data directory {path}: {source}")]
     DataDir {
@@ -489,9 +513,13 @@ impl CommonArgs {
     }
 
     /// Serves the HTTP API with what this node provides (a write path, a
-    /// query engine, or neither) until SIGINT or SIGTERM.
+    /// query engine, or neither) on `listener` until SIGINT or SIGTERM, or
+    /// until the node's lease is lost (an error: the process must stop).
+    #[allow(clippy::too_many_arguments)]
     pub async fn serve_http(
         &self,
+        listener: tokio::net::TcpListener,
+        node: &Node,
         catalog: Arc<catalog::Catalog>,
         writer: Option<Arc<dyn http_api::WriteService>>,
         query: Option<Arc<query::QueryEngine>>,
@@ -513,34 +541,137 @@ impl CommonArgs {
             hard_delete_default_ns: ingest.map_or(http_api::HARD_DELETE_DEFAULT_NS, |i| {
                 i64::try_from(i.hard_delete_default_duration.as_nanos()).unwrap_or(i64::MAX)
             }),
+            node: http_api::NodeContext {
+                id: node.id().to_string(),
+                roles: node.roles().iter().map(|r| r.as_str().to_string()).collect(),
+                registry: node.registry().clone(),
+            },
         };
-        let listener = self.bind().await?;
-        http_api::serve(listener, http_api::router(state), shutdown_signal())
-            .await
-            .map_err(|e| StartupError::Config(format!("HTTP server: {e}")))
-    }
-
-    /// Binds the HTTP listener and prints `listening on ADDR` on stdout (tests
-    /// and scripts read the port from it when --http-bind uses port 0).
-    pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
-        let listener = tokio::net::TcpListener::bind(&self.http_bind)
-            .await
-            .map_err(|e| StartupError::Config(format!("cannot listen on --http-bind {}: {e}", self.http_bind)))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Config(format!("listener address: {e}")))?;
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, node_id = node.id(), "listening");
         println!("listening on {addr}");
-        Ok(listener)
+        let lost: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let shutdown = {
+            let lost = Arc::clone(&lost);
+            let lease = Arc::clone(node.lease());
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    why = lease.lost() => {
+                        *lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                    }
+                }
+            }
+        };
+        http_api::serve(listener, http_api::router(state), shutdown)
+            .await
+            .map_err(|e| StartupError::Config(format!("HTTP server: {e}")))?;
+        if let Some(why) = lost.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(StartupError::LeaseLost(why));
+        }
+        Ok(())
     }
 
-    /// Opens the object store and loads the catalog, and keeps the catalog
-    /// in step with other pods every --catalog-sync-interval.
-    pub async fn open_catalog(&self) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
-        let store = self.object_store()?;
-        let catalog = catalog::Catalog::load(Arc::clone(&store), self.prefix())
+    /// Binds the HTTP listener. `serve_http` prints `listening on ADDR` on
+    /// stdout once the node is ready (tests and scripts read the port from
+    /// it when --http-bind uses port 0).
+    pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
+        tokio::net::TcpListener::bind(&self.http_bind)
             .await
-            .map_err(|e| StartupError::Config(format!("loading the catalog: {e}")))?;
+            .map_err(|e| StartupError::Config(format!("cannot listen on --http-bind {}: {e}", self.http_bind)))
+    }
+
+    /// The lease timing the flags set.
+    pub fn lease_timing(&self) -> cluster::LeaseTiming {
+        cluster::LeaseTiming {
+            heartbeat: self.node_heartbeat_interval,
+            timeout: self.node_lease_timeout,
+        }
+    }
+
+    /// This process's node id: `--node-id`, or the default of its roles.
+    pub fn resolved_node_id(&self, roles: &[Role]) -> String {
+        if let Some(id) = &self.node_id {
+            return id.clone();
+        }
+        if roles.contains(&Role::Ingest) {
+            return "inflow-0".to_string();
+        }
+        let role = if roles.contains(&Role::Query) { "querier" } else { "compactor" };
+        format!("{role}-{}", hostname_for_id())
+    }
+
+    /// Joins the cluster: takes the lease on this process's node id, waiting
+    /// while a former holder's lease lapses, and failing while a live
+    /// process holds it. A process that writes the catalog records each
+    /// epoch it takes there, which fences its persists.
+    pub async fn join_cluster(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        catalog: &Arc<catalog::Catalog>,
+        roles: &[Role],
+        listener: &tokio::net::TcpListener,
+    ) -> Result<Node, StartupError> {
+        let id = self.resolved_node_id(roles);
+        cluster::validate_node_id(&id).map_err(StartupError::Config)?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| StartupError::Config(format!("listener address: {e}")))?;
+        let address = match &self.advertise_address {
+            Some(a) => a.clone(),
+            None if bound.ip().is_unspecified() => format!("{}:{}", hostname(), bound.port()),
+            None => bound.to_string(),
+        };
+        let holder = cluster::Holder {
+            instance_id: uuid::Uuid::new_v4(),
+            node_id: id.clone(),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            address,
+            started_at_ns: catalog::now_ns(),
+            pid: std::process::id(),
+            hostname: hostname(),
+            core_count: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        };
+        let timing = self.lease_timing();
+        let name = cluster::node_lease_name(&id);
+        let hook = fence_hook(catalog, &name, holder.instance_id);
+        let lease = cluster::Lease::acquire(
+            Arc::clone(store),
+            &self.prefix(),
+            &name,
+            holder.clone(),
+            timing,
+            cluster::Contention::Refuse,
+            hook,
+        )
+        .await
+        .map_err(|e| StartupError::Config(format!("node id {id}: {e}")))?;
+        tracing::info!(node_id = %id, epoch = lease.epoch(), address = %holder.address, "joined the cluster");
+        Ok(Node {
+            id,
+            roles: roles.to_vec(),
+            holder,
+            lease,
+            registry: cluster::Registry::new(Arc::clone(store), self.prefix(), timing),
+            store: Arc::clone(store),
+            prefix: self.prefix(),
+            timing,
+        })
+    }
+
+    /// Opens the object store and loads the catalog (read-only on a
+    /// querier, which never changes it), and keeps the catalog in step with
+    /// other pods every --catalog-sync-interval.
+    pub async fn open_catalog(&self, read_only: bool) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
+        let store = self.object_store()?;
+        let load = if read_only {
+            catalog::Catalog::load_read_only(Arc::clone(&store), self.prefix()).await
+        } else {
+            catalog::Catalog::load(Arc::clone(&store), self.prefix()).await
+        };
+        let catalog = load.map_err(|e| StartupError::Config(format!("loading the catalog: {e}")))?;
         tracing::info!(uuid = %catalog.uuid(), seq = catalog.state().seq, "catalog loaded");
         let sync = Arc::clone(&catalog);
         let every = self.catalog_sync_interval;
@@ -556,4 +687,125 @@ impl CommonArgs {
         });
         Ok((store, catalog))
     }
+}
+
+/// What a process does in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts writes, serves the configure API, persists (`inflow-ingester`).
+    Ingest,
+    /// Answers queries (`inflow-querier`).
+    Query,
+    /// Retention, hard deletes, compaction, garbage collection (`inflow-compactor`).
+    Compact,
+}
+
+impl Role {
+    /// The name `system.nodes` shows (InfluxDB 3's mode names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Query => "query",
+            Role::Compact => "compact",
+        }
+    }
+}
+
+/// This process's membership in the cluster: its node id and the lease
+/// that makes it the id's only live process.
+#[derive(Debug)]
+pub struct Node {
+    id: String,
+    roles: Vec<Role>,
+    holder: cluster::Holder,
+    lease: Arc<cluster::Lease>,
+    registry: cluster::Registry,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    timing: cluster::LeaseTiming,
+}
+
+impl Node {
+    /// The node id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// What the process does.
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    /// The lease on the node id.
+    pub fn lease(&self) -> &Arc<cluster::Lease> {
+        &self.lease
+    }
+
+    /// The cluster's node registry.
+    pub fn registry(&self) -> &cluster::Registry {
+        &self.registry
+    }
+
+    /// Lets go of the node id on a clean shutdown, so a replacement need
+    /// not wait for the lease timeout.
+    pub async fn leave(&self) {
+        self.lease.release().await;
+    }
+
+    /// The identity this process holds leases under.
+    pub fn holder(&self) -> &cluster::Holder {
+        &self.holder
+    }
+
+    /// The store the leases live on.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The object-store prefix.
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
+    }
+
+    /// The lease timing.
+    pub fn timing(&self) -> cluster::LeaseTiming {
+        self.timing
+    }
+
+    /// The hook that records each epoch of `lease` this process takes in
+    /// `catalog` (none for a read-only catalog).
+    pub fn fence_hook(&self, catalog: &Arc<catalog::Catalog>, lease: &str) -> Option<cluster::lease::EpochHook> {
+        fence_hook(catalog, lease, self.holder.instance_id)
+    }
+}
+
+/// Records each epoch taken in the catalog, for a process that writes it.
+fn fence_hook(catalog: &Arc<catalog::Catalog>, lease: &str, instance_id: uuid::Uuid) -> Option<cluster::lease::EpochHook> {
+    if catalog.is_read_only() {
+        return None;
+    }
+    let (catalog, lease) = (Arc::clone(catalog), lease.to_string());
+    Some(Arc::new(move |epoch| {
+        let (catalog, lease) = (Arc::clone(&catalog), lease.clone());
+        Box::pin(async move { catalog.take_lease(&lease, epoch, instance_id).await.map_err(|e| e.to_string()) })
+    }))
+}
+
+/// The machine's host name (the pod name on Kubernetes).
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The host name as node-id characters.
+fn hostname_for_id() -> String {
+    hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(50)
+        .collect()
 }

@@ -53,6 +53,10 @@ pub enum WalError {
     /// The flusher is gone (the server is shutting down).
     #[error("the WAL is shut down")]
     Closed,
+    /// The file is on the store, but this process could not confirm it
+    /// still holds its node id's lease, so the write is not acknowledged.
+    #[error("{0}")]
+    NotLeaseHolder(String),
 }
 
 impl From<object_store::Error> for WalError {
@@ -278,6 +282,12 @@ impl Drop for Arrival {
 /// Called with each flushed entry's payload, in WAL order, after the PUT.
 pub type ApplyFn<P> = Box<dyn Fn(u64, Vec<P>) + Send + Sync>;
 
+/// Asked after each PUT, before the writers are answered: whether this
+/// process still holds the lease on its node id (a former holder must not
+/// acknowledge writes its successor may not replay). `Err` answers the
+/// writers with [`WalError::NotLeaseHolder`].
+pub type AckGate = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// Metrics hooks, so the WAL needs no metrics registry of its own.
 pub type FlushObserver = Box<dyn Fn(&FlushStats) + Send + Sync>;
 
@@ -308,7 +318,9 @@ impl<P: Send + 'static> Wal<P> {
     /// A flush happens every `flush_interval`, or sooner once the queued
     /// lines reach `max_batch_bytes` (so heavy load is not capped at one
     /// interval's worth of requests per flush), or once an eighth of that
-    /// is queued and no other write is on its way ([`Arrival`]).
+    /// is queued and no other write is on its way ([`Arrival`]). `gate`,
+    /// if given, is asked before each flush's writers are answered.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         location: WalLocation,
         next_seq: u64,
@@ -316,10 +328,12 @@ impl<P: Send + 'static> Wal<P> {
         max_batch_bytes: usize,
         apply: ApplyFn<P>,
         observe: FlushObserver,
+        gate: Option<AckGate>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         let arrivals = Arc::new(Arrivals::default());
-        let flush = flusher(location, next_seq, flush_interval, max_batch_bytes, Arc::clone(&arrivals), rx, apply, observe);
+        let flush =
+            flusher(location, next_seq, flush_interval, max_batch_bytes, Arc::clone(&arrivals), rx, apply, observe, gate);
         tokio::spawn(flush);
         Self { tx, arrivals }
     }
@@ -369,6 +383,7 @@ async fn flusher<P>(
     mut rx: mpsc::Receiver<Pending<P>>,
     apply: ApplyFn<P>,
     observe: FlushObserver,
+    gate: Option<AckGate>,
 ) {
     let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -426,10 +441,19 @@ async fn flusher<P>(
         }
         match result {
             Ok(()) => {
+                // Applied even when the gate fails: the file is durable and
+                // replays anyway; only the acknowledgement is withheld.
+                let answer = match &gate {
+                    Some(gate) => gate().await.map_err(WalError::NotLeaseHolder),
+                    None => Ok(()),
+                };
                 apply(seq, payloads);
                 seq += 1;
+                if let Err(e) = &answer {
+                    tracing::error!(error = %e, seq, "WAL flush not acknowledged");
+                }
                 for w in waiters.into_iter().flatten() {
-                    let _ = w.send(Ok(()));
+                    let _ = w.send(answer.clone());
                 }
             }
             Err(e) => {
@@ -521,6 +545,7 @@ mod tests {
             usize::MAX,
             Box::new(move |seq, p: Vec<u32>| a2.lock().unwrap().push((seq, p))),
             Box::new(|_| {}),
+            None,
         ));
         let mut handles = Vec::new();
         for i in 0..10u32 {
@@ -549,8 +574,39 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let loc = WalLocation::new(store, &Path::default(), "n1");
         let apply: ApplyFn<u32> = Box::new(|_, _| {});
-        let wal = Wal::start(loc.clone(), 1, Duration::from_secs(3600), max_bytes, apply, Box::new(|_| {}));
+        let wal = Wal::start(loc.clone(), 1, Duration::from_secs(3600), max_bytes, apply, Box::new(|_| {}), None);
         (loc, Arc::new(wal))
+    }
+
+    /// A failing gate withholds the acknowledgement of a durable file; a
+    /// passing one lets it through.
+    #[tokio::test]
+    async fn the_gate_decides_each_acknowledgement() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let loc = WalLocation::new(Arc::clone(&store), &Path::default(), "n1");
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let gate_open = Arc::clone(&open);
+        let gate: AckGate = Arc::new(move || {
+            let ok = gate_open.load(Ordering::Acquire);
+            Box::pin(async move { if ok { Ok(()) } else { Err("lease lost".to_string()) } })
+        });
+        let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let a2 = Arc::clone(&applied);
+        let wal = Wal::start(
+            loc.clone(),
+            1,
+            Duration::from_millis(5),
+            usize::MAX,
+            Box::new(move |seq, _: Vec<u32>| a2.lock().unwrap().push(seq)),
+            Box::new(|_| {}),
+            Some(gate),
+        );
+        wal.write(wal.arrival(), entry("db", "m f=1"), 1).await.unwrap();
+        open.store(false, Ordering::Release);
+        let err = wal.write(wal.arrival(), entry("db", "m f=2"), 2).await.unwrap_err();
+        assert!(matches!(err, WalError::NotLeaseHolder(ref m) if m == "lease lost"), "{err}");
+        assert_eq!(loc.list().await.unwrap(), vec![1, 2], "both files are durable");
+        assert_eq!(*applied.lock().unwrap(), vec![1, 2]);
     }
 
     /// Enough queued bytes flush before the interval: a long interval does

@@ -1,0 +1,41 @@
+//! The node API: POST `/api/v3/enterprise/configure/node/stop`.
+//!
+//! Marks a node stopped in the node registry, once its process is gone: a
+//! replacement may then take its node id at once instead of waiting out the
+//! lease timeout. A process that still runs stops at its next heartbeat.
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{Need, authorize};
+use crate::error::{ApiError, Family};
+use crate::write::read_body;
+
+#[derive(Debug, Deserialize)]
+struct StopNodeRequest {
+    node_id: String,
+}
+
+/// 200 once the node is marked stopped, 404 if no such node registered.
+pub(crate) async fn stop_node(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
+        let bytes = read_body(body, &headers, state.max_request_size).await?;
+        let req: StopNodeRequest = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}; expected {{\"node_id\": \"...\"}}")))?;
+        match state.node.registry.stop(&req.node_id).await {
+            Ok(Some(_)) => {
+                tracing::info!(node_id = %req.node_id, "node marked stopped");
+                Ok(StatusCode::OK.into_response())
+            }
+            Ok(None) => Err(ApiError::NotFound(format!("node '{}' not found", req.node_id))),
+            Err(e) => Err(ApiError::Unavailable(format!("could not mark node '{}' stopped: {e}", req.node_id))),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| e.respond(Family::V3))
+}
