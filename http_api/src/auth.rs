@@ -1,16 +1,16 @@
 //! Authentication and authorization.
 //!
 //! ```text
-//!  request ─▶ credentials (scheme depends on the API family)
-//!               v3: Authorization: Bearer T
-//!               v2: Bearer T | Token T
-//!               v1: Bearer T | Token T | Basic base64(any:T) | ?u=any&p=T
+//!  request ─▶ credentials
+//!               every family: Bearer T | Token T | Basic base64(any:T)
+//!               v1 also: ?u=any&p=T
 //!          ─▶ SHA-512(T) ─▶ catalog token (constant-time compare) ─▶ expired?
 //!          ─▶ permission for what the endpoint needs ─▶ handler
 //! ```
 //!
-//! A missing, unknown, expired or malformed credential is 401; a valid token
-//! without the permission is 403. Tokens live in the catalog, so every pod
+//! A missing, unknown or expired credential is 401, a header not of the
+//! form `<scheme> <token>` (or of another scheme) 400, as in InfluxDB 3
+//! Core; a valid token without the permission is 403. Tokens live in the catalog, so every pod
 //! accepts the same tokens once it has synced.
 
 use std::collections::HashSet;
@@ -54,42 +54,39 @@ fn unauthorized(reason: &str) -> ApiError {
     ApiError::Unauthorized(reason.to_string())
 }
 
-/// Finds the token string in a request of `family`.
+/// Finds the token string in a request of `family`. The header is
+/// `<scheme> <token>` with one space, as InfluxDB 3 Core reads it, and any
+/// of Bearer, Token and Basic on every endpoint; anything else is
+/// [`ApiError::MalformedAuth`] (400). Inflow matches the scheme without
+/// regard to case, where Core wants it capitalised.
 fn credential(family: Family, headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| unauthorized("malformed Authorization header"))?
-            .trim();
-        let (scheme, rest) = value
-            .split_once(' ')
-            .ok_or_else(|| unauthorized("malformed Authorization header: expected 'Bearer <token>'"))?;
-        let rest = rest.trim();
-        if rest.is_empty() {
-            return Err(unauthorized("malformed Authorization header: the token is empty"));
+        let value = value.to_str().map_err(|_| ApiError::MalformedAuth)?;
+        let mut parts = value.split(' ');
+        let scheme = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let token = parts.next().ok_or(ApiError::MalformedAuth)?;
+        if parts.next().is_some() {
+            return Err(ApiError::MalformedAuth);
         }
-        let scheme = scheme.to_ascii_lowercase();
-        return match (scheme.as_str(), family) {
-            ("bearer", _) => Ok(Some(rest.to_string())),
-            ("token", Family::V1 | Family::V2) => Ok(Some(rest.to_string())),
-            ("basic", Family::V1) => {
+        if token.is_empty() {
+            return Err(unauthorized("the token is empty"));
+        }
+        return match scheme.as_str() {
+            "bearer" | "token" => Ok(Some(token.to_string())),
+            "basic" => {
                 let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest)
+                    .decode(token)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+                    .ok_or(ApiError::MalformedAuth)?;
                 // The username is ignored; the password is the token.
-                let (_, password) = decoded
-                    .split_once(':')
-                    .ok_or_else(|| unauthorized("malformed Basic credentials: expected user:token"))?;
+                let (_, password) = decoded.split_once(':').ok_or(ApiError::MalformedAuth)?;
                 if password.is_empty() {
                     return Err(unauthorized("malformed Basic credentials: the token is empty"));
                 }
                 Ok(Some(password.to_string()))
             }
-            _ => Err(unauthorized(&format!(
-                "the '{scheme}' authorization scheme is not accepted on this endpoint; use 'Bearer <token>'"
-            ))),
+            _ => Err(ApiError::MalformedAuth),
         };
     }
     if family == Family::V1 {
@@ -171,20 +168,22 @@ mod tests {
         m
     }
 
+    /// Bearer, Token and Basic on every family; `?p=` on v1 only; a header
+    /// not of the form `<scheme> <token>` is malformed (400), an empty token
+    /// unauthorized (401).
     #[test]
     fn schemes_per_family() {
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anyone:tok"));
-        assert_eq!(credential(Family::V3, &h("Bearer tok"), None).unwrap().as_deref(), Some("tok"));
-        assert_eq!(credential(Family::V3, &h("bearer tok"), None).unwrap().as_deref(), Some("tok"));
-        assert!(credential(Family::V3, &h("Token tok"), None).is_err());
-        assert!(credential(Family::V3, &h(&basic), None).is_err());
-        assert_eq!(credential(Family::V2, &h("Token tok"), None).unwrap().as_deref(), Some("tok"));
-        assert!(credential(Family::V2, &h(&basic), None).is_err());
-        assert_eq!(credential(Family::V1, &h(&basic), None).unwrap().as_deref(), Some("tok"));
+        for family in [Family::V1, Family::V2, Family::V3] {
+            for header in ["Bearer tok", "bearer tok", "Token tok", basic.as_str()] {
+                assert_eq!(credential(family, &h(header), None).unwrap().as_deref(), Some("tok"), "{family:?} {header}");
+            }
+            for bad in ["Bearer", "Bearer tok en", "Basic !!!", "Basic Zm9v", "Nonsense", "Digest tok"] {
+                assert!(matches!(credential(family, &h(bad), None), Err(ApiError::MalformedAuth)), "{family:?} {bad}");
+            }
+            assert!(matches!(credential(family, &h("Bearer "), None), Err(ApiError::Unauthorized(_))));
+        }
         assert_eq!(credential(Family::V1, &HeaderMap::new(), Some("db=x&u=me&p=tok")).unwrap().as_deref(), Some("tok"));
         assert_eq!(credential(Family::V2, &HeaderMap::new(), Some("p=tok")).unwrap(), None);
-        for bad in ["Bearer", "Bearer ", "Basic !!!", "Basic Zm9v", "Nonsense"] {
-            assert!(matches!(credential(Family::V1, &h(bad), None), Err(ApiError::Unauthorized(_))), "{bad}");
-        }
     }
 }

@@ -46,8 +46,10 @@ pub enum ApiError {
     /// 415: a content encoding we can't read.
     #[error("{0}")]
     UnsupportedEncoding(String),
-    /// 400: some or all lines were rejected.
-    #[error("{}", if *partial { "partial write of line protocol occurred" } else { "write of line protocol failed" })]
+    /// 400: some or all lines were rejected. InfluxDB 3 Core's words: a
+    /// partial write lists every rejected line; a write that wrote nothing
+    /// (`accept_partial=false`, or every line bad) reports the first.
+    #[error("{}", if *partial { "partial write of line protocol occurred" } else { "line protocol parsing error" })]
     Lines {
         /// Whether the good lines were written.
         partial: bool,
@@ -58,6 +60,10 @@ pub enum ApiError {
     /// querier); the message names the nodes that do.
     #[error("{0}")]
     WrongNode(String),
+    /// 400: the `Authorization` header is not `<scheme> <token>` with a
+    /// scheme of Bearer, Token or Basic (InfluxDB 3 Core's message).
+    #[error("Authorization header was malformed, the request was not in the form of 'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic")]
+    MalformedAuth,
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -85,7 +91,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Lines { rejected, .. } if rejected.iter().any(|r| r.limit) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadRequest(_) | ApiError::Lines { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::MalformedAuth => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -101,7 +107,10 @@ impl ApiError {
     /// The v2 error code for this failure.
     fn v2_code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::UnsupportedEncoding(_) => "invalid",
+            ApiError::BadRequest(_)
+            | ApiError::Lines { .. }
+            | ApiError::UnsupportedEncoding(_)
+            | ApiError::MalformedAuth => "invalid",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
@@ -133,10 +142,20 @@ impl ApiError {
             (Family::V3, ApiError::Unauthorized(reason)) => {
                 (status, Json(json!({"error": format!("unauthorized access: {reason}")}))).into_response()
             }
-            (Family::V2, ApiError::Lines { rejected, .. }) => {
+            // Core answers a malformed header before routing, with one body
+            // for every API family.
+            (_, ApiError::MalformedAuth) => (status, Json(json!({"error": self.to_string()}))).into_response(),
+            (Family::V2, ApiError::Lines { rejected, partial }) => {
                 let first = rejected.first();
                 let more = rejected.len().saturating_sub(1);
-                let mut message = format!("{self}");
+                // Core's v2 message for a rejected write is its write buffer's
+                // "write buffer error: parsing for line protocol failed";
+                // Inflow adds the first line's error and the count.
+                let mut message = if *partial {
+                    self.to_string()
+                } else {
+                    "write buffer error: parsing for line protocol failed".to_string()
+                };
                 if let Some(r) = first {
                     message.push_str(&format!(": line {}: {}", r.line_number, r.error_message));
                 }
@@ -151,6 +170,16 @@ impl ApiError {
             }
             (Family::V2, _) => {
                 (status, Json(json!({"code": self.v2_code(), "message": self.to_string()}))).into_response()
+            }
+            (_, ApiError::Lines { rejected, partial: false }) => {
+                let data = rejected.first().map(|r| {
+                    json!({
+                        "original_line": r.original_line,
+                        "line_number": r.line_number,
+                        "error_message": r.error_message,
+                    })
+                });
+                (status, Json(json!({"error": self.to_string(), "data": data}))).into_response()
             }
             (_, ApiError::Lines { rejected, .. }) => {
                 let data: Vec<_> = rejected
@@ -171,7 +200,8 @@ impl ApiError {
         if matches!(
             status,
             StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
+        ) || matches!(self, ApiError::MalformedAuth)
+        {
             // These are answered before the body is read; the unread rest makes
             // the connection unusable. Say so, or a pooling client would send its
             // next request into a closed socket.

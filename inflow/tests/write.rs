@@ -110,8 +110,12 @@ async fn accept_partial_false_writes_nothing() {
     let (status, text) = post(&s, "/api/v3/write_lp", &[("db", "db"), ("accept_partial", "false")], "m v=2 2\nm v=x 3").await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["error"], "write of line protocol failed");
-    assert_eq!(v["data"][0]["line_number"], 2);
+    // InfluxDB 3 Core's body: the first error, as one object.
+    assert_eq!(
+        v,
+        json!({"error": "line protocol parsing error", "data": {"original_line": "m v=x 3", "line_number": 2, "error_message": v["data"]["error_message"]}})
+    );
+    assert!(v["data"]["error_message"].as_str().unwrap().contains("field"), "{v}");
     assert_eq!(s.query_json("db", "SELECT v FROM m").await.len(), 1);
     // A type conflict counts too, and no new column is created for the batch.
     let (status, _) = post(&s, "/api/v3/write_lp", &[("db", "db"), ("accept_partial", "false")], "m v=1,w=2 2\nm v=1i 3").await;
@@ -126,9 +130,9 @@ async fn v1_and_v2_default_to_all_or_nothing() {
     let (status, text) = post(&s, "/write", &[("db", "db")], "m v=1 1\nm v=bad 2").await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["error"], "write of line protocol failed");
-    assert_eq!(v["data"][0]["line_number"], 2);
-    assert_eq!(v["data"][0]["original_line"], "m v=bad 2");
+    assert_eq!(v["error"], "line protocol parsing error");
+    assert_eq!(v["data"]["line_number"], 2);
+    assert_eq!(v["data"]["original_line"], "m v=bad 2");
 
     let (status, text) = post(&s, "/api/v2/write", &[("bucket", "db")], "m v=1 1\nm v=bad 2\nm v=also_bad 3").await;
     assert_eq!(status, 400);
@@ -136,7 +140,9 @@ async fn v1_and_v2_default_to_all_or_nothing() {
     assert_eq!(v["code"], "invalid");
     assert_eq!(v["line"], 2);
     let msg = v["message"].as_str().unwrap();
-    assert!(msg.contains("line 2") && msg.contains("1 more"), "{msg}");
+    // Core's v2 message, then the first line's error.
+    assert!(msg.starts_with("write buffer error: parsing for line protocol failed: line 2: "), "{msg}");
+    assert!(msg.contains("1 more"), "{msg}");
 
     // Nothing was written; the database was not even created.
     let r = s.query("db", "SELECT * FROM m", "json").await;
@@ -152,7 +158,8 @@ async fn v1_and_v2_default_to_all_or_nothing() {
 #[tokio::test]
 async fn at_most_100_errors_are_reported() {
     let s = TestServer::start().await;
-    let body: String = (0..250).map(|i| format!("m v=bad{i}\n")).collect();
+    // A partial write (one good line) lists its rejected lines, at most 100.
+    let body: String = std::iter::once("m v=1 0\n".to_string()).chain((0..250).map(|i| format!("m v=bad{i}\n"))).collect();
     let (status, text) = post(&s, "/api/v3/write_lp", &[("db", "db")], body).await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -176,7 +183,7 @@ async fn schema_conflicts_name_the_column() {
         let (status, text) = post(&s, "/api/v3/write_lp", &[("db", "db")], line).await;
         assert_eq!(status, 400, "{line}");
         let v: Value = serde_json::from_str(&text).unwrap();
-        let msg = v["data"][0]["error_message"].as_str().unwrap();
+        let msg = v["data"]["error_message"].as_str().unwrap();
         assert!(msg.contains(want), "{line}: {msg}");
     }
 }

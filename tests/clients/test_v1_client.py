@@ -33,7 +33,7 @@ def test_type_conflict_is_a_client_error(server):
     with pytest.raises(InfluxDBClientError) as e:
         c.write_points(["m v=\"text\" 2"], protocol="line")
     assert e.value.code == 400
-    assert "write of line protocol failed" in str(e.value.content)
+    assert "line protocol parsing error" in str(e.value.content)
 
 
 def test_wrong_password_is_401(server):
