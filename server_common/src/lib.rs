@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+pub mod durable;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -311,7 +313,10 @@ impl CommonArgs {
                     path: self.data_dir.clone(),
                     source,
                 })?;
-                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&self.data_dir)?)
+                // Fsynced, so an acknowledged write survives a power loss.
+                Arc::new(durable::DurableLocalStore::new(object_store::local::LocalFileSystem::new_with_prefix(
+                    &self.data_dir,
+                )?))
             }
             ObjectStoreKind::S3 => {
                 let bucket = self.bucket.as_deref().ok_or_else(|| {
