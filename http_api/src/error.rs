@@ -40,6 +40,10 @@ pub enum ApiError {
     /// 409.
     #[error("{0}")]
     Conflict(String),
+    /// 405: the operation is not allowed here (deleting the operator
+    /// token; the token API of a server started without auth), as Core.
+    #[error("{0}")]
+    NotAllowed(String),
     /// 413: the body is over `--max-http-request-size`.
     #[error("{0}")]
     TooLarge(String),
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::WrongNode(_) => StatusCode::MISDIRECTED_REQUEST,
@@ -115,6 +120,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::NotAllowed(_) => "method not allowed",
             ApiError::TooLarge(_) => "request too large",
             ApiError::WrongNode(_) => "invalid",
             ApiError::Internal(_) => "internal error",

@@ -253,6 +253,10 @@ fn role_for(path: &str) -> Option<&'static str> {
 /// Request, naming the nodes that do serve it.
 async fn role_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    if !state.auth.enabled && path.starts_with("/api/v3/configure/token") {
+        // As InfluxDB 3 Core: without auth there are no tokens to manage.
+        return ApiError::NotAllowed("endpoint disabled, started without auth".into()).respond(Family::V3);
+    }
     let Some(role) = role_for(path) else {
         return next.run(req).await;
     };

@@ -185,7 +185,7 @@ pub(crate) async fn delete(State(state): State<AppState>, RawQuery(q): RawQuery,
             .filter(|v| !v.is_empty())
             .ok_or_else(|| ApiError::BadRequest("missing query parameter 'token_name'".into()))?;
         if name == ADMIN_TOKEN_NAME {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ApiError::NotAllowed(format!(
                 "the operator token '{ADMIN_TOKEN_NAME}' can't be deleted; regenerate it instead"
             )));
         }

@@ -246,8 +246,9 @@ async fn admin_token_lifecycle() {
     assert_eq!(r.status(), 404);
     let r = anon.delete(s.url("/api/v3/configure/token")).bearer_auth(&new_admin).send().await.unwrap();
     assert_eq!(r.status(), 400);
+    // The operator token can't be deleted: 405, as InfluxDB 3 Core.
     let r = anon.delete(s.url("/api/v3/configure/token?token_name=_admin")).bearer_auth(&new_admin).send().await.unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 405);
     // Bad requests.
     let r = anon
         .post(s.url("/api/v3/enterprise/configure/token"))
@@ -310,6 +311,10 @@ async fn without_auth_everything_is_open() {
     assert_eq!(write(&s, "v2", "db", None, &[]).await.0, 204);
     assert_eq!(anon.get(s.url("/metrics")).send().await.unwrap().status(), 200);
     assert_eq!(query_status(&s, "_internal", "SELECT count(*) FROM system.tokens", None).await.0, 200);
+    // As InfluxDB 3 Core: the token API is disabled without auth.
+    let r = anon.post(s.url("/api/v3/configure/token/admin")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "endpoint disabled, started without auth"}));
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
 """influxdb3-python writing (its query path needs Arrow Flight, not yet served)."""
+import json
+
 import pytest
 from influxdb_client_3 import InfluxDBClient3, Point, WritePrecision
 from influxdb_client_3.exceptions import InfluxDBError
@@ -27,3 +29,65 @@ def test_rejected_write_raises_with_the_line_error(server):
 def test_server_version(server):
     with InfluxDBClient3(host=server.url, token=server.token, database="db") as c:
         assert c.get_server_version() == "3.8.0"
+
+
+# influxdb3-python's published write-error behaviour, as its own integration
+# tests exercise it against InfluxDB 3 Core.
+
+def test_partial_write_raises_partial_write_error_with_line_errors(server):
+    from influxdb_client_3.exceptions import InfluxDBPartialWriteError
+    with InfluxDBClient3(host=server.url, token=server.token, database="db", write_use_v2_api=False) as c:
+        c.write(record="home temp=1 1", write_precision=WritePrecision.NS)
+        with pytest.raises(InfluxDBPartialWriteError) as e:
+            c.write(record="home temp=2 2\nhome temp=true 3\nhome temp=4 4", write_precision=WritePrecision.NS)
+    err = e.value
+    assert err.response.status == 400
+    assert [(l.line_number, l.original_line) for l in err.line_errors] == [(2, "home temp=true 3")]
+    assert "invalid column type for column 'temp'" in err.line_errors[0].error_message
+    assert str(err).startswith("partial write of line protocol occurred:\n\tline 2: ")
+    # The good lines were written.
+    assert [r["temp"] for r in server.sql("db", "SELECT temp FROM home ORDER BY time")] == [1.0, 2.0, 4.0]
+
+
+def test_all_or_nothing_write_raises_core_s_parsing_error(server):
+    with InfluxDBClient3(host=server.url, token=server.token, database="db",
+                         write_use_v2_api=False, write_accept_partial=False) as c:
+        c.write(record="home temp=1 1", write_precision=WritePrecision.NS)
+        with pytest.raises(InfluxDBError) as e:
+            c.write(record="home temp=2 2\nhome temp=true 3", write_precision=WritePrecision.NS)
+    err = e.value
+    assert err.response.status == 400
+    # Core's body: the first error as one object; this client version reports its headline.
+    body = json.loads(err.response.data)
+    assert body["error"] == "line protocol parsing error"
+    assert body["data"]["line_number"] == 2 and body["data"]["original_line"] == "home temp=true 3"
+    assert err.message == "line protocol parsing error"
+    assert len(server.sql("db", "SELECT temp FROM home")) == 1
+
+
+def test_v2_path_errors_carry_code_and_message(server):
+    with InfluxDBClient3(host=server.url, token=server.token, database="db", write_use_v2_api=True) as c:
+        c.write(record="home temp=1 1", write_precision=WritePrecision.NS)
+        with pytest.raises(InfluxDBError) as e:
+            c.write(record="home temp=true 2", write_precision=WritePrecision.NS)
+    assert e.value.response.status == 400
+    assert e.value.message.startswith("invalid: write buffer error: parsing for line protocol failed: line 1: ")
+
+
+def test_auth_errors(server):
+    with InfluxDBClient3(host=server.url, token="apiv3_wrong", database="db", write_use_v2_api=False) as c:
+        with pytest.raises(InfluxDBError) as e:
+            c.write(record="home temp=1 1")
+    assert e.value.response.status == 401
+    assert e.value.message.startswith("unauthorized access")
+    with InfluxDBClient3(host=server.url, token="apiv3_wrong", database="db", write_use_v2_api=True) as c:
+        with pytest.raises(InfluxDBError) as e:
+            c.write(record="home temp=1 1")
+    assert (e.value.response.status, e.value.message) == (401, "unauthorized: unauthorized access")
+    # A token with a space makes a malformed header: Core's 400 and message.
+    with InfluxDBClient3(host=server.url, token="two words", database="db") as c:
+        with pytest.raises(InfluxDBError) as e:
+            c.write(record="home temp=1 1")
+    assert e.value.response.status == 400
+    assert e.value.message.startswith("Authorization header was malformed, the request was not in the form of "
+                                   "'Authorization: <auth-scheme> <token>'")
