@@ -295,3 +295,123 @@ impl Persister {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::AtomicBool;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use http_api::{WriteRequest, WriteService};
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions,
+        PutPayload, PutResult,
+    };
+
+    use super::*;
+
+    /// A store whose first catalog transaction registering Parquet files
+    /// lands but reports a failure, as a PUT whose answer was lost.
+    #[derive(Debug)]
+    struct LostAnswer {
+        inner: InMemory,
+        tripped: AtomicBool,
+    }
+
+    impl std::fmt::Display for LostAnswer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "LostAnswer")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for LostAnswer {
+        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+            let registers_files = location.as_ref().contains("catalog/log")
+                && payload.iter().any(|b| b.windows(17).any(|w| w == b"add_parquet_files"));
+            let result = self.inner.put_opts(location, payload, opts).await?;
+            if registers_files && !self.tripped.swap(true, Ordering::AcqRel) {
+                return Err(object_store::Error::Generic {
+                    store: "LostAnswer",
+                    source: "connection reset after the request was sent".into(),
+                });
+            }
+            Ok(result)
+        }
+        async fn put_multipart_opts(&self, l: &Path, o: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(l, o).await
+        }
+        async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(l, o).await
+        }
+        fn delete_stream(&self, l: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(l)
+        }
+        fn list(&self, p: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(p)
+        }
+        async fn list_with_delimiter(&self, p: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(p).await
+        }
+        async fn copy_opts(&self, f: &Path, t: &Path, o: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(f, t, o).await
+        }
+    }
+
+    /// A persist whose catalog commit landed although the store reported a
+    /// failure is retried with the same files and commits nothing more: one
+    /// file registered, no orphan on the store, the WAL cleaned up.
+    #[tokio::test]
+    async fn a_commit_that_landed_but_failed_is_not_committed_twice() {
+        let store = Arc::new(LostAnswer {
+            inner: InMemory::new(),
+            tripped: AtomicBool::new(false),
+        });
+        let store_dyn: Arc<dyn ObjectStore> = Arc::clone(&store) as Arc<dyn ObjectStore>;
+        let catalog = Catalog::load(Arc::clone(&store_dyn), Path::default()).await.unwrap();
+        let buffer = Arc::new(Buffer::new());
+        let config = IngesterConfig {
+            store: Arc::clone(&store_dyn),
+            prefix: Path::default(),
+            node_id: "n".into(),
+            wal_flush_interval: Duration::from_millis(5),
+            wal_max_batch_size: 1 << 20,
+            persist: PersistConfig {
+                wal_snapshot_size: 1,
+                buffer_mem_limit: 1 << 30,
+            },
+            limits: buffer::validate::Limits::UNLIMITED,
+            lease: None,
+        };
+        let ingester = crate::Ingester::start(config, Arc::clone(&catalog), buffer, Box::new(|_| {})).await.unwrap();
+        ingester
+            .write_lp(WriteRequest {
+                db: "db".into(),
+                body: bytes::Bytes::from_static(b"m,h=a v=1 1\nm,h=b v=2 2"),
+                precision: line_protocol::Precision::Nanosecond,
+                accept_partial: true,
+                no_sync: false,
+            })
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(store.tripped.load(Ordering::Acquire) && catalog.state().persisted_wal_seq("n") >= 1) {
+            assert!(Instant::now() < deadline, "never persisted");
+            let _ = catalog.sync().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Let the retry run.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let state = catalog.sync().await.unwrap();
+        let db = state.db("db").unwrap();
+        let table = db.table("m").unwrap();
+        assert_eq!(state.table_files(db.id, table.id).unwrap().len(), 1, "registered once");
+        let objects: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)).await.unwrap();
+        let parquet = objects.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count();
+        assert_eq!(parquet, 1, "no orphan file: {objects:?}");
+        let wal = objects.iter().filter(|m| m.location.as_ref().starts_with("wal/")).count();
+        assert_eq!(wal, 0, "the persisted WAL file was deleted");
+    }
+}
