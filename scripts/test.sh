@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Inflow test. On a fresh machine it first installs what the tests
-# need (cargo-nextest, a Python venv with the real InfluxDB client libraries),
+# need (cargo-nextest, a Python venv with the real InfluxDB client libraries
+# and moto's S3 server),
 # so this one command is all CI and developers run.
 #
 #   scripts/test.sh            build, then Rust tests (nextest), then client tests (pytest)
@@ -13,6 +14,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/inflow-target}"
 venv="${INFLOW_VENV:-$HOME/.cache/inflow-venv}"
+# The Rust tests find moto_server (the S3 server) in this venv.
+export INFLOW_VENV="$venv"
 
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -89,7 +89,11 @@ pub struct CommonArgs {
     #[arg(long, env = "INFLOW_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
 
-    /// S3 access key id.
+    /// S3 access key id. Without it, the standard AWS chain applies:
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, web
+    /// identity (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA
+    /// sets them), the container credentials endpoint, then the instance
+    /// metadata service.
     #[arg(long, env = "INFLOW_AWS_ACCESS_KEY_ID")]
     pub aws_access_key_id: Option<String>,
 
@@ -97,9 +101,9 @@ pub struct CommonArgs {
     #[arg(long, env = "INFLOW_AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub aws_secret_access_key: Option<String>,
 
-    /// S3 region.
-    #[arg(long, env = "INFLOW_AWS_REGION", default_value = "us-east-1")]
-    pub aws_region: String,
+    /// S3 region (default: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "INFLOW_AWS_REGION")]
+    pub aws_region: Option<String>,
 
     /// Allow plain-HTTP S3 endpoints.
     #[arg(long, env = "INFLOW_AWS_ALLOW_HTTP", default_value_t = false)]
@@ -322,10 +326,16 @@ impl CommonArgs {
                 let bucket = self.bucket.as_deref().ok_or_else(|| {
                     StartupError::Config("--object-store s3 needs --bucket (or INFLOW_BUCKET)".into())
                 })?;
-                let mut b = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
-                    .with_region(&self.aws_region)
-                    .with_allow_http(self.aws_allow_http);
+                // The standard AWS environment first (AWS_* variables; web
+                // identity and instance credentials when no keys are given),
+                // then the flags, which win.
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+                if let Some(r) = &self.aws_region {
+                    b = b.with_region(r);
+                }
+                if self.aws_allow_http {
+                    b = b.with_allow_http(true);
+                }
                 if let Some(e) = &self.aws_endpoint {
                     b = b.with_endpoint(e);
                 }

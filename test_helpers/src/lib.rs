@@ -61,7 +61,7 @@ impl TestServer {
 
     /// `inflow serve` with auth on but no admin token yet (no token file).
     pub async fn start_without_admin_token() -> Self {
-        Self::try_start_opts("inflow", &["serve"], &[], Arc::new(tempfile::tempdir().unwrap()), false)
+        Self::try_start_opts("inflow", &["serve"], &[], Arc::new(tempfile::tempdir().unwrap()), false, &[])
             .await
             .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
@@ -71,7 +71,19 @@ impl TestServer {
     /// installed through `--admin-token-file` and [`TestServer::client`]
     /// sends it. Returns the server's stderr if it exits before listening.
     pub async fn try_start(binary: &str, sub: &[&str], extra: &[&str], dir: Arc<tempfile::TempDir>) -> Result<Self, String> {
-        Self::try_start_opts(binary, sub, extra, dir, true).await
+        Self::try_start_opts(binary, sub, extra, dir, true, &[]).await
+    }
+
+    /// [`TestServer::try_start`] with environment variables for the process
+    /// (kept for restarts).
+    pub async fn try_start_env(
+        binary: &str,
+        sub: &[&str],
+        extra: &[&str],
+        dir: Arc<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        Self::try_start_opts(binary, sub, extra, dir, true, env).await
     }
 
     async fn try_start_opts(
@@ -80,6 +92,7 @@ impl TestServer {
         extra: &[&str],
         dir: Arc<tempfile::TempDir>,
         with_admin: bool,
+        env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let mut args: Vec<String> = sub.iter().map(|s| s.to_string()).collect();
         // Test defaults, unless `extra` sets the flag itself.
@@ -137,7 +150,7 @@ impl TestServer {
                 .build()
                 .unwrap(),
             token,
-            env: Vec::new(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         s.spawn().await?;
         Ok(s)
@@ -374,6 +387,10 @@ pub fn run_cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
 #[derive(Debug)]
 pub struct TestCluster {
     dir: Arc<tempfile::TempDir>,
+    /// Flags every process gets (the object store's).
+    store_flags: Vec<String>,
+    /// Environment every process gets (S3 credentials).
+    env: Vec<(String, String)>,
 }
 
 impl Default for TestCluster {
@@ -387,7 +404,21 @@ impl TestCluster {
     pub fn new() -> Self {
         Self {
             dir: Arc::new(tempfile::tempdir().unwrap()),
+            store_flags: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// A cluster on bucket `bucket` of an S3 server, with credentials from
+    /// the standard AWS environment (not flags).
+    pub fn on_s3(s3: &MotoServer, bucket: &str) -> Self {
+        let mut c = Self::new();
+        c.store_flags = ["--object-store", "s3", "--bucket", bucket, "--aws-endpoint", &s3.url(), "--aws-allow-http"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        c.env = s3.credentials();
+        c
     }
 
     /// Starts `binary` (`inflow-ingester`, `inflow-querier`,
@@ -403,8 +434,10 @@ impl TestCluster {
     pub async fn try_start(&self, binary: &str, node_id: &str, extra: &[&str]) -> Result<TestServer, String> {
         let sub: &[&str] = if binary == "inflow" { &["serve"] } else { &[] };
         let mut args = vec!["--node-id", node_id];
+        args.extend(self.store_flags.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        TestServer::try_start(binary, sub, &args, Arc::clone(&self.dir)).await
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        TestServer::try_start_env(binary, sub, &args, Arc::clone(&self.dir), &env).await
     }
 
     /// The object store's root directory.
@@ -430,5 +463,92 @@ impl TestCluster {
     /// The catalog transactions on the store.
     pub fn catalog_log_files(&self) -> usize {
         std::fs::read_dir(self.data_dir().join("catalog/log")).map_or(0, |d| d.count())
+    }
+}
+
+/// A real S3 server for tests: `moto_server` from the test venv (PyPI
+/// `moto[server]`), on a free loopback port, killed on drop. The binary is
+/// `$INFLOW_MOTO_SERVER`, else `$INFLOW_VENV/bin/moto_server`, else
+/// `$HOME/.cache/inflow-venv/bin/moto_server` (scripts/test.sh installs it).
+#[derive(Debug)]
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+}
+
+impl MotoServer {
+    /// Starts the server and waits until it answers.
+    pub async fn start() -> Self {
+        let bin = std::env::var("INFLOW_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| {
+            let venv = std::env::var("INFLOW_VENV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv"));
+            venv.join("bin/moto_server")
+        });
+        assert!(bin.exists(), "{} not found: run scripts/test.sh, which installs moto[server]", bin.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Self { child, port };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(s.url()).send().await.is_ok() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto_server did not start on port {port}");
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The standard AWS environment for it. The instance metadata endpoint
+    /// points at a closed loopback port, so a process that misses the keys
+    /// fails at once instead of reaching for a metadata service.
+    pub fn credentials(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9"),
+        ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Creates bucket `name`.
+    pub async fn create_bucket(&self, name: &str) {
+        let r = reqwest::Client::new().put(format!("{}/{name}", self.url())).send().await.unwrap();
+        assert!(r.status().is_success(), "creating bucket {name}: {}", r.status());
+    }
+
+    /// An `object_store` client for bucket `bucket`.
+    pub fn store(&self, bucket: &str) -> Arc<dyn object_store::ObjectStore> {
+        Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(self.url())
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id("testing")
+                .with_secret_access_key("testing")
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
