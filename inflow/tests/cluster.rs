@@ -210,3 +210,95 @@ async fn queriers_only_read_the_catalog() {
     let msg = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("send them to an ingester: ing-0 at"), "{msg}");
 }
+
+/// Writes spread over two ingesters are visible on both queriers. The lag
+/// from acknowledgement to visibility is printed (benchmarks measure it;
+/// tests only bound it).
+#[tokio::test]
+async fn writes_over_two_ingesters_reach_both_queriers() {
+    let cluster = TestCluster::new();
+    let ingesters = [cluster.start("inflow-ingester", "ing-0", &[]).await, cluster.start("inflow-ingester", "ing-1", &[]).await];
+    let queriers = [cluster.start("inflow-querier", "q-0", TAIL).await, cluster.start("inflow-querier", "q-1", TAIL).await];
+    for i in 0..20u64 {
+        let ingester = &ingesters[(i % 2) as usize];
+        ingester.write_ok("db", &format!("m,i={i},via=ing-{} v={i}i {}", i % 2, i + 1)).await;
+    }
+    let acked = Instant::now();
+    for q in &queriers {
+        let got = eventually(20, "both ingesters' rows", || async {
+            let r = rows(q, "db", "SELECT via, count(*) AS n, sum(v) AS s FROM m GROUP BY via ORDER BY via").await?;
+            (r.len() == 2 && r.iter().all(|x| x["n"] == 10)).then_some(r)
+        })
+        .await;
+        eprintln!("visible on a querier {:?} after the last acknowledgement", acked.elapsed());
+        assert_eq!(got, vec![json!({"via": "ing-0", "n": 10, "s": 90}), json!({"via": "ing-1", "n": 10, "s": 100})]);
+    }
+}
+
+/// Compaction runs while a querier answers the same query over and over:
+/// the file count falls, every answer is the same, and no query fails on a
+/// file compaction removed (removed files outlive the grace period of the
+/// queries that planned with them).
+#[tokio::test]
+async fn compaction_under_queries() {
+    let cluster = TestCluster::new();
+    let ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "1"]).await;
+    let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
+    for i in 0..12u64 {
+        ingester.write_ok("db", &format!("m,h=h{} v={i}i {}", i % 3, i + 1)).await;
+    }
+    let count = "SELECT count(*) AS n FROM system.parquet_files";
+    let before = eventually(20, "a dozen persisted files", || async {
+        let n = rows(&querier, "db", count).await?[0]["n"].as_u64()?;
+        (n >= 10).then_some(n)
+    })
+    .await;
+    let q = "SELECT h, count(*) AS n, sum(v) AS s FROM m GROUP BY h ORDER BY h";
+    let want = eventually(10, "all rows", || async {
+        let r = rows(&querier, "db", q).await?;
+        (r.iter().map(|x| x["n"].as_u64().unwrap_or(0)).sum::<u64>() == 12).then_some(r)
+    })
+    .await;
+    let _compactor = cluster
+        .start("inflow-compactor", "c-0", &["--retention-check-interval", "100ms", "--gc-grace-period", "2s"])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answers = 0;
+    loop {
+        let r = querier.query("db", q, "json").await;
+        assert_eq!(r.status(), 200, "no query fails during compaction: {}", r.text().await.unwrap());
+        assert_eq!(r.json::<Vec<Value>>().await.unwrap(), want, "the same answer during compaction");
+        answers += 1;
+        let now = rows(&querier, "db", count).await.unwrap()[0]["n"].as_u64().unwrap();
+        if now < before && answers > 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compaction never reduced the {before} files");
+    }
+}
+
+/// A querier started after the ingester is gone warms from the object
+/// store alone: the Parquet files and the WAL files not yet persisted.
+#[tokio::test]
+async fn a_late_querier_warms_from_the_object_store_alone() {
+    let cluster = TestCluster::new();
+    let mut ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "3"]).await;
+    for i in 0..8u64 {
+        ingester.write_ok("db", &format!("m,h=h{i} v={i}i {}", i + 1)).await;
+    }
+    // Some rows in Parquet, the rest only in WAL files.
+    let files = eventually(10, "a persist", || async {
+        let n = std::fs::read_dir(cluster.data_dir().join("data")).ok()?.count();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert!(files > 0);
+    ingester.kill();
+    let querier = cluster.start("inflow-querier", "q-late", TAIL).await;
+    let got = eventually(10, "every row", || async {
+        let r = rows(&querier, "db", "SELECT count(*) AS n, sum(v) AS s FROM m").await?;
+        (r[0]["n"] == 8).then_some(r)
+    })
+    .await;
+    assert_eq!(got, vec![json!({"n": 8, "s": 28})]);
+}
