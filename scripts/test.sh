@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Inflow test. On a fresh machine it first installs what the tests
 # need (cargo-nextest, a Python venv with the real InfluxDB client libraries
-# and moto's S3 server),
+# and moto's S3 server, Debian's Prometheus),
 # so this one command is all CI and developers run.
 #
 #   scripts/test.sh            build, then Rust tests (nextest), then client tests (pytest)
@@ -25,6 +25,10 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3-venv
+fi
+# Debian's Prometheus: the metrics tests scrape every role with it.
+if ! command -v prometheus >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"

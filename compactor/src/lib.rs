@@ -143,14 +143,21 @@ impl Maintenance {
         report.hard_deleted = hard.load(Ordering::Relaxed);
 
         // 3. Compaction, one run at a time (each holds its rows in memory).
+        let metrics = http_api::cluster_metrics();
         for run in compact::plan(&self.catalog.state(), self.config.compaction_max_rows) {
+            let started = std::time::Instant::now();
             match compact::merge(&self.catalog, &self.store, &run, fence).await {
                 Ok(true) => {
                     report.compacted_files += run.files.len();
                     report.compactions += 1;
+                    metrics.compactions.with_label_values(&["ok"]).inc();
+                    metrics.compaction_duration.observe(started.elapsed().as_secs_f64());
+                    metrics.compaction_rows.inc_by(run.files.iter().map(|f| f.row_count).sum());
+                    metrics.compacted_files.inc_by(run.files.len() as u64);
                 }
-                Ok(false) => {}
+                Ok(false) => metrics.compactions.with_label_values(&["superseded"]).inc(),
                 Err(e) => {
+                    metrics.compactions.with_label_values(&["error"]).inc();
                     tracing::warn!(table_id = run.table_id, files = run.files.len(), error = %e, "compaction failed; retrying next pass");
                     break;
                 }

@@ -302,3 +302,58 @@ async fn a_late_querier_warms_from_the_object_store_alone() {
     .await;
     assert_eq!(got, vec![json!({"n": 8, "s": 28})]);
 }
+
+/// Every role's metrics, scraped by a real Prometheus and read back
+/// through its HTTP API: process metrics, buffer bytes, persists and
+/// compactions, the catalog sequence, replication per ingester, and
+/// object-store requests by kind and outcome.
+#[tokio::test]
+async fn every_role_is_scraped_by_prometheus() {
+    let cluster = TestCluster::new();
+    let open = ["--disable-authz", "metrics"];
+    let ingester = cluster.start("inflow-ingester", "ing-0", &[&open[..], &["--wal-snapshot-size", "1"]].concat()).await;
+    let querier = cluster.start("inflow-querier", "q-0", &[&open[..], TAIL].concat()).await;
+    let compactor = cluster.start("inflow-compactor", "c-0", &[&open[..], &["--retention-check-interval", "100ms"]].concat()).await;
+    for i in 0..6u64 {
+        ingester.write_ok("db", &format!("m,h=h{} v={i}i {}", i % 2, i + 1)).await;
+    }
+    let host = |s: &TestServer| s.url("").trim_start_matches("http://").to_string();
+    let prometheus = test_helpers::Prometheus::start(&[
+        ("ingester", host(&ingester)),
+        ("querier", host(&querier)),
+        ("compactor", host(&compactor)),
+    ])
+    .await;
+    let value = |q: &'static str| {
+        let p = &prometheus;
+        async move { p.query(q).await.first().map(|(_, v)| *v) }
+    };
+    // On all three processes.
+    for q in [
+        "count(process_resident_memory_bytes > 0)",
+        "count(process_open_fds > 0)",
+        "count(process_cpu_seconds_total)",
+        "count(inflow_catalog_sequence > 0)",
+    ] {
+        eventually(20, q, || async { (value(q).await == Some(3.0)).then_some(()) }).await;
+    }
+    for q in [
+        r#"inflow_persists_total{job="ingester",result="ok"}"#,
+        r#"inflow_persisted_rows_total{job="ingester"}"#,
+        r#"inflow_replication_wal_files_total{job="querier",node="ing-0"}"#,
+        r#"inflow_object_store_requests_total{job="ingester",op="put_conditional",outcome="ok"}"#,
+        r#"inflow_object_store_requests_total{job="querier",op="list",outcome="ok"}"#,
+        r#"inflow_compactions_total{job="compactor",result="ok"}"#,
+        r#"inflow_compacted_files_total{job="compactor"}"#,
+        r#"inflow_node_lease_epoch{job="querier",node="q-0"}"#,
+    ] {
+        eventually(30, q, || async { value(q).await.filter(|v| *v > 0.0).map(|_| ()) }).await;
+    }
+    // Present even when zero: the buffer and the replication lag.
+    eventually(10, "buffer and lag gauges", || async {
+        let buffer = prometheus.query(r#"inflow_buffer_bytes{job="querier"}"#).await;
+        let lag = prometheus.query(r#"inflow_replication_lag_seconds{job="querier",node="ing-0"}"#).await;
+        (!buffer.is_empty() && !lag.is_empty()).then_some(())
+    })
+    .await;
+}

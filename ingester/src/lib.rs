@@ -172,6 +172,9 @@ impl Ingester {
             config.wal_max_batch_size,
             Box::new(move |seq, batches: Vec<WriteBatch>| {
                 apply_buffer.apply_file(seq, batches);
+                http_api::cluster_metrics()
+                    .buffer_bytes
+                    .set(i64::try_from(apply_buffer.memory_bytes()).unwrap_or(i64::MAX));
                 trigger.applied(seq);
             }),
             observe,

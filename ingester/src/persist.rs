@@ -178,8 +178,21 @@ impl Persister {
                         }
                     },
                 };
-                match this.persist(&generation, &mut files).await {
-                    Ok(()) => backoff = Duration::from_millis(100),
+                let started = Instant::now();
+                let result = this.persist(&generation, &mut files).await;
+                let metrics = http_api::cluster_metrics();
+                metrics
+                    .persists
+                    .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
+                    .inc();
+                match result {
+                    Ok(()) => {
+                        metrics.persist_duration.observe(started.elapsed().as_secs_f64());
+                        metrics
+                            .buffer_bytes
+                            .set(i64::try_from(this.buffer.memory_bytes()).unwrap_or(i64::MAX));
+                        backoff = Duration::from_millis(100);
+                    }
                     Err(PersistError::LeaseLost(e)) => {
                         // The process stops on its lost lease; nothing more
                         // may be committed or deleted under this node id.
@@ -271,6 +284,9 @@ impl Persister {
             Err(e) => return Err(PersistError::Failed(e.to_string())),
         }
         self.persisted.fetch_max(wal_seq, Ordering::AcqRel);
+        let metrics = http_api::cluster_metrics();
+        metrics.persisted_files.inc_by(count as u64);
+        metrics.persisted_rows.inc_by(files.iter().map(|f| f.row_count).sum());
         crash_point("after-catalog-commit");
         // Cleanup: a failure here only leaves files the next start deletes.
         match self.location.list().await {

@@ -102,10 +102,13 @@ impl WalTailer {
             };
             let location = WalLocation::new(Arc::clone(&self.store), &self.prefix, &node);
             let last = self.applied.get(&node).copied().unwrap_or(0);
-            for seq in location.list().await.map_err(|e| e.to_string())? {
+            let metrics = http_api::cluster_metrics();
+            let mut newest_written_ms = None;
+            for (seq, written_ms) in location.list_with_times().await.map_err(|e| e.to_string())? {
                 if seq <= last {
                     continue;
                 }
+                newest_written_ms = Some(written_ms);
                 let file = location.read(seq).await.map_err(|e| e.to_string())?;
                 for entry in &file.entries {
                     buffer::replay::apply_wal_entry(&self.catalog, &self.buffer, seq, entry)
@@ -113,9 +116,15 @@ impl WalTailer {
                         .map_err(|e| format!("WAL {node}/{seq}: {e}"))?;
                 }
                 self.applied.insert(node.clone(), seq);
+                metrics.replication_files.with_label_values(&[node.as_str()]).inc();
                 applied += 1;
             }
+            // How far behind the newest file applied now was; 0 when there
+            // was nothing new (caught up).
+            let lag = newest_written_ms.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1e3);
+            metrics.replication_lag_seconds.with_label_values(&[node.as_str()]).set(lag);
         }
+        metrics_buffer(&self.buffer);
         Ok(applied)
     }
 
@@ -132,4 +141,17 @@ impl WalTailer {
             }
         })
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn metrics_buffer(buffer: &Buffer) {
+    http_api::cluster_metrics()
+        .buffer_bytes
+        .set(i64::try_from(buffer.memory_bytes()).unwrap_or(i64::MAX));
 }

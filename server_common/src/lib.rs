@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 pub mod durable;
+pub mod metered;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -308,8 +309,13 @@ pub enum StartupError {
 }
 
 impl CommonArgs {
-    /// Builds the object store the flags describe.
+    /// Builds the object store the flags describe, counting its requests
+    /// ([`metered::MeteredStore`]).
     pub fn object_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
+        Ok(Arc::new(metered::MeteredStore::new(self.unmetered_store()?)))
+    }
+
+    fn unmetered_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
         Ok(match self.object_store {
             ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
             ObjectStoreKind::File => {
@@ -562,6 +568,14 @@ impl CommonArgs {
                 registry: node.registry().clone(),
             },
         };
+        let (scrape_catalog, scrape_lease, node_id) = (Arc::clone(&state.catalog), Arc::clone(node.lease()), node.id().to_string());
+        state.metrics.on_scrape(move || {
+            let m = http_api::cluster_metrics();
+            m.catalog_sequence.set(i64::try_from(scrape_catalog.state().seq).unwrap_or(i64::MAX));
+            m.node_lease_epoch
+                .with_label_values(&[node_id.as_str()])
+                .set(i64::try_from(scrape_lease.epoch()).unwrap_or(i64::MAX));
+        });
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Config(format!("listener address: {e}")))?;

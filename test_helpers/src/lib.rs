@@ -552,3 +552,71 @@ impl Drop for MotoServer {
         let _ = self.child.wait();
     }
 }
+
+/// A real Prometheus (Debian's `prometheus`) scraping `targets` every
+/// 100 ms, with its TSDB in a temp dir, on a free loopback port; killed on
+/// drop. Read back through its HTTP API with [`Prometheus::query`].
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with one scrape job per `(job, host:port)`.
+    pub async fn start(targets: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = String::from("global:\n  scrape_interval: 100ms\n  scrape_timeout: 90ms\nscrape_configs:\n");
+        for (job, target) in targets {
+            config.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"));
+        }
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (scripts/test.sh installs Debian's package)");
+        let p = Self { child, port, _dir: dir };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("http://127.0.0.1:{port}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("prometheus did not become ready");
+    }
+
+    /// The instant vector of a PromQL query: each result's labels and value.
+    pub async fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
+        let r: serde_json::Value = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["status"], "success", "{promql}: {r}");
+        r["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["metric"].clone(), x["value"][1].as_str().unwrap().parse().unwrap()))
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

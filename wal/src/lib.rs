@@ -220,6 +220,12 @@ impl WalLocation {
 
     /// Sequence numbers of the files present, ascending.
     pub async fn list(&self) -> Result<Vec<u64>, WalError> {
+        Ok(self.list_with_times().await?.into_iter().map(|(seq, _)| seq).collect())
+    }
+
+    /// The files present, ascending, each with when the store says it was
+    /// written (ms since the epoch).
+    pub async fn list_with_times(&self) -> Result<Vec<(u64, i64)>, WalError> {
         let metas: Vec<_> = self.store.list(Some(&self.dir)).try_collect().await?;
         let mut seqs = Vec::with_capacity(metas.len());
         for m in metas {
@@ -231,7 +237,7 @@ impl WalLocation {
                     path: m.location.to_string(),
                     reason: "unexpected file in the WAL directory (names are {seq:020}.wal)".into(),
                 })?;
-            seqs.push(seq);
+            seqs.push((seq, m.last_modified.timestamp_millis()));
         }
         seqs.sort_unstable();
         Ok(seqs)
