@@ -4,6 +4,8 @@
 //! ```text
 //!  inflow-bench write --url U --api v1|v2|v3 --hosts 100 --duration 1h ...   → lines/s, p50/p99
 //!  inflow-bench query --url U --lang sql|influxql --queries all --repeat 10  → median/p95 per query
+//!  inflow-bench visibility --ingester U --querier U --count 200              → write-to-visible p50/p99
+//!  inflow-bench counter --url U/metrics --name M --seconds 10                → a counter's rate
 //! ```
 //!
 //! Each command prints a human summary on stderr and one JSON object per
@@ -34,6 +36,44 @@ enum Command {
     Write(WriteArgs),
     /// Run TSBS-style queries and report median and p95 latency.
     Query(QueryArgs),
+    /// Write single points to an ingester and time from each request until
+    /// a querier answers with it: the write-to-visible latency of split roles.
+    Visibility(VisibilityArgs),
+    /// Read a Prometheus counter (summed over its labels) from a /metrics
+    /// URL twice, `--seconds` apart, and report its rate.
+    Counter(CounterArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct VisibilityArgs {
+    /// The ingester's base URL.
+    #[arg(long)]
+    ingester: String,
+    /// The querier's base URL.
+    #[arg(long)]
+    querier: String,
+    /// Points to write, one at a time.
+    #[arg(long, default_value_t = 200)]
+    count: usize,
+    /// Pause between points.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    pause: Duration,
+    /// Bearer token for both, if auth is on.
+    #[arg(long)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct CounterArgs {
+    /// The /metrics URL.
+    #[arg(long)]
+    url: String,
+    /// The counter's name (its samples are summed over labels).
+    #[arg(long)]
+    name: String,
+    /// How long to wait between the two reads.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -317,6 +357,94 @@ fn count_rows(lang: Lang, body: &str) -> usize {
     }
 }
 
+/// Times each point from sending its write to the ingester until the
+/// querier returns it (and, apart, until the 204).
+async fn visibility(args: VisibilityArgs) {
+    let http = client();
+    let auth = |r: reqwest::RequestBuilder| match &args.token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let run = std::process::id();
+    let (mut lags, mut acks) = (Vec::with_capacity(args.count), Vec::with_capacity(args.count));
+    for i in 0..args.count {
+        let line = format!("visibility,run=r{run},seq=s{i} v={i}i");
+        let sent = Instant::now();
+        let r = auth(http.post(format!("{}/api/v3/write_lp", args.ingester)))
+            .query(&[("db", "bench")])
+            .body(line)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("write: {e}")));
+        if r.status().as_u16() != 204 {
+            fail(&format!("write answered {}", r.status()));
+        }
+        let acked = Instant::now();
+        acks.push((acked - sent).as_secs_f64() * 1e3);
+        let q = format!("SELECT count(*) AS n FROM visibility WHERE run = 'r{run}' AND seq = 's{i}'");
+        loop {
+            let r = auth(http.get(format!("{}/api/v3/query_sql", args.querier)))
+                .query(&[("db", "bench"), ("q", q.as_str()), ("format", "json")])
+                .send()
+                .await
+                .unwrap_or_else(|e| fail(&format!("query: {e}")));
+            let ok = r.status().is_success();
+            let body = r.text().await.unwrap_or_default();
+            if ok && body.contains("\"n\":1") {
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(60) {
+                fail(&format!("point {i} not visible after 60 s: {body}"));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        lags.push(sent.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(args.pause).await;
+    }
+    lags.sort_by(f64::total_cmp);
+    acks.sort_by(f64::total_cmp);
+    let (p50, p99, max) = (percentile(&lags, 0.5), percentile(&lags, 0.99), lags.last().copied().unwrap_or(f64::NAN));
+    let (ack50, ack99) = (percentile(&acks, 0.5), percentile(&acks, 0.99));
+    eprintln!(
+        "write-to-visible (request sent to row returned) over {} points: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; the 204 alone: p50 {ack50:.1} ms, p99 {ack99:.1} ms",
+        lags.len()
+    );
+    println!(
+        "{}",
+        serde_json::json!({"kind": "visibility", "points": lags.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max, "ack_p50_ms": ack50, "ack_p99_ms": ack99})
+    );
+}
+
+/// Sums a counter's samples in a Prometheus text exposition.
+fn counter_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn counter(args: CounterArgs) {
+    let http = client();
+    let read = || async {
+        let body = http
+            .get(&args.url)
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("metrics: {e}")))
+            .text()
+            .await
+            .unwrap_or_default();
+        counter_value(&body, &args.name)
+    };
+    let (first, started) = (read().await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let second = read().await;
+    let rate = (second - first) / started.elapsed().as_secs_f64();
+    eprintln!("{}: {rate:.2}/s over {} s", args.name, args.seconds);
+    println!("{}", serde_json::json!({"kind": "counter", "name": args.name, "per_second": rate, "total": second}));
+}
+
 fn main() {
     // Loads use every core (many connections at once). Queries go one at a
     // time, so their client runs on one thread: a multi-threaded client
@@ -325,6 +453,10 @@ fn main() {
     let runtime = match Cli::parse().command {
         Command::Write(a) => tokio::runtime::Builder::new_multi_thread().enable_all().build().map(|r| r.block_on(write(a))),
         Command::Query(a) => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(query(a))),
+        Command::Visibility(a) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(visibility(a)))
+        }
+        Command::Counter(a) => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(counter(a))),
     };
     if let Err(e) = runtime {
         fail(&format!("tokio runtime: {e}"));
