@@ -155,6 +155,9 @@ pub(crate) fn now_ns() -> i64 {
 /// catalog records it (`TakeLease`), so writes of an older epoch are refused.
 pub type EpochHook = Arc<dyn Fn(u64) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// What a watcher compares: the latest epoch and its beat's count and time.
+type Signature = (Option<u64>, Option<(u64, i64)>);
+
 /// The objects of one lease directory, as read at one moment.
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
@@ -173,7 +176,7 @@ impl Observed {
     }
 
     /// What changes while the holder lives.
-    fn signature(&self) -> (Option<u64>, Option<(u64, i64)>) {
+    fn signature(&self) -> Signature {
         (self.epoch, self.beat.as_ref().map(|b| (b.count, b.at_ns)))
     }
 }
@@ -187,16 +190,21 @@ fn parse_name(name: &str) -> Option<(u64, &str)> {
     Some((epoch.parse().ok()?, kind))
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(store: &dyn ObjectStore, path: &Path) -> Result<Option<T>, LeaseError> {
+async fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<T>, LeaseError> {
     let bytes = match store.get(path).await {
         Ok(r) => r.bytes().await?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| LeaseError::Corrupt {
-        path: path.to_string(),
-        reason: e.to_string(),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| LeaseError::Corrupt {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 fn to_json<T: Serialize>(value: &T) -> PutPayload {
@@ -216,7 +224,12 @@ pub(crate) async fn observe(store: &dyn ObjectStore, dir: &Path) -> Result<Obser
                 Some((epoch, kind.to_string(), m.location.clone()))
             })
             .collect();
-        let Some(epoch) = entries.iter().filter(|(_, k, _)| k == "claim").map(|(e, _, _)| *e).max() else {
+        let Some(epoch) = entries
+            .iter()
+            .filter(|(_, k, _)| k == "claim")
+            .map(|(e, _, _)| *e)
+            .max()
+        else {
             return Ok(Observed::default());
         };
         let Some(claim) = get_json::<Claim>(store, &object(dir, epoch, "claim")).await? else {
@@ -310,7 +323,10 @@ impl Shared {
             at_ns: now_ns(),
             released,
         };
-        self.store.put(&object(&self.dir, epoch, "beat"), to_json(&beat)).await.map(|_| ())
+        self.store
+            .put(&object(&self.dir, epoch, "beat"), to_json(&beat))
+            .await
+            .map(|_| ())
     }
 
     /// Creates claim `epoch`; false if another process created it first.
@@ -324,7 +340,11 @@ impl Shared {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(&object(&self.dir, epoch, "claim"), to_json(&claim), opts).await {
+        match self
+            .store
+            .put_opts(&object(&self.dir, epoch, "claim"), to_json(&claim), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -356,7 +376,10 @@ impl Shared {
                     tracing::warn!(lease = %self.name, epoch = epoch + 1, "renewals had failed; lease reclaimed");
                     self.set_renewed(started);
                 }
-                Ok(false) => self.lose(format!("another process took lease '{}' while renewals failed", self.name)),
+                Ok(false) => self.lose(format!(
+                    "another process took lease '{}' while renewals failed",
+                    self.name
+                )),
                 Err(e) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed; retrying"),
             }
             return;
@@ -507,7 +530,9 @@ impl Lease {
             let epoch = self.epoch();
             match self.shared.write_beat(epoch, true).await {
                 Ok(()) => tracing::info!(lease = %self.shared.name, epoch, "lease released"),
-                Err(e) => tracing::warn!(lease = %self.shared.name, error = %e, "could not release the lease; it lapses after the timeout"),
+                Err(e) => {
+                    tracing::warn!(lease = %self.shared.name, error = %e, "could not release the lease; it lapses after the timeout")
+                }
             }
         }
     }
@@ -525,7 +550,7 @@ impl Drop for Lease {
 async fn take(shared: &Shared, contention: Contention) -> Result<u64, LeaseError> {
     let store = shared.store.as_ref();
     let timing = shared.timing;
-    let mut watching: Option<((Option<u64>, Option<(u64, i64)>), Instant)> = None;
+    let mut watching: Option<(Signature, Instant)> = None;
     loop {
         let observed = observe(store, &shared.dir).await?;
         let next = match observed.epoch {
@@ -570,7 +595,11 @@ async fn take(shared: &Shared, contention: Contention) -> Result<u64, LeaseError
                 shared.epoch.store(epoch, Ordering::Release);
                 shared.write_beat(epoch, false).await?;
                 shared.set_renewed(Instant::now());
-                for path in observed.older.iter().chain(observed.epoch.map(|e| object(&shared.dir, e, "claim")).iter()) {
+                for path in observed
+                    .older
+                    .iter()
+                    .chain(observed.epoch.map(|e| object(&shared.dir, e, "claim")).iter())
+                {
                     let _ = store.delete(path).await;
                 }
                 if let Some(e) = observed.epoch {
@@ -602,7 +631,10 @@ pub(crate) async fn stop(store: &dyn ObjectStore, prefix: &Path, name: &str) -> 
         ..Default::default()
     };
     let marker = serde_json::json!({"epoch": epoch, "at_ns": now_ns()});
-    match store.put_opts(&object(&dir, epoch, "stop"), to_json(&marker), opts).await {
+    match store
+        .put_opts(&object(&dir, epoch, "stop"), to_json(&marker), opts)
+        .await
+    {
         Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(Some(claim.holder)),
         Err(e) => Err(e.into()),
     }
@@ -634,7 +666,16 @@ mod tests {
     }
 
     async fn take_lease(store: &Arc<dyn ObjectStore>, contention: Contention) -> Result<Arc<Lease>, LeaseError> {
-        Lease::acquire(Arc::clone(store), &Path::default(), "node-a", holder("a"), FAST, contention, None).await
+        Lease::acquire(
+            Arc::clone(store),
+            &Path::default(),
+            "node-a",
+            holder("a"),
+            FAST,
+            contention,
+            None,
+        )
+        .await
     }
 
     fn stores() -> Vec<(Arc<dyn ObjectStore>, Option<tempfile::TempDir>)> {
@@ -678,7 +719,12 @@ mod tests {
             assert_eq!(third.epoch(), 3);
             // Older epochs' objects are cleaned up.
             let objects: Vec<_> = store.list(None).try_collect().await.unwrap();
-            assert!(objects.iter().all(|m| m.location.filename().unwrap().starts_with("00000000000000000003")), "{objects:?}");
+            assert!(
+                objects
+                    .iter()
+                    .all(|m| m.location.filename().unwrap().starts_with("00000000000000000003")),
+                "{objects:?}"
+            );
         }
     }
 
@@ -705,7 +751,9 @@ mod tests {
         // Renewing again, the former holder sees the new claim.
         first.shared.set_renewed(Instant::now());
         first.shared.renew().await;
-        let why = tokio::time::timeout(Duration::from_secs(1), first.lost()).await.unwrap();
+        let why = tokio::time::timeout(Duration::from_secs(1), first.lost())
+            .await
+            .unwrap();
         assert!(why.contains("taken by node a"), "{why}");
         assert!(second.is_valid());
     }
@@ -722,13 +770,23 @@ mod tests {
         assert_eq!(lease.epoch(), 2);
         let stopped = stop(store.as_ref(), &Path::default(), "node-a").await.unwrap().unwrap();
         assert_eq!(stopped.node_id, "a");
-        let why = tokio::time::timeout(Duration::from_secs(1), lease.lost()).await.unwrap();
+        let why = tokio::time::timeout(Duration::from_secs(1), lease.lost())
+            .await
+            .unwrap();
         assert!(why.contains("marked stopped"), "{why}");
         let started = Instant::now();
         let next = take_lease(&store, Contention::Refuse).await.unwrap();
-        assert!(started.elapsed() < FAST.timeout, "a stopped node's lease is free at once");
+        assert!(
+            started.elapsed() < FAST.timeout,
+            "a stopped node's lease is free at once"
+        );
         assert_eq!(next.epoch(), 3);
-        assert!(stop(store.as_ref(), &Path::default(), "node-b").await.unwrap().is_none());
+        assert!(
+            stop(store.as_ref(), &Path::default(), "node-b")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// Many contenders for a free lease: exactly one wins.

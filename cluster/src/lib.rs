@@ -47,7 +47,9 @@ pub fn validate_node_id(id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 63
         && id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {

@@ -163,7 +163,19 @@ mod tests {
                 core_count: 2,
             };
             let name = crate::node_lease_name(id);
-            leases.push(Lease::acquire(Arc::clone(&store), &Path::default(), &name, holder, timing, Contention::Refuse, None).await.unwrap());
+            leases.push(
+                Lease::acquire(
+                    Arc::clone(&store),
+                    &Path::default(),
+                    &name,
+                    holder,
+                    timing,
+                    Contention::Refuse,
+                    None,
+                )
+                .await
+                .unwrap(),
+            );
         }
         leases[1].release().await;
         let killed = leases.pop().unwrap();
@@ -173,9 +185,18 @@ mod tests {
         let seen: Vec<_> = nodes.iter().map(|n| (n.holder.node_id.as_str(), n.state)).collect();
         assert_eq!(
             seen,
-            vec![("ing-0", NodeState::Running), ("q-0", NodeState::Stopped), ("q-1", NodeState::Unresponsive)]
+            vec![
+                ("ing-0", NodeState::Running),
+                ("q-0", NodeState::Stopped),
+                ("q-1", NodeState::Unresponsive)
+            ]
         );
         assert_eq!(nodes[0].holder.address, "ing-0:8181");
-        assert!(stop(store.as_ref(), &Path::default(), "missing").await.unwrap().is_none());
+        assert!(
+            stop(store.as_ref(), &Path::default(), "missing")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
