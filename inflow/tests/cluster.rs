@@ -28,14 +28,6 @@ where
     }
 }
 
-async fn rows(s: &TestServer, db: &str, q: &str) -> Option<Vec<Value>> {
-    let r = s.query(db, q, "json").await;
-    if r.status() != 200 {
-        return None;
-    }
-    r.json().await.ok()
-}
-
 /// A second live process with a node id already held refuses to start,
 /// naming the holder, well before the lease timeout; the holder keeps
 /// working. The same for two `inflow serve` on one data directory.
@@ -104,7 +96,7 @@ async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost() {
     assert!(before >= 40, "{before}");
     for q in &queriers {
         let got = eventually(20, "every acknowledged row on the querier", || async {
-            let got = rows(q, "db", "SELECT id, count(*) AS n FROM m GROUP BY id").await?;
+            let got = q.try_rows("db", "SELECT id, count(*) AS n FROM m GROUP BY id").await?;
             let counts: HashMap<String, u64> =
                 got.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap())).collect();
             acked.iter().all(|id| counts.contains_key(&id.to_string())).then_some(counts)
@@ -145,7 +137,7 @@ async fn system_nodes_and_node_stop() {
     let mut q0 = cluster.start("inflow-querier", "q-0", &["--node-lease-timeout", "30s"]).await;
     let _c0 = cluster.start("inflow-compactor", "c-0", &[]).await;
     let q = "SELECT node_id, mode, state, address FROM system.nodes ORDER BY node_id";
-    let nodes = eventually(10, "system.nodes", || async { rows(&q0, "_internal", q).await }).await;
+    let nodes = eventually(10, "system.nodes", || async { q0.try_rows("_internal", q).await }).await;
     let view: Vec<(String, Value, String)> = nodes
         .iter()
         .map(|n| (n["node_id"].as_str().unwrap().to_string(), n["mode"].clone(), n["state"].as_str().unwrap().to_string()))
@@ -175,7 +167,7 @@ async fn system_nodes_and_node_stop() {
     q0.restart().await;
     assert!(started.elapsed() < Duration::from_secs(10), "a stopped node's id is free at once");
     let q1 = cluster.start("inflow-querier", "q-1", &[]).await;
-    let nodes = rows(&q1, "_internal", "SELECT node_id, state, epoch FROM system.nodes WHERE node_id = 'q-0'").await.unwrap();
+    let nodes = q1.try_rows("_internal", "SELECT node_id, state, epoch FROM system.nodes WHERE node_id = 'q-0'").await.unwrap();
     assert_eq!(nodes, vec![json!({"node_id": "q-0", "state": "running", "epoch": 2})]);
 }
 
@@ -200,7 +192,7 @@ async fn queriers_only_read_the_catalog() {
     ingester.write_ok("db", "m,h=a v=1 1").await;
     ingester.write_ok("db", "m,h=a v=2,w=3i 2\nn x=1 3").await;
     let got = eventually(10, "the rows on the querier", || async {
-        let r = rows(&querier, "db", "SELECT h, v, w FROM m ORDER BY time").await?;
+        let r = querier.try_rows("db", "SELECT h, v, w FROM m ORDER BY time").await?;
         (r.len() == 2).then_some(r)
     })
     .await;
@@ -226,7 +218,7 @@ async fn writes_over_two_ingesters_reach_both_queriers() {
     let acked = Instant::now();
     for q in &queriers {
         let got = eventually(20, "both ingesters' rows", || async {
-            let r = rows(q, "db", "SELECT via, count(*) AS n, sum(v) AS s FROM m GROUP BY via ORDER BY via").await?;
+            let r = q.try_rows("db", "SELECT via, count(*) AS n, sum(v) AS s FROM m GROUP BY via ORDER BY via").await?;
             (r.len() == 2 && r.iter().all(|x| x["n"] == 10)).then_some(r)
         })
         .await;
@@ -249,13 +241,13 @@ async fn compaction_under_queries() {
     }
     let count = "SELECT count(*) AS n FROM system.parquet_files";
     let before = eventually(20, "a dozen persisted files", || async {
-        let n = rows(&querier, "db", count).await?[0]["n"].as_u64()?;
+        let n = querier.try_rows("db", count).await?[0]["n"].as_u64()?;
         (n >= 10).then_some(n)
     })
     .await;
     let q = "SELECT h, count(*) AS n, sum(v) AS s FROM m GROUP BY h ORDER BY h";
     let want = eventually(10, "all rows", || async {
-        let r = rows(&querier, "db", q).await?;
+        let r = querier.try_rows("db", q).await?;
         (r.iter().map(|x| x["n"].as_u64().unwrap_or(0)).sum::<u64>() == 12).then_some(r)
     })
     .await;
@@ -269,7 +261,7 @@ async fn compaction_under_queries() {
         assert_eq!(r.status(), 200, "no query fails during compaction: {}", r.text().await.unwrap());
         assert_eq!(r.json::<Vec<Value>>().await.unwrap(), want, "the same answer during compaction");
         answers += 1;
-        let now = rows(&querier, "db", count).await.unwrap()[0]["n"].as_u64().unwrap();
+        let now = querier.try_rows("db", count).await.unwrap()[0]["n"].as_u64().unwrap();
         if now < before && answers > 20 {
             break;
         }
@@ -296,7 +288,7 @@ async fn a_late_querier_warms_from_the_object_store_alone() {
     ingester.kill();
     let querier = cluster.start("inflow-querier", "q-late", TAIL).await;
     let got = eventually(10, "every row", || async {
-        let r = rows(&querier, "db", "SELECT count(*) AS n, sum(v) AS s FROM m").await?;
+        let r = querier.try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m").await?;
         (r[0]["n"] == 8).then_some(r)
     })
     .await;

@@ -8,21 +8,13 @@ use std::time::{Duration, Instant};
 
 use catalog::{Catalog, ColumnKind, FieldType, SchemaChange, TableChange};
 use object_store::path::Path;
-use serde_json::{Value, json};
-use test_helpers::{MotoServer, TestCluster, TestServer};
+use serde_json::json;
+use test_helpers::{MotoServer, TestCluster};
 
 async fn s3_with_bucket(bucket: &str) -> MotoServer {
     let s3 = MotoServer::start().await;
     s3.create_bucket(bucket).await;
     s3
-}
-
-async fn rows(s: &TestServer, db: &str, q: &str) -> Option<Vec<Value>> {
-    let r = s.query(db, q, "json").await;
-    if r.status() != 200 {
-        return None;
-    }
-    r.json().await.ok()
 }
 
 /// Eight processes race for one lease and eight catalogs for the next
@@ -117,9 +109,9 @@ async fn inflow_serve_on_s3_keeps_every_acknowledged_write() {
     let started = Instant::now();
     server.restart().await;
     assert!(started.elapsed() >= Duration::from_millis(900), "waited out the lease");
-    let got = rows(&server, "db", "SELECT count(*) AS n, sum(v) AS s FROM m").await.unwrap();
+    let got = server.try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m").await.unwrap();
     assert_eq!(got, vec![json!({"n": 10, "s": 45.0})]);
-    let files = rows(&server, "db", "SELECT count(*) AS n FROM system.parquet_files").await.unwrap();
+    let files = server.try_rows("db", "SELECT count(*) AS n FROM system.parquet_files").await.unwrap();
     assert!(files[0]["n"].as_u64().unwrap() >= 1, "persisted to the bucket: {files:?}");
 }
 
@@ -137,7 +129,7 @@ async fn split_roles_share_one_bucket() {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(r) = rows(&querier, "db", "SELECT count(*) AS n FROM m").await
+        if let Some(r) = querier.try_rows("db", "SELECT count(*) AS n FROM m").await
             && r == vec![json!({"n": 6})]
         {
             break;
@@ -145,7 +137,7 @@ async fn split_roles_share_one_bucket() {
         assert!(Instant::now() < deadline, "the querier never saw the rows");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let nodes = rows(&querier, "_internal", "SELECT node_id, state FROM system.nodes ORDER BY node_id").await.unwrap();
+    let nodes = querier.try_rows("_internal", "SELECT node_id, state FROM system.nodes ORDER BY node_id").await.unwrap();
     assert_eq!(
         nodes,
         vec![

@@ -343,6 +343,16 @@ impl TestServer {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {e}: {body}"))
     }
 
+    /// Runs a query and returns its JSON rows, or `None` if it did not
+    /// answer 200 (for polling until data arrives).
+    pub async fn try_rows(&self, db: &str, q: &str) -> Option<Vec<serde_json::Value>> {
+        let r = self.query(db, q, "json").await;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
     /// Runs a query and returns the pretty table, asserting 200.
     pub async fn query_pretty(&self, db: &str, q: &str) -> String {
         let r = self.query(db, q, "pretty").await;
