@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Inflow test. On a fresh machine it first installs what the tests
 # need (cargo-nextest, a Python venv with the real InfluxDB client libraries
-# and moto's S3 server, Debian's Prometheus),
+# and moto's S3 server, Debian's Prometheus and Ceph RGW),
 # so this one command is all CI and developers run.
 #
 #   scripts/test.sh            build, then Rust tests (nextest), then client tests (pytest)
@@ -26,9 +26,16 @@ fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq python3-venv
 fi
-# Debian's Prometheus: the metrics tests scrape every role with it.
-if ! command -v prometheus >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+# Debian's Prometheus (the metrics tests scrape every role with it) and
+# Ceph's RADOS Gateway with a monitor and an OSD (the S3 tests run on a
+# one-node Ceph cluster as well as on moto).
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v radosgw >/dev/null 2>&1 || missing+=(radosgw)
+command -v ceph-mon >/dev/null 2>&1 || missing+=(ceph-mon)
+command -v ceph-osd >/dev/null 2>&1 || missing+=(ceph-osd)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"

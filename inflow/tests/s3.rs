@@ -1,5 +1,6 @@
-//! The cluster scenarios on a real S3 server (`moto_server`, PyPI
-//! `moto[server]`), with credentials from the standard AWS environment:
+//! The cluster scenarios on real S3 servers, `moto_server` (PyPI
+//! `moto[server]`) and Ceph's RADOS Gateway (Debian's `radosgw` on a
+//! one-node cluster), with credentials from the standard AWS environment:
 //! conditional creates have exactly one winner, `inflow serve` keeps every
 //! acknowledged write across a SIGKILL, and split roles share one bucket.
 
@@ -9,20 +10,41 @@ use std::time::{Duration, Instant};
 use catalog::{Catalog, ColumnKind, FieldType, SchemaChange, TableChange};
 use object_store::path::Path;
 use serde_json::json;
-use test_helpers::{MotoServer, TestCluster};
+use test_helpers::{MotoServer, RadosGw, S3Endpoint, TestCluster};
 
-async fn s3_with_bucket(bucket: &str) -> MotoServer {
-    let s3 = MotoServer::start().await;
-    s3.create_bucket(bucket).await;
-    s3
+#[tokio::test]
+async fn conditional_creates_have_one_winner_on_moto() {
+    let moto = MotoServer::start().await;
+    conditional_creates_have_one_winner(&moto.endpoint()).await;
+}
+
+#[tokio::test]
+async fn inflow_serve_on_moto_keeps_every_acknowledged_write() {
+    let moto = MotoServer::start().await;
+    inflow_serve_keeps_every_acknowledged_write(&moto.endpoint()).await;
+}
+
+#[tokio::test]
+async fn split_roles_share_one_moto_bucket() {
+    let moto = MotoServer::start().await;
+    split_roles_share_one_bucket(&moto.endpoint()).await;
+}
+
+/// Every scenario on one real Ceph RGW (it takes seconds to start).
+#[tokio::test]
+async fn every_scenario_on_ceph_rgw() {
+    let rgw = RadosGw::start().await;
+    let s3 = rgw.endpoint();
+    conditional_creates_have_one_winner(&s3).await;
+    inflow_serve_keeps_every_acknowledged_write(&s3).await;
+    split_roles_share_one_bucket(&s3).await;
 }
 
 /// Eight processes race for one lease and eight catalogs for the next
 /// transactions on S3: one lease winner, and every catalog change lands
 /// exactly once, in one sequence.
-#[tokio::test]
-async fn conditional_creates_have_one_winner_on_s3() {
-    let s3 = s3_with_bucket("race").await;
+async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
+    s3.create_bucket("race").await;
     let timing = cluster::LeaseTiming {
         heartbeat: Duration::from_millis(100),
         timeout: Duration::from_secs(1),
@@ -95,10 +117,9 @@ async fn conditional_creates_have_one_winner_on_s3() {
 /// `inflow serve` on S3: acknowledged writes survive SIGKILL, across a
 /// persist to Parquet on the bucket; a second process with the node id
 /// refuses to start.
-#[tokio::test]
-async fn inflow_serve_on_s3_keeps_every_acknowledged_write() {
-    let s3 = s3_with_bucket("serve").await;
-    let cluster = TestCluster::on_s3(&s3, "serve");
+async fn inflow_serve_keeps_every_acknowledged_write(s3: &S3Endpoint) {
+    s3.create_bucket("serve").await;
+    let cluster = TestCluster::on_s3(s3, "serve");
     let mut server = cluster.start("inflow", "inflow-0", &["--wal-snapshot-size", "3"]).await;
     for i in 0..10 {
         server.write_ok("db", &format!("m,h=h{i} v={i} {}", i + 1)).await;
@@ -117,10 +138,9 @@ async fn inflow_serve_on_s3_keeps_every_acknowledged_write() {
 
 /// An ingester, a querier and a compactor on one bucket: the querier sees
 /// the writes and `system.nodes` lists all three.
-#[tokio::test]
-async fn split_roles_share_one_bucket() {
-    let s3 = s3_with_bucket("split").await;
-    let cluster = TestCluster::on_s3(&s3, "split");
+async fn split_roles_share_one_bucket(s3: &S3Endpoint) {
+    s3.create_bucket("split").await;
+    let cluster = TestCluster::on_s3(s3, "split");
     let ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "2"]).await;
     let querier = cluster.start("inflow-querier", "q-0", &["--replication-interval", "20ms"]).await;
     let _compactor = cluster.start("inflow-compactor", "c-0", &[]).await;

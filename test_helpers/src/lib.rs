@@ -421,7 +421,7 @@ impl TestCluster {
 
     /// A cluster on bucket `bucket` of an S3 server, with credentials from
     /// the standard AWS environment (not flags).
-    pub fn on_s3(s3: &MotoServer, bucket: &str) -> Self {
+    pub fn on_s3(s3: &S3Endpoint, bucket: &str) -> Self {
         let mut c = Self::new();
         c.store_flags = ["--object-store", "s3", "--bucket", bucket, "--aws-endpoint", &s3.url(), "--aws-allow-http"]
             .iter()
@@ -476,6 +476,73 @@ impl TestCluster {
     }
 }
 
+/// Where an S3 server answers and with which keys.
+#[derive(Debug, Clone)]
+pub struct S3Endpoint {
+    url: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl S3Endpoint {
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The standard AWS environment for it. The instance metadata endpoint
+    /// points at a closed loopback port, so a process that misses the keys
+    /// fails at once instead of reaching for a metadata service.
+    pub fn credentials(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", self.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// An `object_store` client for bucket `bucket`.
+    pub fn store(&self, bucket: &str) -> Arc<dyn object_store::ObjectStore> {
+        Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(&self.url)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id(&self.access_key)
+                .with_secret_access_key(&self.secret_key)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// Creates bucket `name` (a signed request, through the test venv's
+    /// boto3, which moto brings).
+    pub async fn create_bucket(&self, name: &str) {
+        let script = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='{}', aws_secret_access_key='{}', region_name='us-east-1').create_bucket(Bucket='{name}')",
+            self.url, self.access_key, self.secret_key
+        );
+        let out = Command::new(venv().join("bin/python")).args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "creating bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The test venv: `$INFLOW_VENV`, else `$HOME/.cache/inflow-venv`.
+fn venv() -> PathBuf {
+    std::env::var("INFLOW_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A real S3 server for tests: `moto_server` from the test venv (PyPI
 /// `moto[server]`), on a free loopback port, killed on drop. The binary is
 /// `$INFLOW_MOTO_SERVER`, else `$INFLOW_VENV/bin/moto_server`, else
@@ -489,14 +556,9 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts the server and waits until it answers.
     pub async fn start() -> Self {
-        let bin = std::env::var("INFLOW_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| {
-            let venv = std::env::var("INFLOW_VENV")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv"));
-            venv.join("bin/moto_server")
-        });
+        let bin = std::env::var("INFLOW_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| venv().join("bin/moto_server"));
         assert!(bin.exists(), "{} not found: run scripts/test.sh, which installs moto[server]", bin.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -506,7 +568,7 @@ impl MotoServer {
         let s = Self { child, port };
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if client.get(s.url()).send().await.is_ok() {
+            if client.get(s.endpoint().url()).send().await.is_ok() {
                 return s;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -514,45 +576,13 @@ impl MotoServer {
         panic!("moto_server did not start on port {port}");
     }
 
-    /// The endpoint URL.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The standard AWS environment for it. The instance metadata endpoint
-    /// points at a closed loopback port, so a process that misses the keys
-    /// fails at once instead of reaching for a metadata service.
-    pub fn credentials(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9"),
-        ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// Creates bucket `name`.
-    pub async fn create_bucket(&self, name: &str) {
-        let r = reqwest::Client::new().put(format!("{}/{name}", self.url())).send().await.unwrap();
-        assert!(r.status().is_success(), "creating bucket {name}: {}", r.status());
-    }
-
-    /// An `object_store` client for bucket `bucket`.
-    pub fn store(&self, bucket: &str) -> Arc<dyn object_store::ObjectStore> {
-        Arc::new(
-            object_store::aws::AmazonS3Builder::new()
-                .with_bucket_name(bucket)
-                .with_endpoint(self.url())
-                .with_allow_http(true)
-                .with_region("us-east-1")
-                .with_access_key_id("testing")
-                .with_secret_access_key("testing")
-                .build()
-                .unwrap(),
-        )
+    /// Its endpoint (moto takes any keys).
+    pub fn endpoint(&self) -> S3Endpoint {
+        S3Endpoint {
+            url: format!("http://127.0.0.1:{}", self.port),
+            access_key: "testing".into(),
+            secret_key: "testing".into(),
+        }
     }
 }
 
@@ -628,5 +658,96 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A real Ceph RADOS Gateway (Debian's `radosgw`) on a one-node Ceph
+/// cluster of its own: a monitor and one in-memory OSD (`memstore`), no
+/// cephx, in a temp dir, on free loopback ports; every daemon in the
+/// foreground, killed on drop. Takes about 15 s to start.
+#[derive(Debug)]
+pub struct RadosGw {
+    daemons: Vec<Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RadosGw {
+    /// Starts the monitor, the OSD and the gateway, and creates a user.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["run", "log", "osd", "mon", "rgw"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let (mon_port, port) = (free_port(), free_port());
+        let fsid = format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), port);
+        let conf = d.join("ceph.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[global]\nfsid = {fsid}\nmon host = v1:127.0.0.1:{mon_port}\n\
+                 auth cluster required = none\nauth service required = none\nauth client required = none\n\
+                 osd pool default size = 1\nosd pool default min size = 1\nosd pool default pg num = 8\n\
+                 osd pool default pgp num = 8\nosd crush chooseleaf type = 0\nmon allow pool size one = true\n\
+                 mon data avail warn = 1\nmon data avail crit = 0\n\
+                 run dir = {d}/run\nlog file = {d}/log/$name.log\nadmin socket = {d}/run/$name.asok\n\
+                 osd objectstore = memstore\nmemstore device bytes = 1073741824\nosd data = {d}/osd\n\
+                 mon data = {d}/mon\nms bind ipv4 = true\nms bind ipv6 = false\n\
+                 [client.rgw]\nrgw frontends = beast endpoint=127.0.0.1:{port}\nrgw data = {d}/rgw\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let conf = conf.display().to_string();
+        let run = |cmd: &str, args: &[&str]| {
+            let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
+                panic!("{cmd}: {e} (scripts/test.sh installs Debian's radosgw, ceph-mon and ceph-osd)")
+            });
+            assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let monmap = d.join("monmap").display().to_string();
+        run("monmaptool", &["--create", "--add", "a", &format!("v1:127.0.0.1:{mon_port}"), "--fsid", &fsid, &monmap]);
+        run("ceph-mon", &["--mkfs", "-i", "a", "--monmap", &monmap, "-c", &conf]);
+        let daemon = |cmd: &str, args: &[&str]| {
+            Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+        };
+        let mut daemons = vec![daemon("ceph-mon", &["-f", "-i", "a", "-c", &conf])];
+        run("ceph", &["-c", &conf, "--connect-timeout", "30", "osd", "create"]);
+        run("ceph-osd", &["-i", "0", "--mkfs", "-c", &conf]);
+        daemons.push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
+        daemons.push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
+        let s = Self { daemons, port, _dir: dir };
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/");
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while !client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(std::time::Instant::now() < deadline, "radosgw did not answer on port {port}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        run(
+            "radosgw-admin",
+            &["-c", &conf, "-n", "client.rgw", "user", "create", "--uid", "inflow", "--display-name", "inflow", "--access-key", "inflow-access", "--secret", "inflow-secret"],
+        );
+        s
+    }
+
+    /// Its endpoint.
+    pub fn endpoint(&self) -> S3Endpoint {
+        S3Endpoint {
+            url: format!("http://127.0.0.1:{}", self.port),
+            access_key: "inflow-access".into(),
+            secret_key: "inflow-secret".into(),
+        }
+    }
+}
+
+impl Drop for RadosGw {
+    fn drop(&mut self) {
+        for d in self.daemons.iter_mut().rev() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
     }
 }
