@@ -137,7 +137,12 @@ wait_http http://127.0.0.1:18181/health
 pids+=($!); fast_pid=$!
 wait_http http://127.0.0.1:18182/health
 
-run_write() { "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${@:3}"; }
+# Each load starts with the page cache written back (`sync`): Inflow and
+# InfluxDB 1.6 fsync what they acknowledge, and on ext4 an fsync waits for
+# a journal commit that writes back other processes' dirty pages too, so a
+# load right after a peer's multi-GB load paid for the peer's data (one
+# 2.9 s stall of every request of Inflow's quick high-cardinality load).
+run_write() { sync; "$bin/inflow-bench" write --url "$1" --api "$2" --batch $batch --connections $connections "${@:3}"; }
 # alone PID COMMAND...: runs COMMAND with every server but PID paused (see
 # `pause`): InfluxDB's compaction of the high-cardinality set (73 s) ran
 # during VictoriaMetrics' load of it, for one.

@@ -375,6 +375,11 @@ impl Shared {
                     }
                     tracing::warn!(lease = %self.name, epoch = epoch + 1, "renewals had failed; lease reclaimed");
                     self.set_renewed(started);
+                    // Valid again only once the new epoch is recorded: do it
+                    // now, not a heartbeat later (writers are waiting).
+                    if let Err(e) = self.fence(epoch + 1).await {
+                        tracing::warn!(lease = %self.name, error = %e, "could not record the reclaimed epoch; retrying");
+                    }
                 }
                 Ok(false) => self.lose(format!(
                     "another process took lease '{}' while renewals failed",
@@ -787,6 +792,32 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A reclaimed epoch is recorded by the hook at once, so the lease is
+    /// valid again within one heartbeat of the reclaim (a process resumed
+    /// after a long pause must not make writers wait another heartbeat).
+    #[tokio::test]
+    async fn a_reclaimed_epoch_is_fenced_at_once() {
+        let timing = LeaseTiming {
+            heartbeat: Duration::from_millis(300),
+            timeout: Duration::from_secs(2),
+        };
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let fenced = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&fenced);
+        let hook: EpochHook = Arc::new(move |epoch| {
+            seen.lock().unwrap().push(epoch);
+            Box::pin(async { Ok(()) })
+        });
+        let lease = Lease::acquire(Arc::clone(&store), &Path::default(), "node-a", holder("a"), timing, Contention::Refuse, Some(hook))
+            .await
+            .unwrap();
+        lease.shared.set_renewed(Instant::now() - timing.timeout);
+        assert!(!lease.is_valid());
+        assert!(lease.wait_valid(timing.heartbeat + timing.heartbeat / 2).await, "valid within one heartbeat");
+        assert_eq!(lease.epoch(), 2);
+        assert_eq!(*fenced.lock().unwrap(), vec![1, 2]);
     }
 
     /// Many contenders for a free lease: exactly one wins.
