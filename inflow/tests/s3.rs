@@ -12,6 +12,14 @@ use object_store::path::Path;
 use serde_json::json;
 use test_helpers::{MotoServer, RadosGw, S3Endpoint, TestCluster};
 
+mod scenarios;
+
+/// A cluster on a fresh bucket of `s3`.
+async fn on_bucket(s3: &S3Endpoint, bucket: &str) -> TestCluster {
+    s3.create_bucket(bucket).await;
+    TestCluster::on_s3(s3, bucket)
+}
+
 #[tokio::test]
 async fn conditional_creates_have_one_winner_on_moto() {
     let moto = MotoServer::start().await;
@@ -30,6 +38,49 @@ async fn split_roles_share_one_moto_bucket() {
     split_roles_share_one_bucket(&moto.endpoint()).await;
 }
 
+
+#[tokio::test]
+async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn the_standby_compactor_takes_over_within_the_lease_timeout_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::the_standby_compactor_takes_over_within_the_lease_timeout(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn system_nodes_and_node_stop_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::system_nodes_and_node_stop(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn queriers_only_read_the_catalog_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::queriers_only_read_the_catalog(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn writes_over_two_ingesters_reach_both_queriers_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::writes_over_two_ingesters_reach_both_queriers(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn compaction_under_queries_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::compaction_under_queries(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
+#[tokio::test]
+async fn a_late_querier_warms_from_the_object_store_alone_on_moto() {
+    let moto = MotoServer::start().await;
+    scenarios::a_late_querier_warms_from_the_object_store_alone(&on_bucket(&moto.endpoint(), "scenario").await).await;
+}
+
 /// Every scenario on one real Ceph RGW (it takes seconds to start).
 #[tokio::test]
 async fn every_scenario_on_ceph_rgw() {
@@ -38,6 +89,13 @@ async fn every_scenario_on_ceph_rgw() {
     conditional_creates_have_one_winner(&s3).await;
     inflow_serve_keeps_every_acknowledged_write(&s3).await;
     split_roles_share_one_bucket(&s3).await;
+    scenarios::a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(&on_bucket(&s3, "scenario-0").await).await;
+    scenarios::the_standby_compactor_takes_over_within_the_lease_timeout(&on_bucket(&s3, "scenario-1").await).await;
+    scenarios::system_nodes_and_node_stop(&on_bucket(&s3, "scenario-2").await).await;
+    scenarios::queriers_only_read_the_catalog(&on_bucket(&s3, "scenario-3").await).await;
+    scenarios::writes_over_two_ingesters_reach_both_queriers(&on_bucket(&s3, "scenario-4").await).await;
+    scenarios::compaction_under_queries(&on_bucket(&s3, "scenario-5").await).await;
+    scenarios::a_late_querier_warms_from_the_object_store_alone(&on_bucket(&s3, "scenario-6").await).await;
 }
 
 /// Eight processes race for one lease and eight catalogs for the next

@@ -397,6 +397,8 @@ pub fn run_cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
 #[derive(Debug)]
 pub struct TestCluster {
     dir: Arc<tempfile::TempDir>,
+    /// The S3 bucket, when the cluster runs on S3.
+    s3: Option<(S3Endpoint, String)>,
     /// Flags every process gets (the object store's).
     store_flags: Vec<String>,
     /// Environment every process gets (S3 credentials).
@@ -414,6 +416,7 @@ impl TestCluster {
     pub fn new() -> Self {
         Self {
             dir: Arc::new(tempfile::tempdir().unwrap()),
+            s3: None,
             store_flags: Vec::new(),
             env: Vec::new(),
         }
@@ -428,7 +431,27 @@ impl TestCluster {
             .map(|s| s.to_string())
             .collect();
         c.env = s3.credentials();
+        c.s3 = Some((s3.clone(), bucket.to_string()));
         c
+    }
+
+    /// The cluster's object store, as the processes see it.
+    pub fn store(&self) -> Arc<dyn object_store::ObjectStore> {
+        match &self.s3 {
+            Some((s3, bucket)) => s3.store(bucket),
+            None => {
+                std::fs::create_dir_all(self.data_dir()).unwrap();
+                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(self.data_dir()).unwrap())
+            }
+        }
+    }
+
+    /// Paths of the objects under `prefix` on the store.
+    pub async fn objects(&self, prefix: &str) -> Vec<String> {
+        use futures::TryStreamExt;
+        let prefix = object_store::path::Path::from(prefix);
+        let metas: Vec<_> = self.store().list(Some(&prefix)).try_collect().await.unwrap_or_default();
+        metas.into_iter().map(|m| m.location.to_string()).collect()
     }
 
     /// Starts `binary` (`inflow-ingester`, `inflow-querier`,
@@ -457,22 +480,23 @@ impl TestCluster {
 
     /// The node id holding the cluster's compactor lease now (the holder of
     /// its latest claim), read from the store.
-    pub fn compactor_holder(&self) -> Option<String> {
-        let dir = self.data_dir().join("catalog/leases/compactor");
-        let mut claims: Vec<PathBuf> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "claim"))
+    pub async fn compactor_holder(&self) -> Option<String> {
+        use object_store::ObjectStoreExt;
+        let mut claims: Vec<String> = self
+            .objects("catalog/leases/compactor")
+            .await
+            .into_iter()
+            .filter(|p| p.ends_with(".claim"))
             .collect();
         claims.sort();
-        let text = std::fs::read_to_string(claims.last()?).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let bytes = self.store().get(&object_store::path::Path::from(claims.last()?.as_str())).await.ok()?.bytes().await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         v["holder"]["node_id"].as_str().map(str::to_string)
     }
 
     /// The catalog transactions on the store.
-    pub fn catalog_log_files(&self) -> usize {
-        std::fs::read_dir(self.data_dir().join("catalog/log")).map_or(0, |d| d.count())
+    pub async fn catalog_log_files(&self) -> usize {
+        self.objects("catalog/log").await.len()
     }
 }
 
