@@ -212,8 +212,27 @@ pub async fn serve(
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// Adds `cluster-uuid` and `request-id` to every response and logs the request.
+/// CORS as InfluxDB 3 Core: a preflight (`OPTIONS`, before auth) is 204 and
+/// allows everything, and a successful response carries
+/// `Access-Control-Allow-Origin: *`, so browsers can query directly.
 async fn common_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    if req.method() == Method::OPTIONS {
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-methods", "*"),
+            ("access-control-allow-headers", "*"),
+            ("access-control-max-age", "86400"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+        if let Ok(v) = HeaderValue::from_str(&state.catalog.uuid().to_string()) {
+            h.insert("cluster-uuid", v);
+        }
+        return resp;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
@@ -227,6 +246,9 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
         tracing::debug!(request_id = id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
     }
     let headers = resp.headers_mut();
+    if status.as_u16() < 400 {
+        headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    }
     if let Ok(v) = HeaderValue::from_str(&state.catalog.uuid().to_string()) {
         headers.insert("cluster-uuid", v);
     }

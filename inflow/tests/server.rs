@@ -103,3 +103,30 @@ async fn without_auth_and_memory_store_are_accepted() {
     s.write_ok("db", "m f=1 1").await;
     assert_eq!(s.query_json("db", "SELECT f FROM m").await.len(), 1);
 }
+
+/// CORS as InfluxDB 3 Core: a preflight is 204 without a token and allows
+/// everything; successful responses allow any origin, errors do not.
+#[tokio::test]
+async fn cors_preflight_and_allow_origin() {
+    let s = TestServer::start().await;
+    let r = s
+        .anonymous_client()
+        .request(reqwest::Method::OPTIONS, s.url("/api/v3/query_sql?db=db&q=SELECT%201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for (name, value) in [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "*"),
+        ("access-control-allow-headers", "*"),
+        ("access-control-max-age", "86400"),
+    ] {
+        assert_eq!(r.headers()[name], value, "{name}");
+    }
+    let ok = s.client().get(s.url("/health")).send().await.unwrap();
+    assert_eq!(ok.headers()["access-control-allow-origin"], "*");
+    let unauthorized = s.anonymous_client().get(s.url("/health")).send().await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    assert!(unauthorized.headers().get("access-control-allow-origin").is_none());
+}
