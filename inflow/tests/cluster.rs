@@ -10,40 +10,17 @@ use std::time::{Duration, Instant};
 use scenarios::{TAIL, eventually};
 use test_helpers::{TestCluster, TestServer};
 
-#[tokio::test]
-async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost() {
-    scenarios::a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(&TestCluster::new()).await;
+/// Each shared scenario as a test on a fresh local file store.
+macro_rules! on_the_file_store {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            scenarios::$name(&TestCluster::new()).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn the_standby_compactor_takes_over_within_the_lease_timeout() {
-    scenarios::the_standby_compactor_takes_over_within_the_lease_timeout(&TestCluster::new()).await;
-}
-
-#[tokio::test]
-async fn system_nodes_and_node_stop() {
-    scenarios::system_nodes_and_node_stop(&TestCluster::new()).await;
-}
-
-#[tokio::test]
-async fn queriers_only_read_the_catalog() {
-    scenarios::queriers_only_read_the_catalog(&TestCluster::new()).await;
-}
-
-#[tokio::test]
-async fn writes_over_two_ingesters_reach_both_queriers() {
-    scenarios::writes_over_two_ingesters_reach_both_queriers(&TestCluster::new()).await;
-}
-
-#[tokio::test]
-async fn compaction_under_queries() {
-    scenarios::compaction_under_queries(&TestCluster::new()).await;
-}
-
-#[tokio::test]
-async fn a_late_querier_warms_from_the_object_store_alone() {
-    scenarios::a_late_querier_warms_from_the_object_store_alone(&TestCluster::new()).await;
-}
+scenarios::every_scenario!(on_the_file_store);
 
 /// A second live process with a node id already held refuses to start,
 /// naming the holder, well before the lease timeout; the holder keeps

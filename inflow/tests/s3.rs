@@ -39,47 +39,23 @@ async fn split_roles_share_one_moto_bucket() {
 }
 
 
-#[tokio::test]
-async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(&on_bucket(&moto.endpoint(), "scenario").await).await;
+/// Each shared scenario as a test on its own moto server.
+macro_rules! on_moto {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let moto = MotoServer::start().await;
+                scenarios::$name(&on_bucket(&moto.endpoint(), "scenario").await).await;
+            }
+        )*
+        /// The same scenarios, for one server (Ceph's takes seconds to start).
+        const SCENARIOS: &[fn(TestCluster) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>] =
+            &[$(|c| Box::pin(async move { scenarios::$name(&c).await })),*];
+    };
 }
 
-#[tokio::test]
-async fn the_standby_compactor_takes_over_within_the_lease_timeout_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::the_standby_compactor_takes_over_within_the_lease_timeout(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
-
-#[tokio::test]
-async fn system_nodes_and_node_stop_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::system_nodes_and_node_stop(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
-
-#[tokio::test]
-async fn queriers_only_read_the_catalog_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::queriers_only_read_the_catalog(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
-
-#[tokio::test]
-async fn writes_over_two_ingesters_reach_both_queriers_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::writes_over_two_ingesters_reach_both_queriers(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
-
-#[tokio::test]
-async fn compaction_under_queries_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::compaction_under_queries(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
-
-#[tokio::test]
-async fn a_late_querier_warms_from_the_object_store_alone_on_moto() {
-    let moto = MotoServer::start().await;
-    scenarios::a_late_querier_warms_from_the_object_store_alone(&on_bucket(&moto.endpoint(), "scenario").await).await;
-}
+scenarios::every_scenario!(on_moto);
 
 /// Every scenario on one real Ceph RGW (it takes seconds to start).
 #[tokio::test]
@@ -89,13 +65,9 @@ async fn every_scenario_on_ceph_rgw() {
     conditional_creates_have_one_winner(&s3).await;
     inflow_serve_keeps_every_acknowledged_write(&s3).await;
     split_roles_share_one_bucket(&s3).await;
-    scenarios::a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(&on_bucket(&s3, "scenario-0").await).await;
-    scenarios::the_standby_compactor_takes_over_within_the_lease_timeout(&on_bucket(&s3, "scenario-1").await).await;
-    scenarios::system_nodes_and_node_stop(&on_bucket(&s3, "scenario-2").await).await;
-    scenarios::queriers_only_read_the_catalog(&on_bucket(&s3, "scenario-3").await).await;
-    scenarios::writes_over_two_ingesters_reach_both_queriers(&on_bucket(&s3, "scenario-4").await).await;
-    scenarios::compaction_under_queries(&on_bucket(&s3, "scenario-5").await).await;
-    scenarios::a_late_querier_warms_from_the_object_store_alone(&on_bucket(&s3, "scenario-6").await).await;
+    for (i, scenario) in SCENARIOS.iter().enumerate() {
+        scenario(on_bucket(&s3, &format!("scenario-{i}")).await).await;
+    }
 }
 
 /// Eight processes race for one lease and eight catalogs for the next

@@ -12,6 +12,23 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use test_helpers::TestCluster;
 
+/// Calls macro `$run` with the name of every scenario, so each store's
+/// test file runs them all.
+macro_rules! every_scenario {
+    ($run:ident) => {
+        $run!(
+            a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost,
+            the_standby_compactor_takes_over_within_the_lease_timeout,
+            system_nodes_and_node_stop,
+            queriers_only_read_the_catalog,
+            writes_over_two_ingesters_reach_both_queriers,
+            compaction_under_queries,
+            a_late_querier_warms_from_the_object_store_alone,
+        );
+    };
+}
+pub(crate) use every_scenario;
+
 pub(crate) const TAIL: &[&str] = &["--replication-interval", "20ms"];
 
 /// Polls `f` until it returns `Some`, for up to `secs` seconds.
