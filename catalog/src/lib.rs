@@ -247,6 +247,10 @@ pub enum CatalogOp {
         epoch: u64,
         /// The process.
         instance_id: Uuid,
+        /// What the process does (`ingest`, `compact`, ...): queriers tail
+        /// the WAL of the node leases with `ingest`.
+        #[serde(default)]
+        roles: Vec<String>,
     },
     /// New columns on an existing table.
     AddColumns {
@@ -257,6 +261,19 @@ pub enum CatalogOp {
         /// The new columns.
         columns: Vec<ColumnDef>,
     },
+}
+
+/// The catalog's record of a lease: the epoch last taken, by which
+/// process, with which roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The epoch.
+    pub epoch: u64,
+    /// The process.
+    pub instance_id: Uuid,
+    /// Its roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// One log file.
@@ -298,9 +315,9 @@ pub struct CatalogState {
     /// void (the database was deleted).
     #[serde(default)]
     db_name_cutoffs: BTreeMap<String, i64>,
-    /// Per lease, the epoch last taken and by which process.
+    /// Per lease, the epoch last taken, by which process, and its roles.
     #[serde(default)]
-    leases: BTreeMap<String, (u64, Uuid)>,
+    leases: BTreeMap<String, LeaseRecord>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
     #[serde(skip)]
@@ -379,7 +396,12 @@ impl CatalogState {
 
     /// The epoch of lease `name` the catalog last recorded.
     pub fn lease_epoch(&self, name: &str) -> Option<u64> {
-        self.leases.get(name).map(|(e, _)| *e)
+        self.leases.get(name).map(|l| l.epoch)
+    }
+
+    /// Every lease the catalog has recorded, by name.
+    pub fn leases(&self) -> &BTreeMap<String, LeaseRecord> {
+        &self.leases
     }
 
     /// The id the next database gets.
@@ -658,8 +680,14 @@ impl CatalogState {
                     lease,
                     epoch,
                     instance_id,
+                    roles,
                 } => {
-                    self.leases.insert(lease.clone(), (*epoch, *instance_id));
+                    let record = LeaseRecord {
+                        epoch: *epoch,
+                        instance_id: *instance_id,
+                        roles: roles.clone(),
+                    };
+                    self.leases.insert(lease.clone(), record);
                 }
                 CatalogOp::ForgetGarbage { paths } => {
                     for p in paths {
@@ -965,15 +993,16 @@ impl Catalog {
 
     /// Records that this process took `epoch` of `lease` (see
     /// [`CatalogOp::TakeLease`]).
-    pub async fn take_lease(&self, lease: &str, epoch: u64, instance_id: Uuid) -> Result<(), CatalogError> {
+    pub async fn take_lease(&self, lease: &str, epoch: u64, instance_id: Uuid, roles: &[String]) -> Result<(), CatalogError> {
         self.update(|state| {
-            if state.leases.get(lease) == Some(&(epoch, instance_id)) {
+            if state.leases.get(lease).is_some_and(|l| l.epoch == epoch && l.instance_id == instance_id) {
                 return Ok(vec![]);
             }
             Ok(vec![CatalogOp::TakeLease {
                 lease: lease.to_string(),
                 epoch,
                 instance_id,
+                roles: roles.to_vec(),
             }])
         })
         .await

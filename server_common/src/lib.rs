@@ -665,7 +665,7 @@ impl CommonArgs {
         };
         let timing = self.lease_timing();
         let name = cluster::node_lease_name(&id);
-        let hook = fence_hook(catalog, &name, holder.instance_id);
+        let hook = fence_hook(catalog, &name, &holder);
         let lease = cluster::Lease::acquire(
             Arc::clone(store),
             &self.prefix(),
@@ -804,19 +804,19 @@ impl Node {
     /// The hook that records each epoch of `lease` this process takes in
     /// `catalog` (none for a read-only catalog).
     pub fn fence_hook(&self, catalog: &Arc<catalog::Catalog>, lease: &str) -> Option<cluster::lease::EpochHook> {
-        fence_hook(catalog, lease, self.holder.instance_id)
+        fence_hook(catalog, lease, &self.holder)
     }
 }
 
 /// Records each epoch taken in the catalog, for a process that writes it.
-fn fence_hook(catalog: &Arc<catalog::Catalog>, lease: &str, instance_id: uuid::Uuid) -> Option<cluster::lease::EpochHook> {
+fn fence_hook(catalog: &Arc<catalog::Catalog>, lease: &str, holder: &cluster::Holder) -> Option<cluster::lease::EpochHook> {
     if catalog.is_read_only() {
         return None;
     }
-    let (catalog, lease) = (Arc::clone(catalog), lease.to_string());
+    let (catalog, lease, instance_id, roles) = (Arc::clone(catalog), lease.to_string(), holder.instance_id, holder.roles.clone());
     Some(Arc::new(move |epoch| {
-        let (catalog, lease) = (Arc::clone(&catalog), lease.clone());
-        Box::pin(async move { catalog.take_lease(&lease, epoch, instance_id).await.map_err(|e| e.to_string()) })
+        let (catalog, lease, roles) = (Arc::clone(&catalog), lease.clone(), roles.clone());
+        Box::pin(async move { catalog.take_lease(&lease, epoch, instance_id, &roles).await.map_err(|e| e.to_string()) })
     }))
 }
 
