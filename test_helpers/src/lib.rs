@@ -563,8 +563,23 @@ fn venv() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv"))
 }
 
+/// A free port for a helper server that binds it itself, below Linux's
+/// ephemeral range (32768 and up): a port taken with port 0 and released
+/// could be handed to another test's port-0 bind before the helper binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let n = seed.wrapping_add(NEXT.fetch_add(7919, Ordering::Relaxed));
+        let port = 20_000 + (n % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999");
 }
 
 /// A real S3 server for tests: `moto_server` from the test venv (PyPI
@@ -637,7 +652,7 @@ impl Prometheus {
         }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
@@ -742,12 +757,23 @@ impl RadosGw {
         run("ceph-osd", &["-i", "0", "--mkfs", "-c", &conf]);
         daemons.push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
         daemons.push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
+        let logs = d.join("log");
         let s = Self { daemons, port, _dir: dir };
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/");
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        // Creating its pools takes the gateway seconds alone, and longer on
+        // a machine busy with the rest of the suite.
+        let deadline = std::time::Instant::now() + Duration::from_secs(240);
         while !client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-            assert!(std::time::Instant::now() < deadline, "radosgw did not answer on port {port}");
+            if std::time::Instant::now() > deadline {
+                let mut tails = String::new();
+                for name in ["mon.a", "osd.0", "client.rgw"] {
+                    let text = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    tails.push_str(&format!("--- {name}.log (last lines)\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+                }
+                panic!("radosgw did not answer on port {port} within 240 s\n{tails}");
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         run(
