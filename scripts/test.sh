@@ -47,7 +47,14 @@ step "build (workspace binaries and tests)"
 cargo build --workspace --bins --tests
 
 step "Rust tests"
-cargo nextest run --workspace --no-fail-fast
+cargo nextest run --workspace --no-fail-fast -E 'not test(=every_scenario_on_ceph_rgw)'
+
+# The cluster scenarios on a real Ceph RADOS Gateway. A one-node Ceph cluster
+# sometimes fails to form here (its OSD refused by the monitor with 'wrong
+# fsid'); the helper starts a fresh one up to three times, and nextest
+# retries the test twice more.
+step "Rust tests on Ceph RGW"
+cargo nextest run --workspace --retries 2 -E 'test(=every_scenario_on_ceph_rgw)'
 
 step "client library tests"
 INFLOW_BIN="$CARGO_TARGET_DIR/debug/inflow" "$venv/bin/python" -m pytest -q tests/clients

@@ -712,8 +712,25 @@ pub struct RadosGw {
 }
 
 impl RadosGw {
-    /// Starts the monitor, the OSD and the gateway, and creates a user.
+    /// Starts the monitor, the OSD and the gateway, and creates a user. A
+    /// one-node cluster that does not come up within a minute (seen once
+    /// on a loaded machine: the OSD refused by its monitor) is replaced by
+    /// a fresh one, up to three times.
     pub async fn start() -> Self {
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            match Self::try_start_once(Duration::from_secs(60)).await {
+                Ok(s) => return s,
+                Err(e) => {
+                    eprintln!("radosgw attempt {attempt} failed: {e}");
+                    failures.push(e);
+                }
+            }
+        }
+        panic!("radosgw did not start in three attempts:\n{}", failures.join("\n"));
+    }
+
+    async fn try_start_once(wait: Duration) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in ["run", "log", "osd", "mon", "rgw"] {
@@ -753,8 +770,9 @@ impl RadosGw {
             Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
         };
         let mut daemons = vec![daemon("ceph-mon", &["-f", "-i", "a", "-c", &conf])];
-        run("ceph", &["-c", &conf, "--connect-timeout", "30", "osd", "create"]);
-        run("ceph-osd", &["-i", "0", "--mkfs", "-c", &conf]);
+        let osd_uuid = format!("{:08x}-1111-4000-8000-{:012x}", std::process::id(), mon_port);
+        run("ceph", &["-c", &conf, "--connect-timeout", "30", "osd", "create", &osd_uuid, "0"]);
+        run("ceph-osd", &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid, "-c", &conf]);
         daemons.push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
         daemons.push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
         let logs = d.join("log");
@@ -763,7 +781,7 @@ impl RadosGw {
         let url = format!("http://127.0.0.1:{port}/");
         // Creating its pools takes the gateway seconds alone, and longer on
         // a machine busy with the rest of the suite.
-        let deadline = std::time::Instant::now() + Duration::from_secs(240);
+        let deadline = std::time::Instant::now() + wait;
         while !client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
             if std::time::Instant::now() > deadline {
                 let mut tails = String::new();
@@ -772,7 +790,7 @@ impl RadosGw {
                     let lines: Vec<&str> = text.lines().collect();
                     tails.push_str(&format!("--- {name}.log (last lines)\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
                 }
-                panic!("radosgw did not answer on port {port} within 240 s\n{tails}");
+                return Err(format!("radosgw did not answer on port {port} within {wait:?}\n{tails}"));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -780,7 +798,7 @@ impl RadosGw {
             "radosgw-admin",
             &["-c", &conf, "-n", "client.rgw", "user", "create", "--uid", "inflow", "--display-name", "inflow", "--access-key", "inflow-access", "--secret", "inflow-secret"],
         );
-        s
+        Ok(s)
     }
 
     /// Its endpoint.
