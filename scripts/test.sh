@@ -4,7 +4,8 @@
 # and moto's S3 server, Debian's Prometheus and Ceph RGW),
 # so this one command is all CI and developers run.
 #
-#   scripts/test.sh            build, then Rust tests (nextest), then client tests (pytest)
+#   scripts/test.sh            build, then Rust tests (nextest; the Ceph RGW scenarios as their
+#                              own retried step), then client tests (pytest)
 #
 # Environment:
 #   CARGO_TARGET_DIR   build cache (default: $HOME/.cache/inflow-target, outside the work tree)
