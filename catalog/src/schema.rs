@@ -270,28 +270,28 @@ impl DatabaseSchema {
     }
 }
 
-/// Checks a database name against the API's rule:
-/// `^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$`, at most 64 characters.
+/// Checks a database name as InfluxDB 3 Core does (its rule is wider than
+/// the OpenAPI text's pattern, and clients are tested against Core): ASCII
+/// letters, digits, `_` and `-`, starting with a letter or digit, at most
+/// 64 bytes, with at most one `/` that separates a v1 retention policy
+/// (`db/rp`) and does not end the name.
 pub fn validate_db_name(name: &str) -> Result<(), String> {
     const MAX_LEN: usize = 64;
-    let b = name.as_bytes();
-    let ok_inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-';
-    let valid = match b {
-        [] => false,
-        [c] => c.is_ascii_alphanumeric(),
-        [first, mid @ .., last] => {
-            first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() && mid.iter().all(ok_inner)
-        }
+    let invalid = |why: &str| Err(format!("invalid database name '{name}': {why}"));
+    let Some(first) = name.bytes().next() else {
+        return Err("invalid database name: the name is empty".to_string());
     };
-    if !valid {
-        return Err(format!(
-            "invalid database name '{name}': names must start and end with a letter or digit and contain only letters, digits and '-'"
-        ));
+    if name.len() > MAX_LEN {
+        return invalid(&format!("names are at most {MAX_LEN} characters"));
     }
-    if b.len() > MAX_LEN {
-        return Err(format!(
-            "invalid database name '{name}': names are at most {MAX_LEN} characters"
-        ));
+    if !first.is_ascii_alphanumeric() {
+        return invalid("names start with a letter or digit");
+    }
+    if name.bytes().any(|c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'/')) {
+        return invalid("names contain only ASCII letters, digits, '_' and '-'");
+    }
+    if name.matches('/').count() > 1 || name.ends_with('/') {
+        return invalid("a retention policy is given as '<db>/<rp>', with one '/'");
     }
     Ok(())
 }

@@ -103,10 +103,11 @@ async fn concurrent_writers_converge() {
 
 #[test]
 fn db_names() {
-    for ok in ["a", "db", "my-db", "A1", "telegraf"] {
+    // InfluxDB 3 Core's rule, its own cases among them.
+    for ok in ["a", "1", "db", "my-db", "A1", "telegraf", "a-", "my_db", "foo/bar", "1/2", "1/-", "1/_", &"x".repeat(64)] {
         assert!(validate_db_name(ok).is_ok(), "{ok}");
     }
-    for bad in ["", "-a", "a-", "my_db", "a b", "a.b", "_a", "ä", &"x".repeat(65)] {
+    for bad in ["", "-a", "_a", "/", "a b", "a.b", "ä", "foo/", "foo/bar/baz", "foo///", "foo?bar", "foo#bar", "foo@bar/baz", &"x".repeat(65)] {
         assert!(validate_db_name(bad).is_err(), "{bad}");
     }
 }

@@ -288,6 +288,19 @@ async fn set_db_retention(state: &AppState, db: &str, retention_ns: Option<i64>)
     Ok(())
 }
 
+/// POST /api/v3/configure/database/retention_period?db=&duration=: 204, 400, 404
+/// (InfluxDB 3 Core's endpoint; PUT /api/v3/configure/database does the same).
+pub(crate) async fn set_database_retention(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    respond(async {
+        let pairs = admin_query(&state, &headers, q.as_deref())?;
+        let db = required(&pairs, "db")?;
+        let duration = parse_retention(required(&pairs, "duration")?)?;
+        set_db_retention(&state, db, Some(duration)).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await)
+}
+
 /// DELETE /api/v3/configure/database/retention_period?db=: 204, 404.
 pub(crate) async fn delete_database_retention(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
     respond(async {

@@ -4,12 +4,19 @@
 //! these bodies:
 //! - v3 and v1: `{"error": "...", "data": [...]}` (`data` only for line errors);
 //! - v2: `{"code": "invalid", "message": "...", "line": N}`.
+//!
+//! Failures InfluxDB 3 Core answers before routing (a missing or unknown
+//! credential, a malformed `Authorization` header) have one body for every
+//! family, as there.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use buffer::validate::{MAX_REPORTED_ERRORS, RejectedLine};
 use serde_json::json;
+
+/// The body of every 401, as InfluxDB 3 Core words it.
+pub const UNAUTHENTICATED: &str = "the request was not authenticated";
 
 /// Which API family a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,15 +145,10 @@ impl ApiError {
             tracing::debug!(reason, "unauthorized request");
         }
         let mut resp = match (family, &self) {
-            // v1 and v2 clients expect these exact bodies; v3 says why.
-            (Family::V1, ApiError::Unauthorized(_)) => {
-                (status, Json(json!({"error": "unauthorized access"}))).into_response()
-            }
-            (Family::V2, ApiError::Unauthorized(_)) => {
-                (status, Json(json!({"code": "unauthorized", "message": "unauthorized access"}))).into_response()
-            }
-            (Family::V3, ApiError::Unauthorized(reason)) => {
-                (status, Json(json!({"error": format!("unauthorized access: {reason}")}))).into_response()
+            // InfluxDB 3 Core authenticates before routing, so every family
+            // gets its one body; the reason is only logged.
+            (_, ApiError::Unauthorized(_)) => {
+                (status, Json(json!({"error": UNAUTHENTICATED}))).into_response()
             }
             // Core answers a malformed header before routing, with one body
             // for every API family.

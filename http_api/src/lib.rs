@@ -14,7 +14,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -167,7 +166,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v3/configure/database/retention_period",
-            axum::routing::delete(configure::delete_database_retention),
+            post(configure::set_database_retention).delete(configure::delete_database_retention),
         )
         .route(
             "/api/v3/configure/table",
@@ -209,14 +208,14 @@ pub async fn serve(
         .await
 }
 
-static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
-
-/// Adds `cluster-uuid` and `request-id` to every response and logs the request.
+/// Adds `cluster-uuid`, `request-id` and `x-request-id` to every response and logs the request.
 /// CORS as InfluxDB 3 Core: a preflight (`OPTIONS`, before auth) is 204 and
 /// allows everything, and a successful response carries
 /// `Access-Control-Allow-Origin: *`, so browsers can query directly.
 async fn common_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    // A time-ordered UUID, as InfluxDB 3 Core's `/ping` (and InfluxDB 1.x)
+    // gives it; Inflow sends it on every response and logs it.
+    let id = uuid::Uuid::now_v7();
     if req.method() == Method::OPTIONS {
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let h = resp.headers_mut();
@@ -236,14 +235,14 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
-    let span = tracing::debug_span!("request", request_id = id, %method, %path);
+    let span = tracing::debug_span!("request", request_id = %id, %method, %path);
     let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     let status = resp.status();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     if status.is_server_error() {
-        tracing::warn!(request_id = id, %method, %path, status = status.as_u16(), elapsed_ms, "request failed");
+        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request failed");
     } else {
-        tracing::debug!(request_id = id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
+        tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), elapsed_ms, "request");
     }
     let headers = resp.headers_mut();
     if status.as_u16() < 400 {
@@ -252,8 +251,9 @@ async fn common_headers(State(state): State<AppState>, req: Request, next: Next)
     if let Ok(v) = HeaderValue::from_str(&state.catalog.uuid().to_string()) {
         headers.insert("cluster-uuid", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-        headers.insert("request-id", v);
+    if let Ok(v) = HeaderValue::from_str(&id.hyphenated().to_string()) {
+        headers.insert("request-id", v.clone());
+        headers.insert("x-request-id", v);
     }
     resp
 }
@@ -351,7 +351,9 @@ async fn metrics_handler(State(state): State<AppState>, RawQuery(q): RawQuery, h
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        // The OpenMetrics end marker InfluxDB 3 Core ends its text with; the
+        // Prometheus text parser reads it as a comment.
+        state.metrics.render() + "# EOF\n",
     )
         .into_response()
 }

@@ -56,7 +56,11 @@ async fn params(method: &Method, raw: Option<String>, headers: &HeaderMap, body:
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded") {
+            // InfluxDB 3 Core reads every POST body as JSON, whatever its
+            // content type (`curl -d` sends JSON labelled as a form); a
+            // body that is not a JSON object is read as a form when labelled so.
+            let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded") && !looks_like_json {
                 serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
                     .map(pairs_to_params)
                     .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?

@@ -22,6 +22,7 @@ use crate::{AppState, WriteError, WriteRequest};
 struct WriteParams {
     db: Option<String>,
     bucket: Option<String>,
+    rp: Option<String>,
     precision: Option<String>,
     accept_partial: Option<bool>,
     no_sync: Option<bool>,
@@ -78,6 +79,7 @@ async fn handle(state: &AppState, family: Family, query: Option<String>, headers
             _ => "missing query parameter 'db' (the database to write to)".into(),
         })
     })?;
+    let db = if family == Family::V1 { v1_database(db, params.rp.as_deref())? } else { db };
     crate::auth::authorize(
         &state.auth,
         &state.catalog,
@@ -146,6 +148,22 @@ async fn handle(state: &AppState, family: Family, query: Option<String>, headers
 
 /// Reads the body, refusing more than `limit` bytes before and after
 /// decompression, so neither a large body nor a gzip bomb gets through.
+/// The database a v1 write goes to, as InfluxDB 3 Core names it: `db`,
+/// or `db/rp` for a retention policy other than the default (`autogen` or
+/// none). A `/` in either is refused, since `db/rp` would be ambiguous.
+fn v1_database(db: String, rp: Option<&str>) -> Result<String, ApiError> {
+    if db.contains('/') || rp.is_some_and(|rp| rp.contains('/')) {
+        return Err(ApiError::BadRequest(
+            "the database and retention policy of a v1 write must not contain '/'; give the retention policy as 'rp'"
+                .into(),
+        ));
+    }
+    Ok(match rp {
+        None | Some("" | "''" | "autogen") => db,
+        Some(rp) => format!("{db}/{rp}"),
+    })
+}
+
 pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::TooLarge(format!(

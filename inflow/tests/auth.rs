@@ -72,26 +72,22 @@ async fn every_scheme_on_every_family() {
         let (status, body) = write(&s, api, "db", header.clone(), &query).await;
         assert_eq!(status, 204, "{api} {header:?} {query:?}: {body}");
     }
-    // Refused with 401 and the family's body.
-    let v1_body = json!({"error": "unauthorized access"});
-    let v2_body = json!({"code": "unauthorized", "message": "unauthorized access"});
-    for (api, header, query, body) in [
-        ("v3", None, vec![], None),
-        ("v3", None, vec![("p", t.as_str())], None),
-        ("v3", Some("Bearer apiv3_wrong".to_string()), vec![], None),
-        ("v2", None, vec![], Some(&v2_body)),
-        ("v2", None, vec![("p", t.as_str())], Some(&v2_body)),
-        ("v2", Some("Token nope".to_string()), vec![], Some(&v2_body)),
-        ("v1", None, vec![], Some(&v1_body)),
-        ("v1", Some(basic("nope")), vec![], Some(&v1_body)),
-        ("v1", None, vec![("u", "x"), ("p", "nope")], Some(&v1_body)),
+    // Refused with 401 and InfluxDB 3 Core's one body on every family
+    // (Core authenticates before it routes).
+    let refused = json!({"error": "the request was not authenticated"});
+    for (api, header, query) in [
+        ("v3", None, vec![]),
+        ("v3", None, vec![("p", t.as_str())]),
+        ("v3", Some("Bearer apiv3_wrong".to_string()), vec![]),
+        ("v2", None, vec![]),
+        ("v2", None, vec![("p", t.as_str())]),
+        ("v2", Some("Token nope".to_string()), vec![]),
+        ("v1", None, vec![]),
+        ("v1", Some(basic("nope")), vec![]),
+        ("v1", None, vec![("u", "x"), ("p", "nope")]),
     ] {
         let (status, got) = write(&s, api, "db", header.clone(), &query).await;
-        assert_eq!(status, 401, "{api} {header:?} {query:?}");
-        match body {
-            Some(b) => assert_eq!(&got, b, "{api} {header:?}"),
-            None => assert!(got["error"].as_str().unwrap().starts_with("unauthorized access"), "{got}"),
-        }
+        assert_eq!((status, &got), (401, &refused), "{api} {header:?} {query:?}");
     }
     // Queries need a token too.
     assert_eq!(query_status(&s, "db", "SELECT 1", None).await.0, 401);
@@ -275,8 +271,8 @@ async fn expired_tokens_are_refused() {
     assert_eq!(write(&s, "v3", "db", Some(format!("Bearer {t}")), &[]).await.0, 204);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, body) = write(&s, "v3", "db", Some(format!("Bearer {t}")), &[]).await;
-    assert_eq!(status, 401);
-    assert!(body["error"].as_str().unwrap().contains("expired"), "{body}");
+    // Core's one 401 body; the reason (expired) is only logged.
+    assert_eq!((status, body), (401, json!({"error": "the request was not authenticated"})));
 }
 
 #[tokio::test]

@@ -80,6 +80,7 @@ async fn database_lifecycle_and_status_codes() {
         (reqwest::Method::POST, db_url.clone()),
         (reqwest::Method::PUT, db_url.clone()),
         (reqwest::Method::DELETE, format!("{db_url}?db=x")),
+        (reqwest::Method::POST, s.url("/api/v3/configure/database/retention_period?db=x&duration=1d")),
         (reqwest::Method::DELETE, s.url("/api/v3/configure/database/retention_period?db=x")),
         (reqwest::Method::POST, s.url("/api/v3/configure/table")),
         (reqwest::Method::PUT, s.url("/api/v3/configure/table")),
@@ -114,7 +115,7 @@ async fn database_lifecycle_and_status_codes() {
     assert_eq!(status(c.post(&db_url).json(&json!({"db": "metrics", "retention_period": "7d"}))).await.0, 200);
     let (code, body) = status(c.post(&db_url).json(&json!({"db": "metrics"}))).await;
     assert_eq!(code, 409, "{body}");
-    assert_eq!(status(c.post(&db_url).json(&json!({"db": "bad_name"}))).await.0, 400);
+    assert_eq!(status(c.post(&db_url).json(&json!({"db": "bad.name"}))).await.0, 400);
     assert_eq!(status(c.post(&db_url).json(&json!({"db": "-x"}))).await.0, 400);
     assert_eq!(status(c.post(&db_url).json(&json!({"db": "ok", "retention_period": "soon"}))).await.0, 400);
     assert_eq!(status(c.post(&db_url).body("{not json")).await.0, 400);
@@ -141,6 +142,12 @@ async fn database_lifecycle_and_status_codes() {
     let rows = list(&s, false).await;
     assert_eq!(rows.iter().find(|r| r["iox::database"] == "metrics").unwrap()["retention_period"], "30d");
     let ret_url = s.url("/api/v3/configure/database/retention_period");
+    // InfluxDB 3 Core's POST .../retention_period?db=&duration= sets it too.
+    assert_eq!(status(c.post(format!("{ret_url}?db=metrics&duration=12h"))).await.0, 204);
+    assert_eq!(status(c.post(format!("{ret_url}?db=metrics&duration=soon"))).await.0, 400);
+    assert_eq!(status(c.post(format!("{ret_url}?db=nope&duration=12h"))).await.0, 404);
+    let rows = list(&s, false).await;
+    assert_eq!(rows.iter().find(|r| r["iox::database"] == "metrics").unwrap()["retention_period"], "12h");
     assert_eq!(status(c.delete(format!("{ret_url}?db=metrics"))).await.0, 204);
     assert_eq!(status(c.delete(format!("{ret_url}?db=nope"))).await.0, 404);
     let rows = list(&s, false).await;

@@ -135,6 +135,18 @@ async fn post_json_and_form_with_params() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!([{"n": 1}]));
 
+    // A JSON body labelled as a form (`curl -d`) is JSON, as InfluxDB 3 Core reads it.
+    let r = s
+        .client()
+        .post(s.url("/api/v3/query_sql"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#" {"db": "db", "q": "SELECT count(*) AS n FROM cpu"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([{"n": 3}]));
+
     let r = s
         .client()
         .get(s.url("/api/v3/query_sql"))

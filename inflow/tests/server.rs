@@ -15,6 +15,13 @@ async fn ping_get_post_and_head() {
         assert!(body["revision"].as_str().unwrap().starts_with("inflow-"));
         assert_eq!(body["process_id"].as_str().unwrap().len(), 36);
     }
+    // Request-Id and X-Request-Id: one time-ordered (v7) UUID, as Core's.
+    let r = s.client().get(s.url("/ping")).send().await.unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(r.headers()["request-id"].to_str().unwrap(), id);
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7, "{id}");
+    let next = s.client().get(s.url("/ping")).send().await.unwrap();
+    assert_ne!(next.headers()["x-request-id"].to_str().unwrap(), id, "one id per request");
     let r = s.client().head(s.url("/ping")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
@@ -58,8 +65,9 @@ async fn metrics_count_writes_queries_and_flushes() {
     assert_eq!(r.status(), 400);
     let r = s.client().get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     let text = r.text().await.unwrap();
+    assert!(text.ends_with("\n# EOF\n"), "Core's end marker");
     let value = |name: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(name))

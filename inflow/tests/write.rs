@@ -191,15 +191,24 @@ async fn schema_conflicts_name_the_column() {
 #[tokio::test]
 async fn invalid_database_names_and_missing_params() {
     let s = TestServer::start().await;
-    for db in ["-bad", "bad-", "has space", "under_score", "a.b"] {
+    // InfluxDB 3 Core's rule: letters, digits, '_' and '-', a letter or
+    // digit first, one '/' before a retention policy, 64 bytes at most.
+    let long = "x".repeat(65);
+    for db in ["-bad", "_bad", "has space", "a.b", "a/b/c", "a/", long.as_str()] {
         let (status, text) = post(&s, "/api/v3/write_lp", &[("db", db)], "m v=1 1").await;
         assert_eq!(status, 400, "{db}");
-        assert!(text.contains("invalid database name"), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(v["error"].as_str().unwrap().starts_with("invalid database name"), "{text}");
     }
-    let (status, text) = post(&s, "/api/v2/write", &[("bucket", "under_score")], "m v=1 1").await;
+    let (status, text) = post(&s, "/api/v2/write", &[("bucket", "a.b")], "m v=1 1").await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["code"], "invalid");
+    for (path, key, db) in [("/api/v3/write_lp", "db", "under_score"), ("/api/v2/write", "bucket", "ends-"), ("/api/v3/write_lp", "db", "db/rp")] {
+        let (status, text) = post(&s, path, &[(key, db)], "m v=1 1").await;
+        assert_eq!(status, 204, "{db}: {text}");
+        assert_eq!(s.query_json(db, "SELECT v FROM m").await.len(), 1, "{db}");
+    }
     let (status, text) = post(&s, "/api/v3/write_lp", &[], "m v=1 1").await;
     assert_eq!(status, 400);
     assert!(text.contains("'db'"), "{text}");
@@ -208,6 +217,27 @@ async fn invalid_database_names_and_missing_params() {
     assert!(text.contains("'bucket'"), "{text}");
     let (status, _) = post(&s, "/api/v3/write_lp", &[("db", "db"), ("accept_partial", "maybe")], "m v=1 1").await;
     assert_eq!(status, 400);
+}
+
+/// A v1 write's `rp` names the database `db/rp` as InfluxDB 3 Core does,
+/// unless it is the default (`autogen` or empty); a '/' in either is 400.
+#[tokio::test]
+async fn v1_retention_policies_name_the_database() {
+    let s = TestServer::start().await;
+    for (rp, lp) in [(None, "m v=1 1"), (Some("autogen"), "m v=2 2"), (Some(""), "m v=3 3"), (Some("weekly"), "m v=4 4")] {
+        let mut q = vec![("db", "telegraf")];
+        q.extend(rp.map(|rp| ("rp", rp)));
+        let (status, text) = post(&s, "/write", &q, lp).await;
+        assert_eq!(status, 204, "{rp:?}: {text}");
+    }
+    let values = |rows: Vec<Value>| rows.iter().map(|r| r["v"].as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(values(s.query_json("telegraf", "SELECT v FROM m ORDER BY time").await), [1.0, 2.0, 3.0]);
+    assert_eq!(values(s.query_json("telegraf/weekly", "SELECT v FROM m").await), [4.0]);
+    for q in [[("db", "a/b"), ("rp", "x")], [("db", "a"), ("rp", "x/y")]] {
+        let (status, text) = post(&s, "/write", &q, "m v=1 1").await;
+        assert_eq!(status, 400, "{q:?}");
+        assert!(text.contains("must not contain '/'"), "{text}");
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
 """influxdb (the InfluxDB 1.x Python client) writing through /write."""
+import json
 import pytest
 from influxdb import InfluxDBClient
 from influxdb.exceptions import InfluxDBClientError
@@ -41,4 +42,4 @@ def test_wrong_password_is_401(server):
     with pytest.raises(InfluxDBClientError) as e:
         c.write_points(["m v=1 1"], protocol="line")
     assert e.value.code == 401
-    assert "unauthorized access" in str(e.value.content)
+    assert json.loads(e.value.content) == {"error": "the request was not authenticated"}

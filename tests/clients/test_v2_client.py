@@ -51,4 +51,4 @@ def test_wrong_token_is_401(server):
             client.write_api(write_options=SYNCHRONOUS).write(bucket="db", record="m v=1 1")
     assert e.value.status == 401
     import json
-    assert json.loads(e.value.body) == {"code": "unauthorized", "message": "unauthorized access"}
+    assert json.loads(e.value.body) == {"error": "the request was not authenticated"}

@@ -78,12 +78,12 @@ def test_auth_errors(server):
     with InfluxDBClient3(host=server.url, token="apiv3_wrong", database="db", write_use_v2_api=False) as c:
         with pytest.raises(InfluxDBError) as e:
             c.write(record="home temp=1 1")
-    assert e.value.response.status == 401
-    assert e.value.message.startswith("unauthorized access")
+    # InfluxDB 3 Core's one 401 body, on the v3 and the v2 write API alike.
+    assert (e.value.response.status, e.value.message) == (401, "the request was not authenticated")
     with InfluxDBClient3(host=server.url, token="apiv3_wrong", database="db", write_use_v2_api=True) as c:
         with pytest.raises(InfluxDBError) as e:
             c.write(record="home temp=1 1")
-    assert (e.value.response.status, e.value.message) == (401, "unauthorized: unauthorized access")
+    assert (e.value.response.status, e.value.message) == (401, "the request was not authenticated")
     # A token with a space makes a malformed header: Core's 400 and message.
     with InfluxDBClient3(host=server.url, token="two words", database="db") as c:
         with pytest.raises(InfluxDBError) as e:
