@@ -106,7 +106,10 @@ impl DataSpec {
                 body.push(b'\n');
                 in_body += 1;
                 if in_body == batch {
-                    out.push(std::mem::replace(&mut body, Vec::with_capacity(batch * 330)));
+                    out.push(std::mem::replace(
+                        &mut body,
+                        Vec::with_capacity(batch * 330),
+                    ));
                     in_body = 0;
                 }
             }
@@ -134,10 +137,16 @@ mod tests {
         let a = spec.batches(5);
         assert_eq!(a, spec.batches(5));
         assert_eq!(a.len(), 3);
-        let text: String = a.iter().map(|b| String::from_utf8(b.clone()).unwrap()).collect();
+        let text: String = a
+            .iter()
+            .map(|b| String::from_utf8(b.clone()).unwrap())
+            .collect();
         assert_eq!(text.lines().count(), 12);
         let first = text.lines().next().unwrap();
-        assert!(first.starts_with("cpu,hostname=host_0,region=us-east-1,"), "{first}");
+        assert!(
+            first.starts_with("cpu,hostname=host_0,region=us-east-1,"),
+            "{first}"
+        );
         assert!(first.ends_with(" 1700000000000000000"), "{first}");
         assert_eq!(first.split(' ').nth(1).unwrap().split(',').count(), 10);
         assert_eq!(first.split(' ').next().unwrap().split(',').count(), 11);

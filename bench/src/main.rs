@@ -207,24 +207,38 @@ async fn write(args: WriteArgs) {
             .into_iter()
             .map(|b| {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(&b).unwrap_or_else(|e| fail(&format!("gzip: {e}")));
+                e.write_all(&b)
+                    .unwrap_or_else(|e| fail(&format!("gzip: {e}")));
                 e.finish().unwrap_or_else(|e| fail(&format!("gzip: {e}")))
             })
             .collect();
     }
-    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
+    let bodies: Arc<Vec<bytes::Bytes>> =
+        Arc::new(bodies.into_iter().map(bytes::Bytes::from).collect());
     let url = match args.api {
         Api::V1 => format!("{}/write?db={}", args.url, args.db),
-        Api::V2 => format!("{}/api/v2/write?bucket={}&org=bench&precision=ns", args.url, args.db),
-        Api::V3 => format!("{}/api/v3/write_lp?db={}&precision=nanosecond", args.url, args.db),
+        Api::V2 => format!(
+            "{}/api/v2/write?bucket={}&org=bench&precision=ns",
+            args.url, args.db
+        ),
+        Api::V3 => format!(
+            "{}/api/v3/write_lp?db={}&precision=nanosecond",
+            args.url, args.db
+        ),
     };
     let next = Arc::new(AtomicUsize::new(0));
     let client = client();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let (bodies, next, client, url, token, gzip) =
-            (Arc::clone(&bodies), Arc::clone(&next), client.clone(), url.clone(), args.token.clone(), args.gzip);
+        let (bodies, next, client, url, token, gzip) = (
+            Arc::clone(&bodies),
+            Arc::clone(&next),
+            client.clone(),
+            url.clone(),
+            args.token.clone(),
+            args.gzip,
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
@@ -240,7 +254,9 @@ async fn write(args: WriteArgs) {
                 }
                 let t0 = Instant::now();
                 match req.send().await {
-                    Ok(r) if r.status().is_success() => latencies.push(t0.elapsed().as_secs_f64() * 1e3),
+                    Ok(r) if r.status().is_success() => {
+                        latencies.push(t0.elapsed().as_secs_f64() * 1e3)
+                    }
                     Ok(r) => {
                         let status = r.status();
                         errors.push(format!("{status}: {}", r.text().await.unwrap_or_default()));
@@ -260,7 +276,11 @@ async fn write(args: WriteArgs) {
     }
     let secs = started.elapsed().as_secs_f64();
     if !errors.is_empty() {
-        fail(&format!("{} requests failed; first: {}", errors.len(), errors[0]));
+        fail(&format!(
+            "{} requests failed; first: {}",
+            errors.len(),
+            errors[0]
+        ));
     }
     latencies.sort_by(f64::total_cmp);
     let lines = spec.lines();
@@ -295,7 +315,10 @@ async fn query(args: QueryArgs) {
         let names: Vec<&str> = args.queries.split(',').map(str::trim).collect();
         for n in &names {
             if !all.iter().any(|q| q.name == *n) {
-                fail(&format!("unknown query '{n}'; known: {}", all.iter().map(|q| q.name).collect::<Vec<_>>().join(", ")));
+                fail(&format!(
+                    "unknown query '{n}'; known: {}",
+                    all.iter().map(|q| q.name).collect::<Vec<_>>().join(", ")
+                ));
             }
         }
         all.iter().filter(|q| names.contains(&q.name)).collect()
@@ -312,19 +335,31 @@ async fn query(args: QueryArgs) {
             let req = match args.lang {
                 Lang::Sql => client
                     .get(format!("{}/api/v3/query_sql", args.url))
-                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("format", "json")]),
-                Lang::Influxql => client
-                    .get(format!("{}/query", args.url))
-                    .query(&[("db", args.db.as_str()), ("q", text.as_str()), ("epoch", "ns")]),
+                    .query(&[
+                        ("db", args.db.as_str()),
+                        ("q", text.as_str()),
+                        ("format", "json"),
+                    ]),
+                Lang::Influxql => client.get(format!("{}/query", args.url)).query(&[
+                    ("db", args.db.as_str()),
+                    ("q", text.as_str()),
+                    ("epoch", "ns"),
+                ]),
             };
             let req = match &args.token {
                 Some(t) => req.bearer_auth(t),
                 None => req,
             };
             let t0 = Instant::now();
-            let r = req.send().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
             let status = r.status();
-            let body = r.text().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let body = r
+                .text()
+                .await
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             if !status.is_success() || body.contains("\"error\"") {
                 fail(&format!("{} failed ({status}): {body}", q.name));
@@ -337,7 +372,10 @@ async fn query(args: QueryArgs) {
         }
         times.sort_by(f64::total_cmp);
         let (median, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
-        eprintln!("{:<24} median {median:>8.2} ms   p95 {p95:>8.2} ms   rows {rows}", q.name);
+        eprintln!(
+            "{:<24} median {median:>8.2} ms   p95 {p95:>8.2} ms   rows {rows}",
+            q.name
+        );
         println!(
             "{}",
             serde_json::json!({"kind": "query", "name": q.name, "lang": format!("{:?}", args.lang).to_lowercase(),
@@ -351,9 +389,11 @@ fn count_rows(lang: Lang, body: &str) -> usize {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     match lang {
         Lang::Sql => v.as_array().map_or(0, Vec::len),
-        Lang::Influxql => v["results"][0]["series"]
-            .as_array()
-            .map_or(0, |s| s.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum()),
+        Lang::Influxql => v["results"][0]["series"].as_array().map_or(0, |s| {
+            s.iter()
+                .map(|s| s["values"].as_array().map_or(0, Vec::len))
+                .sum()
+        }),
     }
 }
 
@@ -366,7 +406,10 @@ async fn visibility(args: VisibilityArgs) {
         None => r,
     };
     let run = std::process::id();
-    let (mut lags, mut acks) = (Vec::with_capacity(args.count), Vec::with_capacity(args.count));
+    let (mut lags, mut acks) = (
+        Vec::with_capacity(args.count),
+        Vec::with_capacity(args.count),
+    );
     for i in 0..args.count {
         let line = format!("visibility,run=r{run},seq=s{i} v={i}i");
         let sent = Instant::now();
@@ -381,7 +424,8 @@ async fn visibility(args: VisibilityArgs) {
         }
         let acked = Instant::now();
         acks.push((acked - sent).as_secs_f64() * 1e3);
-        let q = format!("SELECT count(*) AS n FROM visibility WHERE run = 'r{run}' AND seq = 's{i}'");
+        let q =
+            format!("SELECT count(*) AS n FROM visibility WHERE run = 'r{run}' AND seq = 's{i}'");
         loop {
             let r = auth(http.get(format!("{}/api/v3/query_sql", args.querier)))
                 .query(&[("db", "bench"), ("q", q.as_str()), ("format", "json")])
@@ -403,7 +447,11 @@ async fn visibility(args: VisibilityArgs) {
     }
     lags.sort_by(f64::total_cmp);
     acks.sort_by(f64::total_cmp);
-    let (p50, p99, max) = (percentile(&lags, 0.5), percentile(&lags, 0.99), lags.last().copied().unwrap_or(f64::NAN));
+    let (p50, p99, max) = (
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags.last().copied().unwrap_or(f64::NAN),
+    );
     let (ack50, ack99) = (percentile(&acks, 0.5), percentile(&acks, 0.99));
     eprintln!(
         "write-to-visible (request sent to row returned) over {} points: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms; the 204 alone: p50 {ack50:.1} ms, p99 {ack99:.1} ms",
@@ -419,7 +467,10 @@ async fn visibility(args: VisibilityArgs) {
 fn counter_value(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -442,7 +493,10 @@ async fn counter(args: CounterArgs) {
     let second = read().await;
     let rate = (second - first) / started.elapsed().as_secs_f64();
     eprintln!("{}: {rate:.2}/s over {} s", args.name, args.seconds);
-    println!("{}", serde_json::json!({"kind": "counter", "name": args.name, "per_second": rate, "total": second}));
+    println!(
+        "{}",
+        serde_json::json!({"kind": "counter", "name": args.name, "per_second": rate, "total": second})
+    );
 }
 
 fn main() {
@@ -451,12 +505,22 @@ fn main() {
     // hands each answer from its connection task to the waiting request on
     // another thread, which added its own wake-ups to every timing.
     let runtime = match Cli::parse().command {
-        Command::Write(a) => tokio::runtime::Builder::new_multi_thread().enable_all().build().map(|r| r.block_on(write(a))),
-        Command::Query(a) => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(query(a))),
-        Command::Visibility(a) => {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(visibility(a)))
-        }
-        Command::Counter(a) => tokio::runtime::Builder::new_current_thread().enable_all().build().map(|r| r.block_on(counter(a))),
+        Command::Write(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map(|r| r.block_on(write(a))),
+        Command::Query(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|r| r.block_on(query(a))),
+        Command::Visibility(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|r| r.block_on(visibility(a))),
+        Command::Counter(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|r| r.block_on(counter(a))),
     };
     if let Err(e) = runtime {
         fail(&format!("tokio runtime: {e}"));

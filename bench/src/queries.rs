@@ -29,7 +29,12 @@ fn rfc3339(s: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The queries, with windows starting at the data's first timestamp.
@@ -37,13 +42,43 @@ pub(crate) fn all(spec: &DataSpec) -> Vec<Query> {
     let t0 = spec.start_s;
     let end = t0 + (spec.points as i64) * spec.interval_s as i64;
     let w = |hours: i64| (rfc3339(t0), rfc3339(t0 + hours * 3600));
-    let hosts = |n: usize| -> Vec<String> { (0..n.min(spec.hosts)).map(|h| format!("host_{h}")).collect() };
-    let sql_in = |hs: &[String]| hs.iter().map(|h| format!("'{h}'")).collect::<Vec<_>>().join(", ");
-    let iql_or = |hs: &[String]| hs.iter().map(|h| format!("hostname = '{h}'")).collect::<Vec<_>>().join(" OR ");
-    let five = ["usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait"];
+    let hosts = |n: usize| -> Vec<String> {
+        (0..n.min(spec.hosts))
+            .map(|h| format!("host_{h}"))
+            .collect()
+    };
+    let sql_in = |hs: &[String]| {
+        hs.iter()
+            .map(|h| format!("'{h}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let iql_or = |hs: &[String]| {
+        hs.iter()
+            .map(|h| format!("hostname = '{h}'"))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    let five = [
+        "usage_user",
+        "usage_system",
+        "usage_idle",
+        "usage_nice",
+        "usage_iowait",
+    ];
     let all_fields = crate::data::FIELDS;
-    let max_sql = |fs: &[&str]| fs.iter().map(|f| format!("max({f}) AS max_{f}")).collect::<Vec<_>>().join(", ");
-    let max_iql = |fs: &[&str]| fs.iter().map(|f| format!("max({f})")).collect::<Vec<_>>().join(", ");
+    let max_sql = |fs: &[&str]| {
+        fs.iter()
+            .map(|f| format!("max({f}) AS max_{f}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let max_iql = |fs: &[&str]| {
+        fs.iter()
+            .map(|f| format!("max({f})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
 
     let (a1, b1) = w(1);
     let (a12, b12) = w(12);
@@ -114,7 +149,8 @@ pub(crate) fn all(spec: &DataSpec) -> Vec<Query> {
         },
         Query {
             name: "lastpoint",
-            sql: "SELECT DISTINCT ON (hostname) * FROM cpu ORDER BY hostname, time DESC".to_string(),
+            sql: "SELECT DISTINCT ON (hostname) * FROM cpu ORDER BY hostname, time DESC"
+                .to_string(),
             influxql: "SELECT last(*) FROM cpu GROUP BY hostname".to_string(),
         },
         Query {

@@ -36,8 +36,16 @@ fn tsbs_cpu(lines: usize) -> String {
             host % 19
         ));
         let fields = [
-            "usage_user", "usage_system", "usage_idle", "usage_nice", "usage_iowait", "usage_irq", "usage_softirq",
-            "usage_steal", "usage_guest", "usage_guest_nice",
+            "usage_user",
+            "usage_system",
+            "usage_idle",
+            "usage_nice",
+            "usage_iowait",
+            "usage_irq",
+            "usage_softirq",
+            "usage_steal",
+            "usage_guest",
+            "usage_guest_nice",
         ];
         for (j, f) in fields.iter().enumerate() {
             if j > 0 {
@@ -45,7 +53,10 @@ fn tsbs_cpu(lines: usize) -> String {
             }
             out.push_str(&format!("{f}={}i", rnd()));
         }
-        out.push_str(&format!(" {}\n", 1_451_606_400_000_000_000i64 + (i / 100) as i64 * 10_000_000_000));
+        out.push_str(&format!(
+            " {}\n",
+            1_451_606_400_000_000_000i64 + (i / 100) as i64 * 10_000_000_000
+        ));
     }
     out
 }
@@ -57,7 +68,12 @@ fn bench(c: &mut Criterion) {
     let catalog = rt.block_on(Catalog::load(store, Path::default())).unwrap();
     // Create the schema once, as the first write would.
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&catalog.state(), "db", &mut parsed, &buffer::validate::Limits::UNLIMITED);
+    let change = schema_check(
+        &catalog.state(),
+        "db",
+        &mut parsed,
+        &buffer::validate::Limits::UNLIMITED,
+    );
     let state = rt.block_on(catalog.ensure(&change)).unwrap();
 
     let mut g = c.benchmark_group("ingest");
@@ -92,9 +108,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_validate_buffer_one_pass", |b| {
         // The write path's common case: the catalog already has every column.
         b.iter(|| {
-            let (built, rejected) = buffer::validate::parse_and_build_known(&state, "db", body.as_bytes(), Precision::Nanosecond, 0)
-                .unwrap()
-                .unwrap();
+            let (built, rejected) = buffer::validate::parse_and_build_known(
+                &state,
+                "db",
+                body.as_bytes(),
+                Precision::Nanosecond,
+                0,
+            )
+            .unwrap()
+            .unwrap();
             assert!(rejected.is_empty());
             let buffer = Buffer::new();
             buffer.apply(1, built.batch);

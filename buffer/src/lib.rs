@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow::array::{
-    Array, ArrayRef, DictionaryArray, Int32Array, TimestampNanosecondArray, UInt32Array, new_null_array,
+    Array, ArrayRef, DictionaryArray, Int32Array, TimestampNanosecondArray, UInt32Array,
+    new_null_array,
 };
 use arrow::compute::{cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::Int32Type;
@@ -33,8 +34,8 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use catalog::{ColumnKind, TableSchema};
 
-mod schema;
 pub mod replay;
+mod schema;
 pub mod validate;
 
 pub use schema::{COLUMN_TYPE_KEY, arrow_field, arrow_type, column_type_name, table_arrow_schema};
@@ -82,7 +83,10 @@ struct TableBuffer {
 
 impl Default for TableBuffer {
     fn default() -> Self {
-        Self { chunks: BTreeMap::new(), version: next_version() }
+        Self {
+            chunks: BTreeMap::new(),
+            version: next_version(),
+        }
     }
 }
 
@@ -262,7 +266,10 @@ impl Buffer {
 
     /// Rows buffered for a table (before dedup), over every generation.
     pub fn row_count(&self, db_id: u32, table_id: u32) -> usize {
-        read(&self.gens).iter().map(|g| g.row_count(db_id, table_id)).sum()
+        read(&self.gens)
+            .iter()
+            .map(|g| g.row_count(db_id, table_id))
+            .sum()
     }
 
     /// The version of a table's buffered rows (see [`TableVersion`]).
@@ -281,7 +288,11 @@ impl Buffer {
 
     /// Every deduplicated chunk of a table, oldest generation first, each
     /// generation's chunks in time order.
-    pub fn table_chunks(&self, db_id: u32, table: &TableSchema) -> Result<Vec<BufferChunk>, ArrowError> {
+    pub fn table_chunks(
+        &self,
+        db_id: u32,
+        table: &TableSchema,
+    ) -> Result<Vec<BufferChunk>, ArrowError> {
         let gens: Vec<Arc<Generation>> = read(&self.gens).clone();
         let mut out = Vec::new();
         for g in gens {
@@ -292,7 +303,11 @@ impl Buffer {
 
     /// All buffered rows of a table as one deduplicated batch, in `table`'s
     /// Arrow schema. `None` if nothing is buffered.
-    pub fn snapshot(&self, db_id: u32, table: &TableSchema) -> Result<Option<RecordBatch>, ArrowError> {
+    pub fn snapshot(
+        &self,
+        db_id: u32,
+        table: &TableSchema,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
         let chunks = self.table_chunks(db_id, table)?;
         if chunks.is_empty() {
             return Ok(None);
@@ -355,7 +370,8 @@ impl Generation {
         let removed = write(&self.tables).remove(&(db_id, table_id));
         if let Some(tb) = removed {
             let bytes: usize = lock(&tb).chunks.values().map(|c| c.bytes).sum();
-            self.bytes.fetch_sub(bytes.min(self.bytes()), Ordering::Relaxed);
+            self.bytes
+                .fetch_sub(bytes.min(self.bytes()), Ordering::Relaxed);
         }
     }
 
@@ -400,7 +416,11 @@ impl Generation {
     }
 
     /// This generation's deduplicated chunks of a table, in time order.
-    pub fn table_chunks(&self, db_id: u32, table: &TableSchema) -> Result<Vec<BufferChunk>, ArrowError> {
+    pub fn table_chunks(
+        &self,
+        db_id: u32,
+        table: &TableSchema,
+    ) -> Result<Vec<BufferChunk>, ArrowError> {
         let Some(tb) = read(&self.tables).get(&(db_id, table.id)).cloned() else {
             return Ok(Vec::new());
         };
@@ -466,7 +486,8 @@ fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, (i64, i64), R
     let times = batch
         .column_by_name("time")
         .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>());
-    let Some((times, min, max)) = times.and_then(|t| Some((t, arrow::compute::min(t)?, arrow::compute::max(t)?)))
+    let Some((times, min, max)) =
+        times.and_then(|t| Some((t, arrow::compute::min(t)?, arrow::compute::max(t)?)))
     else {
         return vec![(0, (0, 0), batch.clone())];
     };
@@ -482,7 +503,9 @@ fn split_by_chunk(batch: &RecordBatch, chunk_ns: i64) -> Vec<(i64, (i64, i64), R
     }
     let split = rows
         .into_iter()
-        .map(|(chunk, (lo, hi, idx))| take_record_batch(batch, &UInt32Array::from(idx)).map(|b| (chunk, (lo, hi), b)))
+        .map(|(chunk, (lo, hi, idx))| {
+            take_record_batch(batch, &UInt32Array::from(idx)).map(|b| (chunk, (lo, hi), b))
+        })
         .collect::<Result<Vec<_>, ArrowError>>();
     // `take` on valid arrays does not fail; if it ever did, keeping the rows
     // together in one chunk is still correct (chunks are only a layout).
@@ -560,7 +583,10 @@ pub fn sort_by_key(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBat
             .map(|i| SortField::new(batch.schema().field(*i).data_type().clone()))
             .collect(),
     )?;
-    let keys: Vec<ArrayRef> = key_cols.iter().map(|i| Arc::clone(batch.column(*i))).collect();
+    let keys: Vec<ArrayRef> = key_cols
+        .iter()
+        .map(|i| Arc::clone(batch.column(*i)))
+        .collect();
     let rows = converter.convert_columns(&keys)?;
     let mut idx: Vec<u32> = (0..batch.num_rows() as u32).collect();
     idx.sort_by(|a, b| rows.row(*a as usize).cmp(&rows.row(*b as usize)));
@@ -636,7 +662,10 @@ pub fn dedup(batch: &RecordBatch, table: &TableSchema) -> Result<RecordBatch, Ar
             .map(|i| SortField::new(schema.field(*i).data_type().clone()))
             .collect(),
     )?;
-    let keys: Vec<ArrayRef> = key_cols.iter().map(|i| Arc::clone(batch.column(*i))).collect();
+    let keys: Vec<ArrayRef> = key_cols
+        .iter()
+        .map(|i| Arc::clone(batch.column(*i)))
+        .collect();
     let rows = converter.convert_columns(&keys)?;
     let mut groups: HashMap<arrow::row::Row<'_>, u32> = HashMap::with_capacity(n);
     let mut first: Vec<u32> = Vec::with_capacity(n);

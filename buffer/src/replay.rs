@@ -23,13 +23,21 @@ pub enum ReplayError {
     Build(#[from] BuildError),
     /// A read-only catalog (a querier's) does not know columns the entry
     /// uses yet; the entry is applied once the catalog has caught up.
-    #[error("the catalog does not know the columns of database {0} this WAL entry uses yet; retrying after the next catalog sync")]
+    #[error(
+        "the catalog does not know the columns of database {0} this WAL entry uses yet; retrying after the next catalog sync"
+    )]
     CatalogBehind(String),
 }
 
 /// Parses, validates and applies one WAL entry; returns the rows applied.
-pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry: &WalEntry) -> Result<usize, ReplayError> {
-    let precision = Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
+pub async fn apply_wal_entry(
+    catalog: &Catalog,
+    buffer: &Buffer,
+    seq: u64,
+    entry: &WalEntry,
+) -> Result<usize, ReplayError> {
+    let precision =
+        Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
     let state = catalog.state();
     // Lines a later delete voided are skipped, so replay never brings back
     // (or re-creates) what was deleted.
@@ -39,7 +47,9 @@ pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry
     let kept;
     let lines: &[u8] = match state.db(&entry.db) {
         Some(db) if db.wal_cutoffs.values().any(|c| entry.default_time_ns <= *c) => {
-            kept = voided_lines_removed(&entry.lines, |table| db.wal_voided(table, entry.default_time_ns));
+            kept = voided_lines_removed(&entry.lines, |table| {
+                db.wal_voided(table, entry.default_time_ns)
+            });
             &kept
         }
         _ => &entry.lines,
@@ -47,30 +57,45 @@ pub async fn apply_wal_entry(catalog: &Catalog, buffer: &Buffer, seq: u64, entry
     if lines.is_empty() {
         return Ok(0);
     }
-    let (built, rejected) =
-        match validate::parse_and_build_known(&state, &entry.db, lines, precision, entry.default_time_ns)? {
-            Some(x) => x,
-            None => {
-                // The writer committed these columns before logging; a reader
-                // whose catalog lags catches up here. A querier only reads
-                // the catalog: it syncs, and retries later if still behind.
-                let mut parsed = validate::parse(lines, precision);
-                let change = validate::schema_check(&state, &entry.db, &mut parsed, &validate::Limits::UNLIMITED);
-                let state = if catalog.is_read_only() {
-                    let state = catalog.sync().await?;
-                    let mut again = validate::parse(lines, precision);
-                    let still = validate::schema_check(&state, &entry.db, &mut again, &validate::Limits::UNLIMITED);
-                    if !still.tables.is_empty() || state.db(&entry.db).is_none() {
-                        return Err(ReplayError::CatalogBehind(entry.db.clone()));
-                    }
-                    state
-                } else {
-                    catalog.ensure(&change).await?
-                };
-                let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
-                (built, parsed.rejected)
-            }
-        };
+    let (built, rejected) = match validate::parse_and_build_known(
+        &state,
+        &entry.db,
+        lines,
+        precision,
+        entry.default_time_ns,
+    )? {
+        Some(x) => x,
+        None => {
+            // The writer committed these columns before logging; a reader
+            // whose catalog lags catches up here. A querier only reads
+            // the catalog: it syncs, and retries later if still behind.
+            let mut parsed = validate::parse(lines, precision);
+            let change = validate::schema_check(
+                &state,
+                &entry.db,
+                &mut parsed,
+                &validate::Limits::UNLIMITED,
+            );
+            let state = if catalog.is_read_only() {
+                let state = catalog.sync().await?;
+                let mut again = validate::parse(lines, precision);
+                let still = validate::schema_check(
+                    &state,
+                    &entry.db,
+                    &mut again,
+                    &validate::Limits::UNLIMITED,
+                );
+                if !still.tables.is_empty() || state.db(&entry.db).is_none() {
+                    return Err(ReplayError::CatalogBehind(entry.db.clone()));
+                }
+                state
+            } else {
+                catalog.ensure(&change).await?
+            };
+            let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
+            (built, parsed.rejected)
+        }
+    };
     if !rejected.is_empty() {
         // Lines were valid when written, and column types never change.
         tracing::warn!(seq, rejected = rejected.len(), first = ?rejected.first(), "WAL lines no longer validate");

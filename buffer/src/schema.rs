@@ -13,7 +13,9 @@ pub const COLUMN_TYPE_KEY: &str = "iox::column::type";
 /// nanosecond timestamp without time zone.
 pub fn arrow_type(kind: ColumnKind) -> DataType {
     match kind {
-        ColumnKind::Tag => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        ColumnKind::Tag => {
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        }
         ColumnKind::Time => DataType::Timestamp(TimeUnit::Nanosecond, None),
         ColumnKind::Field(FieldType::Float) => DataType::Float64,
         ColumnKind::Field(FieldType::Integer) => DataType::Int64,
@@ -38,9 +40,15 @@ pub fn column_type_name(kind: ColumnKind) -> &'static str {
 
 /// The Arrow field of a column. Time is never null.
 pub fn arrow_field(c: &ColumnDef) -> Field {
-    Field::new(c.name.as_ref(), arrow_type(c.kind), c.kind != ColumnKind::Time).with_metadata(
-        HashMap::from([(COLUMN_TYPE_KEY.to_string(), column_type_name(c.kind).to_string())]),
+    Field::new(
+        c.name.as_ref(),
+        arrow_type(c.kind),
+        c.kind != ColumnKind::Time,
     )
+    .with_metadata(HashMap::from([(
+        COLUMN_TYPE_KEY.to_string(),
+        column_type_name(c.kind).to_string(),
+    )]))
 }
 
 /// The Arrow schema of a table: every column, sorted by name, as InfluxDB 3
@@ -48,5 +56,7 @@ pub fn arrow_field(c: &ColumnDef) -> Field {
 pub fn table_arrow_schema(table: &TableSchema) -> SchemaRef {
     let mut cols: Vec<&ColumnDef> = table.columns().iter().collect();
     cols.sort_by(|a, b| a.name.cmp(&b.name));
-    Arc::new(Schema::new(cols.into_iter().map(arrow_field).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        cols.into_iter().map(arrow_field).collect::<Vec<_>>(),
+    ))
 }

@@ -15,7 +15,12 @@ async fn catalog() -> Arc<Catalog> {
 /// Runs the whole validation chain and applies the rows to `buf`.
 async fn write(cat: &Catalog, buf: &Buffer, body: &str) -> Vec<validate::RejectedLine> {
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed, &crate::validate::Limits::UNLIMITED);
+    let change = schema_check(
+        &cat.state(),
+        "db",
+        &mut parsed,
+        &crate::validate::Limits::UNLIMITED,
+    );
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 999).unwrap();
     buf.apply(1, built.batch);
@@ -28,8 +33,13 @@ fn show(cat: &Catalog, buf: &Buffer, table: &str) -> String {
     let db = state.db("db").unwrap();
     let t = db.table(table).unwrap();
     let b = buf.snapshot(db.id, t).unwrap().unwrap();
-    let sorted = arrow::compute::sort_to_indices(b.column_by_name("time").unwrap(), None, None).unwrap();
-    let cols = b.columns().iter().map(|c| take(c.as_ref(), &sorted, None).unwrap()).collect();
+    let sorted =
+        arrow::compute::sort_to_indices(b.column_by_name("time").unwrap(), None, None).unwrap();
+    let cols = b
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &sorted, None).unwrap())
+        .collect();
     let b = RecordBatch::try_new(b.schema(), cols).unwrap();
     pretty_format_batches(&[b]).unwrap().to_string()
 }
@@ -38,7 +48,12 @@ fn show(cat: &Catalog, buf: &Buffer, table: &str) -> String {
 async fn write_and_snapshot() {
     let cat = catalog().await;
     let buf = Buffer::new();
-    let rejected = write(&cat, &buf, "cpu,host=a usage=1.5,n=1i 10\ncpu,host=b usage=2 20\ncpu idle=true").await;
+    let rejected = write(
+        &cat,
+        &buf,
+        "cpu,host=a usage=1.5,n=1i 10\ncpu,host=b usage=2 20\ncpu idle=true",
+    )
+    .await;
     assert!(rejected.is_empty(), "{rejected:?}");
     let out = show(&cat, &buf, "cpu");
     let expected = "\
@@ -58,16 +73,38 @@ async fn type_conflicts_are_per_line() {
     let cat = catalog().await;
     let buf = Buffer::new();
     write(&cat, &buf, "m,t=a f=1 1").await;
-    let rejected = write(&cat, &buf, "m f=1i 2\nm t=1 3\nm,f=x g=1 4\nm g=\"s\" 5\nm f=2 6").await;
-    let msgs: Vec<_> = rejected.iter().map(|r| (r.line_number, r.error_message.clone())).collect();
+    let rejected = write(
+        &cat,
+        &buf,
+        "m f=1i 2\nm t=1 3\nm,f=x g=1 4\nm g=\"s\" 5\nm f=2 6",
+    )
+    .await;
+    let msgs: Vec<_> = rejected
+        .iter()
+        .map(|r| (r.line_number, r.error_message.clone()))
+        .collect();
     assert_eq!(msgs.len(), 3, "{msgs:?}");
-    assert!(msgs[0].1.contains("expected float field, got integer field"), "{msgs:?}");
-    assert!(msgs[1].1.contains("conflicts with the existing tag 't'"), "{msgs:?}");
-    assert!(msgs[2].1.contains("conflicts with the existing field 'f'"), "{msgs:?}");
+    assert!(
+        msgs[0]
+            .1
+            .contains("expected float field, got integer field"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].1.contains("conflicts with the existing tag 't'"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[2].1.contains("conflicts with the existing field 'f'"),
+        "{msgs:?}"
+    );
     // Line 3 was rejected before its field g counted, so line 4 makes g a string.
     let state = cat.state();
     let t = state.db("db").unwrap().table("m").unwrap();
-    assert_eq!(t.column("g").unwrap().kind, ColumnKind::Field(catalog::FieldType::String));
+    assert_eq!(
+        t.column("g").unwrap().kind,
+        ColumnKind::Field(catalog::FieldType::String)
+    );
     assert_eq!(buf.row_count(state.db("db").unwrap().id, t.id), 3);
 }
 
@@ -93,10 +130,20 @@ async fn build_after_a_raced_conflict_uses_the_right_columns() {
     // Plan the columns against an empty catalog...
     let body = "m,t=a f=1,g=2 1\nm,t=b h=1 2\nm,t=c f=3,g=4 3";
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(&cat.state(), "db", &mut parsed, &crate::validate::Limits::UNLIMITED);
+    let change = schema_check(
+        &cat.state(),
+        "db",
+        &mut parsed,
+        &crate::validate::Limits::UNLIMITED,
+    );
     // ...but another writer makes `h` an integer first.
     let mut other = parse(b"m h=1i 9", Precision::Nanosecond);
-    let other_change = schema_check(&cat.state(), "db", &mut other, &crate::validate::Limits::UNLIMITED);
+    let other_change = schema_check(
+        &cat.state(),
+        "db",
+        &mut other,
+        &crate::validate::Limits::UNLIMITED,
+    );
     cat.ensure(&other_change).await.unwrap();
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 0).unwrap();
@@ -114,7 +161,12 @@ async fn build_after_a_raced_conflict_uses_the_right_columns() {
 async fn chunks_and_generations() {
     let cat = catalog().await;
     let buf = Buffer::with_chunk_duration(std::time::Duration::from_nanos(100));
-    write(&cat, &buf, "m,t=a f=1 10\nm,t=a f=2 150\nm,t=b f=3 250\nm,t=a f=4 -5").await;
+    write(
+        &cat,
+        &buf,
+        "m,t=a f=1 10\nm,t=a f=2 150\nm,t=b f=3 250\nm,t=a f=4 -5",
+    )
+    .await;
     let state = cat.state();
     let db = state.db("db").unwrap();
     let t = db.table("m").unwrap();
@@ -123,16 +175,30 @@ async fn chunks_and_generations() {
         .iter()
         .map(|c| (c.chunk_time, c.min_time, c.max_time, c.batch.num_rows()))
         .collect();
-    assert_eq!(spans, vec![(-100, -5, -5, 1), (0, 10, 10, 1), (100, 150, 150, 1), (200, 250, 250, 1)]);
+    assert_eq!(
+        spans,
+        vec![
+            (-100, -5, -5, 1),
+            (0, 10, 10, 1),
+            (100, 150, 150, 1),
+            (200, 250, 250, 1)
+        ]
+    );
 
     let sealed = buf.seal().expect("the active generation has rows");
     assert_eq!(sealed.max_seq(), 1);
-    assert!(buf.seal().is_none(), "an empty active generation is not sealed");
+    assert!(
+        buf.seal().is_none(),
+        "an empty active generation is not sealed"
+    );
     // A later write to a sealed chunk's series and time wins.
     write(&cat, &buf, "m,t=a f=20 150").await;
     assert_eq!(buf.table_chunks(db.id, t).unwrap().len(), 5);
     let out = show(&cat, &buf, "m");
-    assert!(out.contains("| 20.0 | a | 1970-01-01T00:00:00.000000150 |"), "{out}");
+    assert!(
+        out.contains("| 20.0 | a | 1970-01-01T00:00:00.000000150 |"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 4 + 4, "{out}");
     assert!(buf.memory_bytes() > 0);
 
@@ -152,13 +218,28 @@ async fn sort_by_key_orders_tags_then_time() {
         let db = state.db("db").unwrap();
         let t = db.table(table).unwrap();
         let sorted = sort_by_key(&buf.snapshot(db.id, t).unwrap().unwrap(), t).unwrap();
-        let f = sorted.column_by_name("f").unwrap().as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+        let f = sorted
+            .column_by_name("f")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .unwrap();
         f.values().to_vec()
     };
-    write(&cat, &buf, "m,t=b,u=x f=1 5\nm,t=a,u=y f=2 9\nm,t=a,u=x f=3 7\nm,t=a,u=x f=4 1").await;
+    write(
+        &cat,
+        &buf,
+        "m,t=b,u=x f=1 5\nm,t=a,u=y f=2 9\nm,t=a,u=x f=3 7\nm,t=a,u=x f=4 1",
+    )
+    .await;
     assert_eq!(sorted_f("m"), vec![4.0, 3.0, 2.0, 1.0]);
     // Tags sort in the order the table first saw them, not by name.
-    write(&cat, &buf, "n,u=x,t=b f=1 5\nn,u=y,t=a f=2 9\nn,u=x,t=a f=3 7").await;
+    write(
+        &cat,
+        &buf,
+        "n,u=x,t=b f=1 5\nn,u=y,t=a f=2 9\nn,u=x,t=a f=3 7",
+    )
+    .await;
     assert_eq!(sorted_f("n"), vec![3.0, 1.0, 2.0]);
 }
 
@@ -287,8 +368,18 @@ async fn chunks_follow_new_columns() {
     assert!(write(&cat, &buf, "cpu,host=a v=1 10").await.is_empty());
     assert!(show(&cat, &buf, "cpu").contains("| host | time "));
     // A new column, written into another chunk (an hour later).
-    assert!(write(&cat, &buf, "cpu,host=a w=2i 3600000000010").await.is_empty());
+    assert!(
+        write(&cat, &buf, "cpu,host=a w=2i 3600000000010")
+            .await
+            .is_empty()
+    );
     let out = show(&cat, &buf, "cpu");
-    assert!(out.contains("| host | time                          | v   | w |"), "{out}");
-    assert!(out.contains("| a    | 1970-01-01T00:00:00.000000010 | 1.0 |   |"), "{out}");
+    assert!(
+        out.contains("| host | time                          | v   | w |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| a    | 1970-01-01T00:00:00.000000010 | 1.0 |   |"),
+        "{out}"
+    );
 }

@@ -126,7 +126,8 @@ impl<'a> ParsedWrite<'a> {
 
 impl ParsedWrite<'_> {
     fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
-        self.rejected.push(RejectedLine::new(line_number, raw, error_message, false));
+        self.rejected
+            .push(RejectedLine::new(line_number, raw, error_message, false));
     }
 }
 
@@ -211,9 +212,11 @@ pub fn schema_check(
             limits.max_databases
         );
         let lines = std::mem::take(&mut parsed.good);
-        parsed
-            .rejected
-            .extend(lines.into_iter().map(|g| RejectedLine::new(g.line_number, g.raw, msg.clone(), true)));
+        parsed.rejected.extend(
+            lines
+                .into_iter()
+                .map(|g| RejectedLine::new(g.line_number, g.raw, msg.clone(), true)),
+        );
         return change;
     }
     let live_tables = db_schema.map_or(0, |d| d.tables().count());
@@ -802,7 +805,8 @@ struct Outcome<'b> {
 impl Outcome<'_> {
     fn reject(&mut self, line_number: usize, raw: &[u8], error_message: String) {
         self.accepted.dropped(raw);
-        self.rejected.push(RejectedLine::new(line_number, raw, error_message, false));
+        self.rejected
+            .push(RejectedLine::new(line_number, raw, error_message, false));
     }
 }
 

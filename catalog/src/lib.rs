@@ -33,8 +33,10 @@ mod files;
 mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles};
+pub use schema::{
+    ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name,
+};
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
-pub use schema::{ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name};
 
 /// A checkpoint is written after this many transactions.
 const CHECKPOINT_EVERY: u64 = 100;
@@ -46,7 +48,9 @@ pub enum CatalogError {
     #[error("catalog object store error: {0}")]
     ObjectStore(#[from] object_store::Error),
     /// A catalog file could not be decoded.
-    #[error("catalog file {path} is corrupt: {source}; restore it from a backup or remove the catalog to start empty")]
+    #[error(
+        "catalog file {path} is corrupt: {source}; restore it from a backup or remove the catalog to start empty"
+    )]
     Corrupt {
         /// The file.
         path: String,
@@ -75,7 +79,9 @@ pub enum CatalogError {
     ReadOnly,
     /// The writer's lease epoch is no longer the catalog's: another process
     /// took its node id (or the compactor role) over.
-    #[error("lease '{lease}' epoch {epoch} was superseded (the catalog has {current:?}); this process must stop acting under it")]
+    #[error(
+        "lease '{lease}' epoch {epoch} was superseded (the catalog has {current:?}); this process must stop acting under it"
+    )]
     LeaseLost {
         /// The lease.
         lease: String,
@@ -85,7 +91,9 @@ pub enum CatalogError {
         current: Option<u64>,
     },
     /// Too many concurrent writers kept winning the race.
-    #[error("catalog update did not succeed after {0} attempts because of concurrent updates; retry the request")]
+    #[error(
+        "catalog update did not succeed after {0} attempts because of concurrent updates; retry the request"
+    )]
     TooMuchContention(usize),
 }
 
@@ -329,7 +337,9 @@ pub struct CatalogState {
 impl CatalogState {
     /// A database by name.
     pub fn db(&self, name: &str) -> Option<&Arc<DatabaseSchema>> {
-        self.db_by_name.get(name).and_then(|id| self.databases.get(id))
+        self.db_by_name
+            .get(name)
+            .and_then(|id| self.databases.get(id))
     }
 
     /// A database by id.
@@ -350,7 +360,9 @@ impl CatalogState {
     /// Whether WAL lines for database `name` written at `time_ns` were
     /// voided by a later delete of that database.
     pub fn wal_db_voided(&self, name: &str, time_ns: i64) -> bool {
-        self.db_name_cutoffs.get(name).is_some_and(|c| time_ns <= *c)
+        self.db_name_cutoffs
+            .get(name)
+            .is_some_and(|c| time_ns <= *c)
     }
 
     /// Unreferenced objects and when they were dropped.
@@ -360,13 +372,18 @@ impl CatalogState {
 
     /// The token whose hash is `hash`; the final comparison is constant-time.
     pub fn token_by_hash(&self, hash: &[u8]) -> Option<&Arc<TokenInfo>> {
-        let t = self.token_by_hash.get(hash).and_then(|id| self.tokens.get(id))?;
+        let t = self
+            .token_by_hash
+            .get(hash)
+            .and_then(|id| self.tokens.get(id))?;
         tokens::hashes_equal(&t.hash, hash).then_some(t)
     }
 
     /// A token by name.
     pub fn token_by_name(&self, name: &str) -> Option<&Arc<TokenInfo>> {
-        self.token_by_name.get(name).and_then(|id| self.tokens.get(id))
+        self.token_by_name
+            .get(name)
+            .and_then(|id| self.tokens.get(id))
     }
 
     /// All tokens, by id.
@@ -381,7 +398,10 @@ impl CatalogState {
 
     /// Every Parquet file of a database, by table.
     pub fn database_files(&self, db_id: u32) -> impl Iterator<Item = (u32, &Arc<TableFiles>)> {
-        self.files.get(&db_id).into_iter().flat_map(|t| t.iter().map(|(id, f)| (*id, f)))
+        self.files
+            .get(&db_id)
+            .into_iter()
+            .flat_map(|t| t.iter().map(|(id, f)| (*id, f)))
     }
 
     /// The last WAL sequence number `node_id` has persisted (0 if none).
@@ -425,8 +445,16 @@ impl CatalogState {
     }
 
     fn rebuild_indexes(&mut self) {
-        self.token_by_hash = self.tokens.values().map(|t| (t.hash.clone(), t.id)).collect();
-        self.token_by_name = self.tokens.values().map(|t| (Arc::clone(&t.name), t.id)).collect();
+        self.token_by_hash = self
+            .tokens
+            .values()
+            .map(|t| (t.hash.clone(), t.id))
+            .collect();
+        self.token_by_name = self
+            .tokens
+            .values()
+            .map(|t| (Arc::clone(&t.name), t.id))
+            .collect();
         self.db_by_name = self
             .databases
             .values()
@@ -542,8 +570,15 @@ impl CatalogState {
                         }
                     }
                 }
-                CatalogOp::ReplaceParquetFiles { removed, added, at_ns } => {
-                    let table = self.files.get_mut(&added.db_id).and_then(|t| t.get_mut(&added.table_id));
+                CatalogOp::ReplaceParquetFiles {
+                    removed,
+                    added,
+                    at_ns,
+                } => {
+                    let table = self
+                        .files
+                        .get_mut(&added.db_id)
+                        .and_then(|t| t.get_mut(&added.table_id));
                     match (table, removed.iter().max()) {
                         (Some(t), Some(&id)) if removed.iter().all(|r| t.contains_key(r)) => {
                             let t = Arc::make_mut(t);
@@ -561,8 +596,14 @@ impl CatalogState {
                         }
                     }
                 }
-                CatalogOp::SetDatabaseRetention { db_id, retention_ns } => {
-                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                CatalogOp::SetDatabaseRetention {
+                    db_id,
+                    retention_ns,
+                } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
                     Arc::make_mut(db).retention_ns = *retention_ns;
                 }
                 CatalogOp::SoftDeleteDatabase {
@@ -571,13 +612,19 @@ impl CatalogState {
                     deleted_at_ns,
                     hard_delete_at_ns,
                 } => {
-                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
                     let original = match &db.deleted {
                         Some(d) => Arc::clone(&d.original_name),
                         None => Arc::clone(&db.name),
                     };
-                    let cutoff = self.db_name_cutoffs.entry(original.to_string()).or_default();
+                    let cutoff = self
+                        .db_name_cutoffs
+                        .entry(original.to_string())
+                        .or_default();
                     *cutoff = (*cutoff).max(*deleted_at_ns);
                     if self.db_by_name.get(&original) == Some(db_id) {
                         self.db_by_name.remove(&original);
@@ -596,7 +643,12 @@ impl CatalogState {
                     if self.db_by_name.get(&db.name) == Some(db_id) {
                         self.db_by_name.remove(&db.name);
                     }
-                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
+                    for t in self
+                        .files
+                        .remove(db_id)
+                        .into_iter()
+                        .flat_map(|t| t.into_values())
+                    {
                         for f in t.values() {
                             self.garbage.insert(f.path.clone(), txn.time_ns);
                         }
@@ -607,9 +659,13 @@ impl CatalogState {
                     at_ns,
                     remove_tables,
                 } => {
-                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
-                    let names: Vec<Arc<str>> = db.all_tables().map(|t| Arc::clone(&t.name)).collect();
+                    let names: Vec<Arc<str>> =
+                        db.all_tables().map(|t| Arc::clone(&t.name)).collect();
                     for name in names {
                         let c = db.wal_cutoffs.entry(name).or_default();
                         *c = (*c).max(*at_ns);
@@ -618,7 +674,12 @@ impl CatalogState {
                         db.tables_mut().clear();
                         db.rebuild_indexes();
                     }
-                    for t in self.files.remove(db_id).into_iter().flat_map(|t| t.into_values()) {
+                    for t in self
+                        .files
+                        .remove(db_id)
+                        .into_iter()
+                        .flat_map(|t| t.into_values())
+                    {
                         for f in t.values() {
                             self.garbage.insert(f.path.clone(), txn.time_ns);
                         }
@@ -659,7 +720,10 @@ impl CatalogState {
                     }
                 }
                 CatalogOp::RemoveTable { db_id, table_id } => {
-                    let db = self.databases.get_mut(db_id).ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
                     let db = Arc::make_mut(db);
                     if db.tables_mut().remove(table_id).is_none() {
                         return Err(bad(format!("no table {table_id}")));
@@ -667,7 +731,11 @@ impl CatalogState {
                     db.rebuild_indexes();
                     self.drop_table_files(*db_id, *table_id, txn.time_ns);
                 }
-                CatalogOp::ClearTableData { db_id, table_id, at_ns } => {
+                CatalogOp::ClearTableData {
+                    db_id,
+                    table_id,
+                    at_ns,
+                } => {
                     let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
                     let name = Arc::clone(&t.name);
                     if let Some(db) = self.databases.get_mut(db_id) {
@@ -721,7 +789,10 @@ impl CatalogState {
     }
 
     fn table_mut(&mut self, db_id: u32, table_id: u32) -> Result<&mut TableSchema, String> {
-        let db = self.databases.get_mut(&db_id).ok_or_else(|| format!("no database {db_id}"))?;
+        let db = self
+            .databases
+            .get_mut(&db_id)
+            .ok_or_else(|| format!("no database {db_id}"))?;
         Arc::make_mut(db)
             .table_by_id_mut(table_id)
             .ok_or_else(|| format!("no table {table_id}"))
@@ -847,7 +918,10 @@ pub struct Catalog {
 impl Catalog {
     /// Loads the catalog from the store, creating it (with a new UUID) if the
     /// store has none.
-    pub async fn load(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
+    pub async fn load(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+    ) -> Result<Arc<Self>, CatalogError> {
         Self::open(store, prefix, false).await
     }
 
@@ -855,7 +929,10 @@ impl Catalog {
     /// A store without a catalog yet reads as empty until an ingester
     /// creates it; every [`Catalog::update`] fails with
     /// [`CatalogError::ReadOnly`].
-    pub async fn load_read_only(store: Arc<dyn ObjectStore>, prefix: Path) -> Result<Arc<Self>, CatalogError> {
+    pub async fn load_read_only(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+    ) -> Result<Arc<Self>, CatalogError> {
         Self::open(store, prefix, true).await
     }
 
@@ -864,7 +941,11 @@ impl Catalog {
         self.read_only
     }
 
-    async fn open(store: Arc<dyn ObjectStore>, prefix: Path, read_only: bool) -> Result<Arc<Self>, CatalogError> {
+    async fn open(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        read_only: bool,
+    ) -> Result<Arc<Self>, CatalogError> {
         let catalog = Arc::new(Self {
             store,
             prefix,
@@ -973,7 +1054,12 @@ impl Catalog {
     /// records a later epoch. The check runs against the state the
     /// transaction follows, so a former holder can never commit after its
     /// successor's `TakeLease`.
-    pub async fn update_fenced<F>(&self, lease: &str, epoch: u64, plan: F) -> Result<Arc<CatalogState>, CatalogError>
+    pub async fn update_fenced<F>(
+        &self,
+        lease: &str,
+        epoch: u64,
+        plan: F,
+    ) -> Result<Arc<CatalogState>, CatalogError>
     where
         F: Fn(&CatalogState) -> Result<Vec<CatalogOp>, CatalogError>,
     {
@@ -993,9 +1079,19 @@ impl Catalog {
 
     /// Records that this process took `epoch` of `lease` (see
     /// [`CatalogOp::TakeLease`]).
-    pub async fn take_lease(&self, lease: &str, epoch: u64, instance_id: Uuid, roles: &[String]) -> Result<(), CatalogError> {
+    pub async fn take_lease(
+        &self,
+        lease: &str,
+        epoch: u64,
+        instance_id: Uuid,
+        roles: &[String],
+    ) -> Result<(), CatalogError> {
         self.update(|state| {
-            if state.leases.get(lease).is_some_and(|l| l.epoch == epoch && l.instance_id == instance_id) {
+            if state
+                .leases
+                .get(lease)
+                .is_some_and(|l| l.epoch == epoch && l.instance_id == instance_id)
+            {
                 return Ok(vec![]);
             }
             Ok(vec![CatalogOp::TakeLease {
@@ -1114,7 +1210,14 @@ impl Catalog {
 /// A retention period as the shortest exact `{n}{unit}` (`7d`, `36h`).
 pub fn format_retention(ns: i64) -> String {
     const S: i64 = 1_000_000_000;
-    for (unit, size) in [("d", 86_400 * S), ("h", 3_600 * S), ("m", 60 * S), ("s", S), ("ms", 1_000_000), ("us", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400 * S),
+        ("h", 3_600 * S),
+        ("m", 60 * S),
+        ("s", S),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
         if ns % size == 0 {
             return format!("{}{unit}", ns / size);
         }

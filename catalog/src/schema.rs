@@ -223,7 +223,9 @@ impl DatabaseSchema {
     pub(crate) fn indexed(&self) -> bool {
         let live = self.tables.values().filter(|t| t.deleted.is_none());
         self.table_by_name.len() == live.clone().count()
-            && live.into_iter().all(|t| t.indexed() && self.table_by_name.get(&t.name) == Some(&t.id))
+            && live
+                .into_iter()
+                .all(|t| t.indexed() && self.table_by_name.get(&t.name) == Some(&t.id))
     }
 
     pub(crate) fn rebuild_indexes(&mut self) {
@@ -251,7 +253,9 @@ impl DatabaseSchema {
 
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<&Arc<TableSchema>> {
-        self.table_by_name.get(name).and_then(|id| self.tables.get(id))
+        self.table_by_name
+            .get(name)
+            .and_then(|id| self.tables.get(id))
     }
 
     /// A table by id.
@@ -287,7 +291,10 @@ pub fn validate_db_name(name: &str) -> Result<(), String> {
     if !first.is_ascii_alphanumeric() {
         return invalid("names start with a letter or digit");
     }
-    if name.bytes().any(|c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'/')) {
+    if name
+        .bytes()
+        .any(|c| !(c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'/'))
+    {
         return invalid("names contain only ASCII letters, digits, '_' and '-'");
     }
     if name.matches('/').count() > 1 || name.ends_with('/') {

@@ -17,14 +17,24 @@ const I: ColumnKind = ColumnKind::Field(FieldType::Integer);
 #[tokio::test]
 async fn creates_and_reloads() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let c = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
-    let uuid = c.uuid();
-    assert!(!uuid.is_nil());
-    c.ensure(&change("db", "cpu", &[("host", ColumnKind::Tag), ("usage", F)]))
+    let c = Catalog::load(Arc::clone(&store), Path::default())
         .await
         .unwrap();
+    let uuid = c.uuid();
+    assert!(!uuid.is_nil());
+    c.ensure(&change(
+        "db",
+        "cpu",
+        &[("host", ColumnKind::Tag), ("usage", F)],
+    ))
+    .await
+    .unwrap();
     let s = c
-        .ensure(&change("db", "cpu", &[("host", ColumnKind::Tag), ("idle", F)]))
+        .ensure(&change(
+            "db",
+            "cpu",
+            &[("host", ColumnKind::Tag), ("idle", F)],
+        ))
         .await
         .unwrap();
     let t = s.db("db").unwrap().table("cpu").unwrap();
@@ -32,26 +42,50 @@ async fn creates_and_reloads() {
     assert_eq!(names, ["host", "usage", "time", "idle"]);
     // Nothing to do: no new transaction.
     let seq = s.seq;
-    let s = c.ensure(&change("db", "cpu", &[("usage", F)])).await.unwrap();
+    let s = c
+        .ensure(&change("db", "cpu", &[("usage", F)]))
+        .await
+        .unwrap();
     assert_eq!(s.seq, seq);
 
     let c2 = Catalog::load(store, Path::default()).await.unwrap();
     assert_eq!(c2.uuid(), uuid);
     assert_eq!(c2.state().seq, seq);
-    assert_eq!(c2.state().db("db").unwrap().table("cpu").unwrap().columns().len(), 4);
+    assert_eq!(
+        c2.state()
+            .db("db")
+            .unwrap()
+            .table("cpu")
+            .unwrap()
+            .columns()
+            .len(),
+        4
+    );
 }
 
 #[tokio::test]
 async fn checkpoint_then_logs() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let c = Catalog::load(Arc::clone(&store), Path::from("pfx")).await.unwrap();
+    let c = Catalog::load(Arc::clone(&store), Path::from("pfx"))
+        .await
+        .unwrap();
     for i in 0..(CHECKPOINT_EVERY + 5) {
-        c.ensure(&change("db", &format!("t{i}"), &[("f", F)])).await.unwrap();
+        c.ensure(&change("db", &format!("t{i}"), &[("f", F)]))
+            .await
+            .unwrap();
     }
-    assert!(store.head(&Path::from("pfx/catalog/checkpoint.json")).await.is_ok());
+    assert!(
+        store
+            .head(&Path::from("pfx/catalog/checkpoint.json"))
+            .await
+            .is_ok()
+    );
     let c2 = Catalog::load(store, Path::from("pfx")).await.unwrap();
     assert_eq!(c2.state().seq, c.state().seq);
-    assert_eq!(c2.state().db("db").unwrap().tables().count(), (CHECKPOINT_EVERY + 5) as usize);
+    assert_eq!(
+        c2.state().db("db").unwrap().tables().count(),
+        (CHECKPOINT_EVERY + 5) as usize
+    );
 }
 
 /// Two catalogs on one store add columns at once. Every change lands exactly
@@ -59,8 +93,12 @@ async fn checkpoint_then_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_converge() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let a = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
-    let b = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let a = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
+    let b = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
     assert_eq!(a.uuid(), b.uuid());
     let n = 40;
     let run = |c: Arc<Catalog>, who: &'static str, kind: ColumnKind| {
@@ -98,16 +136,48 @@ async fn concurrent_writers_converge() {
     }
     // A fresh reader replays the same log.
     let c = Catalog::load(store, Path::default()).await.unwrap();
-    assert_eq!(c.state().db("db").unwrap().table("m").unwrap().columns(), ta.columns());
+    assert_eq!(
+        c.state().db("db").unwrap().table("m").unwrap().columns(),
+        ta.columns()
+    );
 }
 
 #[test]
 fn db_names() {
     // InfluxDB 3 Core's rule, its own cases among them.
-    for ok in ["a", "1", "db", "my-db", "A1", "telegraf", "a-", "my_db", "foo/bar", "1/2", "1/-", "1/_", &"x".repeat(64)] {
+    for ok in [
+        "a",
+        "1",
+        "db",
+        "my-db",
+        "A1",
+        "telegraf",
+        "a-",
+        "my_db",
+        "foo/bar",
+        "1/2",
+        "1/-",
+        "1/_",
+        &"x".repeat(64),
+    ] {
         assert!(validate_db_name(ok).is_ok(), "{ok}");
     }
-    for bad in ["", "-a", "_a", "/", "a b", "a.b", "ä", "foo/", "foo/bar/baz", "foo///", "foo?bar", "foo#bar", "foo@bar/baz", &"x".repeat(65)] {
+    for bad in [
+        "",
+        "-a",
+        "_a",
+        "/",
+        "a b",
+        "a.b",
+        "ä",
+        "foo/",
+        "foo/bar/baz",
+        "foo///",
+        "foo?bar",
+        "foo#bar",
+        "foo@bar/baz",
+        &"x".repeat(65),
+    ] {
         assert!(validate_db_name(bad).is_err(), "{bad}");
     }
 }
@@ -115,8 +185,12 @@ fn db_names() {
 #[tokio::test]
 async fn tokens_are_stored_as_hashes_and_shared() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let a = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
-    let b = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let a = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
+    let b = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
     let secret = tokens::generate_token().unwrap();
     let create = |name: &str| {
         let name: Arc<str> = Arc::from(name);
@@ -148,13 +222,17 @@ async fn tokens_are_stored_as_hashes_and_shared() {
     assert_eq!(&*t.name, "_admin");
     assert!(s.token_by_hash(&tokens::hash_token("apiv3_nope")).is_none());
     // The secret itself is nowhere in the store.
-    let files: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)).await.unwrap();
+    let files: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+        .await
+        .unwrap();
     for f in files {
         let data = store.get(&f.location).await.unwrap().bytes().await.unwrap();
         assert!(!String::from_utf8_lossy(&data).contains(&secret[6..]));
     }
     let id = t.id;
-    a.update(|_| Ok(vec![CatalogOp::DeleteToken { id }])).await.unwrap();
+    a.update(|_| Ok(vec![CatalogOp::DeleteToken { id }]))
+        .await
+        .unwrap();
     let c = Catalog::load(store, Path::default()).await.unwrap();
     assert_eq!(c.state().tokens().count(), 0);
 }
@@ -164,9 +242,14 @@ async fn tokens_are_stored_as_hashes_and_shared() {
 #[tokio::test]
 async fn soft_deletes_replay_and_free_names() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let c = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let c = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
     let s = c.ensure(&change("db", "cpu", &[("v", F)])).await.unwrap();
-    let (db_id, table_id) = (s.db("db").unwrap().id, s.db("db").unwrap().table("cpu").unwrap().id);
+    let (db_id, table_id) = (
+        s.db("db").unwrap().id,
+        s.db("db").unwrap().table("cpu").unwrap().id,
+    );
     c.update(|_| {
         Ok(vec![CatalogOp::SoftDeleteTable {
             db_id,
@@ -191,7 +274,9 @@ async fn soft_deletes_replay_and_free_names() {
     .unwrap();
     let s = c.ensure(&change("db", "mem", &[("v", F)])).await.unwrap();
 
-    let reader = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
+    let reader = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
     for s in [s, reader.state()] {
         let db = s.db("db").unwrap();
         assert_ne!(db.id, db_id, "a new database took the name");
@@ -214,22 +299,55 @@ async fn soft_deletes_replay_and_free_names() {
 #[tokio::test]
 async fn transactions_keep_unchanged_schemas() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let c = Catalog::load(Arc::clone(&store), Path::default()).await.unwrap();
-    c.ensure(&change("a", "cpu", &[("host", ColumnKind::Tag), ("usage", F)])).await.unwrap();
+    let c = Catalog::load(Arc::clone(&store), Path::default())
+        .await
+        .unwrap();
+    c.ensure(&change(
+        "a",
+        "cpu",
+        &[("host", ColumnKind::Tag), ("usage", F)],
+    ))
+    .await
+    .unwrap();
     c.ensure(&change("a", "mem", &[("free", I)])).await.unwrap();
-    let before = c.ensure(&change("b", "cpu", &[("usage", F)])).await.unwrap();
+    let before = c
+        .ensure(&change("b", "cpu", &[("usage", F)]))
+        .await
+        .unwrap();
     let after = c.ensure(&change("b", "cpu", &[("idle", F)])).await.unwrap();
     assert!(after.seq > before.seq);
     assert!(Arc::ptr_eq(before.db("a").unwrap(), after.db("a").unwrap()));
-    assert!(!Arc::ptr_eq(before.db("b").unwrap(), after.db("b").unwrap()));
+    assert!(!Arc::ptr_eq(
+        before.db("b").unwrap(),
+        after.db("b").unwrap()
+    ));
     let after2 = c.ensure(&change("a", "mem", &[("used", I)])).await.unwrap();
-    let (cpu, cpu2) = (after.db("a").unwrap().table("cpu").unwrap(), after2.db("a").unwrap().table("cpu").unwrap());
+    let (cpu, cpu2) = (
+        after.db("a").unwrap().table("cpu").unwrap(),
+        after2.db("a").unwrap().table("cpu").unwrap(),
+    );
     assert!(Arc::ptr_eq(cpu, cpu2));
-    assert!(after2.db("a").unwrap().table("mem").unwrap().column("used").is_some());
+    assert!(
+        after2
+            .db("a")
+            .unwrap()
+            .table("mem")
+            .unwrap()
+            .column("used")
+            .is_some()
+    );
 
     let reloaded = Catalog::load(store, Path::default()).await.unwrap().state();
     let a = reloaded.db("a").unwrap();
     assert!(a.table("cpu").unwrap().column("usage").is_some());
     assert!(a.table("mem").unwrap().column("used").is_some());
-    assert!(reloaded.db("b").unwrap().table("cpu").unwrap().column("idle").is_some());
+    assert!(
+        reloaded
+            .db("b")
+            .unwrap()
+            .table("cpu")
+            .unwrap()
+            .column("idle")
+            .is_some()
+    );
 }

@@ -90,7 +90,11 @@ impl Permission {
                 Action::Write => "write",
             })
             .collect();
-        format!("{kind}:{}:{}", self.resource_names.join(","), actions.join(","))
+        format!(
+            "{kind}:{}:{}",
+            self.resource_names.join(","),
+            actions.join(",")
+        )
     }
 }
 
@@ -122,7 +126,11 @@ impl TokenInfo {
 
     /// Whether the token allows `action` on `name` of `kind`.
     pub fn allows(&self, kind: ResourceType, name: &str, action: Action) -> bool {
-        self.admin || self.permissions.iter().any(|p| p.allows(kind, name, action))
+        self.admin
+            || self
+                .permissions
+                .iter()
+                .any(|p| p.allows(kind, name, action))
     }
 }
 
@@ -149,7 +157,11 @@ mod tests {
         assert!(t.starts_with("apiv3_"));
         // 64 bytes in unpadded base64 are 86 characters.
         assert_eq!(t.len(), 6 + 86);
-        assert!(t[6..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            t[6..]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert_ne!(t, generate_token().unwrap());
         let h = hash_token(&t);
         assert_eq!(h.len(), 64);

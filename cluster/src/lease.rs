@@ -307,7 +307,8 @@ impl Shared {
     fn is_valid(&self) -> bool {
         *self.status.borrow() == Status::Held
             && self.renewed().elapsed() < self.timing.validity()
-            && (self.hook.is_none() || self.fenced.load(Ordering::Acquire) == self.epoch.load(Ordering::Acquire))
+            && (self.hook.is_none()
+                || self.fenced.load(Ordering::Acquire) == self.epoch.load(Ordering::Acquire))
     }
 
     fn lose(&self, why: String) {
@@ -385,7 +386,9 @@ impl Shared {
                     "another process took lease '{}' while renewals failed",
                     self.name
                 )),
-                Err(e) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "lease renewal failed; retrying")
+                }
             }
             return;
         }
@@ -410,7 +413,9 @@ impl Shared {
         }
         match self.write_beat(epoch, false).await {
             Ok(()) => self.set_renewed(started),
-            Err(e) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed; retrying"),
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, "lease renewal failed; retrying")
+            }
         }
         if self.fenced.load(Ordering::Acquire) != epoch
             && let Err(e) = self.fence(epoch).await
@@ -464,7 +469,8 @@ impl Lease {
         }
         let renewing = Arc::clone(&shared);
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(renewing.timing.heartbeat.max(Duration::from_millis(10)));
+            let mut tick =
+                tokio::time::interval(renewing.timing.heartbeat.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
@@ -527,7 +533,12 @@ impl Lease {
     /// Stops renewing and marks the lease released, so the next holder
     /// takes it at once (a graceful shutdown).
     pub async fn release(&self) {
-        if let Some(task) = self.renewer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(task) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             task.abort();
         }
         let was_held = self.shared.status.send_replace(Status::Released) == Status::Held;
@@ -545,7 +556,12 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(task) = self.renewer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(task) = self
+            .renewer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             task.abort();
         }
     }
@@ -564,7 +580,9 @@ async fn take(shared: &Shared, contention: Contention) -> Result<u64, LeaseError
             Some(e) => {
                 let sig = observed.signature();
                 match &watching {
-                    Some((s, since)) if *s == sig => (since.elapsed() >= timing.timeout).then_some(e + 1),
+                    Some((s, since)) if *s == sig => {
+                        (since.elapsed() >= timing.timeout).then_some(e + 1)
+                    }
                     Some(_) => {
                         let holder = observed.claim.map(|c| c.holder);
                         match (contention, holder) {
@@ -600,11 +618,12 @@ async fn take(shared: &Shared, contention: Contention) -> Result<u64, LeaseError
                 shared.epoch.store(epoch, Ordering::Release);
                 shared.write_beat(epoch, false).await?;
                 shared.set_renewed(Instant::now());
-                for path in observed
-                    .older
-                    .iter()
-                    .chain(observed.epoch.map(|e| object(&shared.dir, e, "claim")).iter())
-                {
+                for path in observed.older.iter().chain(
+                    observed
+                        .epoch
+                        .map(|e| object(&shared.dir, e, "claim"))
+                        .iter(),
+                ) {
                     let _ = store.delete(path).await;
                 }
                 if let Some(e) = observed.epoch {
@@ -625,7 +644,11 @@ async fn take(shared: &Shared, contention: Contention) -> Result<u64, LeaseError
 /// Marks the latest epoch of lease `name` stopped: its holder (if it still
 /// runs) stops at its next heartbeat, and the next holder need not wait.
 /// Returns the holder, or `None` if the lease was never taken.
-pub(crate) async fn stop(store: &dyn ObjectStore, prefix: &Path, name: &str) -> Result<Option<Holder>, LeaseError> {
+pub(crate) async fn stop(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    name: &str,
+) -> Result<Option<Holder>, LeaseError> {
     let dir = lease_dir(prefix, name);
     let observed = observe(store, &dir).await?;
     let (Some(epoch), Some(claim)) = (observed.epoch, observed.claim) else {
@@ -670,7 +693,10 @@ mod tests {
         }
     }
 
-    async fn take_lease(store: &Arc<dyn ObjectStore>, contention: Contention) -> Result<Arc<Lease>, LeaseError> {
+    async fn take_lease(
+        store: &Arc<dyn ObjectStore>,
+        contention: Contention,
+    ) -> Result<Arc<Lease>, LeaseError> {
         Lease::acquire(
             Arc::clone(store),
             &Path::default(),
@@ -685,7 +711,8 @@ mod tests {
 
     fn stores() -> Vec<(Arc<dyn ObjectStore>, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
-        let local: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let local: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
         vec![(Arc::new(InMemory::new()), None), (local, Some(dir))]
     }
 
@@ -699,7 +726,10 @@ mod tests {
             assert!(first.is_valid());
             let started = Instant::now();
             let err = take_lease(&store, Contention::Refuse).await.unwrap_err();
-            assert!(started.elapsed() < FAST.timeout, "refused before the timeout");
+            assert!(
+                started.elapsed() < FAST.timeout,
+                "refused before the timeout"
+            );
             assert!(matches!(err, LeaseError::Held { .. }), "{err}");
             assert!(err.to_string().contains("node a"), "{err}");
             assert!(first.is_valid(), "the holder keeps it");
@@ -720,14 +750,19 @@ mod tests {
             next.release().await;
             let started = Instant::now();
             let third = take_lease(&store, Contention::Refuse).await.unwrap();
-            assert!(started.elapsed() < FAST.timeout, "a released lease is taken at once");
+            assert!(
+                started.elapsed() < FAST.timeout,
+                "a released lease is taken at once"
+            );
             assert_eq!(third.epoch(), 3);
             // Older epochs' objects are cleaned up.
             let objects: Vec<_> = store.list(None).try_collect().await.unwrap();
             assert!(
-                objects
-                    .iter()
-                    .all(|m| m.location.filename().unwrap().starts_with("00000000000000000003")),
+                objects.iter().all(|m| m
+                    .location
+                    .filename()
+                    .unwrap()
+                    .starts_with("00000000000000000003")),
                 "{objects:?}"
             );
         }
@@ -745,7 +780,10 @@ mod tests {
             async move { take_lease(&store, Contention::Wait).await.unwrap() }
         });
         tokio::time::sleep(FAST.timeout * 2).await;
-        assert!(!standby.is_finished(), "a standby waits while the holder renews");
+        assert!(
+            !standby.is_finished(),
+            "a standby waits while the holder renews"
+        );
         // Pause renewals: the holder goes invalid, then the standby takes over.
         if let Some(task) = first.renewer.lock().unwrap().take() {
             task.abort();
@@ -773,7 +811,10 @@ mod tests {
         assert!(!lease.is_valid());
         assert!(lease.wait_valid(FAST.timeout).await, "reclaimed");
         assert_eq!(lease.epoch(), 2);
-        let stopped = stop(store.as_ref(), &Path::default(), "node-a").await.unwrap().unwrap();
+        let stopped = stop(store.as_ref(), &Path::default(), "node-a")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stopped.node_id, "a");
         let why = tokio::time::timeout(Duration::from_secs(1), lease.lost())
             .await
@@ -810,12 +851,25 @@ mod tests {
             seen.lock().unwrap().push(epoch);
             Box::pin(async { Ok(()) })
         });
-        let lease = Lease::acquire(Arc::clone(&store), &Path::default(), "node-a", holder("a"), timing, Contention::Refuse, Some(hook))
-            .await
-            .unwrap();
+        let lease = Lease::acquire(
+            Arc::clone(&store),
+            &Path::default(),
+            "node-a",
+            holder("a"),
+            timing,
+            Contention::Refuse,
+            Some(hook),
+        )
+        .await
+        .unwrap();
         lease.shared.set_renewed(Instant::now() - timing.timeout);
         assert!(!lease.is_valid());
-        assert!(lease.wait_valid(timing.heartbeat + timing.heartbeat / 2).await, "valid within one heartbeat");
+        assert!(
+            lease
+                .wait_valid(timing.heartbeat + timing.heartbeat / 2)
+                .await,
+            "valid within one heartbeat"
+        );
         assert_eq!(lease.epoch(), 2);
         assert_eq!(*fenced.lock().unwrap(), vec![1, 2]);
     }

@@ -56,7 +56,11 @@ pub struct Registry {
 impl Registry {
     /// The registry under `prefix` on `store`.
     pub fn new(store: std::sync::Arc<dyn ObjectStore>, prefix: Path, timing: LeaseTiming) -> Self {
-        Self { store, prefix, timing }
+        Self {
+            store,
+            prefix,
+            timing,
+        }
     }
 
     /// Every registered node (see [`list`]).
@@ -74,7 +78,9 @@ impl Registry {
         match self.nodes().await {
             Ok(nodes) => nodes
                 .into_iter()
-                .filter(|n| n.state == NodeState::Running && n.holder.roles.iter().any(|r| r == role))
+                .filter(|n| {
+                    n.state == NodeState::Running && n.holder.roles.iter().any(|r| r == role)
+                })
                 .map(|n| format!("{} at {}", n.holder.node_id, n.holder.address))
                 .collect(),
             Err(e) => {
@@ -88,7 +94,11 @@ impl Registry {
 /// Every node that ever took a node-id lease on this store, by node id.
 /// The state compares heartbeat times with this machine's clock, so it is
 /// for display; leases themselves never compare clocks.
-pub async fn list(store: &dyn ObjectStore, prefix: &Path, timing: LeaseTiming) -> Result<Vec<NodeStatus>, LeaseError> {
+pub async fn list(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    timing: LeaseTiming,
+) -> Result<Vec<NodeStatus>, LeaseError> {
     let root = prefix.clone().join("catalog").join("leases");
     let listing = store.list_with_delimiter(Some(&root)).await?;
     let mut nodes = Vec::new();
@@ -127,7 +137,11 @@ pub async fn list(store: &dyn ObjectStore, prefix: &Path, timing: LeaseTiming) -
 /// Use it once the process is gone: a replacement may then take the node id
 /// without waiting for the lease timeout. A process that still runs stops at
 /// its next heartbeat. Returns the node, or `None` if no such node exists.
-pub async fn stop(store: &dyn ObjectStore, prefix: &Path, node_id: &str) -> Result<Option<Holder>, LeaseError> {
+pub async fn stop(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    node_id: &str,
+) -> Result<Option<Holder>, LeaseError> {
     lease::stop(store, prefix, &crate::node_lease_name(node_id)).await
 }
 
@@ -181,8 +195,13 @@ mod tests {
         let killed = leases.pop().unwrap();
         drop(killed);
         tokio::time::sleep(timing.timeout + Duration::from_millis(100)).await;
-        let nodes = list(store.as_ref(), &Path::default(), timing).await.unwrap();
-        let seen: Vec<_> = nodes.iter().map(|n| (n.holder.node_id.as_str(), n.state)).collect();
+        let nodes = list(store.as_ref(), &Path::default(), timing)
+            .await
+            .unwrap();
+        let seen: Vec<_> = nodes
+            .iter()
+            .map(|n| (n.holder.node_id.as_str(), n.state))
+            .collect();
         assert_eq!(
             seen,
             vec![

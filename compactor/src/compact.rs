@@ -53,14 +53,23 @@ pub(crate) fn plan(s: &CatalogState, max_rows: u64) -> Vec<Run> {
     let small = |f: &ParquetFile| f.row_count < max_rows / 2 && day(f.min_time) == day(f.max_time);
     for db in s.databases() {
         for t in db.tables() {
-            let Some(files) = s.table_files(db.id, t.id) else { continue };
+            let Some(files) = s.table_files(db.id, t.id) else {
+                continue;
+            };
             // Days with at least two small files.
             let mut small_per_day: BTreeMap<i64, usize> = BTreeMap::new();
             for f in files.values().filter(|f| small(f)) {
                 *small_per_day.entry(day(f.min_time)).or_default() += 1;
             }
-            for d in small_per_day.into_iter().filter(|(_, n)| *n >= 2).map(|(d, _)| d) {
-                let (lo, hi) = (d.saturating_mul(DAY_NS), (d + 1).saturating_mul(DAY_NS).saturating_sub(1));
+            for d in small_per_day
+                .into_iter()
+                .filter(|(_, n)| *n >= 2)
+                .map(|(d, _)| d)
+            {
+                let (lo, hi) = (
+                    d.saturating_mul(DAY_NS),
+                    (d + 1).saturating_mul(DAY_NS).saturating_sub(1),
+                );
                 let mut run: Vec<Arc<ParquetFile>> = Vec::new();
                 let mut rows = 0u64;
                 let mut finish = |run: &mut Vec<Arc<ParquetFile>>| {
@@ -102,13 +111,20 @@ pub(crate) async fn merge(
     fence: Option<&crate::Fence>,
 ) -> Result<bool, String> {
     let state = catalog.state();
-    let Some(table) = state.db_by_id(run.db_id).and_then(|d| d.table_by_id(run.table_id)).cloned() else {
+    let Some(table) = state
+        .db_by_id(run.db_id)
+        .and_then(|d| d.table_by_id(run.table_id))
+        .cloned()
+    else {
         return Ok(false);
     };
     let schema = buffer::table_arrow_schema(&table);
     let mut batches = Vec::new();
     for f in &run.files {
-        for b in parquet_store::read_file(store, &f.path).await.map_err(|e| e.to_string())? {
+        for b in parquet_store::read_file(store, &f.path)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             batches.push(buffer::align(&b, &schema).map_err(|e| e.to_string())?);
         }
     }
@@ -122,11 +138,17 @@ pub(crate) async fn merge(
         .and_then(|b| buffer::compact_dictionaries(&b))
         .map_err(|e| e.to_string())?;
     drop(all);
-    let chunk_time = run.files.iter().map(|f| f.chunk_time).min().unwrap_or_default();
+    let chunk_time = run
+        .files
+        .iter()
+        .map(|f| f.chunk_time)
+        .min()
+        .unwrap_or_default();
     let path = parquet_store::sibling_path(&run.files[0].path);
-    let mut added = parquet_store::write_file_at(store, path, run.db_id, &table, chunk_time, &merged)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut added =
+        parquet_store::write_file_at(store, path, run.db_id, &table, chunk_time, &merged)
+            .await
+            .map_err(|e| e.to_string())?;
     added.level = 1;
     added.max_wal_seq = run.files.iter().map(|f| f.max_wal_seq).max().unwrap_or(0);
     let removed: Vec<u64> = run.files.iter().map(|f| f.id).collect();
@@ -178,12 +200,17 @@ mod tests {
     }
 
     async fn catalog_with(files: Vec<ParquetFile>) -> Arc<Catalog> {
-        let c = Catalog::load(Arc::new(InMemory::new()), Path::default()).await.unwrap();
+        let c = Catalog::load(Arc::new(InMemory::new()), Path::default())
+            .await
+            .unwrap();
         c.ensure(&SchemaChange {
             db: "db".to_string(),
             tables: vec![TableChange {
                 name: "m".to_string(),
-                columns: vec![("host".to_string(), ColumnKind::Tag), ("v".to_string(), ColumnKind::Field(FieldType::Float))],
+                columns: vec![
+                    ("host".to_string(), ColumnKind::Tag),
+                    ("v".to_string(), ColumnKind::Field(FieldType::Float)),
+                ],
             }],
         })
         .await
@@ -201,7 +228,9 @@ mod tests {
     }
 
     fn ids(runs: &[Run]) -> Vec<Vec<u64>> {
-        runs.iter().map(|r| r.files.iter().map(|f| f.id).collect()).collect()
+        runs.iter()
+            .map(|r| r.files.iter().map(|f| f.id).collect())
+            .collect()
     }
 
     /// Runs are per day, in id order, capped in rows, and broken by big
@@ -249,7 +278,12 @@ mod tests {
     /// inputs are partly gone changes nothing and leaves its file as garbage.
     #[tokio::test]
     async fn replace_keeps_the_newest_id_or_nothing() {
-        let c = catalog_with(vec![file(1, 10, 0, H), file(2, 10, H, 2 * H), file(3, 10, 2 * H, 3 * H)]).await;
+        let c = catalog_with(vec![
+            file(1, 10, 0, H),
+            file(2, 10, H, 2 * H),
+            file(3, 10, 2 * H, 3 * H),
+        ])
+        .await;
         let s = replace(&c, &[1, 2], "data/0/0/merged.parquet", 7).await;
         let files = s.table_files(0, 0).unwrap();
         assert_eq!(files.keys().copied().collect::<Vec<_>>(), vec![2, 3]);

@@ -72,8 +72,16 @@ fn ns(d: Duration) -> i64 {
 impl Maintenance {
     /// Maintenance over `catalog` and `store` (the root store: catalog paths
     /// include the prefix).
-    pub fn new(catalog: Arc<Catalog>, store: Arc<dyn ObjectStore>, config: MaintenanceConfig) -> Self {
-        Self { catalog, store, config }
+    pub fn new(
+        catalog: Arc<Catalog>,
+        store: Arc<dyn ObjectStore>,
+        config: MaintenanceConfig,
+    ) -> Self {
+        Self {
+            catalog,
+            store,
+            config,
+        }
     }
 
     /// Runs passes every interval while `lease` is held; returns why it
@@ -104,7 +112,9 @@ impl Maintenance {
                     "maintenance pass"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "maintenance pass failed; retrying next interval"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "maintenance pass failed; retrying next interval")
+                }
             }
         }
     }
@@ -151,8 +161,12 @@ impl Maintenance {
                     report.compacted_files += run.files.len();
                     report.compactions += 1;
                     metrics.compactions.with_label_values(&["ok"]).inc();
-                    metrics.compaction_duration.observe(started.elapsed().as_secs_f64());
-                    metrics.compaction_rows.inc_by(run.files.iter().map(|f| f.row_count).sum());
+                    metrics
+                        .compaction_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    metrics
+                        .compaction_rows
+                        .inc_by(run.files.iter().map(|f| f.row_count).sum());
                     metrics.compacted_files.inc_by(run.files.len() as u64);
                 }
                 Ok(false) => metrics.compactions.with_label_values(&["superseded"]).inc(),
@@ -177,13 +191,19 @@ impl Maintenance {
         for path in due {
             match self.store.delete(&Path::from(path.as_str())).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted.push(path),
-                Err(e) => tracing::warn!(path, error = %e, "could not delete a garbage object; retrying later"),
+                Err(e) => {
+                    tracing::warn!(path, error = %e, "could not delete a garbage object; retrying later")
+                }
             }
         }
         if !deleted.is_empty() {
             report.objects_deleted = deleted.len();
-            self.update(fence, |_| Ok(vec![CatalogOp::ForgetGarbage { paths: deleted.clone() }]))
-                .await?;
+            self.update(fence, |_| {
+                Ok(vec![CatalogOp::ForgetGarbage {
+                    paths: deleted.clone(),
+                }])
+            })
+            .await?;
         }
         Ok(report)
     }
@@ -209,10 +229,18 @@ impl CompactorRole {
     /// `node` (`inflow serve` and `inflow-compactor` both do this, so any
     /// number of them run one compactor). A standby takes over within the
     /// lease timeout once the active one stops renewing.
-    pub fn start(node: &server_common::Node, catalog: &Arc<Catalog>, maintenance: Maintenance) -> Self {
+    pub fn start(
+        node: &server_common::Node,
+        catalog: &Arc<Catalog>,
+        maintenance: Maintenance,
+    ) -> Self {
         let current: Arc<std::sync::Mutex<Option<Arc<cluster::Lease>>>> = Arc::default();
-        let (store, prefix, holder, timing) =
-            (Arc::clone(node.store()), node.prefix().clone(), node.holder().clone(), node.timing());
+        let (store, prefix, holder, timing) = (
+            Arc::clone(node.store()),
+            node.prefix().clone(),
+            node.holder().clone(),
+            node.timing(),
+        );
         let hook = node.fence_hook(catalog, cluster::COMPACTOR_LEASE);
         let held = Arc::clone(&current);
         let task = tokio::spawn(async move {
@@ -235,7 +263,10 @@ impl CompactorRole {
                         continue;
                     }
                 };
-                tracing::info!(epoch = lease.epoch(), "this process is the cluster's compactor");
+                tracing::info!(
+                    epoch = lease.epoch(),
+                    "this process is the cluster's compactor"
+                );
                 *held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&lease));
                 let why = maintenance.run_while_held(&lease).await;
                 held.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -248,7 +279,11 @@ impl CompactorRole {
     /// Stops compacting and releases the lease, so a standby takes over at once.
     pub async fn stop(self) {
         self.task.abort();
-        let lease = self.current.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let lease = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(lease) = lease {
             lease.release().await;
         }
@@ -280,15 +315,28 @@ fn plan_removals(s: &CatalogState, now: i64) -> (Vec<CatalogOp>, usize, usize) {
                 }
                 continue;
             }
-            let Some(cutoff) = db.retention_cutoff(t, now) else { continue };
+            let Some(cutoff) = db.retention_cutoff(t, now) else {
+                continue;
+            };
             if let Some(files) = s.table_files(db.id, t.id) {
-                expired.extend(files.values().filter(|f| f.max_time < cutoff).map(|f| (db.id, t.id, f.id)));
+                expired.extend(
+                    files
+                        .values()
+                        .filter(|f| f.max_time < cutoff)
+                        .map(|f| (db.id, t.id, f.id)),
+                );
             }
         }
     }
     let n = expired.len();
     if n > 0 {
-        ops.insert(0, CatalogOp::RemoveParquetFiles { ids: expired, at_ns: now });
+        ops.insert(
+            0,
+            CatalogOp::RemoveParquetFiles {
+                ids: expired,
+                at_ns: now,
+            },
+        );
     }
     (ops, n, hard)
 }

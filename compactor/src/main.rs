@@ -28,7 +28,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     c.init_logging()?;
     let (store, catalog) = c.open_catalog(false).await?;
     let listener = c.bind().await?;
-    let node = c.join_cluster(&store, &catalog, &[server_common::Role::Compact], &listener).await?;
+    let node = c
+        .join_cluster(&store, &catalog, &[server_common::Role::Compact], &listener)
+        .await?;
     let role = compactor::CompactorRole::start(
         &node,
         &catalog,
@@ -42,7 +44,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             },
         ),
     );
-    let served = c.serve_http(listener, &node, catalog, None, None, http_api::Metrics::new(), None).await;
+    let served = c
+        .serve_http(
+            listener,
+            &node,
+            catalog,
+            None,
+            None,
+            http_api::Metrics::new(),
+            None,
+        )
+        .await;
     role.stop().await;
     if served.is_ok() {
         node.leave().await;

@@ -59,7 +59,11 @@ fn unauthorized(reason: &str) -> ApiError {
 /// of Bearer, Token and Basic on every endpoint; anything else is
 /// [`ApiError::MalformedAuth`] (400). Inflow matches the scheme without
 /// regard to case, where Core wants it capitalised.
-fn credential(family: Family, headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+fn credential(
+    family: Family,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| ApiError::MalformedAuth)?;
         let mut parts = value.split(' ');
@@ -82,7 +86,9 @@ fn credential(family: Family, headers: &HeaderMap, query: Option<&str>) -> Resul
                 // The username is ignored; the password is the token.
                 let (_, password) = decoded.split_once(':').ok_or(ApiError::MalformedAuth)?;
                 if password.is_empty() {
-                    return Err(unauthorized("malformed Basic credentials: the token is empty"));
+                    return Err(unauthorized(
+                        "malformed Basic credentials: the token is empty",
+                    ));
                 }
                 Ok(Some(password.to_string()))
             }
@@ -122,7 +128,8 @@ pub(crate) fn authorize(
     if !settings.enabled {
         return Ok(None);
     }
-    let token = credential(family, headers, query)?.ok_or_else(|| unauthorized("no token given"))?;
+    let token =
+        credential(family, headers, query)?.ok_or_else(|| unauthorized("no token given"))?;
     let state = catalog.state();
     let info = state
         .token_by_hash(&hash_token(&token))
@@ -173,17 +180,48 @@ mod tests {
     /// unauthorized (401).
     #[test]
     fn schemes_per_family() {
-        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anyone:tok"));
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("anyone:tok")
+        );
         for family in [Family::V1, Family::V2, Family::V3] {
             for header in ["Bearer tok", "bearer tok", "Token tok", basic.as_str()] {
-                assert_eq!(credential(family, &h(header), None).unwrap().as_deref(), Some("tok"), "{family:?} {header}");
+                assert_eq!(
+                    credential(family, &h(header), None).unwrap().as_deref(),
+                    Some("tok"),
+                    "{family:?} {header}"
+                );
             }
-            for bad in ["Bearer", "Bearer tok en", "Basic !!!", "Basic Zm9v", "Nonsense", "Digest tok"] {
-                assert!(matches!(credential(family, &h(bad), None), Err(ApiError::MalformedAuth)), "{family:?} {bad}");
+            for bad in [
+                "Bearer",
+                "Bearer tok en",
+                "Basic !!!",
+                "Basic Zm9v",
+                "Nonsense",
+                "Digest tok",
+            ] {
+                assert!(
+                    matches!(
+                        credential(family, &h(bad), None),
+                        Err(ApiError::MalformedAuth)
+                    ),
+                    "{family:?} {bad}"
+                );
             }
-            assert!(matches!(credential(family, &h("Bearer "), None), Err(ApiError::Unauthorized(_))));
+            assert!(matches!(
+                credential(family, &h("Bearer "), None),
+                Err(ApiError::Unauthorized(_))
+            ));
         }
-        assert_eq!(credential(Family::V1, &HeaderMap::new(), Some("db=x&u=me&p=tok")).unwrap().as_deref(), Some("tok"));
-        assert_eq!(credential(Family::V2, &HeaderMap::new(), Some("p=tok")).unwrap(), None);
+        assert_eq!(
+            credential(Family::V1, &HeaderMap::new(), Some("db=x&u=me&p=tok"))
+                .unwrap()
+                .as_deref(),
+            Some("tok")
+        );
+        assert_eq!(
+            credential(Family::V2, &HeaderMap::new(), Some("p=tok")).unwrap(),
+            None
+        );
     }
 }

@@ -15,7 +15,9 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use catalog::{CatalogError, CatalogOp, CatalogState, ColumnDef, ColumnKind, FieldType, validate_db_name};
+use catalog::{
+    CatalogError, CatalogOp, CatalogState, ColumnDef, ColumnKind, FieldType, validate_db_name,
+};
 use query::{Encoder, QueryFormat};
 use serde::Deserialize;
 
@@ -28,14 +30,18 @@ fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(|e| e.respond(Family::V3))
 }
 
-
 /// The query string as pairs; a parameter given twice keeps the last value.
 fn query_pairs(q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(q.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))
+    serde_urlencoded::from_str(q.unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn required<'a>(pairs: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
@@ -49,24 +55,35 @@ fn bool_param(pairs: &[(String, String)], name: &str) -> Result<bool, ApiError> 
         None | Some("") => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ApiError::BadRequest(format!("invalid value '{v}' for '{name}': use true or false"))),
+        Some(v) => Err(ApiError::BadRequest(format!(
+            "invalid value '{v}' for '{name}': use true or false"
+        ))),
     }
 }
 
 /// Parses a retention period such as `30m`, `24h`, `7d`, `1y`.
 pub(crate) fn parse_retention(s: &str) -> Result<i64, ApiError> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        ApiError::BadRequest(format!("invalid retention period '{s}': {e} (examples: 30m, 24h, 7d, 1y)"))
+        ApiError::BadRequest(format!(
+            "invalid retention period '{s}': {e} (examples: 30m, 24h, 7d, 1y)"
+        ))
     })?;
-    let ns = i64::try_from(d.as_nanos()).map_err(|_| ApiError::BadRequest(format!("retention period '{s}' is too long")))?;
+    let ns = i64::try_from(d.as_nanos())
+        .map_err(|_| ApiError::BadRequest(format!("retention period '{s}' is too long")))?;
     if ns <= 0 {
-        return Err(ApiError::BadRequest(format!("retention period '{s}' must be positive")));
+        return Err(ApiError::BadRequest(format!(
+            "retention period '{s}' must be positive"
+        )));
     }
     Ok(ns)
 }
 
 /// `hard_delete_at`: `now`, `never` (or absent), `default`, or an ISO 8601 time.
-fn hard_delete_at(v: Option<&str>, now: i64, default_delay_ns: i64) -> Result<Option<i64>, ApiError> {
+fn hard_delete_at(
+    v: Option<&str>,
+    now: i64,
+    default_delay_ns: i64,
+) -> Result<Option<i64>, ApiError> {
     match v.map(str::trim) {
         None | Some("") | Some("never") => Ok(None),
         Some("now") => Ok(Some(now)),
@@ -85,7 +102,10 @@ fn hard_delete_at(v: Option<&str>, now: i64, default_delay_ns: i64) -> Result<Op
 
 /// The name a soft-deleted database or table takes.
 fn deleted_name(name: &str, now: i64) -> String {
-    format!("{name}-{}", chrono::DateTime::from_timestamp_nanos(now).format("%Y%m%dT%H%M%S"))
+    format!(
+        "{name}-{}",
+        chrono::DateTime::from_timestamp_nanos(now).format("%Y%m%dT%H%M%S")
+    )
 }
 
 /// The parameters every DELETE shares: `data_only`, and `hard_delete_at`
@@ -102,7 +122,11 @@ impl DeleteParams {
         Ok(Self {
             now,
             data_only: bool_param(pairs, "data_only")?,
-            hard: hard_delete_at(param(pairs, "hard_delete_at"), now, state.hard_delete_default_ns)?,
+            hard: hard_delete_at(
+                param(pairs, "hard_delete_at"),
+                now,
+                state.hard_delete_default_ns,
+            )?,
         })
     }
 
@@ -126,18 +150,35 @@ where
 }
 
 fn admin(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<(), ApiError> {
-    authorize(&state.auth, &state.catalog, Family::V3, headers, q, Need::Admin).map(|_| ())
+    authorize(
+        &state.auth,
+        &state.catalog,
+        Family::V3,
+        headers,
+        q,
+        Need::Admin,
+    )
+    .map(|_| ())
 }
 
 /// Checks for an admin token, then parses the query string.
-fn admin_query(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+fn admin_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Option<&str>,
+) -> Result<Vec<(String, String)>, ApiError> {
     admin(state, headers, q)?;
     query_pairs(q)
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body, headers: &HeaderMap, limit: usize) -> Result<T, ApiError> {
+async fn json_body<T: serde::de::DeserializeOwned>(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))
 }
 
 fn db_not_found(db: &str) -> CatalogError {
@@ -154,58 +195,89 @@ pub const HARD_DELETE_DEFAULT_NS: i64 = 72 * 3_600 * 1_000_000_000;
 // ---- databases -------------------------------------------------------------
 
 /// GET /api/v3/configure/database?format=F[&show_deleted=true]
-pub(crate) async fn list_databases(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let caller = authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::AnyToken)?;
-        let pairs = query_pairs(q.as_deref())?;
-        let f = required(&pairs, "format")?;
-        let format = QueryFormat::from_param(f).ok_or_else(|| {
-            ApiError::BadRequest(format!("invalid format '{f}': use json, jsonl, csv, pretty or parquet"))
-        })?;
-        let show_deleted = bool_param(&pairs, "show_deleted")?;
-        let may_see = |name: &str| {
-            caller.as_ref().is_none_or(|t| {
-                t.allows(catalog::ResourceType::Db, name, catalog::Action::Read)
-                    || t.allows(catalog::ResourceType::Db, name, catalog::Action::Write)
-            })
-        };
-        let cs = state.catalog.state();
-        let mut rows: Vec<(String, Option<String>, bool)> = Vec::new();
-        if may_see(::query::INTERNAL_DB) {
-            rows.push((::query::INTERNAL_DB.to_string(), None, false));
-        }
-        for db in cs.all_databases() {
-            let deleted = db.deleted.is_some();
-            let visible_name = db.deleted.as_ref().map_or(&db.name, |d| &d.original_name);
-            if (deleted && !show_deleted) || !may_see(visible_name) {
-                continue;
+pub(crate) async fn list_databases(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let caller = authorize(
+                &state.auth,
+                &state.catalog,
+                Family::V3,
+                &headers,
+                q.as_deref(),
+                Need::AnyToken,
+            )?;
+            let pairs = query_pairs(q.as_deref())?;
+            let f = required(&pairs, "format")?;
+            let format = QueryFormat::from_param(f).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "invalid format '{f}': use json, jsonl, csv, pretty or parquet"
+                ))
+            })?;
+            let show_deleted = bool_param(&pairs, "show_deleted")?;
+            let may_see = |name: &str| {
+                caller.as_ref().is_none_or(|t| {
+                    t.allows(catalog::ResourceType::Db, name, catalog::Action::Read)
+                        || t.allows(catalog::ResourceType::Db, name, catalog::Action::Write)
+                })
+            };
+            let cs = state.catalog.state();
+            let mut rows: Vec<(String, Option<String>, bool)> = Vec::new();
+            if may_see(::query::INTERNAL_DB) {
+                rows.push((::query::INTERNAL_DB.to_string(), None, false));
             }
-            rows.push((db.name.to_string(), db.retention_ns.map(catalog::format_retention), deleted));
+            for db in cs.all_databases() {
+                let deleted = db.deleted.is_some();
+                let visible_name = db.deleted.as_ref().map_or(&db.name, |d| &d.original_name);
+                if (deleted && !show_deleted) || !may_see(visible_name) {
+                    continue;
+                }
+                rows.push((
+                    db.name.to_string(),
+                    db.retention_ns.map(catalog::format_retention),
+                    deleted,
+                ));
+            }
+            let mut fields = vec![
+                Field::new("iox::database", DataType::Utf8, false),
+                Field::new("retention_period", DataType::Utf8, true),
+            ];
+            let mut columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.0.as_str()),
+                )),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
+            ];
+            if show_deleted {
+                fields.push(Field::new("deleted", DataType::Boolean, false));
+                columns.push(Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|r| Some(r.2)),
+                )));
+            }
+            let schema = Arc::new(Schema::new(fields));
+            let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+                .map_err(|e| ApiError::Internal(format!("listing databases: {e}")))?;
+            let mut enc = Encoder::new(format, schema);
+            let mut out = enc
+                .batch(&batch)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .to_vec();
+            out.extend_from_slice(
+                &enc.finish()
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            );
+            let mut resp = Response::new(Body::from(out));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            Ok(resp)
         }
-        let mut fields = vec![
-            Field::new("iox::database", DataType::Utf8, false),
-            Field::new("retention_period", DataType::Utf8, true),
-        ];
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
-        ];
-        if show_deleted {
-            fields.push(Field::new("deleted", DataType::Boolean, false));
-            columns.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.2)))));
-        }
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-            .map_err(|e| ApiError::Internal(format!("listing databases: {e}")))?;
-        let mut enc = Encoder::new(format, schema);
-        let mut out = enc.batch(&batch).map_err(|e| ApiError::Internal(e.to_string()))?.to_vec();
-        out.extend_from_slice(&enc.finish().map_err(|e| ApiError::Internal(e.to_string()))?);
-        let mut resp = Response::new(Body::from(out));
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-        Ok(resp)
-    }
-    .await)
+        .await,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,7 +287,12 @@ struct CreateDatabase {
 }
 
 /// POST /api/v3/configure/database {"db", "retention_period"?}: 200, 400, 409.
-pub(crate) async fn create_database(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn create_database(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     respond(async {
         admin(&state, &headers, q.as_deref())?;
         let req: CreateDatabase = json_body(body, &headers, state.max_request_size).await?;
@@ -253,27 +330,41 @@ struct UpdateDatabase {
 }
 
 /// PUT /api/v3/configure/database {"db", "retention_period"} (or `?db=`): 200, 400, 404.
-pub(crate) async fn update_database(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let req: UpdateDatabase = json_body(body, &headers, state.max_request_size).await?;
-        let db = req
-            .db
-            .or_else(|| param(&pairs, "db").map(str::to_string))
-            .filter(|d| !d.is_empty())
-            .ok_or_else(|| ApiError::BadRequest("missing 'db' (in the JSON body or the query string)".into()))?;
-        let retention = req
-            .retention_period
-            .as_deref()
-            .ok_or_else(|| ApiError::BadRequest("missing 'retention_period' (for example \"7d\")".into()))?;
-        let retention_ns = parse_retention(retention)?;
-        set_db_retention(&state, &db, Some(retention_ns)).await?;
-        Ok(StatusCode::OK.into_response())
-    }
-    .await)
+pub(crate) async fn update_database(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let req: UpdateDatabase = json_body(body, &headers, state.max_request_size).await?;
+            let db = req
+                .db
+                .or_else(|| param(&pairs, "db").map(str::to_string))
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "missing 'db' (in the JSON body or the query string)".into(),
+                    )
+                })?;
+            let retention = req.retention_period.as_deref().ok_or_else(|| {
+                ApiError::BadRequest("missing 'retention_period' (for example \"7d\")".into())
+            })?;
+            let retention_ns = parse_retention(retention)?;
+            set_db_retention(&state, &db, Some(retention_ns)).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        .await,
+    )
 }
 
-async fn set_db_retention(state: &AppState, db: &str, retention_ns: Option<i64>) -> Result<(), ApiError> {
+async fn set_db_retention(
+    state: &AppState,
+    db: &str,
+    retention_ns: Option<i64>,
+) -> Result<(), ApiError> {
     state
         .catalog
         .update(|s| {
@@ -290,58 +381,76 @@ async fn set_db_retention(state: &AppState, db: &str, retention_ns: Option<i64>)
 
 /// POST /api/v3/configure/database/retention_period?db=&duration=: 204, 400, 404
 /// (InfluxDB 3 Core's endpoint; PUT /api/v3/configure/database does the same).
-pub(crate) async fn set_database_retention(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        let duration = parse_retention(required(&pairs, "duration")?)?;
-        set_db_retention(&state, db, Some(duration)).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await)
+pub(crate) async fn set_database_retention(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            let duration = parse_retention(required(&pairs, "duration")?)?;
+            set_db_retention(&state, db, Some(duration)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
 }
 
 /// DELETE /api/v3/configure/database/retention_period?db=: 204, 404.
-pub(crate) async fn delete_database_retention(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        set_db_retention(&state, db, None).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await)
+pub(crate) async fn delete_database_retention(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            set_db_retention(&state, db, None).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
 }
 
 /// DELETE /api/v3/configure/database?db=[&data_only][&remove_tables][&hard_delete_at]: 200, 400, 404.
-pub(crate) async fn delete_database(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        let remove_tables = bool_param(&pairs, "remove_tables")?;
-        let p = DeleteParams::parse(&state, &pairs)?;
-        commit_delete(&state, |s| {
-            let d = s.db(db).ok_or_else(|| db_not_found(db))?;
-            if p.data_only {
-                return Ok(vec![CatalogOp::ClearDatabaseData {
+pub(crate) async fn delete_database(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            let remove_tables = bool_param(&pairs, "remove_tables")?;
+            let p = DeleteParams::parse(&state, &pairs)?;
+            commit_delete(&state, |s| {
+                let d = s.db(db).ok_or_else(|| db_not_found(db))?;
+                if p.data_only {
+                    return Ok(vec![CatalogOp::ClearDatabaseData {
+                        db_id: d.id,
+                        at_ns: p.now,
+                        remove_tables,
+                    }]);
+                }
+                let mut ops = vec![CatalogOp::SoftDeleteDatabase {
                     db_id: d.id,
-                    at_ns: p.now,
-                    remove_tables,
-                }]);
-            }
-            let mut ops = vec![CatalogOp::SoftDeleteDatabase {
-                db_id: d.id,
-                new_name: deleted_name(db, p.now),
-                deleted_at_ns: p.now,
-                hard_delete_at_ns: p.hard,
-            }];
-            if p.hard_now() {
-                ops.push(CatalogOp::RemoveDatabase { db_id: d.id });
-            }
-            Ok(ops)
-        })
-        .await
-    }
-    .await)
+                    new_name: deleted_name(db, p.now),
+                    deleted_at_ns: p.now,
+                    hard_delete_at_ns: p.hard,
+                }];
+                if p.hard_now() {
+                    ops.push(CatalogOp::RemoveDatabase { db_id: d.id });
+                }
+                Ok(ops)
+            })
+            .await
+        }
+        .await,
+    )
 }
 
 // ---- tables ----------------------------------------------------------------
@@ -379,13 +488,20 @@ fn field_type(t: &str) -> Result<FieldType, ApiError> {
 
 fn check_identifier(what: &str, name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!("invalid {what} name '{name}': use 1 to 256 printable characters")));
+        return Err(ApiError::BadRequest(format!(
+            "invalid {what} name '{name}': use 1 to 256 printable characters"
+        )));
     }
     Ok(())
 }
 
 /// POST /api/v3/configure/table: 200, 400 (bad request or the table exists), 404 (no database).
-pub(crate) async fn create_table(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn create_table(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     respond(async {
         admin(&state, &headers, q.as_deref())?;
         let req: CreateTable = json_body(body, &headers, state.max_request_size).await?;
@@ -468,7 +584,12 @@ struct UpdateTable {
     retention_period: Option<String>,
 }
 
-async fn set_table_retention(state: &AppState, db: &str, table: &str, retention_ns: Option<i64>) -> Result<(), ApiError> {
+async fn set_table_retention(
+    state: &AppState,
+    db: &str,
+    table: &str,
+    retention_ns: Option<i64>,
+) -> Result<(), ApiError> {
     state
         .catalog
         .update(|s| {
@@ -492,71 +613,101 @@ fn table_ids(s: &CatalogState, db: &str, table: &str) -> Result<(u32, u32), Cata
 
 /// PUT /api/v3/configure/table {"db", "table", "retention_period"}: 200, 400, 404.
 /// An empty or absent retention period clears the table's own retention.
-pub(crate) async fn update_table(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
-    respond(async {
-        admin(&state, &headers, q.as_deref())?;
-        let req: UpdateTable = json_body(body, &headers, state.max_request_size).await?;
-        let retention_ns = req.retention_period.as_deref().filter(|r| !r.is_empty()).map(parse_retention).transpose()?;
-        set_table_retention(&state, &req.db, &req.table, retention_ns).await?;
-        Ok(StatusCode::OK.into_response())
-    }
-    .await)
+pub(crate) async fn update_table(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            admin(&state, &headers, q.as_deref())?;
+            let req: UpdateTable = json_body(body, &headers, state.max_request_size).await?;
+            let retention_ns = req
+                .retention_period
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(parse_retention)
+                .transpose()?;
+            set_table_retention(&state, &req.db, &req.table, retention_ns).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        .await,
+    )
 }
 
 /// DELETE /api/v3/configure/table?db=&table=[&data_only][&hard_delete_at]: 200, 400, 404.
-pub(crate) async fn delete_table(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        let table = required(&pairs, "table")?;
-        let p = DeleteParams::parse(&state, &pairs)?;
-        commit_delete(&state, |s| {
-            let (db_id, table_id) = table_ids(s, db, table)?;
-            if p.data_only {
-                return Ok(vec![CatalogOp::ClearTableData {
+pub(crate) async fn delete_table(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            let table = required(&pairs, "table")?;
+            let p = DeleteParams::parse(&state, &pairs)?;
+            commit_delete(&state, |s| {
+                let (db_id, table_id) = table_ids(s, db, table)?;
+                if p.data_only {
+                    return Ok(vec![CatalogOp::ClearTableData {
+                        db_id,
+                        table_id,
+                        at_ns: p.now,
+                    }]);
+                }
+                let mut ops = vec![CatalogOp::SoftDeleteTable {
                     db_id,
                     table_id,
-                    at_ns: p.now,
-                }]);
-            }
-            let mut ops = vec![CatalogOp::SoftDeleteTable {
-                db_id,
-                table_id,
-                new_name: deleted_name(table, p.now),
-                deleted_at_ns: p.now,
-                hard_delete_at_ns: p.hard,
-            }];
-            if p.hard_now() {
-                ops.push(CatalogOp::RemoveTable { db_id, table_id });
-            }
-            Ok(ops)
-        })
-        .await
-    }
-    .await)
+                    new_name: deleted_name(table, p.now),
+                    deleted_at_ns: p.now,
+                    hard_delete_at_ns: p.hard,
+                }];
+                if p.hard_now() {
+                    ops.push(CatalogOp::RemoveTable { db_id, table_id });
+                }
+                Ok(ops)
+            })
+            .await
+        }
+        .await,
+    )
 }
 
 /// POST /api/v3/enterprise/configure/table/retention_period?db=&table=&duration=: 204, 400, 404.
-pub(crate) async fn set_table_retention_period(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        let table = required(&pairs, "table")?;
-        let duration = parse_retention(required(&pairs, "duration")?)?;
-        set_table_retention(&state, db, table, Some(duration)).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await)
+pub(crate) async fn set_table_retention_period(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            let table = required(&pairs, "table")?;
+            let duration = parse_retention(required(&pairs, "duration")?)?;
+            set_table_retention(&state, db, table, Some(duration)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
 }
 
 /// DELETE /api/v3/enterprise/configure/table/retention_period?db=&table=: 204, 404.
-pub(crate) async fn clear_table_retention_period(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        let pairs = admin_query(&state, &headers, q.as_deref())?;
-        let db = required(&pairs, "db")?;
-        let table = required(&pairs, "table")?;
-        set_table_retention(&state, db, table, None).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await)
+pub(crate) async fn clear_table_retention_period(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let db = required(&pairs, "db")?;
+            let table = required(&pairs, "table")?;
+            set_table_retention(&state, db, table, None).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
 }

@@ -73,7 +73,9 @@ pub enum ApiError {
     WrongNode(String),
     /// 400: the `Authorization` header is not `<scheme> <token>` with a
     /// scheme of Bearer, Token or Basic (InfluxDB 3 Core's message).
-    #[error("Authorization header was malformed, the request was not in the form of 'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic")]
+    #[error(
+        "Authorization header was malformed, the request was not in the form of 'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic"
+    )]
     MalformedAuth,
     /// 500.
     #[error("{0}")]
@@ -90,9 +92,9 @@ pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
         CatalogError::AlreadyExists(m) => ApiError::Conflict(m),
         CatalogError::NotFound(m) => ApiError::NotFound(m),
         CatalogError::Invalid(m) => ApiError::BadRequest(m),
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) | CatalogError::LeaseLost { .. } => {
-            ApiError::Unavailable(e.to_string())
-        }
+        CatalogError::ObjectStore(_)
+        | CatalogError::TooMuchContention(_)
+        | CatalogError::LeaseLost { .. } => ApiError::Unavailable(e.to_string()),
         CatalogError::ReadOnly => ApiError::WrongNode(e.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
@@ -101,8 +103,12 @@ pub(crate) fn catalog_error(e: catalog::CatalogError) -> ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Lines { rejected, .. } if rejected.iter().any(|r| r.limit) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::MalformedAuth => StatusCode::BAD_REQUEST,
+            ApiError::Lines { rejected, .. } if rejected.iter().any(|r| r.limit) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::BadRequest(_) | ApiError::Lines { .. } | ApiError::MalformedAuth => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -152,7 +158,9 @@ impl ApiError {
             }
             // Core answers a malformed header before routing, with one body
             // for every API family.
-            (_, ApiError::MalformedAuth) => (status, Json(json!({"error": self.to_string()}))).into_response(),
+            (_, ApiError::MalformedAuth) => {
+                (status, Json(json!({"error": self.to_string()}))).into_response()
+            }
             (Family::V2, ApiError::Lines { rejected, partial }) => {
                 let first = rejected.first();
                 let more = rejected.len().saturating_sub(1);
@@ -176,10 +184,18 @@ impl ApiError {
                 }
                 (status, Json(body)).into_response()
             }
-            (Family::V2, _) => {
-                (status, Json(json!({"code": self.v2_code(), "message": self.to_string()}))).into_response()
-            }
-            (_, ApiError::Lines { rejected, partial: false }) => {
+            (Family::V2, _) => (
+                status,
+                Json(json!({"code": self.v2_code(), "message": self.to_string()})),
+            )
+                .into_response(),
+            (
+                _,
+                ApiError::Lines {
+                    rejected,
+                    partial: false,
+                },
+            ) => {
                 let data = rejected.first().map(|r| {
                     json!({
                         "original_line": r.original_line,
@@ -187,7 +203,11 @@ impl ApiError {
                         "error_message": r.error_message,
                     })
                 });
-                (status, Json(json!({"error": self.to_string(), "data": data}))).into_response()
+                (
+                    status,
+                    Json(json!({"error": self.to_string(), "data": data})),
+                )
+                    .into_response()
             }
             (_, ApiError::Lines { rejected, .. }) => {
                 let data: Vec<_> = rejected
@@ -201,7 +221,11 @@ impl ApiError {
                         })
                     })
                     .collect();
-                (status, Json(json!({"error": self.to_string(), "data": data}))).into_response()
+                (
+                    status,
+                    Json(json!({"error": self.to_string(), "data": data})),
+                )
+                    .into_response()
             }
             _ => (status, Json(json!({"error": self.to_string()}))).into_response(),
         };
@@ -213,8 +237,10 @@ impl ApiError {
             // These are answered before the body is read; the unread rest makes
             // the connection unusable. Say so, or a pooling client would send its
             // next request into a closed socket.
-            resp.headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

@@ -32,8 +32,8 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 pub mod auth;
-pub mod error;
 mod configure;
+pub mod error;
 mod metrics;
 mod nodes;
 mod sql;
@@ -41,8 +41,8 @@ mod tokens;
 mod write;
 
 pub use auth::AuthSettings;
-pub use error::{ApiError, Family};
 pub use configure::HARD_DELETE_DEFAULT_NS;
+pub use error::{ApiError, Family};
 pub use metrics::{ClusterMetrics, Metrics, cluster_metrics};
 
 /// The version reported by `/ping`: the InfluxDB 3 API version Inflow speaks.
@@ -151,12 +151,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/write_lp", post(write::write_v3))
         .route("/api/v2/write", post(write::write_v2))
         .route("/write", post(write::write_v1))
-        .route("/api/v3/query_sql", get(sql::query_sql).post(sql::query_sql))
+        .route(
+            "/api/v3/query_sql",
+            get(sql::query_sql).post(sql::query_sql),
+        )
         .route("/api/v3/configure/token/admin", post(tokens::create_admin))
-        .route("/api/v3/configure/token/admin/regenerate", post(tokens::regenerate_admin))
-        .route("/api/v3/configure/token/named_admin", post(tokens::create_named_admin))
-        .route("/api/v3/enterprise/configure/token", post(tokens::create_resource))
-        .route("/api/v3/configure/token", axum::routing::delete(tokens::delete))
+        .route(
+            "/api/v3/configure/token/admin/regenerate",
+            post(tokens::regenerate_admin),
+        )
+        .route(
+            "/api/v3/configure/token/named_admin",
+            post(tokens::create_named_admin),
+        )
+        .route(
+            "/api/v3/enterprise/configure/token",
+            post(tokens::create_resource),
+        )
+        .route(
+            "/api/v3/configure/token",
+            axum::routing::delete(tokens::delete),
+        )
         .route(
             "/api/v3/configure/database",
             get(configure::list_databases)
@@ -176,16 +191,26 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v3/enterprise/configure/table/retention_period",
-            post(configure::set_table_retention_period).delete(configure::clear_table_retention_period),
+            post(configure::set_table_retention_period)
+                .delete(configure::clear_table_retention_period),
         )
-        .route("/api/v3/enterprise/configure/node/stop", post(nodes::stop_node))
+        .route(
+            "/api/v3/enterprise/configure/node/stop",
+            post(nodes::stop_node),
+        )
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics_handler))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), role_guard))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), common_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            role_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            common_headers,
+        ))
         .with_state(state)
 }
 
@@ -203,9 +228,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Adds `cluster-uuid`, `request-id` and `x-request-id` to every response and logs the request.
@@ -265,7 +293,11 @@ fn role_for(path: &str) -> Option<&'static str> {
     match path {
         "/api/v3/write_lp" | "/api/v2/write" | "/write" => Some("ingest"),
         "/api/v3/enterprise/configure/node/stop" => None,
-        p if p.starts_with("/api/v3/configure") || p.starts_with("/api/v3/enterprise/configure") => Some("ingest"),
+        p if p.starts_with("/api/v3/configure")
+            || p.starts_with("/api/v3/enterprise/configure") =>
+        {
+            Some("ingest")
+        }
         p if p.starts_with("/api/v3/query") || p == "/query" => Some("query"),
         _ => None,
     }
@@ -277,7 +309,8 @@ async fn role_guard(State(state): State<AppState>, req: Request, next: Next) -> 
     let path = req.uri().path();
     if !state.auth.enabled && path.starts_with("/api/v3/configure/token") {
         // As InfluxDB 3 Core: without auth there are no tokens to manage.
-        return ApiError::NotAllowed("endpoint disabled, started without auth".into()).respond(Family::V3);
+        return ApiError::NotAllowed("endpoint disabled, started without auth".into())
+            .respond(Family::V3);
     }
     let Some(role) = role_for(path) else {
         return next.run(req).await;
@@ -285,14 +318,23 @@ async fn role_guard(State(state): State<AppState>, req: Request, next: Next) -> 
     if state.node.has(role) {
         return next.run(req).await;
     }
-    let family = if path.starts_with("/api/v2/") { Family::V2 } else if path == "/write" || path == "/query" { Family::V1 } else { Family::V3 };
+    let family = if path.starts_with("/api/v2/") {
+        Family::V2
+    } else if path == "/write" || path == "/query" {
+        Family::V1
+    } else {
+        Family::V3
+    };
     let (what, kind) = match role {
         "ingest" => ("writes and catalog changes", "an ingester"),
         _ => ("queries", "a querier"),
     };
     let running = state.node.registry.running(role).await;
     let targets = if running.is_empty() {
-        format!("no {} is running in this cluster now", &kind[kind.find(' ').map_or(0, |i| i + 1)..])
+        format!(
+            "no {} is running in this cluster now",
+            &kind[kind.find(' ').map_or(0, |i| i + 1)..]
+        )
     } else {
         running.join(", ")
     };
@@ -306,17 +348,34 @@ async fn role_guard(State(state): State<AppState>, req: Request, next: Next) -> 
 
 /// Server endpoints need a valid token unless `--disable-authz` opens them.
 /// They accept every scheme, since v1, v2 and v3 clients all call them.
-fn check_server_endpoint(state: &AppState, name: &str, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
+fn check_server_endpoint(
+    state: &AppState,
+    name: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(), Response> {
     if state.auth.open.contains(name) {
         return Ok(());
     }
-    auth::authorize(&state.auth, &state.catalog, Family::V1, headers, query, auth::Need::AnyToken)
-        .map(|_| ())
-        .map_err(|e| e.respond(Family::V3))
+    auth::authorize(
+        &state.auth,
+        &state.catalog,
+        Family::V1,
+        headers,
+        query,
+        auth::Need::AnyToken,
+    )
+    .map(|_| ())
+    .map_err(|e| e.respond(Family::V3))
 }
 
 /// GET and POST answer with the version; HEAD is 404, as InfluxDB 3 does.
-async fn ping(State(state): State<AppState>, method: Method, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn ping(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::POST {
         return not_found().await;
     }
@@ -335,14 +394,22 @@ async fn ping(State(state): State<AppState>, method: Method, RawQuery(q): RawQue
     resp
 }
 
-async fn health(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn health(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_server_endpoint(&state, "health", &headers, q.as_deref()) {
         return r;
     }
     "OK".into_response()
 }
 
-async fn metrics_handler(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn metrics_handler(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = check_server_endpoint(&state, "metrics", &headers, q.as_deref()) {
         return r;
     }
@@ -359,5 +426,9 @@ async fn metrics_handler(State(state): State<AppState>, RawQuery(q): RawQuery, h
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "not found"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "not found"})),
+    )
+        .into_response()
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder, core::Collector,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
 
 /// The process's metrics.
@@ -78,8 +78,11 @@ impl Metrics {
             c
         };
         let hist_vec = |name: &str, help: &str, labels: &[&str]| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)
-                .unwrap_or_else(|e| unreachable_metric(name, e));
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+            .unwrap_or_else(|e| unreachable_metric(name, e));
             let _ = registry.register(Box::new(h.clone()));
             h
         };
@@ -95,22 +98,39 @@ impl Metrics {
                 "Write requests by API family and HTTP status",
                 &["api", "status"],
             ),
-            write_lines: counter("inflow_write_lines_total", "Lines of line protocol accepted"),
-            write_lines_rejected: counter("inflow_write_lines_rejected_total", "Lines of line protocol rejected"),
-            write_bytes: counter("inflow_write_bytes_total", "Line protocol bytes received, after decompression"),
+            write_lines: counter(
+                "inflow_write_lines_total",
+                "Lines of line protocol accepted",
+            ),
+            write_lines_rejected: counter(
+                "inflow_write_lines_rejected_total",
+                "Lines of line protocol rejected",
+            ),
+            write_bytes: counter(
+                "inflow_write_bytes_total",
+                "Line protocol bytes received, after decompression",
+            ),
             write_duration: hist_vec(
                 "inflow_write_duration_seconds",
                 "Write request latency, including the WAL flush",
                 &["api"],
             ),
             queries: counter_vec("inflow_query_requests_total", "Queries by API", &["api"]),
-            query_errors: counter_vec("inflow_query_errors_total", "Failed queries by API", &["api"]),
+            query_errors: counter_vec(
+                "inflow_query_errors_total",
+                "Failed queries by API",
+                &["api"],
+            ),
             query_duration: hist_vec(
                 "inflow_query_duration_seconds",
                 "Query latency until the last result byte",
                 &["api"],
             ),
-            wal_flushes: counter_vec("inflow_wal_flushes_total", "WAL flushes by result", &["result"]),
+            wal_flushes: counter_vec(
+                "inflow_wal_flushes_total",
+                "WAL flushes by result",
+                &["result"],
+            ),
             wal_flush_duration: hist(
                 "inflow_wal_flush_duration_seconds",
                 "WAL flush (object store PUT) latency",
@@ -130,7 +150,9 @@ impl Metrics {
 
     #[cfg(target_os = "linux")]
     fn with_process_collector(self) -> Self {
-        let _ = self.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        let _ = self.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         self
     }
 
@@ -141,7 +163,11 @@ impl Metrics {
 
     /// Runs `hook` before each scrape, to set gauges read from elsewhere.
     pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
-        self.scrape_hooks.0.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(hook));
+        self.scrape_hooks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(hook));
     }
 
     /// A WAL flush observer that records into these metrics.
@@ -178,13 +204,21 @@ impl Metrics {
         let _ = self.registry.register(Box::new(scan.cache.misses.clone()));
         let _ = self.registry.register(Box::new(scan.cache.bytes.clone()));
         let _ = self.registry.register(Box::new(scan.plans_reused.clone()));
-        let _ = self.registry.register(Box::new(scan.physical_plans_reused.clone()));
+        let _ = self
+            .registry
+            .register(Box::new(scan.physical_plans_reused.clone()));
     }
 
     /// The Prometheus text exposition: this server's metrics and the
     /// process's [`cluster_metrics`].
     pub fn render(&self) -> String {
-        for hook in self.scrape_hooks.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for hook in self
+            .scrape_hooks
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             hook();
         }
         let mut families = self.registry.gather();
@@ -260,26 +294,184 @@ impl ClusterMetrics {
             c
         }
         let opts = |name: &str, help: &str| Opts::new(name, help);
-        let hopts = |name: &str, help: &str| HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+        let hopts = |name: &str, help: &str| {
+            HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec())
+        };
         fn ok<T>(r: prometheus::Result<T>, name: &str) -> T {
             r.unwrap_or_else(|e| unreachable_metric(name, e))
         }
         Self {
-            buffer_bytes: add(&registry, ok(IntGauge::with_opts(opts("inflow_buffer_bytes", "Bytes held by the in-memory buffer")), "inflow_buffer_bytes")),
-            persists: add(&registry, ok(IntCounterVec::new(opts("inflow_persists_total", "Persists of the buffer to Parquet by result"), &["result"]), "inflow_persists_total")),
-            persist_duration: add(&registry, ok(Histogram::with_opts(hopts("inflow_persist_duration_seconds", "Persist duration, seal to WAL cleanup")), "inflow_persist_duration_seconds")),
-            persisted_files: add(&registry, ok(IntCounter::with_opts(opts("inflow_persisted_files_total", "Parquet files written by persists")), "inflow_persisted_files_total")),
-            persisted_rows: add(&registry, ok(IntCounter::with_opts(opts("inflow_persisted_rows_total", "Rows written to Parquet by persists")), "inflow_persisted_rows_total")),
-            compactions: add(&registry, ok(IntCounterVec::new(opts("inflow_compactions_total", "Compactions (merged files) by result"), &["result"]), "inflow_compactions_total")),
-            compaction_duration: add(&registry, ok(Histogram::with_opts(hopts("inflow_compaction_duration_seconds", "Duration of one compaction")), "inflow_compaction_duration_seconds")),
-            compaction_rows: add(&registry, ok(IntCounter::with_opts(opts("inflow_compaction_rows_total", "Rows read by compactions")), "inflow_compaction_rows_total")),
-            compacted_files: add(&registry, ok(IntCounter::with_opts(opts("inflow_compacted_files_total", "Files merged away by compactions")), "inflow_compacted_files_total")),
-            replication_lag_seconds: add(&registry, ok(prometheus::GaugeVec::new(opts("inflow_replication_lag_seconds", "Age of the newest WAL file a querier applied, per ingester node (0 when caught up)"), &["node"]), "inflow_replication_lag_seconds")),
-            replication_files: add(&registry, ok(IntCounterVec::new(opts("inflow_replication_wal_files_total", "WAL files a querier applied, per ingester node"), &["node"]), "inflow_replication_wal_files_total")),
-            object_store_requests: add(&registry, ok(IntCounterVec::new(opts("inflow_object_store_requests_total", "Object store requests by operation and outcome"), &["op", "outcome"]), "inflow_object_store_requests_total")),
-            object_store_duration: add(&registry, ok(HistogramVec::new(hopts("inflow_object_store_request_duration_seconds", "Object store request latency by operation"), &["op"]), "inflow_object_store_request_duration_seconds")),
-            catalog_sequence: add(&registry, ok(IntGauge::with_opts(opts("inflow_catalog_sequence", "The catalog's last applied transaction")), "inflow_catalog_sequence")),
-            node_lease_epoch: add(&registry, ok(IntGaugeVec::new(opts("inflow_node_lease_epoch", "The epoch of this process's node-id lease"), &["node"]), "inflow_node_lease_epoch")),
+            buffer_bytes: add(
+                &registry,
+                ok(
+                    IntGauge::with_opts(opts(
+                        "inflow_buffer_bytes",
+                        "Bytes held by the in-memory buffer",
+                    )),
+                    "inflow_buffer_bytes",
+                ),
+            ),
+            persists: add(
+                &registry,
+                ok(
+                    IntCounterVec::new(
+                        opts(
+                            "inflow_persists_total",
+                            "Persists of the buffer to Parquet by result",
+                        ),
+                        &["result"],
+                    ),
+                    "inflow_persists_total",
+                ),
+            ),
+            persist_duration: add(
+                &registry,
+                ok(
+                    Histogram::with_opts(hopts(
+                        "inflow_persist_duration_seconds",
+                        "Persist duration, seal to WAL cleanup",
+                    )),
+                    "inflow_persist_duration_seconds",
+                ),
+            ),
+            persisted_files: add(
+                &registry,
+                ok(
+                    IntCounter::with_opts(opts(
+                        "inflow_persisted_files_total",
+                        "Parquet files written by persists",
+                    )),
+                    "inflow_persisted_files_total",
+                ),
+            ),
+            persisted_rows: add(
+                &registry,
+                ok(
+                    IntCounter::with_opts(opts(
+                        "inflow_persisted_rows_total",
+                        "Rows written to Parquet by persists",
+                    )),
+                    "inflow_persisted_rows_total",
+                ),
+            ),
+            compactions: add(
+                &registry,
+                ok(
+                    IntCounterVec::new(
+                        opts(
+                            "inflow_compactions_total",
+                            "Compactions (merged files) by result",
+                        ),
+                        &["result"],
+                    ),
+                    "inflow_compactions_total",
+                ),
+            ),
+            compaction_duration: add(
+                &registry,
+                ok(
+                    Histogram::with_opts(hopts(
+                        "inflow_compaction_duration_seconds",
+                        "Duration of one compaction",
+                    )),
+                    "inflow_compaction_duration_seconds",
+                ),
+            ),
+            compaction_rows: add(
+                &registry,
+                ok(
+                    IntCounter::with_opts(opts(
+                        "inflow_compaction_rows_total",
+                        "Rows read by compactions",
+                    )),
+                    "inflow_compaction_rows_total",
+                ),
+            ),
+            compacted_files: add(
+                &registry,
+                ok(
+                    IntCounter::with_opts(opts(
+                        "inflow_compacted_files_total",
+                        "Files merged away by compactions",
+                    )),
+                    "inflow_compacted_files_total",
+                ),
+            ),
+            replication_lag_seconds: add(
+                &registry,
+                ok(
+                    prometheus::GaugeVec::new(
+                        opts(
+                            "inflow_replication_lag_seconds",
+                            "Age of the newest WAL file a querier applied, per ingester node (0 when caught up)",
+                        ),
+                        &["node"],
+                    ),
+                    "inflow_replication_lag_seconds",
+                ),
+            ),
+            replication_files: add(
+                &registry,
+                ok(
+                    IntCounterVec::new(
+                        opts(
+                            "inflow_replication_wal_files_total",
+                            "WAL files a querier applied, per ingester node",
+                        ),
+                        &["node"],
+                    ),
+                    "inflow_replication_wal_files_total",
+                ),
+            ),
+            object_store_requests: add(
+                &registry,
+                ok(
+                    IntCounterVec::new(
+                        opts(
+                            "inflow_object_store_requests_total",
+                            "Object store requests by operation and outcome",
+                        ),
+                        &["op", "outcome"],
+                    ),
+                    "inflow_object_store_requests_total",
+                ),
+            ),
+            object_store_duration: add(
+                &registry,
+                ok(
+                    HistogramVec::new(
+                        hopts(
+                            "inflow_object_store_request_duration_seconds",
+                            "Object store request latency by operation",
+                        ),
+                        &["op"],
+                    ),
+                    "inflow_object_store_request_duration_seconds",
+                ),
+            ),
+            catalog_sequence: add(
+                &registry,
+                ok(
+                    IntGauge::with_opts(opts(
+                        "inflow_catalog_sequence",
+                        "The catalog's last applied transaction",
+                    )),
+                    "inflow_catalog_sequence",
+                ),
+            ),
+            node_lease_epoch: add(
+                &registry,
+                ok(
+                    IntGaugeVec::new(
+                        opts(
+                            "inflow_node_lease_epoch",
+                            "The epoch of this process's node-id lease",
+                        ),
+                        &["node"],
+                    ),
+                    "inflow_node_lease_epoch",
+                ),
+            ),
             registry,
         }
     }

@@ -21,19 +21,40 @@ struct StopNodeRequest {
 }
 
 /// 200 once the node is marked stopped, 404 if no such node registered.
-pub(crate) async fn stop_node(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn stop_node(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
-        authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
+        authorize(
+            &state.auth,
+            &state.catalog,
+            Family::V3,
+            &headers,
+            q.as_deref(),
+            Need::Admin,
+        )?;
         let bytes = read_body(body, &headers, state.max_request_size).await?;
-        let req: StopNodeRequest = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}; expected {{\"node_id\": \"...\"}}")))?;
+        let req: StopNodeRequest = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "invalid JSON request body: {e}; expected {{\"node_id\": \"...\"}}"
+            ))
+        })?;
         match state.node.registry.stop(&req.node_id).await {
             Ok(Some(_)) => {
                 tracing::info!(node_id = %req.node_id, "node marked stopped");
                 Ok(StatusCode::OK.into_response())
             }
-            Ok(None) => Err(ApiError::NotFound(format!("node '{}' not found", req.node_id))),
-            Err(e) => Err(ApiError::Unavailable(format!("could not mark node '{}' stopped: {e}", req.node_id))),
+            Ok(None) => Err(ApiError::NotFound(format!(
+                "node '{}' not found",
+                req.node_id
+            ))),
+            Err(e) => Err(ApiError::Unavailable(format!(
+                "could not mark node '{}' stopped: {e}",
+                req.node_id
+            ))),
         }
     }
     .await;

@@ -45,10 +45,17 @@ pub(crate) async fn query_sql(
     }
 }
 
-async fn params(method: &Method, raw: Option<String>, headers: &HeaderMap, body: Body, limit: usize) -> Result<QueryParams, ApiError> {
-    let mut p: QueryParams = serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
-        .map(pairs_to_params)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
+async fn params(
+    method: &Method,
+    raw: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<QueryParams, ApiError> {
+    let mut p: QueryParams =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
+            .map(pairs_to_params)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     if method == Method::POST {
         let bytes = read_body(body, headers, limit).await?;
         if !bytes.is_empty() {
@@ -60,7 +67,9 @@ async fn params(method: &Method, raw: Option<String>, headers: &HeaderMap, body:
             // content type (`curl -d` sends JSON labelled as a form); a
             // body that is not a JSON object is read as a form when labelled so.
             let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded") && !looks_like_json {
+            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded")
+                && !looks_like_json
+            {
                 serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
                     .map(pairs_to_params)
                     .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?
@@ -100,23 +109,24 @@ async fn run(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let Some(engine) = state.query.as_ref() else {
-        return Err(ApiError::NotFound("this node does not serve queries".into()));
+        return Err(ApiError::NotFound(
+            "this node does not serve queries".into(),
+        ));
     };
     let p = params(&method, raw, headers, body, state.max_request_size).await?;
-    let db = p
-        .db
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;
-    let q = p
-        .q
-        .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
+    let db =
+        p.db.filter(|d| !d.is_empty())
+            .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;
+    let q =
+        p.q.filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
     let need = if db == ::query::INTERNAL_DB {
         crate::auth::Need::AnyToken
     } else {
         crate::auth::Need::Read(&db)
     };
-    let caller = crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
+    let caller =
+        crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
     let format = match p.format.as_deref() {
         Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
             ApiError::BadRequest(format!(
@@ -208,7 +218,9 @@ async fn run(
                         metrics.observe_query("sql", started.elapsed(), true);
                         match encoder.finish() {
                             Ok(bytes) => Some((Ok(bytes), (stream, encoder, true, None))),
-                            Err(e) => Some((Err(std::io::Error::other(e)), (stream, encoder, true, None))),
+                            Err(e) => {
+                                Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                            }
                         }
                     }
                 }

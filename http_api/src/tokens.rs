@@ -27,7 +27,6 @@ pub(crate) fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-
 fn created(info: &TokenInfo, token: &str) -> Response {
     let mut body = json!({
         "id": info.id,
@@ -53,7 +52,8 @@ async fn create(
     expiry_secs: Option<u64>,
     replace: bool,
 ) -> Result<Response, ApiError> {
-    let token = generate_token().map_err(|e| ApiError::Internal(format!("no randomness for a token: {e}")))?;
+    let token = generate_token()
+        .map_err(|e| ApiError::Internal(format!("no randomness for a token: {e}")))?;
     let hash = hash_token(&token);
     let created_at_ms = now_ms();
     let expiry_ms = match expiry_secs {
@@ -73,7 +73,9 @@ async fn create(
         match s.token_by_name(&name) {
             Some(old) if replace => ops.push(CatalogOp::DeleteToken { id: old.id }),
             Some(_) => {
-                return Err(CatalogError::AlreadyExists(format!("a token named '{name}' already exists")));
+                return Err(CatalogError::AlreadyExists(format!(
+                    "a token named '{name}' already exists"
+                )));
             }
             None if replace => {
                 return Err(CatalogError::NotFound(format!(
@@ -109,7 +111,11 @@ fn respond(r: Result<Response, ApiError>) -> Response {
 /// POST /api/v3/configure/token/admin: the first admin token needs no auth;
 /// once one exists the endpoint needs an admin token, and refuses (409) to
 /// hand out a second one.
-pub(crate) async fn create_admin(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+pub(crate) async fn create_admin(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     respond(async {
         if state.catalog.state().token_by_name(ADMIN_TOKEN_NAME).is_some() {
             authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
@@ -122,11 +128,25 @@ pub(crate) async fn create_admin(State(state): State<AppState>, RawQuery(q): Raw
 }
 
 /// POST /api/v3/configure/token/admin/regenerate: a new operator token; the old one stops working.
-pub(crate) async fn regenerate_admin(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    respond(async {
-        authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
-        create(&state, ADMIN_TOKEN_NAME, true, vec![], None, true).await
-    }.await)
+pub(crate) async fn regenerate_admin(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            authorize(
+                &state.auth,
+                &state.catalog,
+                Family::V3,
+                &headers,
+                q.as_deref(),
+                Need::Admin,
+            )?;
+            create(&state, ADMIN_TOKEN_NAME, true, vec![], None, true).await
+        }
+        .await,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,13 +156,36 @@ struct NamedAdmin {
 }
 
 /// POST /api/v3/configure/token/named_admin.
-pub(crate) async fn create_named_admin(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
-    respond(async {
-        authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
-        let req: NamedAdmin = json_body(body, &headers, state.max_request_size).await?;
-        check_name(&req.token_name)?;
-        create(&state, &req.token_name, true, vec![], req.expiry_secs, false).await
-    }.await)
+pub(crate) async fn create_named_admin(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            authorize(
+                &state.auth,
+                &state.catalog,
+                Family::V3,
+                &headers,
+                q.as_deref(),
+                Need::Admin,
+            )?;
+            let req: NamedAdmin = json_body(body, &headers, state.max_request_size).await?;
+            check_name(&req.token_name)?;
+            create(
+                &state,
+                &req.token_name,
+                true,
+                vec![],
+                req.expiry_secs,
+                false,
+            )
+            .await
+        }
+        .await,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,7 +196,12 @@ struct ResourceToken {
 }
 
 /// POST /api/v3/enterprise/configure/token: a token with fine-grained permissions.
-pub(crate) async fn create_resource(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn create_resource(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     respond(async {
         authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
         let req: ResourceToken = json_body(body, &headers, state.max_request_size).await?;
@@ -173,7 +221,11 @@ pub(crate) async fn create_resource(State(state): State<AppState>, RawQuery(q): 
 }
 
 /// DELETE /api/v3/configure/token?token_name=NAME.
-pub(crate) async fn delete(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     respond(async {
         authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.as_deref().unwrap_or(""))
@@ -203,12 +255,19 @@ pub(crate) async fn delete(State(state): State<AppState>, RawQuery(q): RawQuery,
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest("token_name must be 1 to 256 printable characters".into()));
+        return Err(ApiError::BadRequest(
+            "token_name must be 1 to 256 printable characters".into(),
+        ));
     }
     Ok(())
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body, headers: &HeaderMap, limit: usize) -> Result<T, ApiError> {
+async fn json_body<T: serde::de::DeserializeOwned>(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))
 }

@@ -28,19 +28,40 @@ struct WriteParams {
     no_sync: Option<bool>,
 }
 
-pub(crate) async fn write_v3(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn write_v3(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     write(state, Family::V3, q, headers, body).await
 }
 
-pub(crate) async fn write_v2(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn write_v2(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     write(state, Family::V2, q, headers, body).await
 }
 
-pub(crate) async fn write_v1(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn write_v1(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     write(state, Family::V1, q, headers, body).await
 }
 
-async fn write(state: AppState, family: Family, query: Option<String>, headers: HeaderMap, body: Body) -> Response {
+async fn write(
+    state: AppState,
+    family: Family,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let api = match family {
         Family::V1 => "v1",
         Family::V2 => "v2",
@@ -62,9 +83,17 @@ async fn write(state: AppState, family: Family, query: Option<String>, headers: 
     resp
 }
 
-async fn handle(state: &AppState, family: Family, query: Option<String>, headers: HeaderMap, body: Body) -> Result<(), ApiError> {
+async fn handle(
+    state: &AppState,
+    family: Family,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(), ApiError> {
     let Some(writer) = state.writer.as_ref() else {
-        return Err(ApiError::NotFound("this node does not accept writes".into()));
+        return Err(ApiError::NotFound(
+            "this node does not accept writes".into(),
+        ));
     };
     let params: WriteParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))?;
@@ -79,7 +108,11 @@ async fn handle(state: &AppState, family: Family, query: Option<String>, headers
             _ => "missing query parameter 'db' (the database to write to)".into(),
         })
     })?;
-    let db = if family == Family::V1 { v1_database(db, params.rp.as_deref())? } else { db };
+    let db = if family == Family::V1 {
+        v1_database(db, params.rp.as_deref())?
+    } else {
+        db
+    };
     crate::auth::authorize(
         &state.auth,
         &state.catalog,
@@ -96,10 +129,13 @@ async fn handle(state: &AppState, family: Family, query: Option<String>, headers
                 "invalid precision '{p}': use auto, nanosecond, microsecond, millisecond or second"
             ))
         })?,
-        (Family::V2, Some(p)) => Precision::parse_v2(p)
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid precision '{p}': use ns, us, ms or s")))?,
+        (Family::V2, Some(p)) => Precision::parse_v2(p).ok_or_else(|| {
+            ApiError::BadRequest(format!("invalid precision '{p}': use ns, us, ms or s"))
+        })?,
         (Family::V1, Some(p)) => Precision::parse_v1(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("invalid precision '{p}': use n, ns, u, us, µ, ms, s, m or h"))
+            ApiError::BadRequest(format!(
+                "invalid precision '{p}': use n, ns, u, us, µ, ms, s, m or h"
+            ))
         })?,
     };
     let accept_partial = params.accept_partial.unwrap_or(family == Family::V3);
@@ -164,7 +200,11 @@ fn v1_database(db: String, rp: Option<&str>) -> Result<String, ApiError> {
     })
 }
 
-pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::TooLarge(format!(
             "request body is larger than the maximum of {limit} bytes; split the batch or raise --max-http-request-size"

@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClientArgs {
     /// The server's URL.
-    #[arg(long, env = "INFLOW_HOST", default_value = "http://127.0.0.1:8181", global = true)]
+    #[arg(
+        long,
+        env = "INFLOW_HOST",
+        default_value = "http://127.0.0.1:8181",
+        global = true
+    )]
     host: String,
     /// The token to authenticate with (an admin token for these commands).
     #[arg(long, env = "INFLOW_TOKEN", hide_env_values = true, global = true)]
@@ -165,7 +170,10 @@ fn request(c: &ClientArgs, method: reqwest::Method, path: &str) -> reqwest::Requ
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Result<String, Box<dyn std::error::Error>> {
-    let r = req.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+    let r = req
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
     let status = r.status();
     let body = r.text().await?;
     if !status.is_success() {
@@ -182,15 +190,24 @@ async fn send(req: reqwest::RequestBuilder) -> Result<String, Box<dyn std::error
 fn parse_permission(p: &str) -> Result<Value, String> {
     let parts: Vec<&str> = p.split(':').collect();
     let [kind, names, actions] = parts.as_slice() else {
-        return Err(format!("invalid --permission '{p}': expected TYPE:NAMES:ACTIONS, like db:mydb:read,write"));
+        return Err(format!(
+            "invalid --permission '{p}': expected TYPE:NAMES:ACTIONS, like db:mydb:read,write"
+        ));
     };
     if !matches!(*kind, "db" | "system") {
-        return Err(format!("invalid --permission '{p}': the type is db or system"));
+        return Err(format!(
+            "invalid --permission '{p}': the type is db or system"
+        ));
     }
     let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
     let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
-    if names.is_empty() || actions.is_empty() || actions.iter().any(|a| !matches!(*a, "read" | "write")) {
-        return Err(format!("invalid --permission '{p}': give names (or *) and actions read and/or write"));
+    if names.is_empty()
+        || actions.is_empty()
+        || actions.iter().any(|a| !matches!(*a, "read" | "write"))
+    {
+        return Err(format!(
+            "invalid --permission '{p}': give names (or *) and actions read and/or write"
+        ));
     }
     Ok(json!({"resource_type": kind, "resource_names": names, "actions": actions}))
 }
@@ -207,7 +224,8 @@ pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
             if let Some(r) = retention_period {
                 body["retention_period"] = json!(r);
             }
-            send(request(&client, reqwest::Method::POST, "/api/v3/configure/database").json(&body)).await?;
+            send(request(&client, reqwest::Method::POST, "/api/v3/configure/database").json(&body))
+                .await?;
             println!("Database '{name}' created");
             return Ok(());
         }
@@ -222,15 +240,20 @@ pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
             let fields = fields
                 .iter()
                 .map(|f| match f.split_once(':') {
-                    Some((n, t)) if !n.is_empty() && !t.is_empty() => Ok(json!({"name": n, "type": t})),
-                    _ => Err(format!("invalid --fields entry '{f}': expected NAME:TYPE, like temp:float64")),
+                    Some((n, t)) if !n.is_empty() && !t.is_empty() => {
+                        Ok(json!({"name": n, "type": t}))
+                    }
+                    _ => Err(format!(
+                        "invalid --fields entry '{f}': expected NAME:TYPE, like temp:float64"
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut body = json!({"db": database, "table": name, "tags": tags, "fields": fields});
             if let Some(r) = retention_period {
                 body["retention_period"] = json!(r);
             }
-            send(request(&client, reqwest::Method::POST, "/api/v3/configure/table").json(&body)).await?;
+            send(request(&client, reqwest::Method::POST, "/api/v3/configure/table").json(&body))
+                .await?;
             println!("Table '{name}' created in database '{database}'");
             return Ok(());
         }
@@ -244,18 +267,28 @@ pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
         };
         request(c, reqwest::Method::POST, path)
     } else {
-        let name = t.name.ok_or("give --admin, or --name (with --permission for a resource token)")?;
+        let name = t
+            .name
+            .ok_or("give --admin, or --name (with --permission for a resource token)")?;
         if t.permission.is_empty() {
-            request(c, reqwest::Method::POST, "/api/v3/configure/token/named_admin")
-                .json(&json!({"token_name": name, "expiry_secs": t.expiry}))
+            request(
+                c,
+                reqwest::Method::POST,
+                "/api/v3/configure/token/named_admin",
+            )
+            .json(&json!({"token_name": name, "expiry_secs": t.expiry}))
         } else {
             let permissions = t
                 .permission
                 .iter()
                 .map(|p| parse_permission(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            request(c, reqwest::Method::POST, "/api/v3/enterprise/configure/token")
-                .json(&json!({"token_name": name, "permissions": permissions, "expiry_secs": t.expiry}))
+            request(
+                c,
+                reqwest::Method::POST,
+                "/api/v3/enterprise/configure/token",
+            )
+            .json(&json!({"token_name": name, "permissions": permissions, "expiry_secs": t.expiry}))
         }
     };
     let body = send(req).await?;
@@ -277,8 +310,11 @@ pub(crate) async fn create(cmd: CreateCommand) -> CliResult {
 pub(crate) async fn delete(cmd: DeleteCommand) -> CliResult {
     match cmd {
         DeleteCommand::Token { name, client } => {
-            send(request(&client, reqwest::Method::DELETE, "/api/v3/configure/token").query(&[("token_name", &name)]))
-                .await?;
+            send(
+                request(&client, reqwest::Method::DELETE, "/api/v3/configure/token")
+                    .query(&[("token_name", &name)]),
+            )
+            .await?;
             println!("Token '{name}' deleted");
         }
         DeleteCommand::Database {
@@ -298,7 +334,15 @@ pub(crate) async fn delete(cmd: DeleteCommand) -> CliResult {
             if remove_tables {
                 q.push(("remove_tables", "true".into()));
             }
-            send(request(&client, reqwest::Method::DELETE, "/api/v3/configure/database").query(&q)).await?;
+            send(
+                request(
+                    &client,
+                    reqwest::Method::DELETE,
+                    "/api/v3/configure/database",
+                )
+                .query(&q),
+            )
+            .await?;
             println!("Database '{name}' deleted");
         }
     }
@@ -313,8 +357,14 @@ pub(crate) async fn show(cmd: ShowCommand) -> CliResult {
             format,
             client,
         } => {
-            let q = [("format", format_param(format).to_string()), ("show_deleted", show_deleted.to_string())];
-            let body = send(request(&client, reqwest::Method::GET, "/api/v3/configure/database").query(&q)).await?;
+            let q = [
+                ("format", format_param(format).to_string()),
+                ("show_deleted", show_deleted.to_string()),
+            ];
+            let body = send(
+                request(&client, reqwest::Method::GET, "/api/v3/configure/database").query(&q),
+            )
+            .await?;
             print_body(&body);
             return Ok(());
         }
@@ -322,7 +372,11 @@ pub(crate) async fn show(cmd: ShowCommand) -> CliResult {
     let format = format_param(format);
     let q = "SELECT token_id, name, admin, permissions, created_at, expiry FROM system.tokens ORDER BY token_id";
     let body = send(
-        request(&client, reqwest::Method::GET, "/api/v3/query_sql").query(&[("db", "_internal"), ("q", q), ("format", format)]),
+        request(&client, reqwest::Method::GET, "/api/v3/query_sql").query(&[
+            ("db", "_internal"),
+            ("q", q),
+            ("format", format),
+        ]),
     )
     .await?;
     print_body(&body);

@@ -76,11 +76,26 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (store, catalog) = c.open_catalog(false).await?;
     c.install_admin_token(&catalog).await?;
     let listener = c.bind().await?;
-    let node = c.join_cluster(&store, &catalog, &[Role::Ingest, Role::Query, Role::Compact], &listener).await?;
+    let node = c
+        .join_cluster(
+            &store,
+            &catalog,
+            &[Role::Ingest, Role::Query, Role::Compact],
+            &listener,
+        )
+        .await?;
     let metrics = http_api::Metrics::new();
-    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(args.persist.gen1_duration));
+    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(
+        args.persist.gen1_duration,
+    ));
     let config = ingester::IngesterConfig::from_args(c, &args.persist, Arc::clone(&store), &node);
-    let writer = ingester::Ingester::start(config, Arc::clone(&catalog), Arc::clone(&buffer), metrics.wal_observer()).await?;
+    let writer = ingester::Ingester::start(
+        config,
+        Arc::clone(&catalog),
+        Arc::clone(&buffer),
+        metrics.wal_observer(),
+    )
+    .await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
         .with_parquet_cache(args.query.parquet_cache_bytes())
         .with_registry(node.registry().clone());
@@ -99,7 +114,15 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         ),
     );
     let served = c
-        .serve_http(listener, &node, catalog, Some(writer), Some(Arc::new(engine)), metrics, Some(&args.persist))
+        .serve_http(
+            listener,
+            &node,
+            catalog,
+            Some(writer),
+            Some(Arc::new(engine)),
+            metrics,
+            Some(&args.persist),
+        )
         .await;
     compactor.stop().await;
     if served.is_ok() {

@@ -30,15 +30,35 @@ async fn a_second_process_with_one_node_id_refuses_to_start() {
     let cluster = TestCluster::new();
     let first = cluster.start("inflow-ingester", "ing-0", &[]).await;
     let started = Instant::now();
-    let err = cluster.try_start("inflow-ingester", "ing-0", &[]).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "refused promptly");
-    assert!(err.contains("node id ing-0") && err.contains("held by a live process"), "{err}");
-    assert!(err.contains(&format!("at {}", first.url("").trim_start_matches("http://"))), "names the holder: {err}");
+    let err = cluster
+        .try_start("inflow-ingester", "ing-0", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused promptly"
+    );
+    assert!(
+        err.contains("node id ing-0") && err.contains("held by a live process"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "at {}",
+            first.url("").trim_start_matches("http://")
+        )),
+        "names the holder: {err}"
+    );
     first.write_ok("db", "m v=1 1").await;
 
     let serve = TestServer::start().await;
-    let err = TestServer::try_start("inflow", &["serve"], &[], serve.temp_dir()).await.unwrap_err();
-    assert!(err.contains("node id inflow-0") && err.contains("held by a live process"), "{err}");
+    let err = TestServer::try_start("inflow", &["serve"], &[], serve.temp_dir())
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("node id inflow-0") && err.contains("held by a live process"),
+        "{err}"
+    );
     serve.write_ok("db", "m v=1 1").await;
 }
 
@@ -52,11 +72,27 @@ async fn every_role_is_scraped_by_prometheus() {
     let open = ["--disable-authz", "metrics"];
     // Persists after every third WAL file: seven writes leave two files to
     // compact and one WAL file the querier certainly applies.
-    let ingester = cluster.start("inflow-ingester", "ing-0", &[&open[..], &["--wal-snapshot-size", "3"]].concat()).await;
-    let querier = cluster.start("inflow-querier", "q-0", &[&open[..], TAIL].concat()).await;
-    let compactor = cluster.start("inflow-compactor", "c-0", &[&open[..], &["--retention-check-interval", "100ms"]].concat()).await;
+    let ingester = cluster
+        .start(
+            "inflow-ingester",
+            "ing-0",
+            &[&open[..], &["--wal-snapshot-size", "3"]].concat(),
+        )
+        .await;
+    let querier = cluster
+        .start("inflow-querier", "q-0", &[&open[..], TAIL].concat())
+        .await;
+    let compactor = cluster
+        .start(
+            "inflow-compactor",
+            "c-0",
+            &[&open[..], &["--retention-check-interval", "100ms"]].concat(),
+        )
+        .await;
     for i in 0..7u64 {
-        ingester.write_ok("db", &format!("m,h=h{} v={i}i {}", i % 2, i + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,h=h{} v={i}i {}", i % 2, i + 1))
+            .await;
     }
     let host = |s: &TestServer| s.url("").trim_start_matches("http://").to_string();
     let prometheus = test_helpers::Prometheus::start(&[
@@ -76,7 +112,10 @@ async fn every_role_is_scraped_by_prometheus() {
         "count(process_cpu_seconds_total)",
         "count(inflow_catalog_sequence > 0)",
     ] {
-        eventually(20, q, || async { (value(q).await == Some(3.0)).then_some(()) }).await;
+        eventually(20, q, || async {
+            (value(q).await == Some(3.0)).then_some(())
+        })
+        .await;
     }
     for q in [
         r#"inflow_persists_total{job="ingester",result="ok"}"#,
@@ -88,12 +127,19 @@ async fn every_role_is_scraped_by_prometheus() {
         r#"inflow_compacted_files_total{job="compactor"}"#,
         r#"inflow_node_lease_epoch{job="querier",node="q-0"}"#,
     ] {
-        eventually(30, q, || async { value(q).await.filter(|v| *v > 0.0).map(|_| ()) }).await;
+        eventually(30, q, || async {
+            value(q).await.filter(|v| *v > 0.0).map(|_| ())
+        })
+        .await;
     }
     // Present even when zero: the buffer and the replication lag.
     eventually(10, "buffer and lag gauges", || async {
-        let buffer = prometheus.query(r#"inflow_buffer_bytes{job="querier"}"#).await;
-        let lag = prometheus.query(r#"inflow_replication_lag_seconds{job="querier",node="ing-0"}"#).await;
+        let buffer = prometheus
+            .query(r#"inflow_buffer_bytes{job="querier"}"#)
+            .await;
+        let lag = prometheus
+            .query(r#"inflow_replication_lag_seconds{job="querier",node="ing-0"}"#)
+            .await;
         (!buffer.is_empty() && !lag.is_empty()).then_some(())
     })
     .await;

@@ -15,7 +15,9 @@ async fn acknowledged_writes_survive_kill_9() {
         let url = s.url("/api/v3/write_lp?db=db");
         handles.push(tokio::spawn(async move {
             for b in 0..25 {
-                let body: String = (0..20).map(|i| format!("m,w=w{w},b=b{b} v={i}i {}\n", 1000 + i)).collect();
+                let body: String = (0..20)
+                    .map(|i| format!("m,w=w{w},b=b{b} v={i}i {}\n", 1000 + i))
+                    .collect();
                 let r = client.post(&url).body(body).send().await.unwrap();
                 assert_eq!(r.status(), 204);
             }
@@ -27,26 +29,46 @@ async fn acknowledged_writes_survive_kill_9() {
     s.write_ok("db2", "other,t=x f=\"s\" 5\nother g=true").await;
     s.kill();
     s.restart().await;
-    let rows = s.query_json("db", "SELECT count(*) AS n, sum(v) AS total FROM m").await;
+    let rows = s
+        .query_json("db", "SELECT count(*) AS n, sum(v) AS total FROM m")
+        .await;
     assert_eq!(rows, vec![json!({"n": 8 * 25 * 20, "total": 8 * 25 * 190})]);
-    let rows = s.query_json("db2", "SELECT t, f FROM other ORDER BY time").await;
+    let rows = s
+        .query_json("db2", "SELECT t, f FROM other ORDER BY time")
+        .await;
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], json!({"t": "x", "f": "s"}));
     // Lines without a timestamp keep the time they got when written.
-    let before = s.query_json("db2", "SELECT time FROM other ORDER BY time").await;
+    let before = s
+        .query_json("db2", "SELECT time FROM other ORDER BY time")
+        .await;
     s.kill();
     s.restart().await;
-    assert_eq!(s.query_json("db2", "SELECT time FROM other ORDER BY time").await, before);
+    assert_eq!(
+        s.query_json("db2", "SELECT time FROM other ORDER BY time")
+            .await,
+        before
+    );
     // Writes continue after the replayed files, and the catalog reloaded.
     s.write_ok("db", "m,w=new v=1i 1").await;
-    assert_eq!(s.query_json("db", "SELECT count(*) AS n FROM m").await, vec![json!({"n": 4001})]);
+    assert_eq!(
+        s.query_json("db", "SELECT count(*) AS n FROM m").await,
+        vec![json!({"n": 4001})]
+    );
     let r = s.write_lp("db", "m v=1.5 2").await;
-    assert_eq!(r.status(), 400, "the reloaded catalog still knows v is an integer");
+    assert_eq!(
+        r.status(),
+        400,
+        "the reloaded catalog still knows v is an integer"
+    );
 }
 
 fn wal_files(s: &TestServer) -> Vec<std::path::PathBuf> {
     let dir = s.data_dir().join("wal").join("inflow-0");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
 }
@@ -80,7 +102,10 @@ async fn truncated_wal_stops_startup() {
     let data = std::fs::read(victim).unwrap();
     std::fs::write(victim, &data[..data.len() / 2]).unwrap();
     let err = s.restart_expect_failure().await;
-    assert!(err.contains(victim.file_name().unwrap().to_str().unwrap()), "{err}");
+    assert!(
+        err.contains(victim.file_name().unwrap().to_str().unwrap()),
+        "{err}"
+    );
     assert!(err.contains("truncated"), "{err}");
 }
 
@@ -91,14 +116,23 @@ async fn role_binaries_share_the_object_store() {
     let ingester = TestServer::start_with(&[]).await;
     let dir: Arc<tempfile::TempDir> = ingester.temp_dir();
     drop(ingester);
-    let ingester = TestServer::try_start("inflow-ingester", &[], &[], Arc::clone(&dir)).await.unwrap();
-    let querier = TestServer::try_start("inflow-querier", &[], &["--replication-interval", "20ms"], Arc::clone(&dir))
+    let ingester = TestServer::try_start("inflow-ingester", &[], &[], Arc::clone(&dir))
         .await
         .unwrap();
+    let querier = TestServer::try_start(
+        "inflow-querier",
+        &[],
+        &["--replication-interval", "20ms"],
+        Arc::clone(&dir),
+    )
+    .await
+    .unwrap();
     ingester.write_ok("db", "m,h=a v=1 1\nm,h=b v=2 2").await;
     let mut rows = Vec::new();
     for _ in 0..200 {
-        let r = querier.query("db", "SELECT h, v FROM m ORDER BY h", "json").await;
+        let r = querier
+            .query("db", "SELECT h, v FROM m ORDER BY h", "json")
+            .await;
         if r.status() == 200 {
             rows = r.json::<Vec<serde_json::Value>>().await.unwrap();
             if rows.len() == 2 {
@@ -107,23 +141,51 @@ async fn role_binaries_share_the_object_store() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(rows, vec![json!({"h": "a", "v": 1.0}), json!({"h": "b", "v": 2.0})]);
+    assert_eq!(
+        rows,
+        vec![json!({"h": "a", "v": 1.0}), json!({"h": "b", "v": 2.0})]
+    );
     // The ingester serves no queries and the querier no writes: 421, naming
     // the nodes that do.
     let r = ingester.query("db", "SELECT 1", "json").await;
     assert_eq!(r.status(), 421);
     let body: serde_json::Value = r.json().await.unwrap();
     let msg = body["error"].as_str().unwrap();
-    assert!(msg.contains("does not serve queries") && msg.contains("querier-"), "{msg}");
+    assert!(
+        msg.contains("does not serve queries") && msg.contains("querier-"),
+        "{msg}"
+    );
     let r = querier.write_lp("db", "m v=1 1").await;
     assert_eq!(r.status(), 421);
     let body: serde_json::Value = r.json().await.unwrap();
     let msg = body["error"].as_str().unwrap();
-    assert!(msg.contains(&format!("inflow-0 at {}", ingester.url("").trim_start_matches("http://"))), "{msg}");
-    let compactor = TestServer::try_start("inflow-compactor", &[], &[], dir).await.unwrap();
-    let r = compactor.client().get(compactor.url("/health")).send().await.unwrap();
+    assert!(
+        msg.contains(&format!(
+            "inflow-0 at {}",
+            ingester.url("").trim_start_matches("http://")
+        )),
+        "{msg}"
+    );
+    let compactor = TestServer::try_start("inflow-compactor", &[], &[], dir)
+        .await
+        .unwrap();
+    let r = compactor
+        .client()
+        .get(compactor.url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["cluster-uuid"], querier.client().get(querier.url("/health")).send().await.unwrap().headers()["cluster-uuid"]);
+    assert_eq!(
+        r.headers()["cluster-uuid"],
+        querier
+            .client()
+            .get(querier.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["cluster-uuid"]
+    );
 }
 
 /// The WAL holds exactly the accepted lines of a partial write (the body
@@ -131,8 +193,14 @@ async fn role_binaries_share_the_object_store() {
 #[tokio::test]
 async fn partial_writes_replay_exactly() {
     let mut s = TestServer::start().await;
-    s.write_ok("db", "m,t=a v=1i 1\n# comment\n\nm,t=b v=2i 2\n").await;
-    let r = s.write_lp("db", "m,t=c v=3i 3\r\nm,t=d v=oops 4\nm,t=e v=5i 5\nm v=\"type\" 6\nm,t=f v=6i 7").await;
+    s.write_ok("db", "m,t=a v=1i 1\n# comment\n\nm,t=b v=2i 2\n")
+        .await;
+    let r = s
+        .write_lp(
+            "db",
+            "m,t=c v=3i 3\r\nm,t=d v=oops 4\nm,t=e v=5i 5\nm v=\"type\" 6\nm,t=f v=6i 7",
+        )
+        .await;
     assert_eq!(r.status(), 400);
     let q = "SELECT t, v FROM m ORDER BY time";
     let before = s.query_json("db", q).await;

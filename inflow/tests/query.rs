@@ -64,8 +64,13 @@ async fn every_format() {
          +------+-------+---------------------+"
     );
 
-    let r = s.query("db", "SELECT * FROM cpu ORDER BY time", "parquet").await;
-    assert_eq!(r.headers()["content-type"], "application/vnd.apache.parquet");
+    let r = s
+        .query("db", "SELECT * FROM cpu ORDER BY time", "parquet")
+        .await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.apache.parquet"
+    );
     let bytes = r.bytes().await.unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
         .unwrap()
@@ -80,8 +85,14 @@ async fn every_format() {
         schema.field_with_name("host").unwrap().data_type(),
         &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
     );
-    assert_eq!(schema.field_with_name("time").unwrap().data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, None));
-    assert_eq!(schema.field_with_name("count").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(
+        schema.field_with_name("time").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Nanosecond, None)
+    );
+    assert_eq!(
+        schema.field_with_name("count").unwrap().data_type(),
+        &DataType::Int64
+    );
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
 
     let r = s.query("db", q, "xml").await;
@@ -95,7 +106,10 @@ async fn accept_header_picks_the_format() {
         ("text/csv", "text/csv"),
         ("application/jsonl", "application/jsonl"),
         ("text/plain", "text/plain; charset=utf-8"),
-        ("application/vnd.apache.parquet", "application/vnd.apache.parquet"),
+        (
+            "application/vnd.apache.parquet",
+            "application/vnd.apache.parquet",
+        ),
         ("application/json", "application/json"),
         ("*/*", "application/json"),
     ] {
@@ -128,7 +142,11 @@ async fn post_json_and_form_with_params() {
     let r = s
         .client()
         .post(s.url("/api/v3/query_sql"))
-        .form(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE host = $host"), ("params", "{\"host\":\"b\"}")])
+        .form(&[
+            ("db", "db"),
+            ("q", "SELECT count(*) AS n FROM cpu WHERE host = $host"),
+            ("params", "{\"host\":\"b\"}"),
+        ])
         .send()
         .await
         .unwrap();
@@ -150,7 +168,11 @@ async fn post_json_and_form_with_params() {
     let r = s
         .client()
         .get(s.url("/api/v3/query_sql"))
-        .query(&[("db", "db"), ("q", "SELECT count(*) AS n FROM cpu WHERE count >= $c"), ("params", "{\"c\": 2}")])
+        .query(&[
+            ("db", "db"),
+            ("q", "SELECT count(*) AS n FROM cpu WHERE count >= $c"),
+            ("params", "{\"c\": 2}"),
+        ])
         .send()
         .await
         .unwrap();
@@ -188,13 +210,30 @@ async fn errors() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "database not found: nodb");
 
-    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("q", "SELECT 1")]).send().await.unwrap();
+    let r = s
+        .client()
+        .get(s.url("/api/v3/query_sql"))
+        .query(&[("q", "SELECT 1")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = s.client().get(s.url("/api/v3/query_sql")).query(&[("db", "db")]).send().await.unwrap();
+    let r = s
+        .client()
+        .get(s.url("/api/v3/query_sql"))
+        .query(&[("db", "db")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 
     // The query API is read-only.
-    for q in ["CREATE TABLE x (a INT)", "INSERT INTO cpu (usage) VALUES (1)", "DROP TABLE cpu", "SET datafusion.execution.batch_size = 1"] {
+    for q in [
+        "CREATE TABLE x (a INT)",
+        "INSERT INTO cpu (usage) VALUES (1)",
+        "DROP TABLE cpu",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
         let r = s.query("db", q, "json").await;
         assert_eq!(r.status(), 400, "{q}");
     }
@@ -216,7 +255,12 @@ async fn show_tables_columns_and_information_schema() {
     let rows = s.query_json("db", "SHOW COLUMNS FROM cpu").await;
     let cols: Vec<_> = rows
         .iter()
-        .map(|r| (r["column_name"].as_str().unwrap().to_string(), r["data_type"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["column_name"].as_str().unwrap().to_string(),
+                r["data_type"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         cols,
@@ -231,16 +275,26 @@ async fn show_tables_columns_and_information_schema() {
     let rows = s
         .query_json("db", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox' ORDER BY table_name")
         .await;
-    assert_eq!(rows, vec![json!({"table_name": "cpu"}), json!({"table_name": "mem"})]);
+    assert_eq!(
+        rows,
+        vec![json!({"table_name": "cpu"}), json!({"table_name": "mem"})]
+    );
 }
 
 #[tokio::test]
 async fn dedup_later_writes_win_field_by_field() {
     let s = TestServer::start().await;
-    s.write_ok("db", "m,host=a f1=1,f2=1 100\nm,host=b f1=9 100").await;
+    s.write_ok("db", "m,host=a f1=1,f2=1 100\nm,host=b f1=9 100")
+        .await;
     s.write_ok("db", "m,host=a f1=2 100").await;
-    s.write_ok("db", "m,host=a f2=3,f3=\"x\" 100\nm,host=a f1=5 200").await;
-    let rows = s.query_json("db", "SELECT host, f1, f2, f3, CAST(time AS BIGINT) AS t FROM m ORDER BY host, time").await;
+    s.write_ok("db", "m,host=a f2=3,f3=\"x\" 100\nm,host=a f1=5 200")
+        .await;
+    let rows = s
+        .query_json(
+            "db",
+            "SELECT host, f1, f2, f3, CAST(time AS BIGINT) AS t FROM m ORDER BY host, time",
+        )
+        .await;
     assert_eq!(
         rows,
         vec![
@@ -251,7 +305,12 @@ async fn dedup_later_writes_win_field_by_field() {
     );
     // A series without a tag is distinct from one with it.
     s.write_ok("db", "m f1=7 100").await;
-    assert_eq!(s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100").await.len(), 3);
+    assert_eq!(
+        s.query_json("db", "SELECT f1 FROM m WHERE CAST(time AS BIGINT) = 100")
+            .await
+            .len(),
+        3
+    );
 }
 
 /// Results up to 1 MiB go out whole with a `content-length`; larger ones
@@ -259,28 +318,47 @@ async fn dedup_later_writes_win_field_by_field() {
 #[tokio::test]
 async fn results_stream_in_batches() {
     let s = TestServer::start().await;
-    let body: String = (0..100_000).map(|i| format!("m,h=h{} v={i} {i}\n", i % 7)).collect();
+    let body: String = (0..100_000)
+        .map(|i| format!("m,h=h{} v={i} {i}\n", i % 7))
+        .collect();
     s.write_ok("db", &body).await;
     // More rows than one DataFusion batch (8192) and more than 1 MiB of
     // JSON: the array must stay valid across the streamed chunks.
     let r = s.query("db", "SELECT v FROM m", "json").await;
-    assert_eq!(r.headers().get("transfer-encoding").map(|v| v.to_str().unwrap()), Some("chunked"));
+    assert_eq!(
+        r.headers()
+            .get("transfer-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("chunked")
+    );
     assert!(r.headers().get("content-length").is_none());
     let rows: Vec<Value> = r.json().await.unwrap();
-    let mut values: Vec<i64> = rows.iter().map(|r| r["v"].as_f64().unwrap() as i64).collect();
+    let mut values: Vec<i64> = rows
+        .iter()
+        .map(|r| r["v"].as_f64().unwrap() as i64)
+        .collect();
     values.sort_unstable();
     assert_eq!(values, (0..100_000).collect::<Vec<i64>>());
     // Several batches but under 1 MiB: sent whole.
     let r = s.query("db", "SELECT v FROM m", "csv").await;
-    let length: usize = r.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    let length: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(r.headers().get("transfer-encoding").is_none());
     let text = r.text().await.unwrap();
     assert_eq!(text.len(), length);
     assert_eq!(text.lines().count(), 100_001);
     assert_eq!(text.lines().filter(|l| *l == "v").count(), 1);
-    let r = s.query("db", "SELECT v FROM m WHERE v < 3 ORDER BY v", "json").await;
+    let r = s
+        .query("db", "SELECT v FROM m WHERE v < 3 ORDER BY v", "json")
+        .await;
     assert_eq!(r.headers()["content-length"], "31");
-    assert_eq!(r.text().await.unwrap(), r#"[{"v":0.0},{"v":1.0},{"v":2.0}]"#);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"[{"v":0.0},{"v":1.0},{"v":2.0}]"#
+    );
     let r = s.query("db", "SELECT v FROM m WHERE v < 0", "json").await;
     assert_eq!(r.text().await.unwrap(), "[]");
 }
@@ -417,10 +495,15 @@ async fn tag_equalities_on_buffered_rows() {
     // Values out of order, repeated, missing, and sorting before every
     // stored one (the first key tag is found by binary search).
     assert_eq!(
-        usages("SELECT usage FROM cpu WHERE host IN ('c', 'a', 'a', '0', 'bb') ORDER BY time").await,
+        usages("SELECT usage FROM cpu WHERE host IN ('c', 'a', 'a', '0', 'bb') ORDER BY time")
+            .await,
         vec![1.0, 4.0, 5.0]
     );
-    assert!(usages("SELECT usage FROM cpu WHERE host = ''").await.is_empty());
+    assert!(
+        usages("SELECT usage FROM cpu WHERE host = ''")
+            .await
+            .is_empty()
+    );
     // Many values, most of them absent.
     assert_eq!(
         usages(
@@ -447,7 +530,11 @@ async fn tag_equalities_on_buffered_rows() {
         s.query_json("db", "SELECT host, count(*) AS n, sum(usage) AS u FROM cpu WHERE host IN ('c', 'a', 'zz') GROUP BY host ORDER BY host DESC").await,
         vec![json!({"host": "c", "n": 1, "u": 4.0}), json!({"host": "a", "n": 2, "u": 6.0})]
     );
-    assert_eq!(s.query_json("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'").await, vec![json!({"n": 2})]);
+    assert_eq!(
+        s.query_json("db", "SELECT count(*) AS n FROM cpu WHERE region = 'us'")
+            .await,
+        vec![json!({"n": 2})]
+    );
 }
 
 /// A scan estimated at a few thousand rows plans on one partition (no
@@ -458,12 +545,21 @@ async fn small_scans_plan_on_one_partition() {
     let s = TestServer::start().await;
     // 120,000 buffered rows: 120 hosts, 1,000 seconds, three fields.
     let body: String = (0..120_000i64)
-        .map(|i| format!("cpu,host=h{} v={i},w=1,x=2 {}\n", i % 120, (i / 120) * 1_000_000_000))
+        .map(|i| {
+            format!(
+                "cpu,host=h{} v={i},w=1,x=2 {}\n",
+                i % 120,
+                (i / 120) * 1_000_000_000
+            )
+        })
         .collect();
     s.write_ok("db", &body).await;
     let small = "SELECT host, max(v) AS v FROM cpu WHERE host = 'h1' GROUP BY host";
     let large = "SELECT host, max(v) AS v, max(w) AS w, max(x) AS x FROM cpu GROUP BY host ORDER BY host LIMIT 2";
-    assert_eq!(s.query_json("db", small).await, vec![json!({"host": "h1", "v": 119_881.0})]);
+    assert_eq!(
+        s.query_json("db", small).await,
+        vec![json!({"host": "h1", "v": 119_881.0})]
+    );
     assert_eq!(
         s.query_json("db", large).await,
         vec![
@@ -488,13 +584,19 @@ async fn now_is_each_querys_start_time() {
     let s = TestServer::start().await;
     s.write_ok("db", "m v=1").await;
     let wall = || {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64
     };
     let q = "SELECT CAST(now() AS BIGINT) AS n, count(*) AS c FROM m WHERE time > now() - INTERVAL '1 hour'";
     let (before, first) = (wall(), s.query_json("db", q).await);
     assert_eq!(first[0]["c"], json!(1), "{first:?}");
     let n1 = first[0]["n"].as_i64().unwrap();
-    assert!(n1 >= before - 1_000_000_000 && n1 <= wall() + 1_000_000_000, "{n1} vs {before}");
+    assert!(
+        n1 >= before - 1_000_000_000 && n1 <= wall() + 1_000_000_000,
+        "{n1} vs {before}"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let n2 = s.query_json("db", q).await[0]["n"].as_i64().unwrap();
     assert!(n2 > n1, "{n2} <= {n1}");

@@ -38,7 +38,6 @@ async fn split_roles_share_one_moto_bucket() {
     split_roles_share_one_bucket(&moto.endpoint()).await;
 }
 
-
 /// Each shared scenario as a test on its own moto server.
 macro_rules! on_moto {
     ($($name:ident),* $(,)?) => {
@@ -93,8 +92,16 @@ async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
                     hostname: "test".into(),
                     core_count: 1,
                 };
-                cluster::Lease::acquire(store, &Path::default(), "node-x", holder, timing, cluster::Contention::Refuse, None)
-                    .await
+                cluster::Lease::acquire(
+                    store,
+                    &Path::default(),
+                    "node-x",
+                    holder,
+                    timing,
+                    cluster::Contention::Refuse,
+                    None,
+                )
+                .await
             })
         })
         .collect();
@@ -106,7 +113,9 @@ async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
     }
     assert_eq!(winners.len(), 1, "exactly one lease holder");
 
-    let catalogs = futures::future::join_all((0..8).map(|_| Catalog::load(s3.store("race"), Path::default()))).await;
+    let catalogs =
+        futures::future::join_all((0..8).map(|_| Catalog::load(s3.store("race"), Path::default())))
+            .await;
     let catalogs: Vec<Arc<Catalog>> = catalogs.into_iter().map(Result::unwrap).collect();
     let uuids: std::collections::HashSet<_> = catalogs.iter().map(|c| c.uuid()).collect();
     assert_eq!(uuids.len(), 1, "one catalog UUID");
@@ -115,7 +124,11 @@ async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
         async move {
             // Table t{i} with column v typed by i: the shared table `m`'s
             // column has one winner.
-            let kind = if i % 2 == 0 { FieldType::Float } else { FieldType::Integer };
+            let kind = if i % 2 == 0 {
+                FieldType::Float
+            } else {
+                FieldType::Integer
+            };
             c.ensure(&SchemaChange {
                 db: "db".into(),
                 tables: vec![
@@ -135,13 +148,19 @@ async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
     for r in futures::future::join_all(changes).await {
         r.unwrap();
     }
-    let fresh = Catalog::load(s3.store("race"), Path::default()).await.unwrap();
+    let fresh = Catalog::load(s3.store("race"), Path::default())
+        .await
+        .unwrap();
     let state = fresh.state();
     let db = state.db("db").unwrap();
     for i in 0..8 {
         assert!(db.table(&format!("t{i}")).is_some(), "t{i} landed");
     }
-    assert_eq!(db.table("m").unwrap().columns().len(), 2, "m has v (one winner) and time");
+    assert_eq!(
+        db.table("m").unwrap().columns().len(),
+        2,
+        "m has v (one winner) and time"
+    );
 }
 
 /// `inflow serve` on S3: acknowledged writes survive SIGKILL, across a
@@ -150,20 +169,39 @@ async fn conditional_creates_have_one_winner(s3: &S3Endpoint) {
 async fn inflow_serve_keeps_every_acknowledged_write(s3: &S3Endpoint) {
     s3.create_bucket("serve").await;
     let cluster = TestCluster::on_s3(s3, "serve");
-    let mut server = cluster.start("inflow", "inflow-0", &["--wal-snapshot-size", "3"]).await;
+    let mut server = cluster
+        .start("inflow", "inflow-0", &["--wal-snapshot-size", "3"])
+        .await;
     for i in 0..10 {
-        server.write_ok("db", &format!("m,h=h{i} v={i} {}", i + 1)).await;
+        server
+            .write_ok("db", &format!("m,h=h{i} v={i} {}", i + 1))
+            .await;
     }
-    let err = cluster.try_start("inflow", "inflow-0", &[]).await.unwrap_err();
+    let err = cluster
+        .try_start("inflow", "inflow-0", &[])
+        .await
+        .unwrap_err();
     assert!(err.contains("held by a live process"), "{err}");
     server.kill();
     let started = Instant::now();
     server.restart().await;
-    assert!(started.elapsed() >= Duration::from_millis(900), "waited out the lease");
-    let got = server.try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "waited out the lease"
+    );
+    let got = server
+        .try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m")
+        .await
+        .unwrap();
     assert_eq!(got, vec![json!({"n": 10, "s": 45.0})]);
-    let files = server.try_rows("db", "SELECT count(*) AS n FROM system.parquet_files").await.unwrap();
-    assert!(files[0]["n"].as_u64().unwrap() >= 1, "persisted to the bucket: {files:?}");
+    let files = server
+        .try_rows("db", "SELECT count(*) AS n FROM system.parquet_files")
+        .await
+        .unwrap();
+    assert!(
+        files[0]["n"].as_u64().unwrap() >= 1,
+        "persisted to the bucket: {files:?}"
+    );
 }
 
 /// An ingester, a querier and a compactor on one bucket: the querier sees
@@ -171,11 +209,17 @@ async fn inflow_serve_keeps_every_acknowledged_write(s3: &S3Endpoint) {
 async fn split_roles_share_one_bucket(s3: &S3Endpoint) {
     s3.create_bucket("split").await;
     let cluster = TestCluster::on_s3(s3, "split");
-    let ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "2"]).await;
-    let querier = cluster.start("inflow-querier", "q-0", &["--replication-interval", "20ms"]).await;
+    let ingester = cluster
+        .start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "2"])
+        .await;
+    let querier = cluster
+        .start("inflow-querier", "q-0", &["--replication-interval", "20ms"])
+        .await;
     let _compactor = cluster.start("inflow-compactor", "c-0", &[]).await;
     for i in 0..6 {
-        ingester.write_ok("db", &format!("m,h=h{i} v={i} {}", i + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,h=h{i} v={i} {}", i + 1))
+            .await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -187,7 +231,13 @@ async fn split_roles_share_one_bucket(s3: &S3Endpoint) {
         assert!(Instant::now() < deadline, "the querier never saw the rows");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let nodes = querier.try_rows("_internal", "SELECT node_id, state FROM system.nodes ORDER BY node_id").await.unwrap();
+    let nodes = querier
+        .try_rows(
+            "_internal",
+            "SELECT node_id, state FROM system.nodes ORDER BY node_id",
+        )
+        .await
+        .unwrap();
     assert_eq!(
         nodes,
         vec![

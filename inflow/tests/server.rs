@@ -6,7 +6,12 @@ use test_helpers::TestServer;
 async fn ping_get_post_and_head() {
     let s = TestServer::start().await;
     for method in [reqwest::Method::GET, reqwest::Method::POST] {
-        let r = s.client().request(method.clone(), s.url("/ping")).send().await.unwrap();
+        let r = s
+            .client()
+            .request(method.clone(), s.url("/ping"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{method}");
         assert_eq!(r.headers()["x-influxdb-version"], "3.8.0");
         assert_eq!(r.headers()["x-influxdb-build"], "Enterprise");
@@ -19,9 +24,17 @@ async fn ping_get_post_and_head() {
     let r = s.client().get(s.url("/ping")).send().await.unwrap();
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(r.headers()["request-id"].to_str().unwrap(), id);
-    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7, "{id}");
+    assert_eq!(
+        uuid::Uuid::parse_str(&id).unwrap().get_version_num(),
+        7,
+        "{id}"
+    );
     let next = s.client().get(s.url("/ping")).send().await.unwrap();
-    assert_ne!(next.headers()["x-request-id"].to_str().unwrap(), id, "one id per request");
+    assert_ne!(
+        next.headers()["x-request-id"].to_str().unwrap(),
+        id,
+        "one id per request"
+    );
     let r = s.client().head(s.url("/ping")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
@@ -42,22 +55,40 @@ async fn health_and_cluster_uuid() {
     // Error responses carry it too.
     let r = s.client().get(s.url("/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.headers()["cluster-uuid"].to_str().unwrap(), uuid.as_deref().unwrap());
+    assert_eq!(
+        r.headers()["cluster-uuid"].to_str().unwrap(),
+        uuid.as_deref().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn cluster_uuid_survives_restart() {
     let mut s = TestServer::start().await;
-    let before = s.client().get(s.url("/health")).send().await.unwrap().headers()["cluster-uuid"].clone();
+    let before = s
+        .client()
+        .get(s.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .headers()["cluster-uuid"]
+        .clone();
     s.restart().await;
-    let after = s.client().get(s.url("/health")).send().await.unwrap().headers()["cluster-uuid"].clone();
+    let after = s
+        .client()
+        .get(s.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .headers()["cluster-uuid"]
+        .clone();
     assert_eq!(before, after);
 }
 
 #[tokio::test]
 async fn metrics_count_writes_queries_and_flushes() {
     let s = TestServer::start().await;
-    s.write_ok("db", "cpu,host=a usage=1 1\ncpu,host=b usage=2 2").await;
+    s.write_ok("db", "cpu,host=a usage=1 1\ncpu,host=b usage=2 2")
+        .await;
     let r = s.write_lp("db", "cpu,host=c usage=oops 3").await;
     assert_eq!(r.status(), 400);
     s.query_json("db", "SELECT * FROM cpu").await;
@@ -65,7 +96,10 @@ async fn metrics_count_writes_queries_and_flushes() {
     assert_eq!(r.status(), 400);
     let r = s.client().get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let text = r.text().await.unwrap();
     assert!(text.ends_with("\n# EOF\n"), "Core's end marker");
     let value = |name: &str| -> f64 {
@@ -77,14 +111,34 @@ async fn metrics_count_writes_queries_and_flushes() {
     assert_eq!(value("inflow_write_lines_total"), 2.0, "{text}");
     assert_eq!(value("inflow_write_lines_rejected_total"), 1.0, "{text}");
     assert!(value("inflow_write_bytes_total") > 40.0, "{text}");
-    assert_eq!(value("inflow_write_requests_total{api=\"v3\",status=\"204\"}"), 1.0, "{text}");
-    assert_eq!(value("inflow_write_requests_total{api=\"v3\",status=\"400\"}"), 1.0, "{text}");
-    assert!(value("inflow_write_duration_seconds_count") >= 2.0, "{text}");
+    assert_eq!(
+        value("inflow_write_requests_total{api=\"v3\",status=\"204\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("inflow_write_requests_total{api=\"v3\",status=\"400\"}"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        value("inflow_write_duration_seconds_count") >= 2.0,
+        "{text}"
+    );
     assert_eq!(value("inflow_query_requests_total"), 2.0, "{text}");
     assert_eq!(value("inflow_query_errors_total"), 1.0, "{text}");
-    assert!(value("inflow_query_duration_seconds_count") >= 2.0, "{text}");
-    assert!(value("inflow_wal_flushes_total{result=\"ok\"}") >= 1.0, "{text}");
-    assert!(value("inflow_wal_flush_duration_seconds_count") >= 1.0, "{text}");
+    assert!(
+        value("inflow_query_duration_seconds_count") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        value("inflow_wal_flushes_total{result=\"ok\"}") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value("inflow_wal_flush_duration_seconds_count") >= 1.0,
+        "{text}"
+    );
     assert!(value("inflow_wal_flush_bytes_total") > 0.0, "{text}");
 }
 
@@ -96,13 +150,27 @@ async fn help_lists_every_flag_with_env() {
         .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
-        "--node-id", "--object-store", "--data-dir", "--bucket", "--aws-endpoint", "--aws-access-key-id",
-        "--aws-secret-access-key", "--aws-region", "--aws-allow-http", "--http-bind", "--without-auth",
-        "--wal-flush-interval", "--max-http-request-size", "--log-filter",
+        "--node-id",
+        "--object-store",
+        "--data-dir",
+        "--bucket",
+        "--aws-endpoint",
+        "--aws-access-key-id",
+        "--aws-secret-access-key",
+        "--aws-region",
+        "--aws-allow-http",
+        "--http-bind",
+        "--without-auth",
+        "--wal-flush-interval",
+        "--max-http-request-size",
+        "--log-filter",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
-    assert!(help.contains("INFLOW_NODE_ID") && help.contains("INFLOW_WAL_FLUSH_INTERVAL"), "{help}");
+    assert!(
+        help.contains("INFLOW_NODE_ID") && help.contains("INFLOW_WAL_FLUSH_INTERVAL"),
+        "{help}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +187,10 @@ async fn cors_preflight_and_allow_origin() {
     let s = TestServer::start().await;
     let r = s
         .anonymous_client()
-        .request(reqwest::Method::OPTIONS, s.url("/api/v3/query_sql?db=db&q=SELECT%201"))
+        .request(
+            reqwest::Method::OPTIONS,
+            s.url("/api/v3/query_sql?db=db&q=SELECT%201"),
+        )
         .send()
         .await
         .unwrap();
@@ -134,7 +205,17 @@ async fn cors_preflight_and_allow_origin() {
     }
     let ok = s.client().get(s.url("/health")).send().await.unwrap();
     assert_eq!(ok.headers()["access-control-allow-origin"], "*");
-    let unauthorized = s.anonymous_client().get(s.url("/health")).send().await.unwrap();
+    let unauthorized = s
+        .anonymous_client()
+        .get(s.url("/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauthorized.status(), 401);
-    assert!(unauthorized.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        unauthorized
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }

@@ -235,7 +235,9 @@ pub async fn replay(
 
 fn catalog_error(e: CatalogError) -> WriteError {
     match e {
-        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => WriteError::Unavailable(e.to_string()),
+        CatalogError::ObjectStore(_) | CatalogError::TooMuchContention(_) => {
+            WriteError::Unavailable(e.to_string())
+        }
         _ => WriteError::Internal(e.to_string()),
     }
 }
@@ -263,11 +265,20 @@ impl WriteService for Ingester {
         let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
         // One pass when the catalog already knows every column; otherwise
         // the two-phase path that may change the catalog.
-        let known = validate::parse_and_build_known(&state, &req.db, &req.body, req.precision, default_time_ns)
-            .map_err(internal)?;
+        let known = validate::parse_and_build_known(
+            &state,
+            &req.db,
+            &req.body,
+            req.precision,
+            default_time_ns,
+        )
+        .map_err(internal)?;
         let (built, rejected) = match known {
             Some(x) => x,
-            None => self.build_with_catalog_changes(&req, state, default_time_ns).await?,
+            None => {
+                self.build_with_catalog_changes(&req, state, default_time_ns)
+                    .await?
+            }
         };
         if built.batch.rows == 0 || (!req.accept_partial && !rejected.is_empty()) {
             return Err(WriteError::Rejected(rejected));

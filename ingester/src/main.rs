@@ -30,12 +30,27 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let (store, catalog) = c.open_catalog(false).await?;
     c.install_admin_token(&catalog).await?;
     let listener = c.bind().await?;
-    let node = c.join_cluster(&store, &catalog, &[server_common::Role::Ingest], &listener).await?;
+    let node = c
+        .join_cluster(&store, &catalog, &[server_common::Role::Ingest], &listener)
+        .await?;
     let metrics = http_api::Metrics::new();
-    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(cli.persist.gen1_duration));
+    let buffer = Arc::new(buffer::Buffer::with_chunk_duration(
+        cli.persist.gen1_duration,
+    ));
     let config = ingester::IngesterConfig::from_args(c, &cli.persist, store, &node);
-    let writer = ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer()).await?;
-    c.serve_http(listener, &node, catalog, Some(writer), None, metrics, Some(&cli.persist)).await?;
+    let writer =
+        ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer())
+            .await?;
+    c.serve_http(
+        listener,
+        &node,
+        catalog,
+        Some(writer),
+        None,
+        metrics,
+        Some(&cli.persist),
+    )
+    .await?;
     node.leave().await;
     Ok(())
 }

@@ -132,7 +132,10 @@ impl Persister {
     /// (persistence is behind the writers). Gives up after `max_wait`,
     /// returning false: the caller then refuses the write with 503.
     pub(crate) async fn wait_for_room(&self, max_wait: Duration) -> bool {
-        let limit = self.config.buffer_mem_limit.saturating_add(self.config.buffer_mem_limit / 2);
+        let limit = self
+            .config
+            .buffer_mem_limit
+            .saturating_add(self.config.buffer_mem_limit / 2);
         let deadline = Instant::now() + max_wait;
         while self.buffer.memory_bytes() > limit {
             if Instant::now() >= deadline {
@@ -149,7 +152,8 @@ impl Persister {
             .applied
             .load(Ordering::Acquire)
             .saturating_sub(self.persisted.load(Ordering::Acquire));
-        files >= self.config.wal_snapshot_size || self.buffer.memory_bytes() > self.config.buffer_mem_limit
+        files >= self.config.wal_snapshot_size
+            || self.buffer.memory_bytes() > self.config.buffer_mem_limit
     }
 
     /// Runs the persist loop in the background.
@@ -163,7 +167,8 @@ impl Persister {
             loop {
                 if pending.is_none() && !this.due() {
                     // A replay may already have passed a limit; otherwise wait.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), this.wake.notified()).await;
                     continue;
                 }
                 let (generation, mut files) = match pending.take() {
@@ -187,7 +192,9 @@ impl Persister {
                     .inc();
                 match result {
                     Ok(()) => {
-                        metrics.persist_duration.observe(started.elapsed().as_secs_f64());
+                        metrics
+                            .persist_duration
+                            .observe(started.elapsed().as_secs_f64());
                         metrics
                             .buffer_bytes
                             .set(i64::try_from(this.buffer.memory_bytes()).unwrap_or(i64::MAX));
@@ -216,13 +223,24 @@ impl Persister {
         let mut files: Vec<ParquetFile> = Vec::new();
         for (db_id, table_id) in generation.tables() {
             let Some(table) = state.db_by_id(db_id).and_then(|d| d.table_by_id(table_id)) else {
-                return Err(format!("table {table_id} of database {db_id} is not in the catalog"));
+                return Err(format!(
+                    "table {table_id} of database {db_id} is not in the catalog"
+                ));
             };
-            let chunks = generation.table_chunks(db_id, table).map_err(|e| e.to_string())?;
+            let chunks = generation
+                .table_chunks(db_id, table)
+                .map_err(|e| e.to_string())?;
             for chunk in chunks {
-                let file = parquet_store::write_file(&self.store, &self.prefix, db_id, table, chunk.chunk_time, &chunk.batch)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let file = parquet_store::write_file(
+                    &self.store,
+                    &self.prefix,
+                    db_id,
+                    table,
+                    chunk.chunk_time,
+                    &chunk.batch,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 files.push(file);
             }
         }
@@ -231,13 +249,20 @@ impl Persister {
 
     /// Steps 2–5 for one sealed generation; `written` keeps step 2's files
     /// across retries.
-    async fn persist(&self, generation: &Generation, written: &mut Option<Vec<ParquetFile>>) -> Result<(), PersistError> {
+    async fn persist(
+        &self,
+        generation: &Generation,
+        written: &mut Option<Vec<ParquetFile>>,
+    ) -> Result<(), PersistError> {
         let started = Instant::now();
         let wal_seq = generation.max_seq();
         let files = match written {
             Some(f) => f.clone(),
             None => {
-                let f = self.write_files(generation).await.map_err(PersistError::Failed)?;
+                let f = self
+                    .write_files(generation)
+                    .await
+                    .map_err(PersistError::Failed)?;
                 *written = Some(f.clone());
                 f
             }
@@ -249,7 +274,9 @@ impl Persister {
         if let Some(lease) = &self.lease
             && !lease.wait_valid(Duration::from_secs(5)).await
         {
-            return Err(PersistError::Failed("the lease on this node id is not confirmed; retrying".into()));
+            return Err(PersistError::Failed(
+                "the lease on this node id is not confirmed; retrying".into(),
+            ));
         }
         let plan = |state: &catalog::CatalogState| {
             if state.persisted_wal_seq(&node_id) >= wal_seq {
@@ -275,18 +302,26 @@ impl Persister {
             }])
         };
         let committed = match &self.lease {
-            Some(lease) => self.catalog.update_fenced(lease.name(), lease.epoch(), plan).await,
+            Some(lease) => {
+                self.catalog
+                    .update_fenced(lease.name(), lease.epoch(), plan)
+                    .await
+            }
             None => self.catalog.update(plan).await,
         };
         match committed {
             Ok(_) => {}
-            Err(e @ CatalogError::LeaseLost { .. }) => return Err(PersistError::LeaseLost(e.to_string())),
+            Err(e @ CatalogError::LeaseLost { .. }) => {
+                return Err(PersistError::LeaseLost(e.to_string()));
+            }
             Err(e) => return Err(PersistError::Failed(e.to_string())),
         }
         self.persisted.fetch_max(wal_seq, Ordering::AcqRel);
         let metrics = http_api::cluster_metrics();
         metrics.persisted_files.inc_by(count as u64);
-        metrics.persisted_rows.inc_by(files.iter().map(|f| f.row_count).sum());
+        metrics
+            .persisted_rows
+            .inc_by(files.iter().map(|f| f.row_count).sum());
         crash_point("after-catalog-commit");
         // Cleanup: a failure here only leaves files the next start deletes.
         match self.location.list().await {
@@ -322,8 +357,8 @@ mod tests {
     use http_api::{WriteRequest, WriteService};
     use object_store::memory::InMemory;
     use object_store::{
-        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions,
-        PutPayload, PutResult,
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult,
     };
 
     use super::*;
@@ -344,9 +379,16 @@ mod tests {
 
     #[async_trait]
     impl ObjectStore for LostAnswer {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
             let registers_files = location.as_ref().contains("catalog/log")
-                && payload.iter().any(|b| b.windows(17).any(|w| w == b"add_parquet_files"));
+                && payload
+                    .iter()
+                    .any(|b| b.windows(17).any(|w| w == b"add_parquet_files"));
             let result = self.inner.put_opts(location, payload, opts).await?;
             if registers_files && !self.tripped.swap(true, Ordering::AcqRel) {
                 return Err(object_store::Error::Generic {
@@ -356,13 +398,20 @@ mod tests {
             }
             Ok(result)
         }
-        async fn put_multipart_opts(&self, l: &Path, o: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        async fn put_multipart_opts(
+            &self,
+            l: &Path,
+            o: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(l, o).await
         }
         async fn get_opts(&self, l: &Path, o: GetOptions) -> object_store::Result<GetResult> {
             self.inner.get_opts(l, o).await
         }
-        fn delete_stream(&self, l: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        fn delete_stream(
+            &self,
+            l: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
             self.inner.delete_stream(l)
         }
         fn list(&self, p: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
@@ -386,7 +435,9 @@ mod tests {
             tripped: AtomicBool::new(false),
         });
         let store_dyn: Arc<dyn ObjectStore> = Arc::clone(&store) as Arc<dyn ObjectStore>;
-        let catalog = Catalog::load(Arc::clone(&store_dyn), Path::default()).await.unwrap();
+        let catalog = Catalog::load(Arc::clone(&store_dyn), Path::default())
+            .await
+            .unwrap();
         let buffer = Arc::new(Buffer::new());
         let config = IngesterConfig {
             store: Arc::clone(&store_dyn),
@@ -401,7 +452,10 @@ mod tests {
             limits: buffer::validate::Limits::UNLIMITED,
             lease: None,
         };
-        let ingester = crate::Ingester::start(config, Arc::clone(&catalog), buffer, Box::new(|_| {})).await.unwrap();
+        let ingester =
+            crate::Ingester::start(config, Arc::clone(&catalog), buffer, Box::new(|_| {}))
+                .await
+                .unwrap();
         ingester
             .write_lp(WriteRequest {
                 db: "db".into(),
@@ -413,7 +467,9 @@ mod tests {
             .await
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !(store.tripped.load(Ordering::Acquire) && catalog.state().persisted_wal_seq("n") >= 1) {
+        while !(store.tripped.load(Ordering::Acquire)
+            && catalog.state().persisted_wal_seq("n") >= 1)
+        {
             assert!(Instant::now() < deadline, "never persisted");
             let _ = catalog.sync().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -423,11 +479,23 @@ mod tests {
         let state = catalog.sync().await.unwrap();
         let db = state.db("db").unwrap();
         let table = db.table("m").unwrap();
-        assert_eq!(state.table_files(db.id, table.id).unwrap().len(), 1, "registered once");
-        let objects: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None)).await.unwrap();
-        let parquet = objects.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count();
+        assert_eq!(
+            state.table_files(db.id, table.id).unwrap().len(),
+            1,
+            "registered once"
+        );
+        let objects: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .unwrap();
+        let parquet = objects
+            .iter()
+            .filter(|m| m.location.as_ref().ends_with(".parquet"))
+            .count();
         assert_eq!(parquet, 1, "no orphan file: {objects:?}");
-        let wal = objects.iter().filter(|m| m.location.as_ref().starts_with("wal/")).count();
+        let wal = objects
+            .iter()
+            .filter(|m| m.location.as_ref().starts_with("wal/"))
+            .count();
         assert_eq!(wal, 0, "the persisted WAL file was deleted");
     }
 }

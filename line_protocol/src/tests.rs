@@ -12,9 +12,13 @@ fn lines(body: &str) -> Vec<(usize, String)> {
 
 #[test]
 fn basic_line() {
-    let l = parse("cpu,host=a,region=us usage=1.5,count=3i,free=7u,ok=true,msg=\"hi\" 123").unwrap();
+    let l =
+        parse("cpu,host=a,region=us usage=1.5,count=3i,free=7u,ok=true,msg=\"hi\" 123").unwrap();
     assert_eq!(l.measurement, "cpu");
-    assert_eq!(l.tags, vec![("host".into(), "a".into()), ("region".into(), "us".into())]);
+    assert_eq!(
+        l.tags,
+        vec![("host".into(), "a".into()), ("region".into(), "us".into())]
+    );
     assert_eq!(
         l.fields,
         vec![
@@ -38,30 +42,66 @@ fn optional_timestamp_and_negative() {
 #[test]
 fn booleans_in_every_spelling() {
     for (s, v) in [
-        ("t", true), ("T", true), ("true", true), ("True", true), ("TRUE", true),
-        ("f", false), ("F", false), ("false", false), ("False", false), ("FALSE", false),
+        ("t", true),
+        ("T", true),
+        ("true", true),
+        ("True", true),
+        ("TRUE", true),
+        ("f", false),
+        ("F", false),
+        ("false", false),
+        ("False", false),
+        ("FALSE", false),
     ] {
         let line = format!("m b={s}");
-        assert_eq!(parse(&line).unwrap().fields[0].1, FieldValue::Bool(v), "{s}");
+        assert_eq!(
+            parse(&line).unwrap().fields[0].1,
+            FieldValue::Bool(v),
+            "{s}"
+        );
     }
-    assert!(matches!(parse("m b=tRUE"), Err(LineError::BadFieldValue { .. })));
+    assert!(matches!(
+        parse("m b=tRUE"),
+        Err(LineError::BadFieldValue { .. })
+    ));
 }
 
 #[test]
 fn numbers() {
-    assert_eq!(parse("m f=-1.5e3").unwrap().fields[0].1, FieldValue::F64(-1500.0));
+    assert_eq!(
+        parse("m f=-1.5e3").unwrap().fields[0].1,
+        FieldValue::F64(-1500.0)
+    );
     assert_eq!(parse("m f=1").unwrap().fields[0].1, FieldValue::F64(1.0));
     assert_eq!(parse("m f=.5").unwrap().fields[0].1, FieldValue::F64(0.5));
-    assert_eq!(parse("m f=-9223372036854775808i").unwrap().fields[0].1, FieldValue::I64(i64::MIN));
-    assert_eq!(parse("m f=18446744073709551615u").unwrap().fields[0].1, FieldValue::U64(u64::MAX));
+    assert_eq!(
+        parse("m f=-9223372036854775808i").unwrap().fields[0].1,
+        FieldValue::I64(i64::MIN)
+    );
+    assert_eq!(
+        parse("m f=18446744073709551615u").unwrap().fields[0].1,
+        FieldValue::U64(u64::MAX)
+    );
     let e = parse("m f=9223372036854775808i").unwrap_err();
     assert!(e.to_string().contains("out of range"), "{e}");
     let e = parse("m f=18446744073709551616u").unwrap_err();
     assert!(e.to_string().contains("out of range"), "{e}");
     let e = parse("m f=-1u").unwrap_err();
     assert!(e.to_string().contains("negative"), "{e}");
-    for bad in ["m f=1.2.3", "m f=abc", "m f=NaN", "m f=inf", "m f=1x", "m f=i", "m f=--1", "m f=1e999"] {
-        assert!(matches!(parse(bad), Err(LineError::BadFieldValue { .. })), "{bad}");
+    for bad in [
+        "m f=1.2.3",
+        "m f=abc",
+        "m f=NaN",
+        "m f=inf",
+        "m f=1x",
+        "m f=i",
+        "m f=--1",
+        "m f=1e999",
+    ] {
+        assert!(
+            matches!(parse(bad), Err(LineError::BadFieldValue { .. })),
+            "{bad}"
+        );
     }
 }
 
@@ -80,14 +120,23 @@ fn escapes_in_names() {
 #[test]
 fn string_values() {
     let l = parse(r#"m s="a \"quoted\" \\ value, with = and spaces",n=1"#).unwrap();
-    assert_eq!(l.fields[0].1, FieldValue::String(r#"a "quoted" \ value, with = and spaces"#.into()));
+    assert_eq!(
+        l.fields[0].1,
+        FieldValue::String(r#"a "quoted" \ value, with = and spaces"#.into())
+    );
     assert_eq!(l.fields[1].1, FieldValue::F64(1.0));
     let l = parse(r#"m s="back\slash""#).unwrap();
     assert_eq!(l.fields[0].1, FieldValue::String(r"back\slash".into()));
     let l = parse(r#"m s="""#).unwrap();
     assert_eq!(l.fields[0].1, FieldValue::String("".into()));
-    assert!(matches!(parse(r#"m s="open"#), Err(LineError::UnterminatedString(_))));
-    assert!(matches!(parse(r#"m s="x"y"#), Err(LineError::TrailingText(_))));
+    assert!(matches!(
+        parse(r#"m s="open"#),
+        Err(LineError::UnterminatedString(_))
+    ));
+    assert!(matches!(
+        parse(r#"m s="x"y"#),
+        Err(LineError::TrailingText(_))
+    ));
     let l = parse("m s=\"multi\nline\" 5").unwrap();
     assert_eq!(l.fields[0].1, FieldValue::String("multi\nline".into()));
 }
@@ -97,28 +146,65 @@ fn errors_name_the_problem() {
     assert_eq!(parse("m").unwrap_err(), LineError::NoFields);
     assert_eq!(parse("m,t=1").unwrap_err(), LineError::NoFields);
     assert_eq!(parse("m 123").unwrap_err(), LineError::NoFields);
-    assert_eq!(parse("m abc 123").unwrap_err(), LineError::MissingFieldValue("abc".into()));
-    assert_eq!(parse(",t=1 f=1").unwrap_err(), LineError::MissingMeasurement);
-    assert_eq!(parse("m,t f=1").unwrap_err(), LineError::MissingTagValue("t".into()));
-    assert_eq!(parse("m,t= f=1").unwrap_err(), LineError::EmptyTagValue("t".into()));
+    assert_eq!(
+        parse("m abc 123").unwrap_err(),
+        LineError::MissingFieldValue("abc".into())
+    );
+    assert_eq!(
+        parse(",t=1 f=1").unwrap_err(),
+        LineError::MissingMeasurement
+    );
+    assert_eq!(
+        parse("m,t f=1").unwrap_err(),
+        LineError::MissingTagValue("t".into())
+    );
+    assert_eq!(
+        parse("m,t= f=1").unwrap_err(),
+        LineError::EmptyTagValue("t".into())
+    );
     assert_eq!(parse("m,=v f=1").unwrap_err(), LineError::EmptyTagKey);
-    assert_eq!(parse("m,a=1,a=2 f=1").unwrap_err(), LineError::DuplicateTag("a".into()));
-    assert_eq!(parse("m f=1,f=2").unwrap_err(), LineError::DuplicateField("f".into()));
-    assert_eq!(parse("m,a=1 a=2").unwrap_err(), LineError::TagFieldConflict("a".into()));
+    assert_eq!(
+        parse("m,a=1,a=2 f=1").unwrap_err(),
+        LineError::DuplicateTag("a".into())
+    );
+    assert_eq!(
+        parse("m f=1,f=2").unwrap_err(),
+        LineError::DuplicateField("f".into())
+    );
+    assert_eq!(
+        parse("m,a=1 a=2").unwrap_err(),
+        LineError::TagFieldConflict("a".into())
+    );
     assert_eq!(parse("m f=1,=2").unwrap_err(), LineError::EmptyFieldKey);
-    assert_eq!(parse("m f=").unwrap_err().to_string(), "invalid field value for field 'f': empty value");
-    assert_eq!(parse("m f=1 12x").unwrap_err(), LineError::BadTimestamp("12x".into()));
-    assert_eq!(parse("m f=1 1 2").unwrap_err(), LineError::TrailingText("2".into()));
+    assert_eq!(
+        parse("m f=").unwrap_err().to_string(),
+        "invalid field value for field 'f': empty value"
+    );
+    assert_eq!(
+        parse("m f=1 12x").unwrap_err(),
+        LineError::BadTimestamp("12x".into())
+    );
+    assert_eq!(
+        parse("m f=1 1 2").unwrap_err(),
+        LineError::TrailingText("2".into())
+    );
     assert_eq!(parse("m time=1").unwrap_err(), LineError::ReservedTime);
     assert_eq!(parse("m,time=1 f=1").unwrap_err(), LineError::ReservedTime);
-    assert_eq!(parse_line(b"m f=\"\xff\"").unwrap_err(), LineError::InvalidUtf8);
+    assert_eq!(
+        parse_line(b"m f=\"\xff\"").unwrap_err(),
+        LineError::InvalidUtf8
+    );
     let big = "m f=1 99999999999999999999";
-    assert_eq!(parse(big).unwrap_err(), LineError::BadTimestamp("99999999999999999999".into()));
+    assert_eq!(
+        parse(big).unwrap_err(),
+        LineError::BadTimestamp("99999999999999999999".into())
+    );
 }
 
 #[test]
 fn splitting_lines() {
-    let body = "# comment\r\nm f=1 1\r\n\n   \nm f=2 2\n  # indented comment\nm s=\"a\nb\" 3\nm f=4";
+    let body =
+        "# comment\r\nm f=1 1\r\n\n   \nm f=2 2\n  # indented comment\nm s=\"a\nb\" 3\nm f=4";
     assert_eq!(
         lines(body),
         vec![
@@ -135,10 +221,22 @@ fn splitting_lines() {
 
 #[test]
 fn precision_conversion() {
-    assert_eq!(Precision::Auto.to_nanos(1_700_000_000).unwrap(), 1_700_000_000_000_000_000);
-    assert_eq!(Precision::Auto.to_nanos(1_700_000_000_000).unwrap(), 1_700_000_000_000_000_000);
-    assert_eq!(Precision::Auto.to_nanos(1_700_000_000_000_000).unwrap(), 1_700_000_000_000_000_000);
-    assert_eq!(Precision::Auto.to_nanos(1_700_000_000_000_000_000).unwrap(), 1_700_000_000_000_000_000);
+    assert_eq!(
+        Precision::Auto.to_nanos(1_700_000_000).unwrap(),
+        1_700_000_000_000_000_000
+    );
+    assert_eq!(
+        Precision::Auto.to_nanos(1_700_000_000_000).unwrap(),
+        1_700_000_000_000_000_000
+    );
+    assert_eq!(
+        Precision::Auto.to_nanos(1_700_000_000_000_000).unwrap(),
+        1_700_000_000_000_000_000
+    );
+    assert_eq!(
+        Precision::Auto.to_nanos(1_700_000_000_000_000_000).unwrap(),
+        1_700_000_000_000_000_000
+    );
     assert_eq!(Precision::Second.to_nanos(2).unwrap(), 2_000_000_000);
     assert_eq!(Precision::Minute.to_nanos(1).unwrap(), 60_000_000_000);
     assert_eq!(Precision::Hour.to_nanos(1).unwrap(), 3_600_000_000_000);
@@ -146,7 +244,10 @@ fn precision_conversion() {
     assert_eq!(Precision::parse_v1("µ"), Some(Precision::Microsecond));
     assert_eq!(Precision::parse_v1("h"), Some(Precision::Hour));
     assert_eq!(Precision::parse_v2("h"), None);
-    assert_eq!(Precision::parse_v3("millisecond"), Some(Precision::Millisecond));
+    assert_eq!(
+        Precision::parse_v3("millisecond"),
+        Some(Precision::Millisecond)
+    );
     assert_eq!(Precision::parse_v3("bogus"), None);
     for c in 0..7 {
         assert_eq!(Precision::from_code(c).unwrap().code(), c);
@@ -156,14 +257,32 @@ fn precision_conversion() {
 #[test]
 fn fast_float_path_matches_the_general_parser() {
     let cases = [
-        "0", "-0", "1", "1.", ".5", "-.5", "+2.25", "58.1358", "0.1", "0.3", "123456789012345", "1234567.89012345",
-        "9007199254740993", "0.000000000000001", "99999999999999.9", "-42.000001", "3.14159265358979",
+        "0",
+        "-0",
+        "1",
+        "1.",
+        ".5",
+        "-.5",
+        "+2.25",
+        "58.1358",
+        "0.1",
+        "0.3",
+        "123456789012345",
+        "1234567.89012345",
+        "9007199254740993",
+        "0.000000000000001",
+        "99999999999999.9",
+        "-42.000001",
+        "3.14159265358979",
     ];
     for c in cases {
         let want: f64 = c.parse().unwrap();
         match super::fast_decimal(c.as_bytes()) {
             Some(got) => assert_eq!(got.to_bits(), want.to_bits(), "{c}"),
-            None => assert!(c.trim_start_matches(['-', '+']).replace('.', "").len() > 15, "{c} should take the fast path"),
+            None => assert!(
+                c.trim_start_matches(['-', '+']).replace('.', "").len() > 15,
+                "{c} should take the fast path"
+            ),
         }
         let line = format!("m f={c}");
         let parsed = parse_line(line.as_bytes()).unwrap();
@@ -178,7 +297,11 @@ fn fast_float_path_matches_the_general_parser() {
         let int = x % 1_000_000;
         let frac = (x >> 20) % 1_000_000_000;
         let s = format!("{int}.{frac:09}");
-        assert_eq!(super::fast_decimal(s.as_bytes()).map(f64::to_bits), Some(s.parse::<f64>().unwrap().to_bits()), "{s}");
+        assert_eq!(
+            super::fast_decimal(s.as_bytes()).map(f64::to_bits),
+            Some(s.parse::<f64>().unwrap().to_bits()),
+            "{s}"
+        );
     }
     for bad in ["", "-", ".", "1.2.3", "1e5", "abc", "1-2"] {
         assert_eq!(super::fast_decimal(bad.as_bytes()), None, "{bad}");

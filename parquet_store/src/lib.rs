@@ -24,9 +24,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::schema::types::ColumnPath;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 /// Tag statistics longer than this are not kept in the catalog (the file
 /// then cannot be pruned on that tag, which is only slower, never wrong).
@@ -91,7 +91,9 @@ pub enum ParquetStoreError {
 
 /// The path of a new file for rows of `chunk_time`.
 pub fn new_file_path(prefix: &Path, db_id: u32, table_id: u32, chunk_time: i64) -> Path {
-    let day = chrono::DateTime::from_timestamp_nanos(chunk_time).format("%Y-%m-%d").to_string();
+    let day = chrono::DateTime::from_timestamp_nanos(chunk_time)
+        .format("%Y-%m-%d")
+        .to_string();
     prefix
         .clone()
         .join("data")
@@ -147,12 +149,16 @@ fn writer_properties(batch: &RecordBatch) -> WriterProperties {
             b = b.set_column_compression(ColumnPath::from(f.name().as_str()), codec);
         }
         let encoding = match f.data_type() {
-            DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => Encoding::DELTA_BINARY_PACKED,
+            DataType::Timestamp(..) | DataType::Int64 | DataType::UInt64 => {
+                Encoding::DELTA_BINARY_PACKED
+            }
             DataType::Float64 => Encoding::BYTE_STREAM_SPLIT,
             _ => continue,
         };
         let path = ColumnPath::from(f.name().as_str());
-        b = b.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, encoding);
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_encoding(path, encoding);
     }
     b.build()
 }
@@ -198,7 +204,9 @@ pub async fn write_file_at(
     };
     let mut buf: Vec<u8> = Vec::with_capacity(batch.get_array_memory_size() / 4);
     {
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(batch))).map_err(pq)?;
+        let mut writer =
+            ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties(batch)))
+                .map_err(pq)?;
         if let Some(runs) = key_runs(batch, table) {
             writer.append_key_value_metadata(KeyValue::new(KEY_RUNS.to_string(), runs));
         }
@@ -255,9 +263,13 @@ fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
     // `(first_time, step)` if the run's times step evenly.
     let even = |run: &[i64]| -> Option<(i64, i64)> {
         let (first, rest) = run.split_first()?;
-        let Some(second) = rest.first() else { return Some((*first, 0)) };
+        let Some(second) = rest.first() else {
+            return Some((*first, 0));
+        };
         let step = second.checked_sub(*first).filter(|s| *s > 0)?;
-        run.windows(2).all(|w| w[1].checked_sub(w[0]) == Some(step)).then_some((*first, step))
+        run.windows(2)
+            .all(|w| w[1].checked_sub(w[0]) == Some(step))
+            .then_some((*first, step))
     };
     let mut runs: Vec<serde_json::Value> = Vec::new();
     let mut start = 0;
@@ -283,7 +295,9 @@ fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
 fn tag_ranges(batch: &RecordBatch, table: &TableSchema) -> BTreeMap<Arc<str>, (String, String)> {
     let mut out = BTreeMap::new();
     for (i, f) in batch.schema().fields().iter().enumerate() {
-        let Some(col) = table.column(f.name()) else { continue };
+        let Some(col) = table.column(f.name()) else {
+            continue;
+        };
         if col.kind != ColumnKind::Tag {
             continue;
         }
@@ -299,7 +313,12 @@ fn tag_ranges(batch: &RecordBatch, table: &TableSchema) -> BTreeMap<Arc<str>, (S
                         *u = true;
                     }
                 }
-                min_max(used.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| values.value(i)))
+                min_max(
+                    used.iter()
+                        .enumerate()
+                        .filter(|(_, u)| **u)
+                        .map(|(i, _)| values.value(i)),
+                )
             }
             DataType::Utf8 => min_max(array.as_string::<i32>().iter().flatten()),
             _ => continue,
@@ -324,7 +343,10 @@ fn min_max<'a>(values: impl Iterator<Item = &'a str>) -> (Option<&'a str>, Optio
 }
 
 /// Reads a whole file into record batches.
-pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<RecordBatch>, ParquetStoreError> {
+pub async fn read_file(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+) -> Result<Vec<RecordBatch>, ParquetStoreError> {
     let location = Path::from(path);
     let bytes = store
         .get(&location)
@@ -343,8 +365,13 @@ pub async fn read_file(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<R
         path: path.to_string(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?.build().map_err(pq)?;
-    reader.collect::<Result<Vec<_>, _>>().map_err(ParquetStoreError::from)
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(pq)?
+        .build()
+        .map_err(pq)?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ParquetStoreError::from)
 }
 
 #[cfg(test)]

@@ -54,7 +54,12 @@ pub const NODE_LISTING_EVERY: Duration = Duration::from_secs(30);
 
 impl WalTailer {
     /// A tailer that applies into `buffer`.
-    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, catalog: Arc<Catalog>, buffer: Arc<Buffer>) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        catalog: Arc<Catalog>,
+        buffer: Arc<Buffer>,
+    ) -> Self {
         Self {
             store,
             prefix,
@@ -76,9 +81,9 @@ impl WalTailer {
             .iter()
             .any(|(node, seq)| self.persisted.get(node).copied().unwrap_or(0) < *seq);
         if moved {
-            let fresh = Arc::new(Buffer::with_chunk_duration(std::time::Duration::from_nanos(
-                self.buffer.chunk_ns().max(1) as u64,
-            )));
+            let fresh = Arc::new(Buffer::with_chunk_duration(
+                std::time::Duration::from_nanos(self.buffer.chunk_ns().max(1) as u64),
+            ));
             let mut rebuilt = WalTailer {
                 store: Arc::clone(&self.store),
                 prefix: self.prefix.clone(),
@@ -91,7 +96,8 @@ impl WalTailer {
             };
             let applied = rebuilt.apply_new().await?;
             drop(rebuilt.buffer);
-            let fresh = Arc::try_unwrap(fresh).map_err(|_| "rebuilt buffer still shared".to_string())?;
+            let fresh =
+                Arc::try_unwrap(fresh).map_err(|_| "rebuilt buffer still shared".to_string())?;
             self.buffer.replace_with(fresh);
             self.applied = rebuilt.applied;
             self.persisted = rebuilt.persisted;
@@ -107,7 +113,10 @@ impl WalTailer {
     }
 
     async fn apply_new(&mut self) -> Result<usize, String> {
-        if self.nodes_listed.is_none_or(|at| at.elapsed() >= NODE_LISTING_EVERY) {
+        if self
+            .nodes_listed
+            .is_none_or(|at| at.elapsed() >= NODE_LISTING_EVERY)
+        {
             let dir = self.prefix.clone().join("wal");
             let listing = self
                 .store
@@ -140,7 +149,11 @@ impl WalTailer {
             let last = self.applied.get(&node).copied().unwrap_or(0);
             let metrics = http_api::cluster_metrics();
             let mut newest_written_ms = None;
-            for (seq, written_ms) in location.list_with_times().await.map_err(|e| e.to_string())? {
+            for (seq, written_ms) in location
+                .list_with_times()
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 if seq <= last {
                     continue;
                 }
@@ -152,13 +165,19 @@ impl WalTailer {
                         .map_err(|e| format!("WAL {node}/{seq}: {e}"))?;
                 }
                 self.applied.insert(node.clone(), seq);
-                metrics.replication_files.with_label_values(&[node.as_str()]).inc();
+                metrics
+                    .replication_files
+                    .with_label_values(&[node.as_str()])
+                    .inc();
                 applied += 1;
             }
             // How far behind the newest file applied now was; 0 when there
             // was nothing new (caught up).
             let lag = newest_written_ms.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1e3);
-            metrics.replication_lag_seconds.with_label_values(&[node.as_str()]).set(lag);
+            metrics
+                .replication_lag_seconds
+                .with_label_values(&[node.as_str()])
+                .set(lag);
         }
         metrics_buffer(&self.buffer);
         Ok(applied)

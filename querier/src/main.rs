@@ -33,7 +33,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let c = &cli.common;
     let (store, catalog) = c.open_catalog(true).await?;
     let listener = c.bind().await?;
-    let node = c.join_cluster(&store, &catalog, &[server_common::Role::Query], &listener).await?;
+    let node = c
+        .join_cluster(&store, &catalog, &[server_common::Role::Query], &listener)
+        .await?;
     let buffer = Arc::new(buffer::Buffer::new());
     let mut tailer = querier::WalTailer::new(
         Arc::clone(&store),
@@ -48,7 +50,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             .with_parquet_cache(cli.query.parquet_cache_bytes())
             .with_registry(node.registry().clone()),
     );
-    c.serve_http(listener, &node, catalog, None, Some(engine), http_api::Metrics::new(), None).await?;
+    c.serve_http(
+        listener,
+        &node,
+        catalog,
+        None,
+        Some(engine),
+        http_api::Metrics::new(),
+        None,
+    )
+    .await?;
     node.leave().await;
     Ok(())
 }

@@ -62,7 +62,10 @@ impl PhysicalOptimizerRule for PushCutoffIntoScans {
                 return Ok(Transformed::no(node));
             };
             let column: Arc<dyn PhysicalExpr> = Arc::new(time.clone());
-            let filter = Arc::new(DynamicFilterPhysicalExpr::new(vec![Arc::clone(&column)], lit(true)));
+            let filter = Arc::new(DynamicFilterPhysicalExpr::new(
+                vec![Arc::clone(&column)],
+                lit(true),
+            ));
             let Some(right) = push_into_scans(join.right(), time.name(), &filter, config)? else {
                 return Ok(Transformed::no(node));
             };
@@ -143,15 +146,19 @@ fn push_into_scans(
         let predicate: Arc<dyn PhysicalExpr> = Arc::clone(filter) as _;
         // Columns are matched by name against the scan's table schema.
         let predicate = predicate.with_new_children(vec![Arc::new(Column::new(time, index))])?;
-        let pushed = scan.data_source().try_pushdown_filters(vec![predicate], config)?;
-        return Ok(pushed
-            .updated_node
-            .map(|source| Arc::new(scan.clone().with_data_source(source)) as Arc<dyn ExecutionPlan>));
+        let pushed = scan
+            .data_source()
+            .try_pushdown_filters(vec![predicate], config)?;
+        return Ok(pushed.updated_node.map(|source| {
+            Arc::new(scan.clone().with_data_source(source)) as Arc<dyn ExecutionPlan>
+        }));
     }
     let passes_rows_through = plan.downcast_ref::<UnionExec>().is_some()
         || plan.downcast_ref::<RepartitionExec>().is_some()
         || plan.downcast_ref::<CoalescePartitionsExec>().is_some()
-        || plan.downcast_ref::<FilterExec>().is_some_and(|f| f.projection().is_none());
+        || plan
+            .downcast_ref::<FilterExec>()
+            .is_some_and(|f| f.projection().is_none());
     if !passes_rows_through {
         return Ok(None);
     }
@@ -194,13 +201,24 @@ impl PublishCutoffExec {
         keep: Operator,
     ) -> Self {
         let properties = Arc::clone(input.properties());
-        Self { input, filter, time, keep, properties }
+        Self {
+            input,
+            filter,
+            time,
+            keep,
+            properties,
+        }
     }
 }
 
 impl DisplayAs for PublishCutoffExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublishCutoffExec: {} {} {CUTOFF}", self.time.name(), self.keep)
+        write!(
+            f,
+            "PublishCutoffExec: {} {} {CUTOFF}",
+            self.time.name(),
+            self.keep
+        )
     }
 }
 
@@ -310,7 +328,11 @@ impl PublishStream {
         self.published = true;
         // A null cut-off (an empty table) lets no row through the join.
         let expr: Arc<dyn PhysicalExpr> = match self.cutoff.take() {
-            Some(v) => Arc::new(BinaryExpr::new(Arc::new(self.time.clone()), self.keep, lit(v))),
+            Some(v) => Arc::new(BinaryExpr::new(
+                Arc::new(self.time.clone()),
+                self.keep,
+                lit(v),
+            )),
             None => lit(false),
         };
         self.filter.update(expr)?;

@@ -23,7 +23,11 @@ use datafusion::physical_plan::{ChildSatisfactionOptions, ExecutionPlan, Executi
 pub(crate) struct EnsureWhenNeeded(pub(crate) Arc<dyn PhysicalOptimizerRule + Send + Sync>);
 
 impl PhysicalOptimizerRule for EnsureWhenNeeded {
-    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         if config.execution.target_partitions == 1 && meets_requirements(&plan)? {
             return Ok(plan);
         }
@@ -48,9 +52,15 @@ fn meets_requirements(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
         return Ok(false);
     }
     let distributions = plan.input_distribution_requirements();
-    for ((i, child), ordering) in children.into_iter().enumerate().zip(plan.required_input_ordering()) {
+    for ((i, child), ordering) in children
+        .into_iter()
+        .enumerate()
+        .zip(plan.required_input_ordering())
+    {
         if let Some(ordering) = ordering
-            && !child.equivalence_properties().ordering_satisfy_requirement(ordering.into_single())?
+            && !child
+                .equivalence_properties()
+                .ordering_satisfy_requirement(ordering.into_single())?
         {
             return Ok(false);
         }
@@ -83,11 +93,19 @@ mod tests {
     /// `SortExec` (one output partition) over a scan of `partitions`.
     fn sorted_scan(partitions: usize) -> Arc<dyn ExecutionPlan> {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![3, 1, 2]))]).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![3, 1, 2]))],
+        )
+        .unwrap();
         let scan = DataSourceExec::from_data_source(
-            MemorySourceConfig::try_new(&vec![vec![batch]; partitions], Arc::clone(&schema), None).unwrap(),
+            MemorySourceConfig::try_new(&vec![vec![batch]; partitions], Arc::clone(&schema), None)
+                .unwrap(),
         );
-        let ordering = LexOrdering::new(vec![PhysicalSortExpr::new_default(col("v", &schema).unwrap())]).unwrap();
+        let ordering = LexOrdering::new(vec![PhysicalSortExpr::new_default(
+            col("v", &schema).unwrap(),
+        )])
+        .unwrap();
         Arc::new(SortExec::new(ordering, scan))
     }
 
@@ -99,13 +117,19 @@ mod tests {
         // One partition: the sort has what it needs; the plan is kept.
         let one = sorted_scan(1);
         assert!(meets_requirements(&one).unwrap());
-        assert!(Arc::ptr_eq(&rule.optimize(Arc::clone(&one), &config).unwrap(), &one));
+        assert!(Arc::ptr_eq(
+            &rule.optimize(Arc::clone(&one), &config).unwrap(),
+            &one
+        ));
         // Two partitions into a sort of one: the rule merges them first.
         let two = sorted_scan(2);
         assert!(!meets_requirements(&two).unwrap());
         let fixed = rule.optimize(two, &config).unwrap();
         let shown = displayable(fixed.as_ref()).indent(false).to_string();
-        assert!(shown.contains("SortPreservingMergeExec") || shown.contains("CoalescePartitionsExec"), "{shown}");
+        assert!(
+            shown.contains("SortPreservingMergeExec") || shown.contains("CoalescePartitionsExec"),
+            "{shown}"
+        );
         assert!(meets_requirements(&fixed).unwrap(), "{shown}");
     }
 }

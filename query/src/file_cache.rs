@@ -21,8 +21,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 use prometheus::{IntCounter, IntGauge};
 
@@ -43,16 +43,23 @@ pub struct CacheMetrics {
 impl Default for CacheMetrics {
     fn default() -> Self {
         let counter = |name: &str, help: &str| {
-            IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
+            IntCounter::new(name, help)
+                .unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
         };
         Self {
-            hits: counter("inflow_parquet_cache_hits_total", "Parquet reads served from the in-memory file cache"),
+            hits: counter(
+                "inflow_parquet_cache_hits_total",
+                "Parquet reads served from the in-memory file cache",
+            ),
             misses: counter(
                 "inflow_parquet_cache_misses_total",
                 "Parquet reads of files not in the in-memory file cache",
             ),
-            bytes: IntGauge::new("inflow_parquet_cache_bytes", "Bytes of Parquet files held in the in-memory cache")
-                .unwrap_or_else(|e| unreachable!("metric is valid: {e}")),
+            bytes: IntGauge::new(
+                "inflow_parquet_cache_bytes",
+                "Bytes of Parquet files held in the in-memory cache",
+            )
+            .unwrap_or_else(|e| unreachable!("metric is valid: {e}")),
         }
     }
 }
@@ -129,7 +136,10 @@ impl Shared {
         let found = self.lock().files.get(path).cloned();
         match found {
             Some(c) => {
-                c.used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+                c.used.store(
+                    self.clock.fetch_add(1, Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
                 self.metrics.hits.inc();
                 Some(c)
             }
@@ -197,7 +207,9 @@ impl Shared {
         }
         state.bytes += size;
         let used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        state.files.insert(path, Arc::new(Cached { data, meta, used }));
+        state
+            .files
+            .insert(path, Arc::new(Cached { data, meta, used }));
         self.metrics.bytes.set(state.bytes as i64);
     }
 
@@ -229,7 +241,11 @@ impl Cached {
 
 impl fmt::Display for ParquetCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ParquetCache({}, {} bytes)", self.shared.inner, self.shared.capacity)
+        write!(
+            f,
+            "ParquetCache({}, {} bytes)",
+            self.shared.inner, self.shared.capacity
+        )
     }
 }
 
@@ -241,7 +257,12 @@ impl fmt::Debug for ParquetCache {
 
 #[async_trait]
 impl ObjectStore for ParquetCache {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         self.shared.remove(location);
         self.shared.inner.put_opts(location, payload, opts).await
     }
@@ -272,9 +293,14 @@ impl ObjectStore for ParquetCache {
             // A whole file (a merge of overlapping files reads them so):
             // kept from this read, not fetched a second time.
             let read = self.shared.inner.get_opts(location, options).await?;
-            let (meta, range, attributes) = (read.meta.clone(), read.range.clone(), read.attributes.clone());
+            let (meta, range, attributes) = (
+                read.meta.clone(),
+                read.range.clone(),
+                read.attributes.clone(),
+            );
             let data = read.bytes().await?;
-            self.shared.insert(location.clone(), data.clone(), meta.clone());
+            self.shared
+                .insert(location.clone(), data.clone(), meta.clone());
             return Ok(GetResult {
                 payload: GetResultPayload::Stream(stream::once(async move { Ok(data) }).boxed()),
                 meta,
@@ -290,7 +316,11 @@ impl ObjectStore for ParquetCache {
             })?,
             None => 0..len,
         };
-        let body = if options.head { Bytes::new() } else { cached.slice(location, range.clone())? };
+        let body = if options.head {
+            Bytes::new()
+        } else {
+            cached.slice(location, range.clone())?
+        };
         Ok(GetResult {
             payload: GetResultPayload::Stream(stream::once(async move { Ok(body) }).boxed()),
             meta: cached.meta.clone(),
@@ -301,7 +331,10 @@ impl ObjectStore for ParquetCache {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         match self.shared.lookup(location) {
-            Some(cached) => ranges.iter().map(|r| cached.slice(location, r.clone())).collect(),
+            Some(cached) => ranges
+                .iter()
+                .map(|r| cached.slice(location, r.clone()))
+                .collect(),
             None => {
                 self.shared.fill(location);
                 self.shared.inner.get_ranges(location, ranges).await
@@ -309,7 +342,10 @@ impl ObjectStore for ParquetCache {
         }
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         let shared = Arc::clone(&self.shared);
         self.shared
             .inner
@@ -327,7 +363,11 @@ impl ObjectStore for ParquetCache {
         self.shared.inner.list(prefix)
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         self.shared.inner.list_with_offset(prefix, offset)
     }
 
@@ -372,7 +412,11 @@ mod tests {
         async fn put_opts(&self, l: &Path, p: PutPayload, o: PutOptions) -> Result<PutResult> {
             self.inner.put_opts(l, p, o).await
         }
-        async fn put_multipart_opts(&self, l: &Path, o: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        async fn put_multipart_opts(
+            &self,
+            l: &Path,
+            o: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(l, o).await
         }
         async fn get_opts(&self, l: &Path, o: GetOptions) -> Result<GetResult> {
@@ -383,7 +427,10 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.inner.get_ranges(l, r).await
         }
-        fn delete_stream(&self, l: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        fn delete_stream(
+            &self,
+            l: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
             self.inner.delete_stream(l)
         }
         fn list(&self, p: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -398,12 +445,19 @@ mod tests {
     }
 
     async fn setup(capacity: usize, files: &[(&str, usize)]) -> (Arc<Counting>, ParquetCache) {
-        let store = Arc::new(Counting { inner: InMemory::new(), reads: AtomicU64::new(0) });
+        let store = Arc::new(Counting {
+            inner: InMemory::new(),
+            reads: AtomicU64::new(0),
+        });
         for (name, len) in files {
             let data: Vec<u8> = (0..*len).map(|i| (i % 251) as u8).collect();
             store.put(&Path::from(*name), data.into()).await.unwrap();
         }
-        let cache = ParquetCache::new(Arc::clone(&store) as Arc<dyn ObjectStore>, capacity, CacheMetrics::default());
+        let cache = ParquetCache::new(
+            Arc::clone(&store) as Arc<dyn ObjectStore>,
+            capacity,
+            CacheMetrics::default(),
+        );
         (store, cache)
     }
 
@@ -420,30 +474,60 @@ mod tests {
         let ranges = cache.get_ranges(&a, &[0..5, 295..300]).await.unwrap();
         assert_eq!(ranges[0].as_ref(), &[0, 1, 2, 3, 4]);
         assert_eq!(ranges[1].as_ref(), &[(295 % 251) as u8, 45, 46, 47, 48]);
-        let tail = cache.get_opts(&a, GetOptions { range: Some(object_store::GetRange::Suffix(8)), ..Default::default() });
+        let tail = cache.get_opts(
+            &a,
+            GetOptions {
+                range: Some(object_store::GetRange::Suffix(8)),
+                ..Default::default()
+            },
+        );
         let tail = tail.await.unwrap();
         assert_eq!((tail.range.clone(), tail.meta.size), (292..300, 300));
         assert_eq!(tail.bytes().await.unwrap().len(), 8);
         assert_eq!(cache.head(&a).await.unwrap().size, 300);
-        assert_eq!(store.reads.load(Ordering::SeqCst), reads, "no read reached the store");
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst),
+            reads,
+            "no read reached the store"
+        );
 
         // A whole-file read keeps the file from that one read.
         let (store, whole) = setup(1000, &[("w", 200)]).await;
         let w = Path::from("w");
-        assert_eq!(whole.get(&w).await.unwrap().bytes().await.unwrap().len(), 200);
+        assert_eq!(
+            whole.get(&w).await.unwrap().bytes().await.unwrap().len(),
+            200
+        );
         assert!(whole.contains(&w) && store.reads.load(Ordering::SeqCst) == 1);
-        assert_eq!(whole.get(&w).await.unwrap().bytes().await.unwrap().len(), 200);
+        assert_eq!(
+            whole.get(&w).await.unwrap().bytes().await.unwrap().len(),
+            200
+        );
         assert_eq!(store.reads.load(Ordering::SeqCst), 1);
-        assert_eq!((cache.shared.metrics.hits.get(), cache.shared.metrics.misses.get()), (4, 1));
+        assert_eq!(
+            (
+                cache.shared.metrics.hits.get(),
+                cache.shared.metrics.misses.get()
+            ),
+            (4, 1)
+        );
 
         // A range past the end is cut at the end (as stores do); one that
         // starts past it, or runs backwards, is an error, not a panic.
         assert_eq!(cache.get_range(&a, 290..310).await.unwrap().len(), 10);
         assert!(cache.get_range(&a, 300..310).await.is_err());
-        let past_end = Range { start: 290, end: 301 };
+        let past_end = Range {
+            start: 290,
+            end: 301,
+        };
         let backwards = Range { start: 20, end: 10 };
         for bad in [past_end, backwards] {
-            assert!(cache.get_ranges(&a, std::slice::from_ref(&bad)).await.is_err());
+            assert!(
+                cache
+                    .get_ranges(&a, std::slice::from_ref(&bad))
+                    .await
+                    .is_err()
+            );
         }
     }
 
@@ -457,7 +541,10 @@ mod tests {
             cache.get_range(&Path::from(n), 0..1).await.unwrap();
         }
         cache.settle().await;
-        let held = names.iter().filter(|n| cache.contains(&Path::from(**n))).count();
+        let held = names
+            .iter()
+            .filter(|n| cache.contains(&Path::from(**n)))
+            .count();
         assert_eq!(held, 4);
         // Later reads fill the rest.
         for n in names {

@@ -2,12 +2,16 @@
 //! a time where the format allows it.
 
 use arrow::array::{Array, AsArray};
-use chrono::Datelike;
-use arrow::datatypes::{DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType};
-use arrow::json::writer::{Encoder as JsonEncoder, EncoderFactory, EncoderOptions, JsonFormat, NullableEncoder};
+use arrow::datatypes::{
+    DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType,
+};
 use arrow::error::ArrowError;
+use arrow::json::writer::{
+    Encoder as JsonEncoder, EncoderFactory, EncoderOptions, JsonFormat, NullableEncoder,
+};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
+use chrono::Datelike;
 
 /// A query output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +47,9 @@ impl QueryFormat {
             let mime = part.split(';').next().unwrap_or("").trim();
             Some(match mime {
                 "application/json" | "*/*" | "application/*" => Self::Json,
-                "application/jsonl" | "application/x-ndjson" | "application/json-lines" => Self::JsonLines,
+                "application/jsonl" | "application/x-ndjson" | "application/json-lines" => {
+                    Self::JsonLines
+                }
                 "text/csv" => Self::Csv,
                 "text/plain" => Self::Pretty,
                 "application/vnd.apache.parquet" => Self::Parquet,
@@ -105,7 +111,9 @@ impl Encoder {
             }
             QueryFormat::JsonLines => json_lines_into(batch, out)?,
             QueryFormat::Csv => {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(!self.started).build(&mut *out);
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(!self.started)
+                    .build(&mut *out);
                 w.write(batch)?;
             }
             QueryFormat::Pretty | QueryFormat::Parquet => self.held.push(batch.clone()),
@@ -128,21 +136,30 @@ impl Encoder {
             QueryFormat::Json => out.extend_from_slice(b"[]"),
             QueryFormat::JsonLines => {}
             QueryFormat::Csv if !self.started => {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut *out);
                 w.write(&RecordBatch::new_empty(self.schema.clone()))?;
             }
             QueryFormat::Csv => {}
             QueryFormat::Pretty => {
-                out.extend_from_slice(arrow::util::pretty::pretty_format_batches(&self.held)?.to_string().as_bytes());
+                out.extend_from_slice(
+                    arrow::util::pretty::pretty_format_batches(&self.held)?
+                        .to_string()
+                        .as_bytes(),
+                );
                 out.push(b'\n');
             }
             QueryFormat::Parquet => {
-                let mut w = parquet::arrow::ArrowWriter::try_new(&mut *out, self.schema.clone(), None)
-                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                let mut w =
+                    parquet::arrow::ArrowWriter::try_new(&mut *out, self.schema.clone(), None)
+                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 for b in &self.held {
-                    w.write(b).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                    w.write(b)
+                        .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 }
-                w.close().map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                w.close()
+                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
             }
         }
         self.held.clear();
@@ -175,7 +192,11 @@ fn json_into<F: JsonFormat>(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()
 struct FirstRows;
 
 impl JsonFormat for FirstRows {
-    fn start_row<W: std::io::Write>(&self, w: &mut W, is_first_row: bool) -> Result<(), ArrowError> {
+    fn start_row<W: std::io::Write>(
+        &self,
+        w: &mut W,
+        is_first_row: bool,
+    ) -> Result<(), ArrowError> {
         if !is_first_row {
             w.write_all(b",")?;
         }
@@ -217,13 +238,19 @@ impl EncoderFactory for NanosAsText {
                 text: Vec::new(),
                 spans: vec![None; values.len()],
             };
-            return Ok(Some(NullableEncoder::new(Box::new(encoder), d.nulls().cloned())));
+            return Ok(Some(NullableEncoder::new(
+                Box::new(encoder),
+                d.nulls().cloned(),
+            )));
         }
         if array.data_type() != &DataType::Timestamp(TimeUnit::Nanosecond, None) {
             return Ok(None);
         }
         let a = array.as_primitive::<TimestampNanosecondType>();
-        Ok(Some(NullableEncoder::new(Box::new(NanosEncoder::new(a.values())), a.nulls().cloned())))
+        Ok(Some(NullableEncoder::new(
+            Box::new(NanosEncoder::new(a.values())),
+            a.nulls().cloned(),
+        )))
     }
 }
 
@@ -307,7 +334,10 @@ impl JsonEncoder for NanosEncoder<'_> {
         };
         // Under a day: seconds and nanoseconds each fit a u32.
         let of_day = ns.rem_euclid(DAY_NS);
-        let (sod, nanos) = ((of_day / 1_000_000_000) as u32, (of_day % 1_000_000_000) as u32);
+        let (sod, nanos) = (
+            (of_day / 1_000_000_000) as u32,
+            (of_day % 1_000_000_000) as u32,
+        );
         let mut time = *b"00:00:00.000000000\"";
         digits(&mut time[0..2], sod / 3600);
         digits(&mut time[3..5], sod / 60 % 60);
@@ -337,7 +367,18 @@ mod tests {
 
     #[test]
     fn timestamps_read_as_arrow_json_writes_them() {
-        let mut values = vec![0, 1, -1, 999, 1_000, 1_000_000, 5_000, i64::MIN, i64::MAX, 1_451_606_400_000_000_000];
+        let mut values = vec![
+            0,
+            1,
+            -1,
+            999,
+            1_000,
+            1_000_000,
+            5_000,
+            i64::MIN,
+            i64::MAX,
+            1_451_606_400_000_000_000,
+        ];
         // A spread over the whole range, with every kind of fraction.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..20_000 {
@@ -345,13 +386,21 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let v = x as i64;
-            values.extend([v, v - v.rem_euclid(1_000), v - v.rem_euclid(1_000_000), v - v.rem_euclid(1_000_000_000)]);
+            values.extend([
+                v,
+                v - v.rem_euclid(1_000),
+                v - v.rem_euclid(1_000_000),
+                v - v.rem_euclid(1_000_000_000),
+            ]);
             values.push(v % (100 * 365 * DAY_NS));
         }
         // Rows on the same day, up to and past midnight (one calendar lookup
         // for the day, then its date again), before the epoch too.
         for day in [-3i64, 0, 16_801] {
-            values.extend((0..200).map(|i| day * DAY_NS + DAY_NS - 100 * 437_000_000_001 + i * 437_000_000_001));
+            values.extend(
+                (0..200)
+                    .map(|i| day * DAY_NS + DAY_NS - 100 * 437_000_000_001 + i * 437_000_000_001),
+            );
             values.extend((0..200).map(|i| day * DAY_NS + i * 60_000_000_000));
         }
         let array = arrow::array::TimestampNanosecondArray::from(values.clone());
@@ -360,17 +409,26 @@ mod tests {
             let mut ours = Vec::new();
             encoder.encode(i, &mut ours);
             let theirs = arrow::temporal_conversions::timestamp_ns_to_datetime(*v).unwrap();
-            assert_eq!(String::from_utf8(ours).unwrap(), format!("\"{theirs:?}\""), "{v}");
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                format!("\"{theirs:?}\""),
+                "{v}"
+            );
         }
         // Through the writer, with a null, as a query answer.
-        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-            "time",
-            DataType::Timestamp(TimeUnit::Nanosecond, None),
-            true,
-        )]));
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new(
+                "time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            ),
+        ]));
         let col = arrow::array::TimestampNanosecondArray::from(vec![Some(5_000), None]);
         let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(col)]).unwrap();
-        assert_eq!(json_lines(&batch).unwrap(), b"{\"time\":\"1970-01-01T00:00:00.000005\"}\n{}\n");
+        assert_eq!(
+            json_lines(&batch).unwrap(),
+            b"{\"time\":\"1970-01-01T00:00:00.000005\"}\n{}\n"
+        );
     }
 
     #[test]
@@ -382,7 +440,11 @@ mod tests {
         let batch = |rows: &[(Option<&str>, Option<f64>)]| {
             let s = arrow::array::StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
             let v = arrow::array::Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
-            RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(s), std::sync::Arc::new(v)]).unwrap()
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![std::sync::Arc::new(s), std::sync::Arc::new(v)],
+            )
+            .unwrap()
         };
         let batches = [
             batch(&[(Some("a\nb"), Some(1.5)), (None, Some(2.0))]),
@@ -402,27 +464,51 @@ mod tests {
             encoder.finish_into(&mut ours).unwrap();
             let theirs = theirs.into_inner();
             // arrow-json writes nothing for no rows; the API answers `[]`.
-            let theirs = if theirs.is_empty() { b"[]".to_vec() } else { theirs };
-            assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap(), "{n} batches");
+            let theirs = if theirs.is_empty() {
+                b"[]".to_vec()
+            } else {
+                theirs
+            };
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap(),
+                "{n} batches"
+            );
         }
     }
 
     #[test]
     fn tags_read_as_arrow_json_writes_them() {
         use arrow::array::{DictionaryArray, Int32Array, StringArray};
-        let values = StringArray::from(vec![Some("a\"b\\c\n"), None, Some("π ✓"), Some("unused"), Some("")]);
-        let keys = Int32Array::from(vec![Some(0), Some(2), None, Some(1), Some(0), Some(4), Some(2)]);
-        let dict = DictionaryArray::<Int32Type>::try_new(keys, std::sync::Arc::new(values)).unwrap();
-        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-            "tag",
-            dict.data_type().clone(),
-            true,
-        )]));
+        let values = StringArray::from(vec![
+            Some("a\"b\\c\n"),
+            None,
+            Some("π ✓"),
+            Some("unused"),
+            Some(""),
+        ]);
+        let keys = Int32Array::from(vec![
+            Some(0),
+            Some(2),
+            None,
+            Some(1),
+            Some(0),
+            Some(4),
+            Some(2),
+        ]);
+        let dict =
+            DictionaryArray::<Int32Type>::try_new(keys, std::sync::Arc::new(values)).unwrap();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("tag", dict.data_type().clone(), true),
+        ]));
         let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(dict)]).unwrap();
         let mut plain = arrow::json::LineDelimitedWriter::new(Vec::new());
         plain.write(&batch).unwrap();
         plain.finish().unwrap();
         let ours = json_lines(&batch).unwrap();
-        assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(plain.into_inner()).unwrap());
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(plain.into_inner()).unwrap()
+        );
     }
 }

@@ -34,16 +34,35 @@ impl Run {
     /// Its rows with `min_time <= time <= max_time`: exact when its times
     /// step evenly, all of them otherwise.
     fn rows_within(&self, min_time: i64, max_time: i64) -> std::ops::Range<usize> {
-        let Some((first, step)) = self.even else { return self.rows.clone() };
+        let Some((first, step)) = self.even else {
+            return self.rows.clone();
+        };
         let len = (self.rows.end - self.rows.start) as i128;
-        let (first, step, lo, hi) = (first as i128, step as i128, min_time as i128, max_time as i128);
+        let (first, step, lo, hi) = (
+            first as i128,
+            step as i128,
+            min_time as i128,
+            max_time as i128,
+        );
         let (k_lo, k_end) = if step == 0 {
             // One row.
-            if lo <= first && first <= hi { (0, len) } else { (0, 0) }
+            if lo <= first && first <= hi {
+                (0, len)
+            } else {
+                (0, 0)
+            }
         } else {
             // The first k with first + k * step >= lo, and the first past hi.
-            let k_lo = if lo <= first { 0 } else { (lo - first + step - 1) / step };
-            let k_end = if hi < first { 0 } else { (hi - first) / step + 1 };
+            let k_lo = if lo <= first {
+                0
+            } else {
+                (lo - first + step - 1) / step
+            };
+            let k_end = if hi < first {
+                0
+            } else {
+                (hi - first) / step + 1
+            };
             (k_lo.min(len), k_end.min(len))
         };
         let (k_lo, k_end) = (k_lo as usize, (k_end as usize).max(k_lo as usize));
@@ -84,7 +103,10 @@ impl KeyRuns {
                 }
                 _ => None,
             };
-            runs.entry(value.to_string()).or_default().push(Run { rows: start..end, even });
+            runs.entry(value.to_string()).or_default().push(Run {
+                rows: start..end,
+                even,
+            });
         }
         Some(Self { column, runs })
     }
@@ -92,7 +114,12 @@ impl KeyRuns {
     /// The rows holding any of `values` with `min_time <= time <= max_time`
     /// where their runs' times step evenly (all rows of the others),
     /// ascending and disjoint.
-    pub(crate) fn rows_of(&self, values: &[String], min_time: i64, max_time: i64) -> Vec<std::ops::Range<usize>> {
+    pub(crate) fn rows_of(
+        &self,
+        values: &[String],
+        min_time: i64,
+        max_time: i64,
+    ) -> Vec<std::ops::Range<usize>> {
         let mut out: Vec<std::ops::Range<usize>> = values
             .iter()
             .filter_map(|v| self.runs.get(v))
@@ -108,7 +135,11 @@ impl KeyRuns {
     /// Whether every run of `values` lists its times, so that
     /// [`KeyRuns::rows_of`] selects exactly the rows in a time range.
     pub(crate) fn times_listed(&self, values: &[String]) -> bool {
-        values.iter().filter_map(|v| self.runs.get(v)).flatten().all(|r| r.even.is_some())
+        values
+            .iter()
+            .filter_map(|v| self.runs.get(v))
+            .flatten()
+            .all(|r| r.even.is_some())
     }
 
     fn size(&self) -> usize {
@@ -163,9 +194,15 @@ mod tests {
     #[test]
     fn even_runs_select_exactly_their_rows_in_a_time_range() {
         // Rows 100..110 at times 1_000, 1_010, ..., 1_090.
-        let run = Run { rows: 100..110, even: Some((1_000, 10)) };
+        let run = Run {
+            rows: 100..110,
+            even: Some((1_000, 10)),
+        };
         let model = |lo: i64, hi: i64| {
-            let rows: Vec<usize> = (0..10).filter(|k| (lo..=hi).contains(&(1_000 + 10 * *k as i64))).map(|k| 100 + k).collect();
+            let rows: Vec<usize> = (0..10)
+                .filter(|k| (lo..=hi).contains(&(1_000 + 10 * *k as i64)))
+                .map(|k| 100 + k)
+                .collect();
             match (rows.first(), rows.last()) {
                 (Some(a), Some(b)) => *a..*b + 1,
                 _ => 0..0,
@@ -190,11 +227,17 @@ mod tests {
                 assert_eq!(got, want, "{lo}..={hi}");
             }
         }
-        let one = Run { rows: 7..8, even: Some((5, 0)) };
+        let one = Run {
+            rows: 7..8,
+            even: Some((5, 0)),
+        };
         assert_eq!(one.rows_within(5, 5), 7..8);
         assert!(one.rows_within(6, 9).is_empty());
         // Without listed times, every row.
-        let uneven = Run { rows: 3..9, even: None };
+        let uneven = Run {
+            rows: 3..9,
+            even: None,
+        };
         assert_eq!(uneven.rows_within(0, 1), 3..9);
     }
 }

@@ -19,17 +19,17 @@ use std::sync::Arc;
 use prometheus::IntCounter;
 
 use catalog::Catalog;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
-use datafusion::execution::{FunctionRegistry, SessionStateBuilder, TaskContext};
 use datafusion::execution::context::{SQLOptions, SessionConfig};
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-use datafusion::physical_plan::execute_stream;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{FunctionRegistry, SessionStateBuilder, TaskContext};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::execute_stream;
 use object_store::ObjectStore;
 
 mod cutoff;
@@ -103,7 +103,8 @@ pub struct ScanMetrics {
 impl Default for ScanMetrics {
     fn default() -> Self {
         let counter = |name: &str, help: &str| {
-            IntCounter::new(name, help).unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
+            IntCounter::new(name, help)
+                .unwrap_or_else(|e| unreachable!("metric {name} is valid: {e}"))
         };
         Self {
             files_scanned: counter(
@@ -224,7 +225,9 @@ impl QueryEngine {
                 self.sources.metrics.cache.clone(),
             ));
             if let Ok(url) = ObjectStoreUrl::parse(provider::STORE_URL) {
-                self.base.runtime_env().register_object_store(url.as_ref(), Arc::clone(&cache));
+                self.base
+                    .runtime_env()
+                    .register_object_store(url.as_ref(), Arc::clone(&cache));
             }
             self.sources.store = cache;
         }
@@ -243,7 +246,10 @@ impl QueryEngine {
     }
 
     /// The catalog state of the moment and `db`'s schema in it.
-    fn database(&self, db: &str) -> Result<(Arc<catalog::CatalogState>, Arc<catalog::DatabaseSchema>), QueryError> {
+    fn database(
+        &self,
+        db: &str,
+    ) -> Result<(Arc<catalog::CatalogState>, Arc<catalog::DatabaseSchema>), QueryError> {
         let state = self.catalog.state();
         let schema = match state.db(db) {
             Some(d) => Arc::clone(d),
@@ -255,11 +261,19 @@ impl QueryEngine {
 
     /// A session over the tables of `db_schema` in catalog state `state`,
     /// with a scan log of its own.
-    fn session(&self, state: Arc<catalog::CatalogState>, db_schema: &Arc<catalog::DatabaseSchema>) -> SessionState {
+    fn session(
+        &self,
+        state: Arc<catalog::CatalogState>,
+        db_schema: &Arc<catalog::DatabaseSchema>,
+    ) -> SessionState {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(
             "public".to_string(),
-            Arc::new(DatabaseCatalog::new(Arc::clone(db_schema), self.sources.clone(), state)),
+            Arc::new(DatabaseCatalog::new(
+                Arc::clone(db_schema),
+                self.sources.clone(),
+                state,
+            )),
         );
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut session = match idle {
@@ -270,7 +284,9 @@ impl QueryEngine {
             None => self.base.clone(),
         };
         session.register_catalog_list(Arc::new(catalogs));
-        session.config_mut().set_extension(Arc::new(provider::ScanLog::default()));
+        session
+            .config_mut()
+            .set_extension(Arc::new(provider::ScanLog::default()));
         session
     }
 
@@ -303,7 +319,9 @@ impl QueryEngine {
         let (catalog_state, schema) = self.database(db)?;
         let key = plan_cache::PlanKey::new(db, sql, params);
         let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
-        if let Some(plan_cache::Cached { physical: Some(p), .. }) = &cached
+        if let Some(plan_cache::Cached {
+            physical: Some(p), ..
+        }) = &cached
             && p.scans.iter().all(|s| self.sources.unchanged(s))
         {
             // The same rows as when it was planned: run it again.
@@ -339,7 +357,9 @@ impl QueryEngine {
                 if let Some(params) = params.filter(|p| !p.is_empty()) {
                     let values = params
                         .iter()
-                        .map(|(k, v)| Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?)))
+                        .map(|(k, v)| {
+                            Ok((k.trim_start_matches('$').to_string(), json_to_scalar(k, v)?))
+                        })
                         .collect::<Result<HashMap<String, ScalarValue>, QueryError>>()?;
                     plan = plan.with_param_values(values).map_err(df)?;
                 }
@@ -351,7 +371,8 @@ impl QueryEngine {
                 if let Some(key) = &key
                     && plan_cache::reusable(&plan, provider::reads_live_rows)
                 {
-                    self.plans.insert(key.clone(), &schema, Arc::clone(&optimized));
+                    self.plans
+                        .insert(key.clone(), &schema, Arc::clone(&optimized));
                 }
                 optimized
             }
@@ -369,8 +390,12 @@ impl QueryEngine {
             .map_err(df)?;
         if let Some(key) = &key {
             let target_partitions = state.config().target_partitions();
-            let scans = state.config().get_extension::<provider::ScanLog>().map(|l| l.take());
-            let kept = scans.and_then(|scans| plan_cache::Physical::new(&physical, scans, target_partitions));
+            let scans = state
+                .config()
+                .get_extension::<provider::ScanLog>()
+                .map(|l| l.take());
+            let kept = scans
+                .and_then(|scans| plan_cache::Physical::new(&physical, scans, target_partitions));
             self.plans.set_physical(key, &plan, kept);
         }
         let task = self.task_context(state.config().clone());

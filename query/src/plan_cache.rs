@@ -92,14 +92,20 @@ pub(crate) struct PlanKey {
 
 impl PlanKey {
     /// The key of a query, or `None` for a text too long to keep.
-    pub(crate) fn new(db: &str, sql: &str, params: Option<&serde_json::Map<String, serde_json::Value>>) -> Option<Self> {
+    pub(crate) fn new(
+        db: &str,
+        sql: &str,
+        params: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<Self> {
         if sql.len() > MAX_SQL_LEN {
             return None;
         }
         Some(Self {
             db: db.to_string(),
             sql: sql.to_string(),
-            params: params.filter(|p| !p.is_empty()).map(|p| serde_json::Value::Object(p.clone()).to_string()),
+            params: params
+                .filter(|p| !p.is_empty())
+                .map(|p| serde_json::Value::Object(p.clone()).to_string()),
         })
     }
 }
@@ -129,7 +135,11 @@ pub(crate) struct Physical {
 impl Physical {
     /// Keeps `plan`, planned with `target_partitions` and whose scans read
     /// `scans`, if it can be reused (see the module docs).
-    pub(crate) fn new(plan: &Arc<dyn ExecutionPlan>, scans: Vec<ScanRecord>, target_partitions: usize) -> Option<Self> {
+    pub(crate) fn new(
+        plan: &Arc<dyn ExecutionPlan>,
+        scans: Vec<ScanRecord>,
+        target_partitions: usize,
+    ) -> Option<Self> {
         if !scans.iter().all(|s| s.fixed_rows_only) || !physical_reusable(plan) {
             return None;
         }
@@ -182,7 +192,9 @@ struct Plans {
 impl Plans {
     /// Sets an entry's physical plan, keeping the byte count.
     fn set(&mut self, key: &PlanKey, physical: Option<Physical>) {
-        let Some(e) = self.entries.get_mut(key) else { return };
+        let Some(e) = self.entries.get_mut(key) else {
+            return;
+        };
         self.pinned -= e.physical.as_ref().map_or(0, |p| p.bytes);
         let adds = physical.as_ref().map_or(0, |p| p.bytes);
         e.physical = physical.filter(|_| self.pinned + adds <= MAX_PINNED_BYTES);
@@ -194,7 +206,10 @@ impl PlanCache {
     /// The plans of `key`, if they were made over `schema`.
     pub(crate) fn get(&self, key: &PlanKey, schema: &Arc<DatabaseSchema>) -> Option<Cached> {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        let e = plans.entries.get_mut(key).filter(|e| Arc::ptr_eq(&e.schema, schema))?;
+        let e = plans
+            .entries
+            .get_mut(key)
+            .filter(|e| Arc::ptr_eq(&e.schema, schema))?;
         let logical = Arc::clone(&e.plan);
         let physical = match e.physical.as_mut() {
             Some(p) if p.runs_left >= p.run_cost() => {
@@ -211,20 +226,41 @@ impl PlanCache {
     }
 
     /// Keeps `plan`, made over `schema`, for `key`.
-    pub(crate) fn insert(&self, key: PlanKey, schema: &Arc<DatabaseSchema>, plan: Arc<LogicalPlan>) {
+    pub(crate) fn insert(
+        &self,
+        key: PlanKey,
+        schema: &Arc<DatabaseSchema>,
+        plan: Arc<LogicalPlan>,
+    ) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         if plans.entries.len() >= MAX_PLANS && !plans.entries.contains_key(&key) {
             *plans = Plans::default();
         }
         plans.set(&key, None);
-        plans.entries.insert(key, Entry { schema: Arc::clone(schema), plan, physical: None });
+        plans.entries.insert(
+            key,
+            Entry {
+                schema: Arc::clone(schema),
+                plan,
+                physical: None,
+            },
+        );
     }
 
     /// Keeps (or forgets, with `None`) the physical plan of `key`'s
     /// logical plan `logical`, if that is still the one kept.
-    pub(crate) fn set_physical(&self, key: &PlanKey, logical: &Arc<LogicalPlan>, physical: Option<Physical>) {
+    pub(crate) fn set_physical(
+        &self,
+        key: &PlanKey,
+        logical: &Arc<LogicalPlan>,
+        physical: Option<Physical>,
+    ) {
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if plans.entries.get(key).is_some_and(|e| Arc::ptr_eq(&e.plan, logical)) {
+        if plans
+            .entries
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.plan, logical))
+        {
             plans.set(key, physical);
         }
     }
@@ -251,7 +287,8 @@ fn held_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
 /// same as running a new plan (see the module docs).
 pub(crate) fn physical_reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let dynamic = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
-        e.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some())).unwrap_or(true)
+        e.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()))
+            .unwrap_or(true)
     };
     let reusable = |node: &Arc<dyn ExecutionPlan>| {
         let known = node.is::<ProjectionExec>()
@@ -279,7 +316,11 @@ pub(crate) fn physical_reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
         let mut reads_dynamic = false;
         let _ = node.apply_expressions(&mut |e| {
             reads_dynamic |= dynamic(e);
-            Ok(if reads_dynamic { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+            Ok(if reads_dynamic {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
         });
         known && !reads_dynamic && node.dynamic_expressions_produced().is_empty()
     };
@@ -289,7 +330,10 @@ pub(crate) fn physical_reusable(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// Whether the optimised form of `plan` (as planned from SQL, before
 /// optimisation) answers like a fresh plan whenever the schema is the same:
 /// its scans read Inflow tables only, and its functions are immutable.
-pub(crate) fn reusable(plan: &LogicalPlan, is_live_table: impl Fn(&dyn datafusion::catalog::TableProvider) -> bool) -> bool {
+pub(crate) fn reusable(
+    plan: &LogicalPlan,
+    is_live_table: impl Fn(&dyn datafusion::catalog::TableProvider) -> bool,
+) -> bool {
     let mut ok = true;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
@@ -298,10 +342,18 @@ pub(crate) fn reusable(plan: &LogicalPlan, is_live_table: impl Fn(&dyn datafusio
         if ok {
             let _ = node.apply_expressions(|e| {
                 ok = !e.exists(|e| Ok(!immutable(e))).unwrap_or(true);
-                Ok(if ok { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+                Ok(if ok {
+                    TreeNodeRecursion::Continue
+                } else {
+                    TreeNodeRecursion::Stop
+                })
             });
         }
-        Ok(if ok { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+        Ok(if ok {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
     });
     ok
 }
@@ -323,14 +375,18 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     fn empty_plan() -> Arc<LogicalPlan> {
-        Arc::new(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-            produce_one_row: true,
-            schema: Arc::new(datafusion::common::DFSchema::empty()),
-        }))
+        Arc::new(LogicalPlan::EmptyRelation(
+            datafusion::logical_expr::EmptyRelation {
+                produce_one_row: true,
+                schema: Arc::new(datafusion::common::DFSchema::empty()),
+            },
+        ))
     }
 
     fn one_row() -> Arc<dyn ExecutionPlan> {
-        Arc::new(PlaceholderRowExec::new(Arc::new(datafusion::arrow::datatypes::Schema::empty())))
+        Arc::new(PlaceholderRowExec::new(Arc::new(
+            datafusion::arrow::datatypes::Schema::empty(),
+        )))
     }
 
     async fn plan(sql: &str) -> LogicalPlan {
@@ -343,30 +399,58 @@ mod tests {
     async fn stable_and_volatile_functions_and_other_tables_are_not_reused() {
         let any = |_: &dyn datafusion::catalog::TableProvider| true;
         let none = |_: &dyn datafusion::catalog::TableProvider| false;
-        assert!(reusable(&plan("SELECT max(a), upper(b) FROM t WHERE a > 1 GROUP BY b").await, any));
+        assert!(reusable(
+            &plan("SELECT max(a), upper(b) FROM t WHERE a > 1 GROUP BY b").await,
+            any
+        ));
         assert!(reusable(&plan("SELECT 1").await, none));
         assert!(!reusable(&plan("SELECT a FROM t").await, none));
         assert!(!reusable(&plan("SELECT now()").await, any));
-        assert!(!reusable(&plan("SELECT a FROM t WHERE a < (SELECT max(a) FROM t WHERE b < to_char(now(), '%Y'))").await, any));
+        assert!(!reusable(
+            &plan(
+                "SELECT a FROM t WHERE a < (SELECT max(a) FROM t WHERE b < to_char(now(), '%Y'))"
+            )
+            .await,
+            any
+        ));
         assert!(!reusable(&plan("SELECT random() FROM t").await, any));
         assert!(!reusable(&plan("SELECT a FROM t WHERE a = $1").await, any));
     }
 
     async fn physical(sql: &str) -> Arc<dyn ExecutionPlan> {
         let ctx = SessionContext::new();
-        ctx.sql("CREATE TABLE t (a INT, b VARCHAR) AS VALUES (1, 'x'), (2, 'y')").await.unwrap();
-        ctx.sql("CREATE TABLE u (a INT, c INT) AS VALUES (1, 10)").await.unwrap();
-        ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap()
+        ctx.sql("CREATE TABLE t (a INT, b VARCHAR) AS VALUES (1, 'x'), (2, 'y')")
+            .await
+            .unwrap();
+        ctx.sql("CREATE TABLE u (a INT, c INT) AS VALUES (1, 10)")
+            .await
+            .unwrap();
+        ctx.sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
     async fn plans_with_dynamic_filters_or_unknown_operators_are_not_run_again() {
-        assert!(physical_reusable(&physical("SELECT b, max(a) FROM t WHERE a > 1 GROUP BY b ORDER BY b").await));
-        assert!(physical_reusable(&physical("SELECT a FROM t WHERE b = 'x' LIMIT 1").await));
+        assert!(physical_reusable(
+            &physical("SELECT b, max(a) FROM t WHERE a > 1 GROUP BY b ORDER BY b").await
+        ));
+        assert!(physical_reusable(
+            &physical("SELECT a FROM t WHERE b = 'x' LIMIT 1").await
+        ));
         // A `TopK` and a join produce dynamic filters; a join keeps its build side.
-        assert!(!physical_reusable(&physical("SELECT a FROM t ORDER BY a DESC LIMIT 1").await));
-        assert!(!physical_reusable(&physical("SELECT t.a, u.c FROM t JOIN u ON t.a = u.a").await));
-        assert!(!physical_reusable(&physical("EXPLAIN ANALYZE SELECT a FROM t").await));
+        assert!(!physical_reusable(
+            &physical("SELECT a FROM t ORDER BY a DESC LIMIT 1").await
+        ));
+        assert!(!physical_reusable(
+            &physical("SELECT t.a, u.c FROM t JOIN u ON t.a = u.a").await
+        ));
+        assert!(!physical_reusable(
+            &physical("EXPLAIN ANALYZE SELECT a FROM t").await
+        ));
     }
 
     #[tokio::test]
@@ -377,16 +461,33 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
         let ctx = SessionContext::new();
         for (name, rows) in [("small", 1_000i64), ("large", 5_000_000)] {
-            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from_iter_values(0..rows))]).unwrap();
-            let table = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![vec![batch]]).unwrap();
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+            )
+            .unwrap();
+            let table =
+                datafusion::datasource::MemTable::try_new(Arc::clone(&schema), vec![vec![batch]])
+                    .unwrap();
             ctx.register_table(name, Arc::new(table)).unwrap();
         }
         let plan = |sql: &'static str| {
             let ctx = ctx.clone();
-            async move { ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap() }
+            async move {
+                ctx.sql(sql)
+                    .await
+                    .unwrap()
+                    .create_physical_plan()
+                    .await
+                    .unwrap()
+            }
         };
-        assert!(Physical::new(&plan("SELECT max(a) + 1 FROM small").await, Vec::new(), 1).is_some());
-        assert!(Physical::new(&plan("SELECT max(a) + 1 FROM large").await, Vec::new(), 1).is_none());
+        assert!(
+            Physical::new(&plan("SELECT max(a) + 1 FROM small").await, Vec::new(), 1).is_some()
+        );
+        assert!(
+            Physical::new(&plan("SELECT max(a) + 1 FROM large").await, Vec::new(), 1).is_none()
+        );
     }
 
     #[test]
@@ -449,10 +550,18 @@ mod tests {
         cache.insert(key.clone(), &s1, Arc::clone(&p));
         assert!(cache.get(&key, &s1).is_some());
         assert!(cache.get(&key, &s2).is_none());
-        assert!(cache.get(&PlanKey::new("db", "SELECT 2", None).unwrap(), &s1).is_none());
+        assert!(
+            cache
+                .get(&PlanKey::new("db", "SELECT 2", None).unwrap(), &s1)
+                .is_none()
+        );
         let mut params = serde_json::Map::new();
         params.insert("a".into(), serde_json::json!(1));
-        assert!(cache.get(&PlanKey::new("db", "SELECT 1", Some(&params)).unwrap(), &s1).is_none());
+        assert!(
+            cache
+                .get(&PlanKey::new("db", "SELECT 1", Some(&params)).unwrap(), &s1)
+                .is_none()
+        );
         assert!(PlanKey::new("db", &"x".repeat(MAX_SQL_LEN + 1), None).is_none());
     }
 }

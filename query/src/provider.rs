@@ -20,7 +20,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray,
+};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Int32Type;
@@ -31,27 +33,32 @@ use buffer::{Buffer, BufferChunk};
 use catalog::{Catalog, ColumnKind, DatabaseSchema, FieldType, ParquetFile, TableSchema};
 use datafusion::catalog::default_table_source::source_as_provider;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+use datafusion::datasource::physical_plan::parquet::{
+    CachedParquetFileReaderFactory, ParquetFileReaderFactory,
+};
 use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, RowGroupAccess};
-use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetFileReaderFactory};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown,
+};
 use datafusion::physical_expr::expressions::{
-    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col, lit as physical_lit,
+    BinaryExpr as PhysicalBinaryExpr, Column as PhysicalColumn, col as physical_col,
+    lit as physical_lit,
 };
 use datafusion::physical_expr::projection::ProjectionExpr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -121,7 +128,10 @@ impl Sources {
     pub(crate) fn unchanged(&self, r: &ScanRecord) -> bool {
         // Buffer first, then the catalog, like `scan`.
         self.buffer.table_version(r.db_id, r.table_id) == r.buffer
-            && match (self.catalog.state().table_files(r.db_id, r.table_id), &r.files) {
+            && match (
+                self.catalog.state().table_files(r.db_id, r.table_id),
+                &r.files,
+            ) {
                 (Some(now), Some(then)) => Arc::ptr_eq(now, then),
                 (None, None) => true,
                 _ => false,
@@ -139,9 +149,17 @@ pub struct DatabaseCatalog {
 impl DatabaseCatalog {
     /// A catalog over `db`'s schema of the moment, with the `system` tables
     /// of catalog state `state`.
-    pub(crate) fn new(db: Arc<DatabaseSchema>, sources: Sources, state: Arc<catalog::CatalogState>) -> Self {
+    pub(crate) fn new(
+        db: Arc<DatabaseSchema>,
+        sources: Sources,
+        state: Arc<catalog::CatalogState>,
+    ) -> Self {
         Self {
-            system: Arc::new(crate::system::SystemTables::new(state, Arc::clone(&db), sources.registry.clone())),
+            system: Arc::new(crate::system::SystemTables::new(
+                state,
+                Arc::clone(&db),
+                sources.registry.clone(),
+            )),
             iox: Arc::new(DatabaseTables { db, sources }),
         }
     }
@@ -149,13 +167,18 @@ impl DatabaseCatalog {
 
 impl CatalogProvider for DatabaseCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![IOX_SCHEMA.to_string(), crate::system::SYSTEM_SCHEMA.to_string()]
+        vec![
+            IOX_SCHEMA.to_string(),
+            crate::system::SYSTEM_SCHEMA.to_string(),
+        ]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
             IOX_SCHEMA => Some(Arc::clone(&self.iox) as Arc<dyn SchemaProvider>),
-            crate::system::SYSTEM_SCHEMA => Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>),
+            crate::system::SYSTEM_SCHEMA => {
+                Some(Arc::clone(&self.system) as Arc<dyn SchemaProvider>)
+            }
             _ => None,
         }
     }
@@ -242,7 +265,11 @@ impl InflowTable {
         buffer::key_columns(&self.schema, &self.table)
             .first()
             .map(|i| self.schema.field(*i).name().as_str())
-            .filter(|name| self.table.column(name).is_some_and(|c| c.kind == ColumnKind::Tag))
+            .filter(|name| {
+                self.table
+                    .column(name)
+                    .is_some_and(|c| c.kind == ColumnKind::Tag)
+            })
     }
 
     /// About how many rows a scan with `filters` reads: the rows of the
@@ -250,7 +277,11 @@ impl InflowTable {
     /// [`estimated_file_rows`]), and the buffered rows in its time range
     /// whose first key tag has a value it allows (counted by binary search,
     /// nothing copied). Cheap next to planning: no file is opened.
-    fn estimated_rows(&self, filters: &[Expr], footers: &FileMetadataCache) -> Result<EstimatedRows> {
+    fn estimated_rows(
+        &self,
+        filters: &[Expr],
+        footers: &FileMetadataCache,
+    ) -> Result<EstimatedRows> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
         let (prune, _) = self.pruning(filters);
         let files: usize = self
@@ -266,7 +297,11 @@ impl InflowTable {
                     .sum()
             });
         let first_key = self.first_key();
-        let chunks = self.sources.buffer.table_chunks(self.db_id, &self.table).map_err(arrow_err)?;
+        let chunks = self
+            .sources
+            .buffer
+            .table_chunks(self.db_id, &self.table)
+            .map_err(arrow_err)?;
         let mut buffered = 0usize;
         for c in chunks {
             if c.min_time <= prune.max_time && c.max_time >= prune.min_time {
@@ -295,12 +330,20 @@ struct EstimatedRows {
 /// whose statistics allow the time range, tag values and field comparisons:
 /// what the scan's [`access_plan`] lets it read. Without it, the file's rows
 /// in proportion to how much of its time range the scan's covers.
-fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataCache, runs: &KeyRunsCache) -> usize {
+fn estimated_file_rows(
+    f: &ParquetFile,
+    prune: &Pruning,
+    footers: &FileMetadataCache,
+    runs: &KeyRunsCache,
+) -> usize {
     if let Some(footer) = cached_footer(footers, &f.path) {
         let runs = runs.get(&f.path, &footer);
         return footer_rows(&footer, prune, runs.as_deref());
     }
-    let (lo, hi) = (f.min_time.max(prune.min_time), f.max_time.min(prune.max_time));
+    let (lo, hi) = (
+        f.min_time.max(prune.min_time),
+        f.max_time.min(prune.max_time),
+    );
     if hi < lo {
         return 0;
     }
@@ -312,7 +355,10 @@ fn estimated_file_rows(f: &ParquetFile, prune: &Pruning, footers: &FileMetadataC
 /// The decoded footer of the file at `path`, if a query has read it.
 fn cached_footer(footers: &FileMetadataCache, path: &str) -> Option<Arc<ParquetMetaData>> {
     let entry = footers.get(&object_store::path::Path::from(path))?;
-    let cached = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?;
+    let cached = entry
+        .file_metadata
+        .as_any()
+        .downcast_ref::<CachedParquetMetaData>()?;
     Some(Arc::clone(cached.parquet_metadata()))
 }
 
@@ -347,7 +393,11 @@ fn footer_rows(footer: &ParquetMetaData, prune: &Pruning, runs: Option<&KeyRuns>
 /// page index allows, narrowed to the exact rows of the values of the first
 /// series-key tag that the query names when the file lists them (`runs`).
 /// `None` when every row may match.
-fn access_plan(footer: &ParquetMetaData, prune: &Pruning, runs: Option<&KeyRuns>) -> Option<ParquetAccessPlan> {
+fn access_plan(
+    footer: &ParquetMetaData,
+    prune: &Pruning,
+    runs: Option<&KeyRuns>,
+) -> Option<ParquetAccessPlan> {
     let columns = PruneColumns::new(footer, prune, runs);
     let mut all = true;
     let access = (0..footer.num_row_groups())
@@ -360,7 +410,10 @@ fn access_plan(footer: &ParquetMetaData, prune: &Pruning, runs: Option<&KeyRuns>
             Rows::Ranges(r) => {
                 all = false;
                 let rows = row_group_rows(footer, g);
-                RowGroupAccess::Selection(RowSelection::from_consecutive_ranges(r.into_iter(), rows))
+                RowGroupAccess::Selection(RowSelection::from_consecutive_ranges(
+                    r.into_iter(),
+                    rows,
+                ))
             }
         })
         .collect();
@@ -427,7 +480,8 @@ impl Rows {
 impl<'p> PruneColumns<'p> {
     fn new(footer: &ParquetMetaData, prune: &'p Pruning, runs: Option<&KeyRuns>) -> Self {
         let columns = footer.file_metadata().schema_descr();
-        let index_of = |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
+        let index_of =
+            |name: &str| (0..columns.num_columns()).find(|i| columns.column(*i).name() == name);
         let mut missing_column = false;
         let mut find = |name: &str| {
             let found = index_of(name);
@@ -454,10 +508,22 @@ impl<'p> PruneColumns<'p> {
             })
             .filter_map(|(tag, values)| find(tag).map(|i| (i, values.as_slice())))
             .collect();
-        let fields = prune.fields.iter().filter_map(|(field, bound)| find(field).map(|i| (i, *bound))).collect();
+        let fields = prune
+            .fields
+            .iter()
+            .filter_map(|(field, bound)| find(field).map(|i| (i, *bound)))
+            .collect();
         let narrowed = prune.min_time > i64::MIN || prune.max_time < i64::MAX;
-        let time = index_of("time").filter(|_| narrowed).map(|t| (t, prune.min_time, prune.max_time));
-        Self { time, tags, exact, fields, missing_column }
+        let time = index_of("time")
+            .filter(|_| narrowed)
+            .map(|t| (t, prune.min_time, prune.max_time));
+        Self {
+            time,
+            tags,
+            exact,
+            fields,
+            missing_column,
+        }
     }
 
     /// The rows of row group `g` that every constrained column's statistics
@@ -468,14 +534,21 @@ impl<'p> PruneColumns<'p> {
         }
         let mut rows = Rows::All;
         if let Some((ranges, starts)) = &self.exact {
-            let (start, len) = (starts.get(g).copied().unwrap_or(0), row_group_rows(footer, g));
+            let (start, len) = (
+                starts.get(g).copied().unwrap_or(0),
+                row_group_rows(footer, g),
+            );
             let end = start + len;
             let within = ranges
                 .iter()
                 .filter(|r| r.start < end && r.end > start)
                 .map(|r| r.start.max(start) - start..r.end.min(end) - start)
                 .collect::<Vec<_>>();
-            rows = if within.len() == 1 && within[0] == (0..len) { Rows::All } else { Rows::Ranges(within) };
+            rows = if within.len() == 1 && within[0] == (0..len) {
+                Rows::All
+            } else {
+                Rows::Ranges(within)
+            };
         }
         if let Some((t, min_time, max_time)) = self.time {
             rows = rows.and(allowed_rows(footer, g, t, |s| match s {
@@ -485,7 +558,9 @@ impl<'p> PruneColumns<'p> {
         }
         for (c, values) in &self.tags {
             rows = rows.and(allowed_rows(footer, g, *c, |s| match s {
-                Stat::Bytes(min, max) => values.iter().any(|v| min <= v.as_bytes() && v.as_bytes() <= max),
+                Stat::Bytes(min, max) => values
+                    .iter()
+                    .any(|v| min <= v.as_bytes() && v.as_bytes() <= max),
                 Stat::Int(..) | Stat::Float(..) => true,
             }));
         }
@@ -543,7 +618,12 @@ impl FieldBound {
 /// the chunk's statistics rule it out, else the rows of the pages they
 /// allow (adjacent pages merged), or all of them without a page index. A
 /// page of nulls only is never allowed (the constraints are comparisons).
-fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Stat<'_>) -> bool) -> Rows {
+fn allowed_rows(
+    footer: &ParquetMetaData,
+    g: usize,
+    c: usize,
+    allow: impl Fn(Stat<'_>) -> bool,
+) -> Rows {
     use parquet::file::page_index::column_index::ColumnIndexMetaData;
     use parquet::file::statistics::Statistics;
     let chunk = footer.row_group(g).column(c);
@@ -593,10 +673,14 @@ fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Sta
         if !page_allows(p) {
             continue;
         }
-        let start = usize::try_from(location.first_row_index).unwrap_or(0).min(group_rows);
+        let start = usize::try_from(location.first_row_index)
+            .unwrap_or(0)
+            .min(group_rows);
         let end = locations
             .get(p + 1)
-            .map_or(group_rows, |next| usize::try_from(next.first_row_index).unwrap_or(group_rows))
+            .map_or(group_rows, |next| {
+                usize::try_from(next.first_row_index).unwrap_or(group_rows)
+            })
             .min(group_rows);
         match ranges.last_mut() {
             Some(last) if last.end == start => last.end = end,
@@ -615,16 +699,26 @@ fn allowed_rows(footer: &ParquetMetaData, g: usize, c: usize, allow: impl Fn(Sta
 /// columns it reads), a value decoded from Parquet counting as
 /// [`DECODE_COST`] buffered ones. Other tables, such as system tables, count
 /// as none. `footers` is the runtime's Parquet metadata cache.
-pub(crate) fn estimated_scan_work(plan: &LogicalPlan, footers: &FileMetadataCache) -> Result<usize> {
+pub(crate) fn estimated_scan_work(
+    plan: &LogicalPlan,
+    footers: &FileMetadataCache,
+) -> Result<usize> {
     let mut work = 0usize;
     plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(scan) = p
             && let Ok(provider) = source_as_provider(&scan.source)
             && let Some(table) = provider.downcast_ref::<InflowTable>()
         {
-            let columns = scan.projection.as_ref().map_or(table.schema.fields().len(), Vec::len).max(1);
+            let columns = scan
+                .projection
+                .as_ref()
+                .map_or(table.schema.fields().len(), Vec::len)
+                .max(1);
             let rows = table.estimated_rows(&scan.filters, footers)?;
-            let weighted = rows.files.saturating_mul(DECODE_COST).saturating_add(rows.buffered);
+            let weighted = rows
+                .files
+                .saturating_mul(DECODE_COST)
+                .saturating_add(rows.buffered);
             work = work.saturating_add(weighted.saturating_mul(columns));
         }
         Ok(TreeNodeRecursion::Continue)
@@ -648,7 +742,10 @@ impl TableProvider for InflowTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Time ranges and tag values the scan applies itself (see `scan`);
         // the other filters prune files, row groups and pages, and
         // DataFusion applies them.
@@ -683,7 +780,11 @@ impl TableProvider for InflowTable {
         // said `Exact`): each source either holds only rows that pass them
         // (its time range inside theirs, its rows selected by tag value)
         // or gets them as a predicate or a filter.
-        let own_filters: Vec<Expr> = filters.iter().filter(|f| applied_by_scan(f, &self.table)).cloned().collect();
+        let own_filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| applied_by_scan(f, &self.table))
+            .cloned()
+            .collect();
         let own = Pruning::from_filters(&own_filters, &self.table);
         let inside = |lo: i64, hi: i64| own.min_time <= lo && hi <= own.max_time;
 
@@ -704,7 +805,9 @@ impl TableProvider for InflowTable {
             db_id: self.db_id,
             table_id: self.table.id,
             buffer: buffer_version,
-            files: catalog_state.table_files(self.db_id, self.table.id).cloned(),
+            files: catalog_state
+                .table_files(self.db_id, self.table.id)
+                .cloned(),
             fixed_rows_only: retention_cutoff.is_none(),
             files_scanned: scanned,
             files_pruned: pruned,
@@ -753,7 +856,12 @@ impl TableProvider for InflowTable {
         // merges) was most of a selective buffer scan.
         let kept: Option<Vec<usize>> = projection.as_ref().map(|p| {
             let mut k = p.clone();
-            k.extend(prune.tags.iter().filter_map(|(tag, _)| self.schema.index_of(tag).ok()));
+            k.extend(
+                prune
+                    .tags
+                    .iter()
+                    .filter_map(|(tag, _)| self.schema.index_of(tag).ok()),
+            );
             k.extend(time_idx.filter(|_| own.min_time > i64::MIN || own.max_time < i64::MAX));
             k.sort_unstable();
             k.dedup();
@@ -786,13 +894,19 @@ impl TableProvider for InflowTable {
                                 // Its access plan selects exactly the rows of
                                 // the first key tag's values (`KeyRuns`); other
                                 // tags only by page statistics.
-                                let tags_exact =
-                                    own.tags.iter().all(|(tag, _)| runs.as_ref().is_some_and(|r| r.column == *tag));
+                                let tags_exact = own.tags.iter().all(|(tag, _)| {
+                                    runs.as_ref().is_some_and(|r| r.column == *tag)
+                                });
                                 // Runs that list their times select exactly the
                                 // rows in the time range as well.
                                 let times_exact = !own.tags.is_empty()
-                                    && own.tags.iter().all(|(_, values)| runs.as_ref().is_some_and(|r| r.times_listed(values)));
-                                let filter = match (tags_exact, times_exact || inside(f.min_time, f.max_time)) {
+                                    && own.tags.iter().all(|(_, values)| {
+                                        runs.as_ref().is_some_and(|r| r.times_listed(values))
+                                    });
+                                let filter = match (
+                                    tags_exact,
+                                    times_exact || inside(f.min_time, f.max_time),
+                                ) {
                                     (true, true) => FileFilter::Nothing,
                                     (true, false) => FileFilter::Time,
                                     (false, _) => FileFilter::All,
@@ -805,7 +919,14 @@ impl TableProvider for InflowTable {
                             }
                             None => {
                                 every_file_planned = false;
-                                (file, if own_filters.is_empty() { FileFilter::Nothing } else { FileFilter::All })
+                                (
+                                    file,
+                                    if own_filters.is_empty() {
+                                        FileFilter::Nothing
+                                    } else {
+                                        FileFilter::All
+                                    },
+                                )
                             }
                         });
                     }
@@ -819,7 +940,9 @@ impl TableProvider for InflowTable {
                                 batch.column_by_name(tag).is_some_and(|col| {
                                     col.as_any()
                                         .downcast_ref::<DictionaryArray<Int32Type>>()
-                                        .is_some_and(|d| d.values().as_string_opt::<i32>().is_some())
+                                        .is_some_and(|d| {
+                                            d.values().as_string_opt::<i32>().is_some()
+                                        })
                                 })
                             });
                         memory.push((batch, !exact));
@@ -828,7 +951,10 @@ impl TableProvider for InflowTable {
                 continue;
             }
             g.sort_unstable();
-            memory.push((narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?, !own_filters.is_empty()));
+            memory.push((
+                narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?,
+                !own_filters.is_empty(),
+            ));
         }
         // The scan's own filters that say something of `time`: what a file
         // whose access plan selects exactly the tag values still needs.
@@ -841,19 +967,24 @@ impl TableProvider for InflowTable {
             .cloned()
             .collect();
         // Some of the scan's own filters as one predicate over `schema`.
-        let predicate_of = |filters: &[Expr], schema: &SchemaRef| -> Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
+        let predicate_of = |filters: &[Expr],
+                            schema: &SchemaRef|
+         -> Result<Arc<dyn datafusion::physical_expr::PhysicalExpr>> {
             let unqualified = filters
                 .iter()
                 .map(|f| {
                     f.clone()
                         .transform(|e| match e {
-                            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(datafusion::common::Column::new_unqualified(c.name)))),
+                            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(
+                                datafusion::common::Column::new_unqualified(c.name),
+                            ))),
                             other => Ok(Transformed::no(other)),
                         })
                         .map(|t| t.data)
                 })
                 .collect::<Result<Vec<Expr>>>()?;
-            let predicate = conjunction(unqualified).unwrap_or_else(|| datafusion::logical_expr::lit(true));
+            let predicate =
+                conjunction(unqualified).unwrap_or_else(|| datafusion::logical_expr::lit(true));
             state.create_physical_expr(predicate, &DFSchema::try_from(Arc::clone(schema))?)
         };
 
@@ -863,8 +994,13 @@ impl TableProvider for InflowTable {
             // selective queries decode the other columns only for matches.
             // Files never change once written, so their decoded footers are
             // kept in the runtime's metadata cache across queries.
-            let store = state.runtime_env().object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
-            let reader = PageIndexedReaderFactory(CachedParquetFileReaderFactory::new(store, Arc::clone(&footers)));
+            let store = state
+                .runtime_env()
+                .object_store(ObjectStoreUrl::parse(STORE_URL)?)?;
+            let reader = PageIndexedReaderFactory(CachedParquetFileReaderFactory::new(
+                store,
+                Arc::clone(&footers),
+            ));
             let source = ParquetSource::new(Arc::clone(&self.schema))
                 .with_parquet_file_reader_factory(Arc::new(reader))
                 .with_pushdown_filters(true)
@@ -895,8 +1031,11 @@ impl TableProvider for InflowTable {
             // Files whose tag values their access plans select exactly get
             // only the time filters: a tag predicate would decode the tag
             // column and compare strings for nothing.
-            let mut by_filter: [(FileFilter, Vec<PartitionedFile>); 3] =
-                [(FileFilter::Nothing, Vec::new()), (FileFilter::Time, Vec::new()), (FileFilter::All, Vec::new())];
+            let mut by_filter: [(FileFilter, Vec<PartitionedFile>); 3] = [
+                (FileFilter::Nothing, Vec::new()),
+                (FileFilter::Time, Vec::new()),
+                (FileFilter::All, Vec::new()),
+            ];
             for (file, filter) in files {
                 if let Some((_, group)) = by_filter.iter_mut().find(|(f, _)| *f == filter) {
                     group.push(file);
@@ -914,15 +1053,24 @@ impl TableProvider for InflowTable {
                 let source = match filter {
                     FileFilter::Nothing => source.clone(),
                     FileFilter::Time if time_filters.is_empty() => source.clone(),
-                    FileFilter::Time => source.with_predicate(predicate_of(&time_filters, &self.schema)?),
-                    FileFilter::All => source.with_predicate(predicate_of(&own_filters, &self.schema)?),
+                    FileFilter::Time => {
+                        source.with_predicate(predicate_of(&time_filters, &self.schema)?)
+                    }
+                    FileFilter::All => {
+                        source.with_predicate(predicate_of(&own_filters, &self.schema)?)
+                    }
                 };
                 let filter = filter != FileFilter::Nothing;
-                let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
-                    .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
-                    .with_projection_indices(projection.clone())?
-                    .with_limit(if retention_cutoff.is_some() || filter { None } else { limit })
-                    .build();
+                let config =
+                    FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                        .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                        .with_projection_indices(projection.clone())?
+                        .with_limit(if retention_cutoff.is_some() || filter {
+                            None
+                        } else {
+                            limit
+                        })
+                        .build();
                 plans.push(DataSourceExec::from_data_source(config));
             }
         }
@@ -936,7 +1084,11 @@ impl TableProvider for InflowTable {
             if memory.is_empty() && !(no_sources && !filter) {
                 continue;
             }
-            let n = state.config().target_partitions().max(1).min(memory.len().max(1));
+            let n = state
+                .config()
+                .target_partitions()
+                .max(1)
+                .min(memory.len().max(1));
             let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
             for (i, (b, _)) in memory.into_iter().enumerate() {
                 partitions[i % n].push(b);
@@ -959,21 +1111,34 @@ impl TableProvider for InflowTable {
             let (schema, within) = match (&kept, &projection) {
                 (Some(k), Some(p)) => (
                     Arc::new(self.schema.project(k)?),
-                    Some(p.iter().filter_map(|i| k.binary_search(i).ok()).collect::<Vec<_>>()),
+                    Some(
+                        p.iter()
+                            .filter_map(|i| k.binary_search(i).ok())
+                            .collect::<Vec<_>>(),
+                    ),
                 ),
                 _ => (Arc::clone(&self.schema), projection.clone()),
             };
             if !filter {
-                let mem = MemorySourceConfig::try_new(&partitions, schema, within)?
-                    .with_limit(if retention_cutoff.is_some() { None } else { limit });
+                let mem = MemorySourceConfig::try_new(&partitions, schema, within)?.with_limit(
+                    if retention_cutoff.is_some() {
+                        None
+                    } else {
+                        limit
+                    },
+                );
                 plans.push(DataSourceExec::from_data_source(mem));
                 continue;
             }
             // The kept columns (which include those the filters read),
             // filtered, then projected.
-            let mem: Arc<dyn ExecutionPlan> =
-                DataSourceExec::from_data_source(MemorySourceConfig::try_new(&partitions, Arc::clone(&schema), None)?);
-            let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate_of(&own_filters, &schema)?, mem)?);
+            let mem: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(
+                MemorySourceConfig::try_new(&partitions, Arc::clone(&schema), None)?,
+            );
+            let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(
+                predicate_of(&own_filters, &schema)?,
+                mem,
+            )?);
             plans.push(match within {
                 Some(within) => {
                     let exprs = within
@@ -981,7 +1146,8 @@ impl TableProvider for InflowTable {
                         .map(|i| {
                             let name = schema.field(*i).name();
                             ProjectionExpr::new(
-                                Arc::new(PhysicalColumn::new(name, *i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                                Arc::new(PhysicalColumn::new(name, *i))
+                                    as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
                                 name.clone(),
                             )
                         })
@@ -997,7 +1163,9 @@ impl TableProvider for InflowTable {
         }
         let plan = UnionExec::try_new(plans)?;
         match retention_cutoff {
-            Some(cutoff) => retention_filter(plan, cutoff, wanted.is_some() && projection != wanted),
+            Some(cutoff) => {
+                retention_filter(plan, cutoff, wanted.is_some() && projection != wanted)
+            }
             None => Ok(plan),
         }
     }
@@ -1068,7 +1236,9 @@ impl ParquetFileReaderFactory for PageIndexedReaderFactory {
         metadata_size_hint: Option<usize>,
         metrics: &ExecutionPlanMetricsSet,
     ) -> Result<Box<dyn AsyncFileReader + Send>> {
-        let inner = self.0.create_reader(partition_index, file, metadata_size_hint, metrics)?;
+        let inner = self
+            .0
+            .create_reader(partition_index, file, metadata_size_hint, metrics)?;
         Ok(Box::new(PageIndexedReader(inner)))
     }
 }
@@ -1076,7 +1246,10 @@ impl ParquetFileReaderFactory for PageIndexedReaderFactory {
 struct PageIndexedReader(Box<dyn AsyncFileReader + Send>);
 
 impl AsyncFileReader for PageIndexedReader {
-    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
         self.0.get_bytes(range)
     }
 
@@ -1092,7 +1265,8 @@ impl AsyncFileReader for PageIndexedReader {
         _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         Box::pin(async move {
-            let with_index = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+            let with_index =
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
             self.0.get_metadata(Some(&with_index)).await
         })
     }
@@ -1100,7 +1274,11 @@ impl AsyncFileReader for PageIndexedReader {
 
 /// Keeps rows with `time >= cutoff`; with `drop_time`, removes the `time`
 /// column the filter needed (the last one) afterwards.
-fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) -> Result<Arc<dyn ExecutionPlan>> {
+fn retention_filter(
+    plan: Arc<dyn ExecutionPlan>,
+    cutoff: i64,
+    drop_time: bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = plan.schema();
     let predicate = Arc::new(PhysicalBinaryExpr::new(
         physical_col("time", &schema)?,
@@ -1119,7 +1297,8 @@ fn retention_filter(plan: Arc<dyn ExecutionPlan>, cutoff: i64, drop_time: bool) 
         .enumerate()
         .map(|(i, f)| {
             ProjectionExpr::new(
-                Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+                Arc::new(PhysicalColumn::new(f.name(), i))
+                    as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
                 f.name().clone(),
             )
         })
@@ -1183,7 +1362,10 @@ impl Pruning {
 
     fn keeps_file(&self, f: &ParquetFile) -> bool {
         f.overlaps_time(self.min_time, self.max_time)
-            && self.tags.iter().all(|(tag, values)| f.may_contain_tag(tag, values))
+            && self
+                .tags
+                .iter()
+                .all(|(tag, values)| f.may_contain_tag(tag, values))
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {
@@ -1231,7 +1413,9 @@ impl Pruning {
                 };
                 match kind(&col.name) {
                     Some(ColumnKind::Time) => {
-                        let Some(t) = timestamp_ns(value) else { return false };
+                        let Some(t) = timestamp_ns(value) else {
+                            return false;
+                        };
                         match op {
                             Operator::Gt => self.min_time = self.min_time.max(t.saturating_add(1)),
                             Operator::GtEq => self.min_time = self.min_time.max(t),
@@ -1248,13 +1432,23 @@ impl Pruning {
                     Some(ColumnKind::Field(t)) => {
                         let value = match (t, value) {
                             (FieldType::Integer, ScalarValue::Int64(Some(v))) => Num::Int(*v),
-                            (FieldType::Float, ScalarValue::Float64(Some(v))) if !v.is_nan() => Num::Float(*v),
+                            (FieldType::Float, ScalarValue::Float64(Some(v))) if !v.is_nan() => {
+                                Num::Float(*v)
+                            }
                             _ => return false,
                         };
-                        if !matches!(op, Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq | Operator::Eq) {
+                        if !matches!(
+                            op,
+                            Operator::Gt
+                                | Operator::GtEq
+                                | Operator::Lt
+                                | Operator::LtEq
+                                | Operator::Eq
+                        ) {
                             return false;
                         }
-                        self.fields.push((col.name.clone(), FieldBound { op, value }));
+                        self.fields
+                            .push((col.name.clone(), FieldBound { op, value }));
                         true
                     }
                     _ => false,
@@ -1280,9 +1474,17 @@ impl Pruning {
 /// The tag and values of `tag = 'a' OR tag = 'b' OR ...` (one tag, string
 /// literals, `IN` lists allowed among them).
 fn tag_values(e: &Expr, table: &TableSchema) -> Option<(String, Vec<String>)> {
-    let is_tag = |c: &datafusion::common::Column| table.column(&c.name).is_some_and(|c| c.kind == ColumnKind::Tag);
+    let is_tag = |c: &datafusion::common::Column| {
+        table
+            .column(&c.name)
+            .is_some_and(|c| c.kind == ColumnKind::Tag)
+    };
     match e {
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
             let (tag, mut values) = tag_values(left, table)?;
             let (other, more) = tag_values(right, table)?;
             (tag == other).then(|| {
@@ -1290,8 +1492,14 @@ fn tag_values(e: &Expr, table: &TableSchema) -> Option<(String, Vec<String>)> {
                 (tag, values)
             })
         }
-        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) if is_tag(c) => {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c))
+                if is_tag(c) =>
+            {
                 Some((c.name.clone(), vec![string_value(v)?]))
             }
             _ => None,
@@ -1326,9 +1534,9 @@ fn timestamp_ns(v: &ScalarValue) -> Option<i64> {
 
 fn string_value(v: &ScalarValue) -> Option<String> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         ScalarValue::Dictionary(_, v) => string_value(v),
         _ => None,
     }
@@ -1348,14 +1556,18 @@ fn select_tags(
     let Some((first, ranges)) = first_tag_ranges(batch, tags, sorted_by) else {
         return select_by_keys(batch, tags);
     };
-    let slices: Vec<RecordBatch> = ranges.iter().map(|(lo, hi)| batch.slice(*lo, hi - lo)).collect();
+    let slices: Vec<RecordBatch> = ranges
+        .iter()
+        .map(|(lo, hi)| batch.slice(*lo, hi - lo))
+        .collect();
     let narrowed = match slices.as_slice() {
         [] => return Ok(batch.slice(0, 0)),
         [one] => one.clone(),
         _ => concat_batches(&batch.schema(), &slices)?,
     };
     let narrowed = with_compact_dictionary(narrowed, batch, first, &ranges)?;
-    let rest: Vec<(String, Vec<String>)> = tags.iter().filter(|(n, _)| n != first).cloned().collect();
+    let rest: Vec<(String, Vec<String>)> =
+        tags.iter().filter(|(n, _)| n != first).cloned().collect();
     select_by_keys(&narrowed, &rest)
 }
 
@@ -1445,7 +1657,10 @@ fn first_tag_ranges<'t>(
 }
 
 /// The rows whose tags can match `tags`, by dictionary key.
-fn select_by_keys(batch: &RecordBatch, tags: &[(String, Vec<String>)]) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+fn select_by_keys(
+    batch: &RecordBatch,
+    tags: &[(String, Vec<String>)],
+) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
     let mut keep: Option<BooleanBuffer> = None;
     for (name, values) in tags {
         let Some(dict) = batch
@@ -1479,7 +1694,9 @@ fn select_by_keys(batch: &RecordBatch, tags: &[(String, Vec<String>)]) -> std::r
         });
     }
     match keep {
-        Some(keep) if keep.count_set_bits() < batch.num_rows() => filter_record_batch(batch, &BooleanArray::new(keep, None)),
+        Some(keep) if keep.count_set_bits() < batch.num_rows() => {
+            filter_record_batch(batch, &BooleanArray::new(keep, None))
+        }
         _ => Ok(batch.clone()),
     }
 }

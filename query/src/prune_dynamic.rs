@@ -15,7 +15,9 @@ use std::sync::Arc;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -28,7 +30,11 @@ use crate::provider::with_statistics_pruning;
 pub(crate) struct PruneDynamicFilters;
 
 impl PhysicalOptimizerRule for PruneDynamicFilters {
-    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
@@ -40,14 +46,20 @@ impl PhysicalOptimizerRule for PruneDynamicFilters {
                 return Ok(Transformed::no(node));
             };
             let dynamic = match FileSource::filter(source) {
-                Some(p) => p.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()))?,
+                Some(p) => {
+                    p.exists(|e| Ok(e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()))?
+                }
                 None => false,
             };
             let Some(pruning) = dynamic.then(|| with_statistics_pruning(source)).flatten() else {
                 return Ok(Transformed::no(node));
             };
-            let config = FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(pruning)).build();
-            Ok(Transformed::yes(Arc::new(scan.clone().with_data_source(Arc::new(config))) as Arc<dyn ExecutionPlan>))
+            let config = FileScanConfigBuilder::from(config.clone())
+                .with_source(Arc::new(pruning))
+                .build();
+            Ok(Transformed::yes(
+                Arc::new(scan.clone().with_data_source(Arc::new(config))) as Arc<dyn ExecutionPlan>,
+            ))
         })
         .map(|t| t.data)
     }

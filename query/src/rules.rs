@@ -306,10 +306,18 @@ pub(crate) fn one_pass_suffices(plan: &LogicalPlan) -> bool {
             }),
             _ => false,
         };
-        let subquery = node
-            .expressions()
-            .iter()
-            .any(|e| e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)))).unwrap_or(true));
+        let subquery = node.expressions().iter().any(|e| {
+            e.exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_)
+                        | Expr::SetComparison(_)
+                ))
+            })
+            .unwrap_or(true)
+        });
         if !node_ok || subquery {
             simple = false;
             return Ok(TreeNodeRecursion::Stop);
@@ -340,16 +348,32 @@ mod tests {
         ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
-            vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(Float64Array::from(vec![1.0]))],
+            vec![
+                Arc::new(StringArray::from(vec!["a"])),
+                Arc::new(Float64Array::from(vec![1.0])),
+            ],
         )
         .unwrap();
         let ctx = SessionContext::new();
-        ctx.register_table("m", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        ctx.register_table(
+            "m",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+        )
+        .unwrap();
         let cases = [
-            ("SELECT host, max(v) FROM m WHERE host = 'a' GROUP BY host ORDER BY host LIMIT 3", true),
-            ("EXPLAIN SELECT v FROM (SELECT v FROM m) AS s WHERE v > 1", true),
+            (
+                "SELECT host, max(v) FROM m WHERE host = 'a' GROUP BY host ORDER BY host LIMIT 3",
+                true,
+            ),
+            (
+                "EXPLAIN SELECT v FROM (SELECT v FROM m) AS s WHERE v > 1",
+                true,
+            ),
             ("SELECT host, first_value(v) FROM m GROUP BY host", false),
-            ("SELECT DISTINCT ON (host) host, v FROM m ORDER BY host, v DESC", false),
+            (
+                "SELECT DISTINCT ON (host) host, v FROM m ORDER BY host, v DESC",
+                false,
+            ),
             ("SELECT a.v FROM m a JOIN m b ON a.host = b.host", false),
             ("SELECT v FROM m WHERE v > (SELECT avg(v) FROM m)", false),
             ("SELECT v FROM m UNION ALL SELECT v FROM m", false),

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray, TimestampNanosecondArray, UInt64Array,
+    ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMillisecondArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -37,8 +38,16 @@ pub(crate) struct SystemTables {
 }
 
 impl SystemTables {
-    pub(crate) fn new(state: Arc<CatalogState>, db: Arc<DatabaseSchema>, registry: Option<cluster::Registry>) -> Self {
-        Self { state, db, registry }
+    pub(crate) fn new(
+        state: Arc<CatalogState>,
+        db: Arc<DatabaseSchema>,
+        registry: Option<cluster::Registry>,
+    ) -> Self {
+        Self {
+            state,
+            db,
+            registry,
+        }
     }
 
     /// `system.nodes`: every process registered on the object store, with
@@ -47,7 +56,10 @@ impl SystemTables {
     /// Inflow's (`address`, `pid`, `hostname`, `started_at`, `epoch`).
     async fn nodes(&self) -> Result<MemTable, DataFusionError> {
         let nodes = match &self.registry {
-            Some(r) => r.nodes().await.map_err(|e| DataFusionError::External(Box::new(e)))?,
+            Some(r) => r
+                .nodes()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
             None => Vec::new(),
         };
         let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
@@ -67,7 +79,8 @@ impl SystemTables {
             Field::new("started_at", ms, false),
             Field::new("epoch", DataType::UInt64, false),
         ]));
-        let mut modes = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new()).with_field(mode_item);
+        let mut modes = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new())
+            .with_field(mode_item);
         for n in &nodes {
             for role in &n.holder.roles {
                 modes.values().append_value(role);
@@ -76,21 +89,39 @@ impl SystemTables {
         }
         let ms_of = |ns: i64| ns.div_euclid(1_000_000);
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.node_id.as_str()))),
-            // Inflow keeps no numeric node ids; the position in node-id order.
-            Arc::new(arrow::array::UInt32Array::from_iter_values((0..nodes.len() as u32).map(|i| i + 1))),
-            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.instance_id.to_string()))),
-            Arc::new(modes.finish()),
-            Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.holder.core_count))),
-            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.state.as_str()))),
-            Arc::new(TimestampMillisecondArray::from_iter(
-                nodes.iter().map(|n| Some(ms_of(n.heartbeat_at_ns.unwrap_or(n.claimed_at_ns)))),
+            Arc::new(StringArray::from_iter_values(
+                nodes.iter().map(|n| n.holder.node_id.as_str()),
             )),
+            // Inflow keeps no numeric node ids; the position in node-id order.
+            Arc::new(arrow::array::UInt32Array::from_iter_values(
+                (0..nodes.len() as u32).map(|i| i + 1),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                nodes.iter().map(|n| n.holder.instance_id.to_string()),
+            )),
+            Arc::new(modes.finish()),
+            Arc::new(UInt64Array::from_iter_values(
+                nodes.iter().map(|n| n.holder.core_count),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                nodes.iter().map(|n| n.state.as_str()),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter(nodes.iter().map(
+                |n| Some(ms_of(n.heartbeat_at_ns.unwrap_or(n.claimed_at_ns))),
+            ))),
             Arc::new(StringArray::from_iter(nodes.iter().map(|_| None::<&str>))),
-            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.address.as_str()))),
-            Arc::new(arrow::array::UInt32Array::from_iter_values(nodes.iter().map(|n| n.holder.pid))),
-            Arc::new(StringArray::from_iter_values(nodes.iter().map(|n| n.holder.hostname.as_str()))),
-            Arc::new(TimestampMillisecondArray::from_iter_values(nodes.iter().map(|n| ms_of(n.holder.started_at_ns)))),
+            Arc::new(StringArray::from_iter_values(
+                nodes.iter().map(|n| n.holder.address.as_str()),
+            )),
+            Arc::new(arrow::array::UInt32Array::from_iter_values(
+                nodes.iter().map(|n| n.holder.pid),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                nodes.iter().map(|n| n.holder.hostname.as_str()),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                nodes.iter().map(|n| ms_of(n.holder.started_at_ns)),
+            )),
             Arc::new(UInt64Array::from_iter_values(nodes.iter().map(|n| n.epoch))),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
@@ -106,15 +137,29 @@ impl SystemTables {
             Field::new("database_id", DataType::UInt64, false),
             Field::new("retention_period", DataType::Utf8, true),
             Field::new("deleted", DataType::Boolean, false),
-            Field::new("hard_delete_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new(
+                "hard_delete_time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            ),
         ]));
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(dbs.iter().map(|d| d.name.as_ref()))),
-            Arc::new(UInt64Array::from_iter_values(dbs.iter().map(|d| u64::from(d.id)))),
-            Arc::new(StringArray::from_iter(dbs.iter().map(|d| d.retention_ns.map(catalog::format_retention)))),
-            Arc::new(BooleanArray::from_iter(dbs.iter().map(|d| Some(d.deleted.is_some())))),
+            Arc::new(StringArray::from_iter_values(
+                dbs.iter().map(|d| d.name.as_ref()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                dbs.iter().map(|d| u64::from(d.id)),
+            )),
+            Arc::new(StringArray::from_iter(
+                dbs.iter()
+                    .map(|d| d.retention_ns.map(catalog::format_retention)),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                dbs.iter().map(|d| Some(d.deleted.is_some())),
+            )),
             Arc::new(TimestampNanosecondArray::from_iter(
-                dbs.iter().map(|d| d.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
+                dbs.iter()
+                    .map(|d| d.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
             )),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
@@ -131,18 +176,32 @@ impl SystemTables {
             Field::new("column_count", DataType::UInt64, false),
             Field::new("retention_period", DataType::Utf8, true),
             Field::new("deleted", DataType::Boolean, false),
-            Field::new("hard_delete_time", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new(
+                "hard_delete_time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            ),
         ]));
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(tables.iter().map(|t| t.name.as_ref()))),
-            Arc::new(UInt64Array::from_iter_values(tables.iter().map(|t| u64::from(t.id)))),
-            Arc::new(UInt64Array::from_iter_values(tables.iter().map(|t| t.columns().len() as u64))),
-            Arc::new(StringArray::from_iter(
-                tables.iter().map(|t| self.db.retention_for(t).map(catalog::format_retention)),
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.name.as_ref()),
             )),
-            Arc::new(BooleanArray::from_iter(tables.iter().map(|t| Some(t.deleted.is_some())))),
+            Arc::new(UInt64Array::from_iter_values(
+                tables.iter().map(|t| u64::from(t.id)),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                tables.iter().map(|t| t.columns().len() as u64),
+            )),
+            Arc::new(StringArray::from_iter(tables.iter().map(|t| {
+                self.db.retention_for(t).map(catalog::format_retention)
+            }))),
+            Arc::new(BooleanArray::from_iter(
+                tables.iter().map(|t| Some(t.deleted.is_some())),
+            )),
             Arc::new(TimestampNanosecondArray::from_iter(
-                tables.iter().map(|t| t.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
+                tables
+                    .iter()
+                    .map(|t| t.deleted.as_ref().and_then(|x| x.hard_delete_at_ns)),
             )),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
@@ -162,16 +221,31 @@ impl SystemTables {
         ]));
         let mut files = Vec::new();
         for (table_id, table_files) in self.state.database_files(self.db.id) {
-            let name = self.db.table_by_id(table_id).map_or_else(|| table_id.to_string(), |t| t.name.to_string());
+            let name = self
+                .db
+                .table_by_id(table_id)
+                .map_or_else(|| table_id.to_string(), |t| t.name.to_string());
             files.extend(table_files.values().map(|f| (name.clone(), Arc::clone(f))));
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(files.iter().map(|(n, _)| n.as_str()))),
-            Arc::new(StringArray::from_iter_values(files.iter().map(|(_, f)| f.path.as_str()))),
-            Arc::new(UInt64Array::from_iter_values(files.iter().map(|(_, f)| f.size_bytes))),
-            Arc::new(UInt64Array::from_iter_values(files.iter().map(|(_, f)| f.row_count))),
-            Arc::new(Int64Array::from_iter_values(files.iter().map(|(_, f)| f.min_time))),
-            Arc::new(Int64Array::from_iter_values(files.iter().map(|(_, f)| f.max_time))),
+            Arc::new(StringArray::from_iter_values(
+                files.iter().map(|(n, _)| n.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                files.iter().map(|(_, f)| f.path.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                files.iter().map(|(_, f)| f.size_bytes),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                files.iter().map(|(_, f)| f.row_count),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                files.iter().map(|(_, f)| f.min_time),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                files.iter().map(|(_, f)| f.max_time),
+            )),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         MemTable::try_new(schema, vec![vec![batch]])
@@ -192,17 +266,29 @@ impl SystemTables {
         let tokens: Vec<_> = self.state.tokens().collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(tokens.iter().map(|t| t.id))),
-            Arc::new(StringArray::from_iter_values(tokens.iter().map(|t| t.name.as_ref()))),
-            Arc::new(BooleanArray::from_iter(tokens.iter().map(|t| Some(t.admin)))),
+            Arc::new(StringArray::from_iter_values(
+                tokens.iter().map(|t| t.name.as_ref()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                tokens.iter().map(|t| Some(t.admin)),
+            )),
             Arc::new(StringArray::from_iter_values(tokens.iter().map(|t| {
                 if t.admin {
                     "*".to_string()
                 } else {
-                    t.permissions.iter().map(|p| p.describe()).collect::<Vec<_>>().join(" ")
+                    t.permissions
+                        .iter()
+                        .map(|p| p.describe())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 }
             }))),
-            Arc::new(TimestampMillisecondArray::from_iter_values(tokens.iter().map(|t| t.created_at_ms))),
-            Arc::new(TimestampMillisecondArray::from_iter(tokens.iter().map(|t| t.expiry_ms))),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                tokens.iter().map(|t| t.created_at_ms),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter(
+                tokens.iter().map(|t| t.expiry_ms),
+            )),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         MemTable::try_new(schema, vec![vec![batch]])
@@ -232,12 +318,18 @@ impl SchemaProvider for SystemTables {
 }
 
 /// Refuses a plan that scans a system table the caller may not read.
-pub(crate) fn check_access(plan: &LogicalPlan, may_read: &(dyn Fn(&str) -> bool + Sync)) -> Result<(), QueryError> {
+pub(crate) fn check_access(
+    plan: &LogicalPlan,
+    may_read: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(), QueryError> {
     let mut denied: Option<String> = None;
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let table = scan.table_name.table();
-            if scan.table_name.schema() == Some(SYSTEM_SCHEMA) && SERVER_TABLES.contains(&table) && !may_read(table) {
+            if scan.table_name.schema() == Some(SYSTEM_SCHEMA)
+                && SERVER_TABLES.contains(&table)
+                && !may_read(table)
+            {
                 denied = Some(scan.table_name.table().to_string());
                 return Ok(TreeNodeRecursion::Stop);
             }

@@ -22,8 +22,8 @@ use datafusion::logical_expr::preimage::PreimageResult;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, Expr, ExpressionPlacement, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, StructFieldMapping,
+    ColumnarValue, Documentation, Expr, ExpressionPlacement, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, StructFieldMapping,
 };
 
 /// The functions wrapped: the ones dashboards bucket time with. None of
@@ -98,19 +98,31 @@ impl ScalarUDFImpl for CheapHash {
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         self.0.simplify(args, info)
     }
-    fn preimage(&self, args: &[Expr], lit_expr: &Expr, info: &SimplifyContext) -> Result<PreimageResult> {
+    fn preimage(
+        &self,
+        args: &[Expr],
+        lit_expr: &Expr,
+        info: &SimplifyContext,
+    ) -> Result<PreimageResult> {
         self.0.preimage(args, lit_expr, info)
     }
     fn short_circuits(&self) -> bool {
         self.0.short_circuits()
     }
-    fn conditional_arguments<'a>(&self, args: &'a [Expr]) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [Expr],
+    ) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
         self.0.conditional_arguments(args)
     }
     fn evaluate_bounds(&self, input: &[&Interval]) -> Result<Interval> {
         self.0.evaluate_bounds(input)
     }
-    fn propagate_constraints(&self, interval: &Interval, inputs: &[&Interval]) -> Result<Option<Vec<Interval>>> {
+    fn propagate_constraints(
+        &self,
+        interval: &Interval,
+        inputs: &[&Interval],
+    ) -> Result<Option<Vec<Interval>>> {
         self.0.propagate_constraints(interval, inputs)
     }
     fn output_ordering(&self, inputs: &[ExprProperties]) -> Result<SortProperties> {
@@ -125,7 +137,10 @@ impl ScalarUDFImpl for CheapHash {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         self.0.coerce_types(arg_types)
     }
-    fn struct_field_mapping(&self, literal_args: &[Option<ScalarValue>]) -> Option<StructFieldMapping> {
+    fn struct_field_mapping(
+        &self,
+        literal_args: &[Option<ScalarValue>],
+    ) -> Option<StructFieldMapping> {
         self.0.struct_field_mapping(literal_args)
     }
     fn documentation(&self) -> Option<&Documentation> {
@@ -145,12 +160,16 @@ impl ScalarUDFImpl for CheapHash {
 /// turns into a null.
 fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
     use datafusion::arrow::array::{Array, AsArray, PrimitiveArray};
-    use datafusion::arrow::datatypes::{IntervalDayTimeType, IntervalMonthDayNanoType, TimeUnit, TimestampNanosecondType};
+    use datafusion::arrow::datatypes::{
+        IntervalDayTimeType, IntervalMonthDayNanoType, TimeUnit, TimestampNanosecondType,
+    };
     let (stride, times, origin) = match args {
         [stride, ColumnarValue::Array(times)] => (stride, times, 0),
-        [stride, ColumnarValue::Array(times), ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(o), _))] => {
-            (stride, times, *o)
-        }
+        [
+            stride,
+            ColumnarValue::Array(times),
+            ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(Some(o), _)),
+        ] => (stride, times, *o),
         _ => return None,
     };
     let stride = match stride {
@@ -159,15 +178,24 @@ fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
             if months != 0 {
                 return None;
             }
-            i64::from(days).checked_mul(crate::format::DAY_NS)?.checked_add(nanos)?
+            i64::from(days)
+                .checked_mul(crate::format::DAY_NS)?
+                .checked_add(nanos)?
         }
         ColumnarValue::Scalar(ScalarValue::IntervalDayTime(Some(v))) => {
             let (days, ms) = IntervalDayTimeType::to_parts(*v);
-            i64::from(days).checked_mul(crate::format::DAY_NS)?.checked_add(i64::from(ms).checked_mul(1_000_000)?)?
+            i64::from(days)
+                .checked_mul(crate::format::DAY_NS)?
+                .checked_add(i64::from(ms).checked_mul(1_000_000)?)?
         }
         _ => return None,
     };
-    if stride <= 0 || !matches!(times.data_type(), DataType::Timestamp(TimeUnit::Nanosecond, _)) {
+    if stride <= 0
+        || !matches!(
+            times.data_type(),
+            DataType::Timestamp(TimeUnit::Nanosecond, _)
+        )
+    {
         return None;
     }
     let times = times.as_primitive_opt::<TimestampNanosecondType>()?;
@@ -190,8 +218,11 @@ fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
     if overflow {
         return None;
     }
-    let binned = PrimitiveArray::<TimestampNanosecondType>::new(values.into(), times.nulls().cloned());
-    Some(ColumnarValue::Array(Arc::new(binned.with_timezone_opt(times.timezone()))))
+    let binned =
+        PrimitiveArray::<TimestampNanosecondType>::new(values.into(), times.nulls().cloned());
+    Some(ColumnarValue::Array(Arc::new(
+        binned.with_timezone_opt(times.timezone()),
+    )))
 }
 
 #[cfg(test)]
@@ -210,11 +241,23 @@ mod tests {
     use super::{CHEAP_HASH, CheapHash};
 
     fn context(wrapped: bool) -> SessionContext {
-        let schema = Arc::new(Schema::new(vec![Field::new("time", DataType::Timestamp(TimeUnit::Nanosecond, None), false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            false,
+        )]));
         let times: Vec<i64> = (-250..250).map(|i| i * 7_300_000_003).collect();
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(TimestampNanosecondArray::from(times))]).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(TimestampNanosecondArray::from(times))],
+        )
+        .unwrap();
         let ctx = SessionContext::new();
-        ctx.register_table("m", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        ctx.register_table(
+            "m",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+        )
+        .unwrap();
         if wrapped {
             for name in CHEAP_HASH {
                 let f = ctx.state().scalar_functions().get(name).cloned().unwrap();
@@ -247,15 +290,34 @@ mod tests {
         ];
         let (plain, wrapped) = (context(false), context(true));
         for q in queries {
-            let a = pretty_format_batches(&plain.sql(q).await.unwrap().collect().await.unwrap()).unwrap().to_string();
-            let b = pretty_format_batches(&wrapped.sql(q).await.unwrap().collect().await.unwrap()).unwrap().to_string();
+            let a = pretty_format_batches(&plain.sql(q).await.unwrap().collect().await.unwrap())
+                .unwrap()
+                .to_string();
+            let b = pretty_format_batches(&wrapped.sql(q).await.unwrap().collect().await.unwrap())
+                .unwrap()
+                .to_string();
             assert_eq!(a, b, "{q}");
         }
-        let f = |name: &str| wrapped.state().scalar_functions().get(name).cloned().unwrap();
+        let f = |name: &str| {
+            wrapped
+                .state()
+                .scalar_functions()
+                .get(name)
+                .cloned()
+                .unwrap()
+        };
         let hash = RandomState::new();
         assert_eq!(f("date_bin"), f("date_bin"));
         assert_eq!(hash.hash_one(f("date_bin")), hash.hash_one(f("date_bin")));
         assert_ne!(f("date_bin"), f("date_trunc"));
-        assert_ne!(f("date_bin"), plain.state().scalar_functions().get("date_bin").cloned().unwrap());
+        assert_ne!(
+            f("date_bin"),
+            plain
+                .state()
+                .scalar_functions()
+                .get("date_bin")
+                .cloned()
+                .unwrap()
+        );
     }
 }

@@ -16,8 +16,8 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, Result, UploadPart,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, UploadPart,
 };
 
 /// A [`LocalFileSystem`] whose writes are fsynced before they return.
@@ -29,7 +29,9 @@ pub struct DurableLocalStore {
 impl DurableLocalStore {
     /// Wraps `inner`.
     pub fn new(inner: LocalFileSystem) -> Self {
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 }
 
@@ -62,13 +64,22 @@ async fn sync(inner: &LocalFileSystem, location: &Path) -> Result<()> {
 
 #[async_trait]
 impl ObjectStore for DurableLocalStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let result = self.inner.put_opts(location, payload, opts).await?;
         sync(&self.inner, location).await?;
         Ok(result)
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         let upload = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(DurableUpload {
             upload,
@@ -81,7 +92,10 @@ impl ObjectStore for DurableLocalStore {
         self.inner.get_opts(location, options).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 
@@ -89,7 +103,11 @@ impl ObjectStore for DurableLocalStore {
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
         self.inner.list_with_offset(prefix, offset)
     }
 
@@ -147,12 +165,24 @@ mod tests {
             ..Default::default()
         };
         let again = store.put_opts(&path, "two".into(), create).await;
-        assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
-        let mut upload = store.put_multipart(&Path::from("data/f.parquet")).await.unwrap();
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        let mut upload = store
+            .put_multipart(&Path::from("data/f.parquet"))
+            .await
+            .unwrap();
         upload.put_part("abc".into()).await.unwrap();
         upload.complete().await.unwrap();
-        assert_eq!(store.get(&path).await.unwrap().bytes().await.unwrap(), "one");
-        assert_eq!(std::fs::read(dir.path().join("data/f.parquet")).unwrap(), b"abc");
+        assert_eq!(
+            store.get(&path).await.unwrap().bytes().await.unwrap(),
+            "one"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("data/f.parquet")).unwrap(),
+            b"abc"
+        );
         store.delete(&path).await.unwrap();
         assert!(store.head(&path).await.is_err());
     }

@@ -214,7 +214,11 @@ pub struct QueryArgs {
 impl QueryArgs {
     /// The cache's capacity in bytes (0 when disabled).
     pub fn parquet_cache_bytes(&self) -> usize {
-        if self.disable_parquet_mem_cache { 0 } else { self.parquet_mem_cache_size }
+        if self.disable_parquet_mem_cache {
+            0
+        } else {
+            self.parquet_mem_cache_size
+        }
     }
 }
 
@@ -259,7 +263,9 @@ pub fn parse_mem_limit(s: &str) -> Result<usize, String> {
             .parse()
             .ok()
             .filter(|v: &f64| *v > 0.0 && *v <= 100.0)
-            .ok_or_else(|| format!("invalid percentage '{s}': expected a number in (0, 100] followed by %"))?;
+            .ok_or_else(|| {
+                format!("invalid percentage '{s}': expected a number in (0, 100] followed by %")
+            })?;
         let total = total_memory().ok_or_else(|| {
             format!("cannot read the machine's memory to resolve '{s}'; give a size such as 1GiB instead")
         })?;
@@ -312,25 +318,31 @@ impl CommonArgs {
     /// Builds the object store the flags describe, counting its requests
     /// ([`metered::MeteredStore`]).
     pub fn object_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
-        Ok(Arc::new(metered::MeteredStore::new(self.unmetered_store()?)))
+        Ok(Arc::new(metered::MeteredStore::new(
+            self.unmetered_store()?,
+        )))
     }
 
     fn unmetered_store(&self) -> Result<Arc<dyn ObjectStore>, StartupError> {
         Ok(match self.object_store {
             ObjectStoreKind::Memory => Arc::new(object_store::memory::InMemory::new()),
             ObjectStoreKind::File => {
-                std::fs::create_dir_all(&self.data_dir).map_err(|source| StartupError::DataDir {
-                    path: self.data_dir.clone(),
-                    source,
+                std::fs::create_dir_all(&self.data_dir).map_err(|source| {
+                    StartupError::DataDir {
+                        path: self.data_dir.clone(),
+                        source,
+                    }
                 })?;
                 // Fsynced, so an acknowledged write survives a power loss.
-                Arc::new(durable::DurableLocalStore::new(object_store::local::LocalFileSystem::new_with_prefix(
-                    &self.data_dir,
-                )?))
+                Arc::new(durable::DurableLocalStore::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(&self.data_dir)?,
+                ))
             }
             ObjectStoreKind::S3 => {
                 let bucket = self.bucket.as_deref().ok_or_else(|| {
-                    StartupError::Config("--object-store s3 needs --bucket (or INFLOW_BUCKET)".into())
+                    StartupError::Config(
+                        "--object-store s3 needs --bucket (or INFLOW_BUCKET)".into(),
+                    )
                 })?;
                 // The standard AWS environment first (AWS_* variables; web
                 // identity and instance credentials when no keys are given),
@@ -366,9 +378,12 @@ impl CommonArgs {
 
     /// Installs the tracing subscriber.
     pub fn init_logging(&self) -> Result<(), StartupError> {
-        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter)
-            .map_err(|e| StartupError::Config(format!("invalid --log-filter '{}': {e}", self.log_filter)))?;
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| {
+            StartupError::Config(format!("invalid --log-filter '{}': {e}", self.log_filter))
+        })?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
         let result = match self.log_format {
             LogFormat::Full => builder.try_init(),
             LogFormat::Json => builder.json().try_init(),
@@ -381,7 +396,8 @@ impl CommonArgs {
 
 /// Parses a duration such as `10ms`, `1s` or `5m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration '{s}': {e} (examples: 10ms, 1s, 5m)"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration '{s}': {e} (examples: 10ms, 1s, 5m)"))
 }
 
 /// Parses a size: plain bytes, or with a unit B, KB, MB, GB (powers of 1000)
@@ -390,9 +406,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size '{s}': expected a number with an optional unit, like 10MiB"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid size '{s}': expected a number with an optional unit, like 10MiB")
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -401,7 +417,11 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "ki" | "kib" => 1 << 10,
         "mi" | "mib" => 1 << 20,
         "gi" | "gib" => 1 << 30,
-        other => return Err(format!("invalid size unit '{other}' in '{s}': use B, KB, MB, GB, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "invalid size unit '{other}' in '{s}': use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
     };
     n.checked_mul(mult)
         .and_then(|v| usize::try_from(v).ok())
@@ -447,12 +467,13 @@ mod tests {
 
 /// Reads a token file: the bare token, or JSON `{"token": "..."}`.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, StartupError> {
-    let bad = |why: String| StartupError::Config(format!("--admin-token-file {}: {why}", path.display()));
+    let bad =
+        |why: String| StartupError::Config(format!("--admin-token-file {}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let text = text.trim();
     let token = if text.starts_with('{') {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("it looks like JSON but does not parse: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| bad(format!("it looks like JSON but does not parse: {e}")))?;
         v.get("token")
             .and_then(|t| t.as_str())
             .ok_or_else(|| bad("the JSON has no string field \"token\"".into()))?
@@ -465,7 +486,9 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, StartupError> {
         return Err(bad("it holds no token".into()));
     }
     if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("the token contains whitespace; the file must hold one token".into()));
+        return Err(bad(
+            "the token contains whitespace; the file must hold one token".into(),
+        ));
     }
     Ok(token)
 }
@@ -494,7 +517,10 @@ impl CommonArgs {
 
     /// Installs the token in --admin-token-file, if given, as `_admin`. A
     /// different existing `_admin` token is replaced (the file is the source of truth).
-    pub async fn install_admin_token(&self, catalog: &catalog::Catalog) -> Result<(), StartupError> {
+    pub async fn install_admin_token(
+        &self,
+        catalog: &catalog::Catalog,
+    ) -> Result<(), StartupError> {
         let Some(path) = &self.admin_token_file else {
             return Ok(());
         };
@@ -528,7 +554,12 @@ impl CommonArgs {
                 Ok(ops)
             })
             .await
-            .map_err(|e| StartupError::Config(format!("installing the admin token from {}: {e}", path.display())))?;
+            .map_err(|e| {
+                StartupError::Config(format!(
+                    "installing the admin token from {}: {e}",
+                    path.display()
+                ))
+            })?;
         tracing::info!(file = %path.display(), "admin token installed from file");
         Ok(())
     }
@@ -564,14 +595,23 @@ impl CommonArgs {
             }),
             node: http_api::NodeContext {
                 id: node.id().to_string(),
-                roles: node.roles().iter().map(|r| r.as_str().to_string()).collect(),
+                roles: node
+                    .roles()
+                    .iter()
+                    .map(|r| r.as_str().to_string())
+                    .collect(),
                 registry: node.registry().clone(),
             },
         };
-        let (scrape_catalog, scrape_lease, node_id) = (Arc::clone(&state.catalog), Arc::clone(node.lease()), node.id().to_string());
+        let (scrape_catalog, scrape_lease, node_id) = (
+            Arc::clone(&state.catalog),
+            Arc::clone(node.lease()),
+            node.id().to_string(),
+        );
         state.metrics.on_scrape(move || {
             let m = http_api::cluster_metrics();
-            m.catalog_sequence.set(i64::try_from(scrape_catalog.state().seq).unwrap_or(i64::MAX));
+            m.catalog_sequence
+                .set(i64::try_from(scrape_catalog.state().seq).unwrap_or(i64::MAX));
             m.node_lease_epoch
                 .with_label_values(&[node_id.as_str()])
                 .set(i64::try_from(scrape_lease.epoch()).unwrap_or(i64::MAX));
@@ -609,7 +649,12 @@ impl CommonArgs {
     pub async fn bind(&self) -> Result<tokio::net::TcpListener, StartupError> {
         tokio::net::TcpListener::bind(&self.http_bind)
             .await
-            .map_err(|e| StartupError::Config(format!("cannot listen on --http-bind {}: {e}", self.http_bind)))
+            .map_err(|e| {
+                StartupError::Config(format!(
+                    "cannot listen on --http-bind {}: {e}",
+                    self.http_bind
+                ))
+            })
     }
 
     /// The lease timing the flags set.
@@ -628,7 +673,11 @@ impl CommonArgs {
         if roles.contains(&Role::Ingest) {
             return "inflow-0".to_string();
         }
-        let role = if roles.contains(&Role::Query) { "querier" } else { "compactor" };
+        let role = if roles.contains(&Role::Query) {
+            "querier"
+        } else {
+            "compactor"
+        };
         format!("{role}-{}", hostname_for_id())
     }
 
@@ -693,14 +742,18 @@ impl CommonArgs {
     /// Opens the object store and loads the catalog (read-only on a
     /// querier, which never changes it), and keeps the catalog in step with
     /// other pods every --catalog-sync-interval.
-    pub async fn open_catalog(&self, read_only: bool) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
+    pub async fn open_catalog(
+        &self,
+        read_only: bool,
+    ) -> Result<(Arc<dyn ObjectStore>, Arc<catalog::Catalog>), StartupError> {
         let store = self.object_store()?;
         let load = if read_only {
             catalog::Catalog::load_read_only(Arc::clone(&store), self.prefix()).await
         } else {
             catalog::Catalog::load(Arc::clone(&store), self.prefix()).await
         };
-        let catalog = load.map_err(|e| StartupError::Config(format!("loading the catalog: {e}")))?;
+        let catalog =
+            load.map_err(|e| StartupError::Config(format!("loading the catalog: {e}")))?;
         tracing::info!(uuid = %catalog.uuid(), seq = catalog.state().seq, "catalog loaded");
         let sync = Arc::clone(&catalog);
         let every = self.catalog_sync_interval;
@@ -803,20 +856,38 @@ impl Node {
 
     /// The hook that records each epoch of `lease` this process takes in
     /// `catalog` (none for a read-only catalog).
-    pub fn fence_hook(&self, catalog: &Arc<catalog::Catalog>, lease: &str) -> Option<cluster::lease::EpochHook> {
+    pub fn fence_hook(
+        &self,
+        catalog: &Arc<catalog::Catalog>,
+        lease: &str,
+    ) -> Option<cluster::lease::EpochHook> {
         fence_hook(catalog, lease, &self.holder)
     }
 }
 
 /// Records each epoch taken in the catalog, for a process that writes it.
-fn fence_hook(catalog: &Arc<catalog::Catalog>, lease: &str, holder: &cluster::Holder) -> Option<cluster::lease::EpochHook> {
+fn fence_hook(
+    catalog: &Arc<catalog::Catalog>,
+    lease: &str,
+    holder: &cluster::Holder,
+) -> Option<cluster::lease::EpochHook> {
     if catalog.is_read_only() {
         return None;
     }
-    let (catalog, lease, instance_id, roles) = (Arc::clone(catalog), lease.to_string(), holder.instance_id, holder.roles.clone());
+    let (catalog, lease, instance_id, roles) = (
+        Arc::clone(catalog),
+        lease.to_string(),
+        holder.instance_id,
+        holder.roles.clone(),
+    );
     Some(Arc::new(move |epoch| {
         let (catalog, lease, roles) = (Arc::clone(&catalog), lease.clone(), roles.clone());
-        Box::pin(async move { catalog.take_lease(&lease, epoch, instance_id, &roles).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            catalog
+                .take_lease(&lease, epoch, instance_id, &roles)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }))
 }
 
@@ -834,7 +905,13 @@ fn hostname() -> String {
 fn hostname_for_id() -> String {
     hostname()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(50)
         .collect()
 }

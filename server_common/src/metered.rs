@@ -12,8 +12,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// An object store that records its requests in the cluster metrics.
@@ -47,21 +47,38 @@ fn outcome<T>(r: &Result<T>) -> &'static str {
 
 fn record<T>(op: &str, started: Instant, r: &Result<T>) {
     let m = http_api::cluster_metrics();
-    m.object_store_requests.with_label_values(&[op, outcome(r)]).inc();
-    m.object_store_duration.with_label_values(&[op]).observe(started.elapsed().as_secs_f64());
+    m.object_store_requests
+        .with_label_values(&[op, outcome(r)])
+        .inc();
+    m.object_store_duration
+        .with_label_values(&[op])
+        .observe(started.elapsed().as_secs_f64());
 }
 
 #[async_trait]
 impl ObjectStore for MeteredStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         let started = Instant::now();
-        let op = if matches!(opts.mode, object_store::PutMode::Overwrite) { "put" } else { "put_conditional" };
+        let op = if matches!(opts.mode, object_store::PutMode::Overwrite) {
+            "put"
+        } else {
+            "put_conditional"
+        };
         let r = self.inner.put_opts(location, payload, opts).await;
         record(op, started, &r);
         r
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         let started = Instant::now();
         let r = self.inner.put_multipart_opts(location, opts).await;
         record("put_multipart", started, &r);
@@ -82,19 +99,28 @@ impl ObjectStore for MeteredStore {
         r
     }
 
-    async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<bytes::Bytes>> {
         let started = Instant::now();
         let r = self.inner.get_ranges(location, ranges).await;
         record("get_ranges", started, &r);
         r
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         self.inner
             .delete_stream(locations)
             .map(|r| {
                 let m = http_api::cluster_metrics();
-                m.object_store_requests.with_label_values(&["delete", outcome(&r)]).inc();
+                m.object_store_requests
+                    .with_label_values(&["delete", outcome(&r)])
+                    .inc();
                 r
             })
             .boxed()
@@ -103,12 +129,22 @@ impl ObjectStore for MeteredStore {
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         // One count per listing (a listing of many pages is several
         // requests on S3; the first page stands for them).
-        http_api::cluster_metrics().object_store_requests.with_label_values(&["list", "ok"]).inc();
+        http_api::cluster_metrics()
+            .object_store_requests
+            .with_label_values(&["list", "ok"])
+            .inc();
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
-        http_api::cluster_metrics().object_store_requests.with_label_values(&["list", "ok"]).inc();
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        http_api::cluster_metrics()
+            .object_store_requests
+            .with_label_values(&["list", "ok"])
+            .inc();
         self.inner.list_with_offset(prefix, offset)
     }
 

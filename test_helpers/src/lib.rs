@@ -54,23 +54,40 @@ impl TestServer {
 
     /// `inflow serve` with extra flags.
     pub async fn start_with(extra: &[&str]) -> Self {
-        Self::try_start("inflow", &["serve"], extra, Arc::new(tempfile::tempdir().unwrap()))
-            .await
-            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+        Self::try_start(
+            "inflow",
+            &["serve"],
+            extra,
+            Arc::new(tempfile::tempdir().unwrap()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
 
     /// `inflow serve` with auth on but no admin token yet (no token file).
     pub async fn start_without_admin_token() -> Self {
-        Self::try_start_opts("inflow", &["serve"], &[], Arc::new(tempfile::tempdir().unwrap()), false, &[])
-            .await
-            .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
+        Self::try_start_opts(
+            "inflow",
+            &["serve"],
+            &[],
+            Arc::new(tempfile::tempdir().unwrap()),
+            false,
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("server failed to start:\n{e}"))
     }
 
     /// Starts `binary` with `sub` then the test defaults then `extra`, on
     /// `dir`. Unless `extra` has `--without-auth`, an admin token is
     /// installed through `--admin-token-file` and [`TestServer::client`]
     /// sends it. Returns the server's stderr if it exits before listening.
-    pub async fn try_start(binary: &str, sub: &[&str], extra: &[&str], dir: Arc<tempfile::TempDir>) -> Result<Self, String> {
+    pub async fn try_start(
+        binary: &str,
+        sub: &[&str],
+        extra: &[&str],
+        dir: Arc<tempfile::TempDir>,
+    ) -> Result<Self, String> {
         Self::try_start_opts(binary, sub, extra, dir, true, &[]).await
     }
 
@@ -121,7 +138,11 @@ impl TestServer {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_nanos();
-                std::fs::write(&path, format!("apiv3_test-admin-{nanos}-{}", std::process::id())).unwrap();
+                std::fs::write(
+                    &path,
+                    format!("apiv3_test-admin-{nanos}-{}", std::process::id()),
+                )
+                .unwrap();
             }
             if binary != "inflow-querier" && binary != "inflow-compactor" {
                 args.push("--admin-token-file".into());
@@ -150,7 +171,10 @@ impl TestServer {
                 .build()
                 .unwrap(),
             token,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn().await?;
         Ok(s)
@@ -201,7 +225,10 @@ impl TestServer {
                 let status = child.wait().ok();
                 // Let the stderr thread drain.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Err(format!("exit status {status:?}\n{}", self.stderr.lock().unwrap()))
+                Err(format!(
+                    "exit status {status:?}\n{}",
+                    self.stderr.lock().unwrap()
+                ))
             }
         }
     }
@@ -426,10 +453,18 @@ impl TestCluster {
     /// the standard AWS environment (not flags).
     pub fn on_s3(s3: &S3Endpoint, bucket: &str) -> Self {
         let mut c = Self::new();
-        c.store_flags = ["--object-store", "s3", "--bucket", bucket, "--aws-endpoint", &s3.url(), "--aws-allow-http"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        c.store_flags = [
+            "--object-store",
+            "s3",
+            "--bucket",
+            bucket,
+            "--aws-endpoint",
+            &s3.url(),
+            "--aws-allow-http",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         c.env = s3.credentials();
         c.s3 = Some((s3.clone(), bucket.to_string()));
         c
@@ -441,7 +476,9 @@ impl TestCluster {
             Some((s3, bucket)) => s3.store(bucket),
             None => {
                 std::fs::create_dir_all(self.data_dir()).unwrap();
-                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(self.data_dir()).unwrap())
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(self.data_dir()).unwrap(),
+                )
             }
         }
     }
@@ -450,7 +487,12 @@ impl TestCluster {
     pub async fn objects(&self, prefix: &str) -> Vec<String> {
         use futures::TryStreamExt;
         let prefix = object_store::path::Path::from(prefix);
-        let metas: Vec<_> = self.store().list(Some(&prefix)).try_collect().await.unwrap_or_default();
+        let metas: Vec<_> = self
+            .store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .unwrap_or_default();
         metas.into_iter().map(|m| m.location.to_string()).collect()
     }
 
@@ -464,12 +506,21 @@ impl TestCluster {
     }
 
     /// Starts a process; its stderr if it exits before listening.
-    pub async fn try_start(&self, binary: &str, node_id: &str, extra: &[&str]) -> Result<TestServer, String> {
+    pub async fn try_start(
+        &self,
+        binary: &str,
+        node_id: &str,
+        extra: &[&str],
+    ) -> Result<TestServer, String> {
         let sub: &[&str] = if binary == "inflow" { &["serve"] } else { &[] };
         let mut args = vec!["--node-id", node_id];
         args.extend(self.store_flags.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         TestServer::try_start_env(binary, sub, &args, Arc::clone(&self.dir), &env).await
     }
 
@@ -489,7 +540,14 @@ impl TestCluster {
             .filter(|p| p.ends_with(".claim"))
             .collect();
         claims.sort();
-        let bytes = self.store().get(&object_store::path::Path::from(claims.last()?.as_str())).await.ok()?.bytes().await.ok()?;
+        let bytes = self
+            .store()
+            .get(&object_store::path::Path::from(claims.last()?.as_str()))
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         v["holder"]["node_id"].as_str().map(str::to_string)
     }
@@ -551,8 +609,15 @@ impl S3Endpoint {
             "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='{}', aws_secret_access_key='{}', region_name='us-east-1').create_bucket(Bucket='{name}')",
             self.url, self.access_key, self.secret_key
         );
-        let out = Command::new(venv().join("bin/python")).args(["-c", &script]).output().unwrap();
-        assert!(out.status.success(), "creating bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(venv().join("bin/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "creating bucket {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -560,7 +625,9 @@ impl S3Endpoint {
 fn venv() -> PathBuf {
     std::env::var("INFLOW_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/inflow-venv")
+        })
 }
 
 /// A free port for a helper server that binds it itself, below Linux's
@@ -569,9 +636,10 @@ fn venv() -> PathBuf {
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
     for _ in 0..1000 {
         let n = seed.wrapping_add(NEXT.fetch_add(7919, Ordering::Relaxed));
         let port = 20_000 + (n % 12_000) as u16;
@@ -595,8 +663,14 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts the server and waits until it answers.
     pub async fn start() -> Self {
-        let bin = std::env::var("INFLOW_MOTO_SERVER").map(PathBuf::from).unwrap_or_else(|_| venv().join("bin/moto_server"));
-        assert!(bin.exists(), "{} not found: run scripts/test.sh, which installs moto[server]", bin.display());
+        let bin = std::env::var("INFLOW_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| venv().join("bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "{} not found: run scripts/test.sh, which installs moto[server]",
+            bin.display()
+        );
         let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -646,25 +720,41 @@ impl Prometheus {
     /// Starts Prometheus with one scrape job per `(job, host:port)`.
     pub async fn start(targets: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = String::from("global:\n  scrape_interval: 100ms\n  scrape_timeout: 90ms\nscrape_configs:\n");
+        let mut config = String::from(
+            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 90ms\nscrape_configs:\n",
+        );
         for (job, target) in targets {
-            config.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"));
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            ));
         }
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus runs (scripts/test.sh installs Debian's package)");
-        let p = Self { child, port, _dir: dir };
+        let p = Self {
+            child,
+            port,
+            _dir: dir,
+        };
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if client.get(format!("http://127.0.0.1:{port}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if client
+                .get(format!("http://127.0.0.1:{port}/-/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return p;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -688,7 +778,12 @@ impl Prometheus {
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| (x["metric"].clone(), x["value"][1].as_str().unwrap().parse().unwrap()))
+            .map(|x| {
+                (
+                    x["metric"].clone(),
+                    x["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
             .collect()
     }
 }
@@ -727,7 +822,10 @@ impl RadosGw {
                 }
             }
         }
-        panic!("radosgw did not start in three attempts:\n{}", failures.join("\n"));
+        panic!(
+            "radosgw did not start in three attempts:\n{}",
+            failures.join("\n")
+        );
     }
 
     async fn try_start_once(wait: Duration) -> Result<Self, String> {
@@ -758,45 +856,119 @@ impl RadosGw {
         let conf = conf.display().to_string();
         let run = |cmd: &str, args: &[&str]| {
             let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
-                panic!("{cmd}: {e} (scripts/test.sh installs Debian's radosgw, ceph-mon and ceph-osd)")
+                panic!(
+                    "{cmd}: {e} (scripts/test.sh installs Debian's radosgw, ceph-mon and ceph-osd)"
+                )
             });
-            assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{cmd} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
         };
         let monmap = d.join("monmap").display().to_string();
-        run("monmaptool", &["--create", "--add", "a", &format!("v1:127.0.0.1:{mon_port}"), "--fsid", &fsid, &monmap]);
-        run("ceph-mon", &["--mkfs", "-i", "a", "--monmap", &monmap, "-c", &conf]);
+        run(
+            "monmaptool",
+            &[
+                "--create",
+                "--add",
+                "a",
+                &format!("v1:127.0.0.1:{mon_port}"),
+                "--fsid",
+                &fsid,
+                &monmap,
+            ],
+        );
+        run(
+            "ceph-mon",
+            &["--mkfs", "-i", "a", "--monmap", &monmap, "-c", &conf],
+        );
         let daemon = |cmd: &str, args: &[&str]| {
-            Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+            Command::new(cmd)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
         };
         let mut daemons = vec![daemon("ceph-mon", &["-f", "-i", "a", "-c", &conf])];
-        let osd_uuid = format!("{:08x}-1111-4000-8000-{:012x}", std::process::id(), mon_port);
-        run("ceph", &["-c", &conf, "--connect-timeout", "30", "osd", "create", &osd_uuid, "0"]);
-        run("ceph-osd", &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid, "-c", &conf]);
+        let osd_uuid = format!(
+            "{:08x}-1111-4000-8000-{:012x}",
+            std::process::id(),
+            mon_port
+        );
+        run(
+            "ceph",
+            &[
+                "-c",
+                &conf,
+                "--connect-timeout",
+                "30",
+                "osd",
+                "create",
+                &osd_uuid,
+                "0",
+            ],
+        );
+        run(
+            "ceph-osd",
+            &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid, "-c", &conf],
+        );
         daemons.push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
         daemons.push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
         let logs = d.join("log");
-        let s = Self { daemons, port, _dir: dir };
+        let s = Self {
+            daemons,
+            port,
+            _dir: dir,
+        };
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/");
         // Creating its pools takes the gateway seconds alone, and longer on
         // a machine busy with the rest of the suite.
         let deadline = std::time::Instant::now() + wait;
-        while !client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+        while !client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             if std::time::Instant::now() > deadline {
                 let mut tails = String::new();
                 for name in ["mon.a", "osd.0", "client.rgw"] {
-                    let text = std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap_or_default();
+                    let text = std::fs::read_to_string(logs.join(format!("{name}.log")))
+                        .unwrap_or_default();
                     let lines: Vec<&str> = text.lines().collect();
-                    tails.push_str(&format!("--- {name}.log (last lines)\n{}\n", lines[lines.len().saturating_sub(15)..].join("\n")));
+                    tails.push_str(&format!(
+                        "--- {name}.log (last lines)\n{}\n",
+                        lines[lines.len().saturating_sub(15)..].join("\n")
+                    ));
                 }
-                return Err(format!("radosgw did not answer on port {port} within {wait:?}\n{tails}"));
+                return Err(format!(
+                    "radosgw did not answer on port {port} within {wait:?}\n{tails}"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         run(
             "radosgw-admin",
-            &["-c", &conf, "-n", "client.rgw", "user", "create", "--uid", "inflow", "--display-name", "inflow", "--access-key", "inflow-access", "--secret", "inflow-secret"],
+            &[
+                "-c",
+                &conf,
+                "-n",
+                "client.rgw",
+                "user",
+                "create",
+                "--uid",
+                "inflow",
+                "--display-name",
+                "inflow",
+                "--access-key",
+                "inflow-access",
+                "--secret",
+                "inflow-secret",
+            ],
         );
         Ok(s)
     }

@@ -43,7 +43,9 @@ pub enum WalError {
     #[error("WAL object store error: {0}")]
     ObjectStore(Arc<object_store::Error>),
     /// A WAL file failed its checks.
-    #[error("WAL file {path} is corrupt: {reason}. Start-up stops rather than lose data silently; restore the file, or move it away if its writes may be dropped")]
+    #[error(
+        "WAL file {path} is corrupt: {reason}. Start-up stops rather than lose data silently; restore the file, or move it away if its writes may be dropped"
+    )]
     Corrupt {
         /// The file.
         path: String,
@@ -220,7 +222,12 @@ impl WalLocation {
 
     /// Sequence numbers of the files present, ascending.
     pub async fn list(&self) -> Result<Vec<u64>, WalError> {
-        Ok(self.list_with_times().await?.into_iter().map(|(seq, _)| seq).collect())
+        Ok(self
+            .list_with_times()
+            .await?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect())
     }
 
     /// The files present, ascending, each with when the store says it was
@@ -292,7 +299,8 @@ pub type ApplyFn<P> = Box<dyn Fn(u64, Vec<P>) + Send + Sync>;
 /// process still holds the lease on its node id (a former holder must not
 /// acknowledge writes its successor may not replay). `Err` answers the
 /// writers with [`WalError::NotLeaseHolder`].
-pub type AckGate = Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type AckGate =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// Metrics hooks, so the WAL needs no metrics registry of its own.
 pub type FlushObserver = Box<dyn Fn(&FlushStats) + Send + Sync>;
@@ -338,8 +346,17 @@ impl<P: Send + 'static> Wal<P> {
     ) -> Self {
         let (tx, rx) = mpsc::channel(65_536);
         let arrivals = Arc::new(Arrivals::default());
-        let flush =
-            flusher(location, next_seq, flush_interval, max_batch_bytes, Arc::clone(&arrivals), rx, apply, observe, gate);
+        let flush = flusher(
+            location,
+            next_seq,
+            flush_interval,
+            max_batch_bytes,
+            Arc::clone(&arrivals),
+            rx,
+            apply,
+            observe,
+            gate,
+        );
         tokio::spawn(flush);
         Self { tx, arrivals }
     }
@@ -351,7 +368,12 @@ impl<P: Send + 'static> Wal<P> {
     }
 
     /// Queues an entry and waits until it is durable and applied.
-    pub async fn write(&self, arrival: Arrival, entry: WalEntry, payload: P) -> Result<(), WalError> {
+    pub async fn write(
+        &self,
+        arrival: Arrival,
+        entry: WalEntry,
+        payload: P,
+    ) -> Result<(), WalError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Pending {
@@ -366,7 +388,12 @@ impl<P: Send + 'static> Wal<P> {
     }
 
     /// Queues an entry without waiting for the flush (`no_sync`).
-    pub async fn write_no_sync(&self, arrival: Arrival, entry: WalEntry, payload: P) -> Result<(), WalError> {
+    pub async fn write_no_sync(
+        &self,
+        arrival: Arrival,
+        entry: WalEntry,
+        payload: P,
+    ) -> Result<(), WalError> {
         self.tx
             .send(Pending {
                 entry,
@@ -408,7 +435,9 @@ async fn flusher<P>(
             }
         }
         let mut bytes: usize = batch.iter().map(|p| p.entry.lines.len()).sum();
-        let settled = |bytes: usize| bytes >= max_batch_bytes / 8 && arrivals.count.load(Ordering::Acquire) == 0;
+        let settled = |bytes: usize| {
+            bytes >= max_batch_bytes / 8 && arrivals.count.load(Ordering::Acquire) == 0
+        };
         while bytes < max_batch_bytes && !settled(bytes) {
             tokio::select! {
                 _ = ticker.tick() => break,
@@ -557,7 +586,8 @@ mod tests {
         for i in 0..10u32 {
             let wal = Arc::clone(&wal);
             handles.push(tokio::spawn(async move {
-                wal.write(wal.arrival(), entry("db", &format!("m f={i}")), i).await
+                wal.write(wal.arrival(), entry("db", &format!("m f={i}")), i)
+                    .await
             }));
         }
         for h in handles {
@@ -580,7 +610,15 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let loc = WalLocation::new(store, &Path::default(), "n1");
         let apply: ApplyFn<u32> = Box::new(|_, _| {});
-        let wal = Wal::start(loc.clone(), 1, Duration::from_secs(3600), max_bytes, apply, Box::new(|_| {}), None);
+        let wal = Wal::start(
+            loc.clone(),
+            1,
+            Duration::from_secs(3600),
+            max_bytes,
+            apply,
+            Box::new(|_| {}),
+            None,
+        );
         (loc, Arc::new(wal))
     }
 
@@ -594,7 +632,13 @@ mod tests {
         let gate_open = Arc::clone(&open);
         let gate: AckGate = Arc::new(move || {
             let ok = gate_open.load(Ordering::Acquire);
-            Box::pin(async move { if ok { Ok(()) } else { Err("lease lost".to_string()) } })
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("lease lost".to_string())
+                }
+            })
         });
         let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
         let a2 = Arc::clone(&applied);
@@ -607,11 +651,23 @@ mod tests {
             Box::new(|_| {}),
             Some(gate),
         );
-        wal.write(wal.arrival(), entry("db", "m f=1"), 1).await.unwrap();
+        wal.write(wal.arrival(), entry("db", "m f=1"), 1)
+            .await
+            .unwrap();
         open.store(false, Ordering::Release);
-        let err = wal.write(wal.arrival(), entry("db", "m f=2"), 2).await.unwrap_err();
-        assert!(matches!(err, WalError::NotLeaseHolder(ref m) if m == "lease lost"), "{err}");
-        assert_eq!(loc.list().await.unwrap(), vec![1, 2], "both files are durable");
+        let err = wal
+            .write(wal.arrival(), entry("db", "m f=2"), 2)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WalError::NotLeaseHolder(ref m) if m == "lease lost"),
+            "{err}"
+        );
+        assert_eq!(
+            loc.list().await.unwrap(),
+            vec![1, 2],
+            "both files are durable"
+        );
         assert_eq!(*applied.lock().unwrap(), vec![1, 2]);
     }
 
@@ -623,9 +679,14 @@ mod tests {
         let big = "m f=1 1\n".repeat(10);
         let started = std::time::Instant::now();
         for i in 0..3u32 {
-            wal.write(wal.arrival(), entry("db", &big), i).await.unwrap();
+            wal.write(wal.arrival(), entry("db", &big), i)
+                .await
+                .unwrap();
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "did not wait for the hour-long interval");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "did not wait for the hour-long interval"
+        );
         assert_eq!(loc.list().await.unwrap().len(), 3);
     }
 
@@ -635,21 +696,37 @@ mod tests {
     async fn flushes_when_no_other_write_is_coming() {
         let (loc, wal) = hourly_wal(800);
         // The interval's first tick is immediate: this write takes it.
-        wal.write(wal.arrival(), entry("db", "m f=1 1"), 0).await.unwrap();
+        wal.write(wal.arrival(), entry("db", "m f=1 1"), 0)
+            .await
+            .unwrap();
         let files = loc.list().await.unwrap().len();
         let parsing = wal.arrival();
         let w = Arc::clone(&wal);
-        let big = tokio::spawn(async move { w.write(w.arrival(), entry("db", &"m f=1 1\n".repeat(20)), 1).await });
+        let big = tokio::spawn(async move {
+            w.write(w.arrival(), entry("db", &"m f=1 1\n".repeat(20)), 1)
+                .await
+        });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!big.is_finished(), "flushed while another write was on its way");
+        assert!(
+            !big.is_finished(),
+            "flushed while another write was on its way"
+        );
         drop(parsing);
-        tokio::time::timeout(Duration::from_secs(10), big).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), big)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(loc.list().await.unwrap().len(), files + 1);
 
         let w = Arc::clone(&wal);
-        let small = tokio::spawn(async move { w.write(w.arrival(), entry("db", "m f=1 1"), 2).await });
+        let small =
+            tokio::spawn(async move { w.write(w.arrival(), entry("db", "m f=1 1"), 2).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!small.is_finished(), "a small write alone waits for the interval");
+        assert!(
+            !small.is_finished(),
+            "a small write alone waits for the interval"
+        );
         small.abort();
     }
 }

@@ -51,15 +51,26 @@ where
 /// replacement (same node id) waits out the lease, replays the WAL, and
 /// takes more writes. Every acknowledged row is on both queriers exactly
 /// once. Persists run throughout (`--wal-snapshot-size 4`).
-pub(crate) async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(cluster: &TestCluster) {
+pub(crate) async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_lost(
+    cluster: &TestCluster,
+) {
     let ingest_flags = ["--wal-snapshot-size", "4"];
-    let mut ingester = cluster.start("inflow-ingester", "ing-0", &ingest_flags).await;
-    let queriers = [cluster.start("inflow-querier", "q-0", TAIL).await, cluster.start("inflow-querier", "q-1", TAIL).await];
+    let mut ingester = cluster
+        .start("inflow-ingester", "ing-0", &ingest_flags)
+        .await;
+    let queriers = [
+        cluster.start("inflow-querier", "q-0", TAIL).await,
+        cluster.start("inflow-querier", "q-1", TAIL).await,
+    ];
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     // Writers hammer the first ingester until it dies.
     let mut writers = Vec::new();
     for w in 0..4u64 {
-        let (client, url, acked) = (ingester.client().clone(), ingester.url("/api/v3/write_lp"), Arc::clone(&acked));
+        let (client, url, acked) = (
+            ingester.client().clone(),
+            ingester.url("/api/v3/write_lp"),
+            Arc::clone(&acked),
+        );
         writers.push(tokio::spawn(async move {
             for i in 0..10_000u64 {
                 let id = w * 1_000_000 + i;
@@ -71,13 +82,20 @@ pub(crate) async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_l
                     .await;
                 match sent {
                     Ok(r) if r.status() == 204 => acked.lock().unwrap().push(id),
-                    Ok(r) => panic!("write failed: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Ok(r) => panic!(
+                        "write failed: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    ),
                     Err(_) => return, // the ingester is gone
                 }
             }
         }));
     }
-    eventually(10, "some acknowledged writes", || async { (acked.lock().unwrap().len() >= 40).then_some(()) }).await;
+    eventually(10, "some acknowledged writes", || async {
+        (acked.lock().unwrap().len() >= 40).then_some(())
+    })
+    .await;
     ingester.kill();
     for w in writers {
         w.await.unwrap();
@@ -86,17 +104,31 @@ pub(crate) async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_l
     ingester.restart().await;
     for i in 0..20u64 {
         let id = 9_000_000 + i;
-        ingester.write_ok("db", &format!("m,id={id} v={id}i {}", id + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,id={id} v={id}i {}", id + 1))
+            .await;
         acked.lock().unwrap().push(id);
     }
     let acked = acked.lock().unwrap().clone();
     assert!(before >= 40, "{before}");
     for q in &queriers {
         let got = eventually(20, "every acknowledged row on the querier", || async {
-            let got = q.try_rows("db", "SELECT id, count(*) AS n FROM m GROUP BY id").await?;
-            let counts: HashMap<String, u64> =
-                got.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r["n"].as_u64().unwrap())).collect();
-            acked.iter().all(|id| counts.contains_key(&id.to_string())).then_some(counts)
+            let got = q
+                .try_rows("db", "SELECT id, count(*) AS n FROM m GROUP BY id")
+                .await?;
+            let counts: HashMap<String, u64> = got
+                .iter()
+                .map(|r| {
+                    (
+                        r["id"].as_str().unwrap().to_string(),
+                        r["n"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            acked
+                .iter()
+                .all(|id| counts.contains_key(&id.to_string()))
+                .then_some(counts)
         })
         .await;
         assert!(got.values().all(|n| *n == 1), "every row exactly once");
@@ -105,21 +137,39 @@ pub(crate) async fn a_killed_ingester_is_replaced_and_no_acknowledged_write_is_l
 
 /// Two compactors: one holds the compactor lease, the other stands by and
 /// takes over within the lease timeout once the first is killed.
-pub(crate) async fn the_standby_compactor_takes_over_within_the_lease_timeout(cluster: &TestCluster) {
+pub(crate) async fn the_standby_compactor_takes_over_within_the_lease_timeout(
+    cluster: &TestCluster,
+) {
     let _ingester = cluster.start("inflow-ingester", "ing-0", &[]).await;
     let mut a = cluster.start("inflow-compactor", "c-0", &[]).await;
     let _b = cluster.start("inflow-compactor", "c-1", &[]).await;
-    let first = eventually(10, "a compactor", || async { cluster.compactor_holder().await }).await;
+    let first = eventually(10, "a compactor", || async {
+        cluster.compactor_holder().await
+    })
+    .await;
     assert_eq!(first, "c-0", "the first compactor is active");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(cluster.compactor_holder().await.as_deref(), Some("c-0"), "the standby waits while c-0 lives");
+    assert_eq!(
+        cluster.compactor_holder().await.as_deref(),
+        Some("c-0"),
+        "the standby waits while c-0 lives"
+    );
     a.kill();
     let killed = Instant::now();
-    eventually(10, "the standby to take over", || async { (cluster.compactor_holder().await.as_deref() == Some("c-1")).then_some(()) }).await;
+    eventually(10, "the standby to take over", || async {
+        (cluster.compactor_holder().await.as_deref() == Some("c-1")).then_some(())
+    })
+    .await;
     let took = killed.elapsed();
     // The lease timeout is 1 s; a standby polls every half heartbeat.
-    assert!(took < Duration::from_millis(2_500), "took over after {took:?}");
-    assert!(took >= Duration::from_millis(900), "not before the timeout: {took:?}");
+    assert!(
+        took < Duration::from_millis(2_500),
+        "took over after {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "not before the timeout: {took:?}"
+    );
 }
 
 /// `system.nodes` lists every process with its roles and state; a node
@@ -127,13 +177,24 @@ pub(crate) async fn the_standby_compactor_takes_over_within_the_lease_timeout(cl
 pub(crate) async fn system_nodes_and_node_stop(cluster: &TestCluster) {
     let ingester = cluster.start("inflow-ingester", "ing-0", &[]).await;
     // A long lease: without the stop, a restart would wait 30 s.
-    let mut q0 = cluster.start("inflow-querier", "q-0", &["--node-lease-timeout", "30s"]).await;
+    let mut q0 = cluster
+        .start("inflow-querier", "q-0", &["--node-lease-timeout", "30s"])
+        .await;
     let _c0 = cluster.start("inflow-compactor", "c-0", &[]).await;
     let q = "SELECT node_id, mode, state, address FROM system.nodes ORDER BY node_id";
-    let nodes = eventually(10, "system.nodes", || async { q0.try_rows("_internal", q).await }).await;
+    let nodes = eventually(10, "system.nodes", || async {
+        q0.try_rows("_internal", q).await
+    })
+    .await;
     let view: Vec<(String, Value, String)> = nodes
         .iter()
-        .map(|n| (n["node_id"].as_str().unwrap().to_string(), n["mode"].clone(), n["state"].as_str().unwrap().to_string()))
+        .map(|n| {
+            (
+                n["node_id"].as_str().unwrap().to_string(),
+                n["mode"].clone(),
+                n["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         view,
@@ -143,25 +204,61 @@ pub(crate) async fn system_nodes_and_node_stop(cluster: &TestCluster) {
             ("q-0".into(), json!(["query"]), "running".into()),
         ]
     );
-    assert_eq!(nodes[1]["address"], json!(ingester.url("").trim_start_matches("http://")));
+    assert_eq!(
+        nodes[1]["address"],
+        json!(ingester.url("").trim_start_matches("http://"))
+    );
     // Without a token: 401.
-    let r = ingester.anonymous_client().get(q0.url("/api/v3/query_sql")).query(&[("db", "_internal"), ("q", q)]).send().await.unwrap();
+    let r = ingester
+        .anonymous_client()
+        .get(q0.url("/api/v3/query_sql"))
+        .query(&[("db", "_internal"), ("q", q)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     q0.kill();
-    let stop = |id: &str| ingester.client().post(ingester.url("/api/v3/enterprise/configure/node/stop")).json(&json!({"node_id": id})).send();
+    let stop = |id: &str| {
+        ingester
+            .client()
+            .post(ingester.url("/api/v3/enterprise/configure/node/stop"))
+            .json(&json!({"node_id": id}))
+            .send()
+    };
     assert_eq!(stop("q-0").await.unwrap().status(), 200);
     let r = stop("nobody").await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": "node 'nobody' not found"}));
-    let r = ingester.client().post(ingester.url("/api/v3/enterprise/configure/node/stop")).body("{").send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "node 'nobody' not found"})
+    );
+    let r = ingester
+        .client()
+        .post(ingester.url("/api/v3/enterprise/configure/node/stop"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let started = Instant::now();
     q0.restart().await;
-    assert!(started.elapsed() < Duration::from_secs(10), "a stopped node's id is free at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a stopped node's id is free at once"
+    );
     let q1 = cluster.start("inflow-querier", "q-1", &[]).await;
-    let nodes = q1.try_rows("_internal", "SELECT node_id, state, epoch FROM system.nodes WHERE node_id = 'q-0'").await.unwrap();
-    assert_eq!(nodes, vec![json!({"node_id": "q-0", "state": "running", "epoch": 2})]);
+    let nodes = q1
+        .try_rows(
+            "_internal",
+            "SELECT node_id, state, epoch FROM system.nodes WHERE node_id = 'q-0'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes,
+        vec![json!({"node_id": "q-0", "state": "running", "epoch": 2})]
+    );
 }
 
 /// A querier started on an empty store writes no catalog transaction, and
@@ -169,12 +266,32 @@ pub(crate) async fn system_nodes_and_node_stop(cluster: &TestCluster) {
 /// follows the catalog and the WAL.
 pub(crate) async fn queriers_only_read_the_catalog(cluster: &TestCluster) {
     let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
-    assert_eq!(cluster.catalog_log_files().await, 0, "the querier created no catalog");
-    let r = querier.client().post(querier.url("/api/v3/configure/database")).json(&json!({"db": "x"})).send().await.unwrap();
+    assert_eq!(
+        cluster.catalog_log_files().await,
+        0,
+        "the querier created no catalog"
+    );
+    let r = querier
+        .client()
+        .post(querier.url("/api/v3/configure/database"))
+        .json(&json!({"db": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 421);
-    let msg = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
+    let msg = r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("no ingester is running"), "{msg}");
-    let r = querier.client().post(querier.url("/api/v2/write")).query(&[("bucket", "db")]).body("m v=1").send().await.unwrap();
+    let r = querier
+        .client()
+        .post(querier.url("/api/v2/write"))
+        .query(&[("bucket", "db")])
+        .body("m v=1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 421);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid");
     assert_eq!(cluster.catalog_log_files().await, 0);
@@ -183,14 +300,31 @@ pub(crate) async fn queriers_only_read_the_catalog(cluster: &TestCluster) {
     ingester.write_ok("db", "m,h=a v=1 1").await;
     ingester.write_ok("db", "m,h=a v=2,w=3i 2\nn x=1 3").await;
     let got = eventually(10, "the rows on the querier", || async {
-        let r = querier.try_rows("db", "SELECT h, v, w FROM m ORDER BY time").await?;
+        let r = querier
+            .try_rows("db", "SELECT h, v, w FROM m ORDER BY time")
+            .await?;
         (r.len() == 2).then_some(r)
     })
     .await;
-    assert_eq!(got, vec![json!({"h": "a", "v": 1.0}), json!({"h": "a", "v": 2.0, "w": 3})]);
-    let r = querier.client().post(querier.url("/api/v3/configure/database")).json(&json!({"db": "x"})).send().await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            json!({"h": "a", "v": 1.0}),
+            json!({"h": "a", "v": 2.0, "w": 3})
+        ]
+    );
+    let r = querier
+        .client()
+        .post(querier.url("/api/v3/configure/database"))
+        .json(&json!({"db": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 421);
-    let msg = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
+    let msg = r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("send them to an ingester: ing-0 at"), "{msg}");
 }
 
@@ -198,21 +332,43 @@ pub(crate) async fn queriers_only_read_the_catalog(cluster: &TestCluster) {
 /// from acknowledgement to visibility is printed (benchmarks measure it;
 /// tests only bound it).
 pub(crate) async fn writes_over_two_ingesters_reach_both_queriers(cluster: &TestCluster) {
-    let ingesters = [cluster.start("inflow-ingester", "ing-0", &[]).await, cluster.start("inflow-ingester", "ing-1", &[]).await];
-    let queriers = [cluster.start("inflow-querier", "q-0", TAIL).await, cluster.start("inflow-querier", "q-1", TAIL).await];
+    let ingesters = [
+        cluster.start("inflow-ingester", "ing-0", &[]).await,
+        cluster.start("inflow-ingester", "ing-1", &[]).await,
+    ];
+    let queriers = [
+        cluster.start("inflow-querier", "q-0", TAIL).await,
+        cluster.start("inflow-querier", "q-1", TAIL).await,
+    ];
     for i in 0..20u64 {
         let ingester = &ingesters[(i % 2) as usize];
-        ingester.write_ok("db", &format!("m,i={i},via=ing-{} v={i}i {}", i % 2, i + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,i={i},via=ing-{} v={i}i {}", i % 2, i + 1))
+            .await;
     }
     let acked = Instant::now();
     for q in &queriers {
         let got = eventually(20, "both ingesters' rows", || async {
-            let r = q.try_rows("db", "SELECT via, count(*) AS n, sum(v) AS s FROM m GROUP BY via ORDER BY via").await?;
+            let r = q
+                .try_rows(
+                    "db",
+                    "SELECT via, count(*) AS n, sum(v) AS s FROM m GROUP BY via ORDER BY via",
+                )
+                .await?;
             (r.len() == 2 && r.iter().all(|x| x["n"] == 10)).then_some(r)
         })
         .await;
-        eprintln!("visible on a querier {:?} after the last acknowledgement", acked.elapsed());
-        assert_eq!(got, vec![json!({"via": "ing-0", "n": 10, "s": 90}), json!({"via": "ing-1", "n": 10, "s": 100})]);
+        eprintln!(
+            "visible on a querier {:?} after the last acknowledgement",
+            acked.elapsed()
+        );
+        assert_eq!(
+            got,
+            vec![
+                json!({"via": "ing-0", "n": 10, "s": 90}),
+                json!({"via": "ing-1", "n": 10, "s": 100})
+            ]
+        );
     }
 }
 
@@ -221,10 +377,14 @@ pub(crate) async fn writes_over_two_ingesters_reach_both_queriers(cluster: &Test
 /// file compaction removed (removed files outlive the grace period of the
 /// queries that planned with them).
 pub(crate) async fn compaction_under_queries(cluster: &TestCluster) {
-    let ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "1"]).await;
+    let ingester = cluster
+        .start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "1"])
+        .await;
     let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
     for i in 0..12u64 {
-        ingester.write_ok("db", &format!("m,h=h{} v={i}i {}", i % 3, i + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,h=h{} v={i}i {}", i % 3, i + 1))
+            .await;
     }
     // Every row persisted, in several files (how many depends on how fast
     // the store takes each persist: on S3 a persist may cover several WAL
@@ -243,29 +403,56 @@ pub(crate) async fn compaction_under_queries(cluster: &TestCluster) {
     })
     .await;
     let _compactor = cluster
-        .start("inflow-compactor", "c-0", &["--retention-check-interval", "100ms", "--gc-grace-period", "2s"])
+        .start(
+            "inflow-compactor",
+            "c-0",
+            &[
+                "--retention-check-interval",
+                "100ms",
+                "--gc-grace-period",
+                "2s",
+            ],
+        )
         .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut answers = 0;
     loop {
         let r = querier.query("db", q, "json").await;
-        assert_eq!(r.status(), 200, "no query fails during compaction: {}", r.text().await.unwrap());
-        assert_eq!(r.json::<Vec<Value>>().await.unwrap(), want, "the same answer during compaction");
+        assert_eq!(
+            r.status(),
+            200,
+            "no query fails during compaction: {}",
+            r.text().await.unwrap()
+        );
+        assert_eq!(
+            r.json::<Vec<Value>>().await.unwrap(),
+            want,
+            "the same answer during compaction"
+        );
         answers += 1;
-        let now = querier.try_rows("db", count).await.unwrap()[0]["n"].as_u64().unwrap();
+        let now = querier.try_rows("db", count).await.unwrap()[0]["n"]
+            .as_u64()
+            .unwrap();
         if now < before && answers > 20 {
             break;
         }
-        assert!(Instant::now() < deadline, "compaction never reduced the {before} files");
+        assert!(
+            Instant::now() < deadline,
+            "compaction never reduced the {before} files"
+        );
     }
 }
 
 /// A querier started after the ingester is gone warms from the object
 /// store alone: the Parquet files and the WAL files not yet persisted.
 pub(crate) async fn a_late_querier_warms_from_the_object_store_alone(cluster: &TestCluster) {
-    let mut ingester = cluster.start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "3"]).await;
+    let mut ingester = cluster
+        .start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "3"])
+        .await;
     for i in 0..8u64 {
-        ingester.write_ok("db", &format!("m,h=h{i} v={i}i {}", i + 1)).await;
+        ingester
+            .write_ok("db", &format!("m,h=h{i} v={i}i {}", i + 1))
+            .await;
     }
     // Some rows in Parquet, the rest only in WAL files.
     let files = eventually(10, "a persist", || async {
@@ -277,7 +464,9 @@ pub(crate) async fn a_late_querier_warms_from_the_object_store_alone(cluster: &T
     ingester.kill();
     let querier = cluster.start("inflow-querier", "q-late", TAIL).await;
     let got = eventually(10, "every row", || async {
-        let r = querier.try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m").await?;
+        let r = querier
+            .try_rows("db", "SELECT count(*) AS n, sum(v) AS s FROM m")
+            .await?;
         (r[0]["n"] == 8).then_some(r)
     })
     .await;
