@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use buffer::Buffer;
-use buffer::validate::{build, parse, schema_check};
 use catalog::Catalog;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use line_protocol::Precision;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use validation::{build, parse, schema_check};
 
 const LINES: usize = 10_000;
 
@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
         &catalog.state(),
         "db",
         &mut parsed,
-        &buffer::validate::Limits::UNLIMITED,
+        &validation::Limits::UNLIMITED,
     );
     let state = rt.block_on(catalog.ensure(&change)).unwrap();
 
@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_validate_buffer", |b| {
         b.iter(|| {
             let mut p = parse(body.as_bytes(), Precision::Nanosecond);
-            let change = schema_check(&state, "db", &mut p, &buffer::validate::Limits::UNLIMITED);
+            let change = schema_check(&state, "db", &mut p, &validation::Limits::UNLIMITED);
             assert!(change.tables.is_empty());
             let built = build(&state, "db", &mut p, 0).unwrap();
             let buffer = Buffer::new();
@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse_validate_buffer_one_pass", |b| {
         // The write path's common case: the catalog already has every column.
         b.iter(|| {
-            let (built, rejected) = buffer::validate::parse_and_build_known(
+            let (built, rejected) = validation::parse_and_build_known(
                 &state,
                 "db",
                 body.as_bytes(),

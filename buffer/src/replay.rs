@@ -7,7 +7,7 @@ use line_protocol::Precision;
 use wal::WalEntry;
 
 use crate::Buffer;
-use crate::validate::{self, BuildError};
+use validation::BuildError;
 
 /// Why an entry could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub async fn apply_wal_entry(
     if lines.is_empty() {
         return Ok(0);
     }
-    let (built, rejected) = match validate::parse_and_build_known(
+    let (built, rejected) = match validation::parse_and_build_known(
         &state,
         &entry.db,
         lines,
@@ -69,21 +69,21 @@ pub async fn apply_wal_entry(
             // The writer committed these columns before logging; a reader
             // whose catalog lags catches up here. A querier only reads
             // the catalog: it syncs, and retries later if still behind.
-            let mut parsed = validate::parse(lines, precision);
-            let change = validate::schema_check(
+            let mut parsed = validation::parse(lines, precision);
+            let change = validation::schema_check(
                 &state,
                 &entry.db,
                 &mut parsed,
-                &validate::Limits::UNLIMITED,
+                &validation::Limits::UNLIMITED,
             );
             let state = if catalog.is_read_only() {
                 let state = catalog.sync().await?;
-                let mut again = validate::parse(lines, precision);
-                let still = validate::schema_check(
+                let mut again = validation::parse(lines, precision);
+                let still = validation::schema_check(
                     &state,
                     &entry.db,
                     &mut again,
-                    &validate::Limits::UNLIMITED,
+                    &validation::Limits::UNLIMITED,
                 );
                 if !still.tables.is_empty() || state.db(&entry.db).is_none() {
                     return Err(ReplayError::CatalogBehind(entry.db.clone()));
@@ -92,7 +92,7 @@ pub async fn apply_wal_entry(
             } else {
                 catalog.ensure(&change).await?
             };
-            let built = validate::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
+            let built = validation::build(&state, &entry.db, &mut parsed, entry.default_time_ns)?;
             (built, parsed.rejected)
         }
     };

@@ -1,11 +1,13 @@
 use super::*;
-use crate::validate::{build, parse, schema_check};
+use arrow::compute::take;
 use arrow::util::pretty::pretty_format_batches;
 use catalog::Catalog;
+use catalog::ColumnKind;
 use line_protocol::Precision;
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+use validation::{build, parse, schema_check};
 
 async fn catalog() -> Arc<Catalog> {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -13,13 +15,13 @@ async fn catalog() -> Arc<Catalog> {
 }
 
 /// Runs the whole validation chain and applies the rows to `buf`.
-async fn write(cat: &Catalog, buf: &Buffer, body: &str) -> Vec<validate::RejectedLine> {
+async fn write(cat: &Catalog, buf: &Buffer, body: &str) -> Vec<validation::RejectedLine> {
     let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
     let change = schema_check(
         &cat.state(),
         "db",
         &mut parsed,
-        &crate::validate::Limits::UNLIMITED,
+        &validation::Limits::UNLIMITED,
     );
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 999).unwrap();
@@ -134,7 +136,7 @@ async fn build_after_a_raced_conflict_uses_the_right_columns() {
         &cat.state(),
         "db",
         &mut parsed,
-        &crate::validate::Limits::UNLIMITED,
+        &validation::Limits::UNLIMITED,
     );
     // ...but another writer makes `h` an integer first.
     let mut other = parse(b"m h=1i 9", Precision::Nanosecond);
@@ -142,7 +144,7 @@ async fn build_after_a_raced_conflict_uses_the_right_columns() {
         &cat.state(),
         "db",
         &mut other,
-        &crate::validate::Limits::UNLIMITED,
+        &validation::Limits::UNLIMITED,
     );
     cat.ensure(&other_change).await.unwrap();
     let state = cat.ensure(&change).await.unwrap();
@@ -272,15 +274,20 @@ async fn one_pass_matches_two_phase() {
     ]
     .join("\n");
     let state = cat.state();
-    let (built, one_pass_rejected) =
-        validate::parse_and_build_known(&state, "db", body.as_bytes(), Precision::Nanosecond, 999)
-            .unwrap()
-            .expect("every column is known");
+    let (built, one_pass_rejected) = validation::parse_and_build_known(
+        &state,
+        "db",
+        body.as_bytes(),
+        Precision::Nanosecond,
+        999,
+    )
+    .unwrap()
+    .expect("every column is known");
     let one_pass = Buffer::new();
     one_pass.apply(1, built.batch);
     let two_phase = Buffer::new();
     let two_phase_rejected = write(&cat, &two_phase, &body).await;
-    let msgs = |r: &[validate::RejectedLine]| {
+    let msgs = |r: &[validation::RejectedLine]| {
         r.iter()
             .map(|r| (r.line_number, r.error_message.clone()))
             .collect::<Vec<_>>()
@@ -317,46 +324,6 @@ async fn one_pass_matches_two_phase() {
         true,
         "rejected lines are left out of the WAL entry"
     );
-}
-
-#[test]
-fn compact_dictionaries_keeps_values_and_drops_repeats() {
-    use arrow::array::{AsArray, DictionaryArray, StringArray};
-    use arrow::datatypes::{DataType, Field, Int32Type, Schema};
-    let schema = Arc::new(Schema::new(vec![Field::new(
-        "host",
-        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-        true,
-    )]));
-    let batch = |v: Vec<Option<&str>>| {
-        let a: DictionaryArray<Int32Type> = v.into_iter().collect();
-        RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(a)]).unwrap()
-    };
-    // Two requests' dictionaries side by side after concatenation.
-    let all = concat_batches(
-        &schema,
-        &[
-            batch(vec![Some("a"), Some("b"), None, Some("a")]),
-            batch(vec![Some("b"), Some("a"), Some("c")]),
-        ],
-    )
-    .unwrap();
-    let before = all.column(0).as_dictionary::<Int32Type>().values().len();
-    assert_eq!(before, 5, "concatenation kept both dictionaries");
-    let compact = compact_dictionaries(&all).unwrap();
-    let dict = compact.column(0).as_dictionary::<Int32Type>();
-    assert_eq!(dict.values().len(), 3);
-    let strings = arrow::compute::cast(compact.column(0), &DataType::Utf8).unwrap();
-    let expected = StringArray::from(vec![
-        Some("a"),
-        Some("b"),
-        None,
-        Some("a"),
-        Some("b"),
-        Some("a"),
-        Some("c"),
-    ]);
-    assert_eq!(strings.as_string::<i32>(), &expected);
 }
 
 /// A chunk consolidated under a table's old columns is consolidated again

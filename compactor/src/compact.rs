@@ -118,14 +118,14 @@ pub(crate) async fn merge(
     else {
         return Ok(false);
     };
-    let schema = buffer::table_arrow_schema(&table);
+    let schema = table_batch::table_arrow_schema(&table);
     let mut batches = Vec::new();
     for f in &run.files {
         for b in parquet_store::read_file(store, &f.path)
             .await
             .map_err(|e| e.to_string())?
         {
-            batches.push(buffer::align(&b, &schema).map_err(|e| e.to_string())?);
+            batches.push(table_batch::align(&b, &schema).map_err(|e| e.to_string())?);
         }
     }
     // Oldest first, so the dedup lets later writes win.
@@ -133,9 +133,9 @@ pub(crate) async fn merge(
     drop(batches);
     // One dictionary of distinct values per tag: concatenation keeps each
     // input batch's dictionary side by side.
-    let merged = buffer::dedup(&all, &table)
-        .and_then(|b| buffer::sort_by_key(&b, &table))
-        .and_then(|b| buffer::compact_dictionaries(&b))
+    let merged = table_batch::dedup(&all, &table)
+        .and_then(|b| table_batch::sort_by_key(&b, &table))
+        .and_then(|b| table_batch::compact_dictionaries(&b))
         .map_err(|e| e.to_string())?;
     drop(all);
     let chunk_time = run

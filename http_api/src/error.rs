@@ -12,8 +12,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use buffer::validate::{MAX_REPORTED_ERRORS, RejectedLine};
 use serde_json::json;
+use validation::{MAX_REPORTED_ERRORS, RejectedLine};
 
 /// The body of every 401, as InfluxDB 3 Core words it.
 pub const UNAUTHENTICATED: &str = "the request was not authenticated";

@@ -23,13 +23,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use buffer::validate::RejectedLine;
 use bytes::Bytes;
 use catalog::Catalog;
 use line_protocol::Precision;
 use query::QueryEngine;
 use tokio::net::TcpListener;
 use uuid::Uuid;
+use validation::RejectedLine;
 
 pub mod auth;
 mod configure;
@@ -121,7 +121,7 @@ pub struct AppState {
     /// Authentication settings.
     pub auth: AuthSettings,
     /// Catalog size limits (`--max-databases` and friends).
-    pub limits: buffer::validate::Limits,
+    pub limits: validation::Limits,
     /// What `hard_delete_at=default` means: this long after the delete.
     pub hard_delete_default_ns: i64,
     /// This process in the cluster.

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //!  WriteRequest
-//!    │ 1. parse lines, convert timestamps        (buffer::validate::parse)
-//!    │ 2. find missing tables/columns, conflicts (buffer::validate::schema_check)
+//!    │ 1. parse lines, convert timestamps        (validation::parse)
+//!    │ 2. find missing tables/columns, conflicts (validation::schema_check)
 //!    │ 3. one catalog transaction if needed      (catalog::Catalog::ensure)
-//!    │ 4. build Arrow rows against that state    (buffer::validate::build)
+//!    │ 4. build Arrow rows against that state    (validation::build)
 //!    │ 5. queue the accepted lines for the WAL   (wal::Wal, group commit)
 //!    ▼
 //!  WAL PUT succeeds ─▶ rows applied to the Buffer ─▶ 204
@@ -26,12 +26,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buffer::Buffer;
-use buffer::validate::{self, WriteBatch};
 use bytes::Bytes;
 use catalog::{Catalog, CatalogError};
 use http_api::{WriteError, WriteOutcome, WriteRequest, WriteService};
 use object_store::ObjectStore;
 use object_store::path::Path;
+use validation::WriteBatch;
 use wal::{FlushObserver, Wal, WalEntry, WalError, WalLocation};
 
 pub mod persist;
@@ -72,7 +72,7 @@ pub struct IngesterConfig {
     /// When and how the buffer is persisted.
     pub persist: PersistConfig,
     /// Catalog size limits for writes.
-    pub limits: validate::Limits,
+    pub limits: validation::Limits,
     /// The lease on `node_id`, when the process took one: writes are
     /// acknowledged and persists committed only while it is valid.
     pub lease: Option<Arc<cluster::Lease>>,
@@ -97,7 +97,7 @@ impl IngesterConfig {
                 wal_snapshot_size: persist.wal_snapshot_size,
                 buffer_mem_limit: persist.buffer_mem_limit,
             },
-            limits: validate::Limits {
+            limits: validation::Limits {
                 max_databases: persist.max_databases,
                 max_tables_per_database: persist.max_tables_per_database,
                 max_columns_per_table: persist.max_columns_per_table,
@@ -113,7 +113,7 @@ pub struct Ingester {
     buffer: Arc<Buffer>,
     wal: Wal<WriteBatch>,
     persister: Arc<persist::Persister>,
-    limits: validate::Limits,
+    limits: validation::Limits,
 }
 
 impl Ingester {
@@ -262,10 +262,10 @@ impl WriteService for Ingester {
         let arrival = self.wal.arrival();
         let default_time_ns = catalog::now_ns();
         let state = self.catalog.state();
-        let internal = |e: validate::BuildError| WriteError::Internal(e.to_string());
+        let internal = |e: validation::BuildError| WriteError::Internal(e.to_string());
         // One pass when the catalog already knows every column; otherwise
         // the two-phase path that may change the catalog.
-        let known = validate::parse_and_build_known(
+        let known = validation::parse_and_build_known(
             &state,
             &req.db,
             &req.body,
@@ -320,12 +320,12 @@ impl Ingester {
         req: &WriteRequest,
         state: Arc<catalog::CatalogState>,
         default_time_ns: i64,
-    ) -> Result<(validate::Built, Vec<validate::RejectedLine>), WriteError> {
-        let mut parsed = validate::parse(&req.body, req.precision);
+    ) -> Result<(validation::Built, Vec<validation::RejectedLine>), WriteError> {
+        let mut parsed = validation::parse(&req.body, req.precision);
         if !req.accept_partial && !parsed.rejected.is_empty() {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
-        let change = validate::schema_check(&state, &req.db, &mut parsed, &self.limits);
+        let change = validation::schema_check(&state, &req.db, &mut parsed, &self.limits);
         if parsed.good.is_empty() || (!req.accept_partial && !parsed.rejected.is_empty()) {
             return Err(WriteError::Rejected(sorted(parsed.rejected)));
         }
@@ -334,13 +334,13 @@ impl Ingester {
         } else {
             self.catalog.ensure(&change).await.map_err(catalog_error)?
         };
-        let built = validate::build(&state, &req.db, &mut parsed, default_time_ns)
+        let built = validation::build(&state, &req.db, &mut parsed, default_time_ns)
             .map_err(|e| WriteError::Internal(e.to_string()))?;
         Ok((built, sorted(parsed.rejected)))
     }
 }
 
-fn sorted(mut r: Vec<validate::RejectedLine>) -> Vec<validate::RejectedLine> {
+fn sorted(mut r: Vec<validation::RejectedLine>) -> Vec<validation::RejectedLine> {
     r.sort_by_key(|l| l.line_number);
     r
 }

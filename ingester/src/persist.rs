@@ -449,7 +449,7 @@ mod tests {
                 wal_snapshot_size: 1,
                 buffer_mem_limit: 1 << 30,
             },
-            limits: buffer::validate::Limits::UNLIMITED,
+            limits: validation::Limits::UNLIMITED,
             lease: None,
         };
         let ingester =

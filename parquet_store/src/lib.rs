@@ -174,7 +174,7 @@ pub fn sibling_path(path: &str) -> Path {
 }
 
 /// Writes `batch` (deduplicated, in the table's Arrow schema, and sorted by
-/// series key with [`buffer::sort_by_key`], as buffer chunks already are)
+/// series key with [`table_batch::sort_by_key`], as buffer chunks already are)
 /// as a new file. Returns the file's catalog entry with id 0; the caller
 /// assigns the id when it registers the file.
 pub async fn write_file(
@@ -221,7 +221,7 @@ pub async fn write_file_at(
             path: path.to_string(),
             source,
         })?;
-    let (min_time, max_time) = buffer::time_range(batch).unwrap_or((chunk_time, chunk_time));
+    let (min_time, max_time) = table_batch::time_range(batch).unwrap_or((chunk_time, chunk_time));
     Ok(ParquetFile {
         id: 0,
         db_id,
@@ -241,7 +241,7 @@ pub async fn write_file_at(
 /// The [`KEY_RUNS`] entry of `batch`, if its first series-key column is a
 /// tag with few enough runs.
 fn key_runs(batch: &RecordBatch, table: &TableSchema) -> Option<String> {
-    let first = *buffer::key_columns(&batch.schema(), table).first()?;
+    let first = *table_batch::key_columns(&batch.schema(), table).first()?;
     let schema = batch.schema();
     let name = schema.field(first).name();
     if table.column(name)?.kind != ColumnKind::Tag {

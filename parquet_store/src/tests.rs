@@ -1,8 +1,8 @@
 use super::*;
-use buffer::validate::{build, parse, schema_check};
 use catalog::Catalog;
 use line_protocol::Precision;
 use object_store::memory::InMemory;
+use validation::{build, parse, schema_check};
 
 /// `body` written into database `db` of `cat`: the catalog state after, and
 /// the rows of table `cpu`, deduplicated and sorted by series key.
@@ -12,13 +12,14 @@ async fn sorted_batch(cat: &Catalog, body: &str) -> (Arc<catalog::CatalogState>,
         &cat.state(),
         "db",
         &mut parsed,
-        &buffer::validate::Limits::UNLIMITED,
+        &validation::Limits::UNLIMITED,
     );
     let state = cat.ensure(&change).await.unwrap();
     let built = build(&state, "db", &mut parsed, 0).unwrap();
     let table = state.db("db").unwrap().table("cpu").unwrap();
     let (_, batch) = built.batch.tables.into_iter().next().unwrap();
-    let batch = buffer::sort_by_key(&buffer::dedup(&batch, table).unwrap(), table).unwrap();
+    let batch =
+        table_batch::sort_by_key(&table_batch::dedup(&batch, table).unwrap(), table).unwrap();
     (state, batch)
 }
 

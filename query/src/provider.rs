@@ -201,7 +201,7 @@ impl SchemaProvider for DatabaseTables {
             Arc::new(InflowTable {
                 db_id: self.db.id,
                 db: Arc::clone(&self.db),
-                schema: buffer::table_arrow_schema(t),
+                schema: table_batch::table_arrow_schema(t),
                 table: Arc::clone(t),
                 sources: self.sources.clone(),
             }) as Arc<dyn TableProvider>
@@ -262,7 +262,7 @@ impl InflowTable {
     /// Buffered chunks are sorted by series key; its first column, if a
     /// tag, is sorted outright.
     fn first_key(&self) -> Option<&str> {
-        buffer::key_columns(&self.schema, &self.table)
+        table_batch::key_columns(&self.schema, &self.table)
             .first()
             .map(|i| self.schema.field(*i).name().as_str())
             .filter(|name| {
@@ -1319,14 +1319,14 @@ impl InflowTable {
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
                     for b in read {
-                        batches.push(buffer::align(&b, &self.schema).map_err(arrow_err)?);
+                        batches.push(table_batch::align(&b, &self.schema).map_err(arrow_err)?);
                     }
                 }
                 Source::Chunk(c) => batches.push(c.batch.clone()),
             }
         }
         let all = concat_batches(&self.schema, &batches).map_err(arrow_err)?;
-        buffer::dedup(&all, &self.table).map_err(arrow_err)
+        table_batch::dedup(&all, &self.table).map_err(arrow_err)
     }
 }
 

@@ -244,8 +244,8 @@ pub struct MaintenanceArgs {
 
 impl IngestArgs {
     /// The catalog size limits these flags set.
-    pub fn limits(&self) -> buffer::validate::Limits {
-        buffer::validate::Limits {
+    pub fn limits(&self) -> validation::Limits {
+        validation::Limits {
             max_databases: self.max_databases,
             max_tables_per_database: self.max_tables_per_database,
             max_columns_per_table: self.max_columns_per_table,
@@ -589,7 +589,7 @@ impl CommonArgs {
             max_request_size: self.max_http_request_size,
             process_id: uuid::Uuid::new_v4(),
             auth: self.auth_settings()?,
-            limits: ingest.map_or(buffer::validate::Limits::UNLIMITED, IngestArgs::limits),
+            limits: ingest.map_or(validation::Limits::UNLIMITED, IngestArgs::limits),
             hard_delete_default_ns: ingest.map_or(http_api::HARD_DELETE_DEFAULT_NS, |i| {
                 i64::try_from(i.hard_delete_default_duration.as_nanos()).unwrap_or(i64::MAX)
             }),

@@ -1,4 +1,6 @@
-//! Write validation: line protocol in, Arrow record batches out.
+//! Write validation: line protocol in, checked Arrow record batches and
+//! catalog intents out. The first stage of the write path:
+//! line_protocol ─▶ validation ─▶ wal ─▶ buffer ─▶ parquet_store.
 //!
 //! ```text
 //!  body ─parse()─▶ ParsedWrite ─schema_check(state)─▶ SchemaChange ─▶ catalog.ensure()
@@ -28,7 +30,7 @@ use catalog::{
 };
 use line_protocol::{Field, FieldValue, Precision, Tag};
 
-use crate::schema::arrow_field;
+use table_batch::arrow_field;
 
 /// How many line errors a response reports at most.
 pub const MAX_REPORTED_ERRORS: usize = 100;
