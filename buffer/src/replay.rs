@@ -1,10 +1,15 @@
-//! Rebuilding buffered rows from WAL entries: the ingester's start-up replay
-//! and the querier's WAL tailing use this same path, so both see exactly what
-//! was acknowledged.
+//! Rebuilding buffered rows from WAL files: the ingester's start-up replay
+//! and the querier's WAL tailing run this same loop, so both see exactly
+//! what was acknowledged.
+//!
+//! ```text
+//!  wal/{node}/ ─list─▶ files after `after`, in order ─read─▶ entries
+//!              ─apply_wal_entry()─▶ validation ─▶ Buffer::apply(seq, rows)
+//! ```
 
 use catalog::{Catalog, CatalogError};
 use line_protocol::Precision;
-use wal::WalEntry;
+use wal::{WalEntry, WalError, WalLocation};
 
 use crate::Buffer;
 use validation::BuildError;
@@ -27,6 +32,72 @@ pub enum ReplayError {
         "the catalog does not know the columns of database {0} this WAL entry uses yet; retrying after the next catalog sync"
     )]
     CatalogBehind(String),
+}
+
+/// Why reading a node's WAL stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WalReadError {
+    /// Listing or reading a file failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// An entry of a file could not be applied.
+    #[error("replaying WAL file {seq}: {source}")]
+    Entry {
+        /// The WAL file.
+        seq: u64,
+        /// What failed.
+        source: ReplayError,
+    },
+}
+
+/// What [`apply_files_after`] found and applied.
+#[derive(Debug, Default)]
+pub struct WalProgress {
+    /// Every file listed, by sequence number, with when it was written
+    /// (epoch milliseconds), applied or not.
+    pub listed: Vec<(u64, i64)>,
+    /// Files applied.
+    pub files: usize,
+    /// Rows applied.
+    pub rows: usize,
+    /// The last file applied.
+    pub last_applied: Option<u64>,
+    /// When the newest file applied was written (epoch milliseconds).
+    pub newest_written_ms: Option<i64>,
+}
+
+/// Applies every WAL file at `location` numbered after `after`, in order,
+/// to `buffer`, calling `applied(seq)` after each file. A failure stops at
+/// the file that failed; the files before it stay applied, so a caller that
+/// records `applied` retries from there. The one list-read-apply loop of
+/// the ingester's replay and the querier's tailing.
+pub async fn apply_files_after(
+    location: &WalLocation,
+    after: u64,
+    catalog: &Catalog,
+    buffer: &Buffer,
+    mut applied: impl FnMut(u64),
+) -> Result<WalProgress, WalReadError> {
+    let mut progress = WalProgress {
+        listed: location.list_with_times().await?,
+        ..WalProgress::default()
+    };
+    for &(seq, written_ms) in &progress.listed {
+        if seq <= after {
+            continue;
+        }
+        let file = location.read(seq).await?;
+        for entry in &file.entries {
+            progress.rows += apply_wal_entry(catalog, buffer, seq, entry)
+                .await
+                .map_err(|source| WalReadError::Entry { seq, source })?;
+        }
+        progress.files += 1;
+        progress.last_applied = Some(seq);
+        progress.newest_written_ms = Some(written_ms);
+        applied(seq);
+    }
+    Ok(progress)
 }
 
 /// Parses, validates and applies one WAL entry; returns the rows applied.

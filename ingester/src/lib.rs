@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buffer::Buffer;
+use buffer::replay::WalReadError;
 use bytes::Bytes;
 use catalog::{Catalog, CatalogError};
 use http_api::{WriteError, WriteOutcome, WriteRequest, WriteService};
@@ -212,25 +213,20 @@ pub async fn replay(
     buffer: &Buffer,
     persisted: u64,
 ) -> Result<(usize, usize, u64), IngesterError> {
-    let all = location.list().await?;
-    let last = all.last().copied().unwrap_or(0).max(persisted);
-    let (done, seqs): (Vec<u64>, Vec<u64>) = all.into_iter().partition(|s| *s <= persisted);
-    for seq in done {
+    let progress = buffer::replay::apply_files_after(location, persisted, catalog, buffer, |_| {})
+        .await
+        .map_err(|e| match e {
+            WalReadError::Wal(e) => IngesterError::Wal(e),
+            WalReadError::Entry { seq, source } => IngesterError::Replay {
+                seq,
+                reason: source.to_string(),
+            },
+        })?;
+    for &(seq, _) in progress.listed.iter().filter(|(s, _)| *s <= persisted) {
         location.delete(seq).await?;
     }
-    let mut rows = 0;
-    for seq in &seqs {
-        let file = location.read(*seq).await?;
-        for entry in file.entries {
-            rows += buffer::replay::apply_wal_entry(catalog, buffer, *seq, &entry)
-                .await
-                .map_err(|e| IngesterError::Replay {
-                    seq: *seq,
-                    reason: e.to_string(),
-                })?;
-        }
-    }
-    Ok((seqs.len(), rows, last + 1))
+    let last = progress.listed.last().map_or(0, |(s, _)| *s).max(persisted);
+    Ok((progress.files, progress.rows, last + 1))
 }
 
 fn catalog_error(e: CatalogError) -> WriteError {

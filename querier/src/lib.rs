@@ -148,32 +148,27 @@ impl WalTailer {
             let location = WalLocation::new(Arc::clone(&self.store), &self.prefix, &node);
             let last = self.applied.get(&node).copied().unwrap_or(0);
             let metrics = http_api::cluster_metrics();
-            let mut newest_written_ms = None;
-            for (seq, written_ms) in location
-                .list_with_times()
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                if seq <= last {
-                    continue;
-                }
-                newest_written_ms = Some(written_ms);
-                let file = location.read(seq).await.map_err(|e| e.to_string())?;
-                for entry in &file.entries {
-                    buffer::replay::apply_wal_entry(&self.catalog, &self.buffer, seq, entry)
-                        .await
-                        .map_err(|e| format!("WAL {node}/{seq}: {e}"))?;
-                }
-                self.applied.insert(node.clone(), seq);
-                metrics
-                    .replication_files
-                    .with_label_values(&[node.as_str()])
-                    .inc();
-                applied += 1;
-            }
+            let files = metrics
+                .replication_files
+                .with_label_values(&[node.as_str()]);
+            let result = buffer::replay::apply_files_after(
+                &location,
+                last,
+                &self.catalog,
+                &self.buffer,
+                |seq| {
+                    self.applied.insert(node.clone(), seq);
+                    files.inc();
+                },
+            )
+            .await
+            .map_err(|e| format!("WAL of node {node}: {e}"))?;
+            applied += result.files;
             // How far behind the newest file applied now was; 0 when there
             // was nothing new (caught up).
-            let lag = newest_written_ms.map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1e3);
+            let lag = result
+                .newest_written_ms
+                .map_or(0.0, |ms| (now_ms() - ms).max(0) as f64 / 1e3);
             metrics
                 .replication_lag_seconds
                 .with_label_values(&[node.as_str()])
