@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use crate::format::{Encoder, QueryFormat};
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use axum::body::Body;
@@ -18,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use catalog::{
     CatalogError, CatalogOp, CatalogState, ColumnDef, ColumnKind, FieldType, validate_db_name,
 };
-use query::{Encoder, QueryFormat};
 use serde::Deserialize;
+use services::INTERNAL_DB;
 
 use crate::AppState;
 use crate::auth::{Need, authorize};
@@ -226,8 +227,8 @@ pub(crate) async fn list_databases(
             };
             let cs = state.catalog.state();
             let mut rows: Vec<(String, Option<String>, bool)> = Vec::new();
-            if may_see(::query::INTERNAL_DB) {
-                rows.push((::query::INTERNAL_DB.to_string(), None, false));
+            if may_see(INTERNAL_DB) {
+                rows.push((INTERNAL_DB.to_string(), None, false));
             }
             for db in cs.all_databases() {
                 let deleted = db.deleted.is_some();
@@ -302,7 +303,7 @@ pub(crate) async fn create_database(
         state
             .catalog
             .update(|s| {
-                if s.db(&req.db).is_some() || req.db == ::query::INTERNAL_DB {
+                if s.db(&req.db).is_some() || req.db == INTERNAL_DB {
                     return Err(CatalogError::AlreadyExists(format!("database already exists: {}", req.db)));
                 }
                 if s.databases().count() >= limit {

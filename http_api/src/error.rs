@@ -13,7 +13,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use validation::{MAX_REPORTED_ERRORS, RejectedLine};
+use services::{MAX_REPORTED_ERRORS, RejectedLine};
 
 /// The body of every 401, as InfluxDB 3 Core words it.
 pub const UNAUTHENTICATED: &str = "the request was not authenticated";

@@ -4,36 +4,35 @@
 //! ```text
 //!  hyper ─▶ axum Router ─▶ middleware (request id, log, cluster-uuid header)
 //!             ├─ /api/v3/write_lp, /api/v2/write, /write ─▶ WriteService (ingester)
-//!             ├─ /api/v3/query_sql ───────────────────────▶ QueryEngine (query crate)
+//!             ├─ /api/v3/query_sql ───────────────────────▶ QueryService (query engine)
 //!             └─ /ping, /health, /api/v1/health, /metrics
 //! ```
 //!
-//! Roles plug in what they serve: the ingester provides a [`WriteService`],
-//! the querier a [`query::QueryEngine`]; `inflow serve` provides both. Errors
+//! Roles plug in what they serve: the ingester a [`WriteService`], the
+//! querier a [`QueryService`] (both traits of the `services` crate, so this
+//! crate knows neither the write path's nor the query engine's internals);
+//! `inflow serve` provides both. Errors
 //! become responses in one place, [`error::ApiError::respond`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use bytes::Bytes;
 use catalog::Catalog;
-use line_protocol::Precision;
-use query::QueryEngine;
+use services::{QueryService, WriteService};
 use tokio::net::TcpListener;
 use uuid::Uuid;
-use validation::RejectedLine;
 
 pub mod auth;
 mod configure;
 pub mod error;
+pub mod format;
 mod metrics;
 mod nodes;
 mod sql;
@@ -51,58 +50,6 @@ pub const API_VERSION: &str = "3.8.0";
 /// Enterprise API surface.
 pub const API_BUILD: &str = "Enterprise";
 
-/// A write request, after HTTP parsing and decompression.
-#[derive(Debug, Clone)]
-pub struct WriteRequest {
-    /// The database (created if missing).
-    pub db: String,
-    /// Line protocol.
-    pub body: Bytes,
-    /// The timestamps' unit.
-    pub precision: Precision,
-    /// Write the good lines when some are bad.
-    pub accept_partial: bool,
-    /// Acknowledge before the WAL flush.
-    pub no_sync: bool,
-}
-
-/// What a write did.
-#[derive(Debug, Clone, Default)]
-pub struct WriteOutcome {
-    /// Lines written.
-    pub lines_written: usize,
-    /// Lines rejected (a partial write when not empty).
-    pub rejected: Vec<RejectedLine>,
-}
-
-/// Why a write wrote nothing.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
-    /// The database name breaks the naming rule.
-    #[error("{0}")]
-    InvalidDatabaseName(String),
-    /// Lines were rejected and nothing was written.
-    #[error("write of line protocol failed")]
-    Rejected(Vec<RejectedLine>),
-    /// The object store is failing; the client should retry.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Anything else.
-    #[error("{0}")]
-    Internal(String),
-}
-
-/// Accepts line protocol writes. Implemented by the ingester.
-#[async_trait]
-pub trait WriteService: Send + Sync + std::fmt::Debug + 'static {
-    /// Validates, logs and buffers a write.
-    async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError>;
-
-    /// The catalog changed through this process (a delete): drop buffered
-    /// rows it voids, at once.
-    fn catalog_changed(&self) {}
-}
-
 /// Everything a request handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -111,7 +58,7 @@ pub struct AppState {
     /// The write path, on nodes that accept writes.
     pub writer: Option<Arc<dyn WriteService>>,
     /// The query engine, on nodes that serve queries.
-    pub query: Option<Arc<QueryEngine>>,
+    pub query: Option<Arc<dyn QueryService>>,
     /// Metrics.
     pub metrics: Metrics,
     /// `--max-http-request-size`.
@@ -121,7 +68,7 @@ pub struct AppState {
     /// Authentication settings.
     pub auth: AuthSettings,
     /// Catalog size limits (`--max-databases` and friends).
-    pub limits: validation::Limits,
+    pub limits: services::Limits,
     /// What `hard_delete_at=default` means: this long after the delete.
     pub hard_delete_default_ns: i64,
     /// This process in the cluster.

@@ -170,21 +170,6 @@ impl Metrics {
             .push(Box::new(hook));
     }
 
-    /// A WAL flush observer that records into these metrics.
-    pub fn wal_observer(&self) -> wal::FlushObserver {
-        let m = self.clone();
-        Box::new(move |s: &wal::FlushStats| {
-            m.wal_flushes
-                .with_label_values(&[if s.ok { "ok" } else { "error" }])
-                .inc();
-            m.wal_flush_duration.observe(s.duration.as_secs_f64());
-            m.wal_flush_entries.observe(s.entries as f64);
-            if s.ok {
-                m.wal_flush_bytes.inc_by(s.bytes as u64);
-            }
-        })
-    }
-
     /// Records a finished query.
     pub fn observe_query(&self, api: &str, elapsed: Duration, ok: bool) {
         self.queries.with_label_values(&[api]).inc();
@@ -196,17 +181,10 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Adds the query engine's file scan counters.
-    pub fn register_scan(&self, scan: &query::ScanMetrics) {
-        let _ = self.registry.register(Box::new(scan.files_scanned.clone()));
-        let _ = self.registry.register(Box::new(scan.files_pruned.clone()));
-        let _ = self.registry.register(Box::new(scan.cache.hits.clone()));
-        let _ = self.registry.register(Box::new(scan.cache.misses.clone()));
-        let _ = self.registry.register(Box::new(scan.cache.bytes.clone()));
-        let _ = self.registry.register(Box::new(scan.plans_reused.clone()));
-        let _ = self
-            .registry
-            .register(Box::new(scan.physical_plans_reused.clone()));
+    /// Adds collectors owned elsewhere (the query engine's scan counters)
+    /// to this server's metrics. A collector registered twice is ignored.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(collector);
     }
 
     /// The Prometheus text exposition: this server's metrics and the

@@ -7,13 +7,14 @@
 
 use std::time::Instant;
 
+use crate::format::{Encoder, QueryFormat};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use futures::StreamExt;
-use query::{Encoder, QueryError, QueryFormat};
 use serde::Deserialize;
+use services::{INTERNAL_DB, QueryError, SqlQuery};
 
 use crate::AppState;
 use crate::error::{ApiError, Family};
@@ -120,7 +121,7 @@ async fn run(
     let q =
         p.q.filter(|q| !q.trim().is_empty())
             .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
-    let need = if db == ::query::INTERNAL_DB {
+    let need = if db == INTERNAL_DB {
         crate::auth::Need::AnyToken
     } else {
         crate::auth::Need::Read(&db)
@@ -158,11 +159,17 @@ async fn run(
         }
     };
     let may_read = |table: &str| crate::auth::may_read_system(&caller, table);
-    let mut stream = engine
-        .sql(&db, &q, bind.as_ref(), &may_read)
+    let results = engine
+        .sql(SqlQuery {
+            db: &db,
+            sql: &q,
+            params: bind.as_ref(),
+            may_read_system: &may_read,
+        })
         .await
         .map_err(query_error)?;
-    let mut encoder = Encoder::new(format, stream.schema());
+    let mut encoder = Encoder::new(format, results.schema);
+    let mut stream = results.batches;
     // Results are encoded before the status line until they end or pass
     // `WHOLE_RESPONSE_BYTES`: an early execution error still gets a proper
     // status code, and a small result goes out whole, with a
@@ -178,7 +185,7 @@ async fn run(
                     break;
                 }
             }
-            Some(Err(e)) => return Err(query_error(QueryError::Execution(e))),
+            Some(Err(e)) => return Err(query_error(e)),
             None => {
                 encoder
                     .finish_into(&mut head)

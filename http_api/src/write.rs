@@ -15,8 +15,9 @@ use bytes::Bytes;
 use line_protocol::Precision;
 use serde::Deserialize;
 
+use crate::AppState;
 use crate::error::{ApiError, Family};
-use crate::{AppState, WriteError, WriteRequest};
+use services::{WriteError, WriteRequest};
 
 #[derive(Debug, Default, Deserialize)]
 struct WriteParams {

@@ -93,7 +93,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         config,
         Arc::clone(&catalog),
         Arc::clone(&buffer),
-        metrics.wal_observer(),
+        server_common::wal_observer(&metrics),
     )
     .await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))

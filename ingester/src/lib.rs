@@ -29,9 +29,9 @@ use buffer::Buffer;
 use buffer::replay::WalReadError;
 use bytes::Bytes;
 use catalog::{Catalog, CatalogError};
-use http_api::{WriteError, WriteOutcome, WriteRequest, WriteService};
 use object_store::ObjectStore;
 use object_store::path::Path;
+use services::{WriteError, WriteOutcome, WriteRequest, WriteService};
 use validation::WriteBatch;
 use wal::{FlushObserver, Wal, WalEntry, WalError, WalLocation};
 

@@ -38,9 +38,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cli.persist.gen1_duration,
     ));
     let config = ingester::IngesterConfig::from_args(c, &cli.persist, store, &node);
-    let writer =
-        ingester::Ingester::start(config, Arc::clone(&catalog), buffer, metrics.wal_observer())
-            .await?;
+    let writer = ingester::Ingester::start(
+        config,
+        Arc::clone(&catalog),
+        buffer,
+        server_common::wal_observer(&metrics),
+    )
+    .await?;
     c.serve_http(
         listener,
         &node,

@@ -354,12 +354,12 @@ mod tests {
 
     use async_trait::async_trait;
     use futures::stream::BoxStream;
-    use http_api::{WriteRequest, WriteService};
     use object_store::memory::InMemory;
     use object_store::{
         CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
         PutMultipartOptions, PutOptions, PutPayload, PutResult,
     };
+    use services::{WriteRequest, WriteService};
 
     use super::*;
 

@@ -1,12 +1,12 @@
-//! Queries: SQL through DataFusion over the catalog's tables, and the output
-//! formats of the query APIs.
+//! Queries: SQL through DataFusion over the catalog's tables, served as the
+//! [`services::QueryService`] the API front ends call.
 //!
 //! ```text
 //!  SQL ─▶ SessionState (catalog "public", schema "iox", information_schema)
 //!            │ table("cpu") ─▶ InflowTable: pruned Parquet files ∪ buffer chunks,
 //!            │                 overlapping ones deduplicated (see provider.rs)
 //!            ▼
-//!        RecordBatch stream ─▶ format::Encoder (json, jsonl, csv, pretty, parquet)
+//!        RecordBatch stream ─▶ services::QueryResults ─▶ the front end's encoder
 //! ```
 //!
 //! Each query gets its own session over the catalog state of the moment, so a
@@ -35,7 +35,7 @@ use object_store::ObjectStore;
 mod cutoff;
 mod ensure;
 pub mod file_cache;
-mod format;
+
 mod key_runs;
 mod plan_cache;
 mod provider;
@@ -44,43 +44,22 @@ mod rules;
 mod system;
 mod udfs;
 
-pub use format::{Encoder, QueryFormat};
 pub use provider::DatabaseCatalog;
 
-/// A database that always exists and holds only the `system` tables, for
-/// queries such as `SELECT * FROM system.tokens` (as in InfluxDB 3).
-pub const INTERNAL_DB: &str = "_internal";
+pub use services::{INTERNAL_DB, QueryError};
 
 use buffer::Buffer;
 
-/// Why a query failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    /// The database does not exist.
-    #[error("database not found: {0}")]
-    DatabaseNotFound(String),
-    /// The query is invalid: parse, plan or parameter errors.
-    #[error("{0}")]
-    Invalid(String),
-    /// The query reads system tables the caller may not read.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The query failed while running.
-    #[error("query execution failed: {0}")]
-    Execution(DataFusionError),
-}
-
-impl QueryError {
-    fn from_datafusion(e: DataFusionError) -> Self {
-        // Planning-time errors are the user's; the rest happened while running.
-        match e.find_root() {
-            DataFusionError::SQL(..)
-            | DataFusionError::Plan(_)
-            | DataFusionError::SchemaError(..)
-            | DataFusionError::NotImplemented(_)
-            | DataFusionError::Configuration(_) => QueryError::Invalid(e.strip_backtrace()),
-            _ => QueryError::Execution(e),
-        }
+/// A DataFusion error as a [`QueryError`]: planning-time errors are the
+/// user's; the rest happened while running.
+fn query_error(e: DataFusionError) -> QueryError {
+    match e.find_root() {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => QueryError::Invalid(e.strip_backtrace()),
+        _ => QueryError::Execution(e.to_string()),
     }
 }
 
@@ -315,7 +294,7 @@ impl QueryEngine {
         params: Option<&serde_json::Map<String, serde_json::Value>>,
         may_read_system: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<SendableRecordBatchStream, QueryError> {
-        let df = QueryError::from_datafusion;
+        let df = query_error;
         let (catalog_state, schema) = self.database(db)?;
         let key = plan_cache::PlanKey::new(db, sql, params);
         let cached = key.as_ref().and_then(|k| self.plans.get(k, &schema));
@@ -443,4 +422,28 @@ fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, Quer
             )));
         }
     })
+}
+
+#[async_trait::async_trait]
+impl services::QueryService for QueryEngine {
+    async fn sql(
+        &self,
+        query: services::SqlQuery<'_>,
+    ) -> Result<services::QueryResults, QueryError> {
+        use futures::StreamExt;
+        let stream = QueryEngine::sql(
+            self,
+            query.db,
+            query.sql,
+            query.params,
+            query.may_read_system,
+        )
+        .await?;
+        Ok(services::QueryResults {
+            schema: stream.schema(),
+            batches: stream
+                .map(|r| r.map_err(|e| QueryError::Execution(e.to_string())))
+                .boxed(),
+        })
+    }
 }

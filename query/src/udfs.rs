@@ -26,6 +26,9 @@ use datafusion::logical_expr::{
     ScalarUDF, ScalarUDFImpl, Signature, StructFieldMapping,
 };
 
+/// Nanoseconds in a day.
+const DAY_NS: i64 = 86_400_000_000_000;
+
 /// The functions wrapped: the ones dashboards bucket time with. None of
 /// them is recognised by DataFusion by its type.
 pub(crate) const CHEAP_HASH: [&str; 3] = ["date_bin", "date_trunc", "date_part"];
@@ -178,14 +181,12 @@ fn date_bin_nanos(args: &[ColumnarValue]) -> Option<ColumnarValue> {
             if months != 0 {
                 return None;
             }
-            i64::from(days)
-                .checked_mul(crate::format::DAY_NS)?
-                .checked_add(nanos)?
+            i64::from(days).checked_mul(DAY_NS)?.checked_add(nanos)?
         }
         ColumnarValue::Scalar(ScalarValue::IntervalDayTime(Some(v))) => {
             let (days, ms) = IntervalDayTimeType::to_parts(*v);
             i64::from(days)
-                .checked_mul(crate::format::DAY_NS)?
+                .checked_mul(DAY_NS)?
                 .checked_add(i64::from(ms).checked_mul(1_000_000)?)?
         }
         _ => return None,

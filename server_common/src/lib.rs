@@ -244,8 +244,8 @@ pub struct MaintenanceArgs {
 
 impl IngestArgs {
     /// The catalog size limits these flags set.
-    pub fn limits(&self) -> validation::Limits {
-        validation::Limits {
+    pub fn limits(&self) -> services::Limits {
+        services::Limits {
             max_databases: self.max_databases,
             max_tables_per_database: self.max_tables_per_database,
             max_columns_per_table: self.max_columns_per_table,
@@ -573,23 +573,34 @@ impl CommonArgs {
         listener: tokio::net::TcpListener,
         node: &Node,
         catalog: Arc<catalog::Catalog>,
-        writer: Option<Arc<dyn http_api::WriteService>>,
+        writer: Option<Arc<dyn services::WriteService>>,
         query: Option<Arc<query::QueryEngine>>,
         metrics: http_api::Metrics,
         ingest: Option<&IngestArgs>,
     ) -> Result<(), StartupError> {
         if let Some(q) = &query {
-            metrics.register_scan(&q.scan_metrics());
+            let scan = q.scan_metrics();
+            for c in [
+                &scan.files_scanned,
+                &scan.files_pruned,
+                &scan.cache.hits,
+                &scan.cache.misses,
+                &scan.plans_reused,
+                &scan.physical_plans_reused,
+            ] {
+                metrics.register(Box::new(c.clone()));
+            }
+            metrics.register(Box::new(scan.cache.bytes.clone()));
         }
         let state = http_api::AppState {
             catalog,
             writer,
-            query,
+            query: query.map(|q| q as Arc<dyn services::QueryService>),
             metrics,
             max_request_size: self.max_http_request_size,
             process_id: uuid::Uuid::new_v4(),
             auth: self.auth_settings()?,
-            limits: ingest.map_or(validation::Limits::UNLIMITED, IngestArgs::limits),
+            limits: ingest.map_or(services::Limits::UNLIMITED, IngestArgs::limits),
             hard_delete_default_ns: ingest.map_or(http_api::HARD_DELETE_DEFAULT_NS, |i| {
                 i64::try_from(i.hard_delete_default_duration.as_nanos()).unwrap_or(i64::MAX)
             }),
@@ -914,4 +925,19 @@ fn hostname_for_id() -> String {
         })
         .take(50)
         .collect()
+}
+
+/// A WAL flush observer that records flushes into `metrics`.
+pub fn wal_observer(metrics: &http_api::Metrics) -> wal::FlushObserver {
+    let m = metrics.clone();
+    Box::new(move |s: &wal::FlushStats| {
+        m.wal_flushes
+            .with_label_values(&[if s.ok { "ok" } else { "error" }])
+            .inc();
+        m.wal_flush_duration.observe(s.duration.as_secs_f64());
+        m.wal_flush_entries.observe(s.entries as f64);
+        if s.ok {
+            m.wal_flush_bytes.inc_by(s.bytes as u64);
+        }
+    })
 }

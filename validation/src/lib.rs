@@ -32,54 +32,7 @@ use line_protocol::{Field, FieldValue, Precision, Tag};
 
 use table_batch::arrow_field;
 
-/// How many line errors a response reports at most.
-pub const MAX_REPORTED_ERRORS: usize = 100;
-
-/// A rejected line, as reported to the client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RejectedLine {
-    /// The 1-based line number in the request body.
-    pub line_number: usize,
-    /// The line as sent (lossy UTF-8).
-    pub original_line: String,
-    /// Why it was rejected.
-    pub error_message: String,
-    /// Rejected because a configured limit was reached (HTTP 422).
-    pub limit: bool,
-}
-
-impl RejectedLine {
-    fn new(line_number: usize, raw: &[u8], error_message: String, limit: bool) -> Self {
-        Self {
-            line_number,
-            original_line: String::from_utf8_lossy(raw).into_owned(),
-            error_message,
-            limit,
-        }
-    }
-}
-
-/// How many databases, tables per database and columns per table the
-/// catalog may hold (`--max-databases`, `--max-tables-per-database`,
-/// `--max-columns-per-table`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Live databases.
-    pub max_databases: usize,
-    /// Live tables in one database.
-    pub max_tables_per_database: usize,
-    /// Columns in one table, `time` included.
-    pub max_columns_per_table: usize,
-}
-
-impl Limits {
-    /// No limits (replay: the lines were accepted once already).
-    pub const UNLIMITED: Limits = Limits {
-        max_databases: usize::MAX,
-        max_tables_per_database: usize::MAX,
-        max_columns_per_table: usize::MAX,
-    };
-}
+pub use services::{Limits, MAX_REPORTED_ERRORS, RejectedLine};
 
 /// A parsed line with its position and timestamp in nanoseconds. Its tags
 /// and fields are ranges of the request's shared vectors.

@@ -1,0 +1,19 @@
+//! The two services every API front end calls, and their plain request,
+//! outcome and error types.
+//!
+//! ```text
+//!  http_api (later InfluxQL, Flight) ─▶ WriteService ◀── ingester
+//!                                    ─▶ QueryService ◀── query::QueryEngine
+//! ```
+//!
+//! Front ends depend on this crate only, not on the write path's or the
+//! query engine's internals; the server assembly plugs the implementations
+//! in.
+
+mod query;
+mod write;
+
+pub use query::{INTERNAL_DB, Params, QueryError, QueryResults, QueryService, SqlQuery};
+pub use write::{
+    Limits, MAX_REPORTED_ERRORS, RejectedLine, WriteError, WriteOutcome, WriteRequest, WriteService,
+};
