@@ -230,7 +230,7 @@ impl CompactorRole {
     /// number of them run one compactor). A standby takes over within the
     /// lease timeout once the active one stops renewing.
     pub fn start(
-        node: &server_common::Node,
+        node: &server::Node,
         catalog: &Arc<Catalog>,
         maintenance: Maintenance,
     ) -> Self {

@@ -1,7 +1,7 @@
 //! `inflow-compactor`: the cluster's compactor node.
 
 use clap::Parser;
-use server_common::CommonArgs;
+use server::CommonArgs;
 
 /// Enforces retention, carries out hard deletes and deletes unreferenced
 /// files; serves health and metrics.
@@ -11,7 +11,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    maintenance: server_common::MaintenanceArgs,
+    maintenance: server::MaintenanceArgs,
 }
 
 #[tokio::main]
@@ -29,7 +29,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let (store, catalog) = c.open_catalog(false).await?;
     let listener = c.bind().await?;
     let node = c
-        .join_cluster(&store, &catalog, &[server_common::Role::Compact], &listener)
+        .join_cluster(&store, &catalog, &[server::Role::Compact], &listener)
         .await?;
     let role = compactor::CompactorRole::start(
         &node,

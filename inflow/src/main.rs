@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 mod client;
-use server_common::CommonArgs;
+use server::CommonArgs;
 
 /// Inflow: a time-series database that speaks the InfluxDB 3 APIs.
 #[derive(Debug, Parser)]
@@ -47,11 +47,11 @@ struct ServeArgs {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    persist: server_common::IngestArgs,
+    persist: server::IngestArgs,
     #[command(flatten)]
-    maintenance: server_common::MaintenanceArgs,
+    maintenance: server::MaintenanceArgs,
     #[command(flatten)]
-    query: server_common::QueryArgs,
+    query: server::QueryArgs,
 }
 
 #[tokio::main]
@@ -70,7 +70,7 @@ async fn main() {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    use server_common::Role;
+    use server::Role;
     let c = &args.common;
     c.init_logging()?;
     let (store, catalog) = c.open_catalog(false).await?;
@@ -93,7 +93,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         config,
         Arc::clone(&catalog),
         Arc::clone(&buffer),
-        server_common::wal_observer(&metrics),
+        server::wal_observer(&metrics),
     )
     .await?;
     let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))

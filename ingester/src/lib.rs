@@ -82,10 +82,10 @@ pub struct IngesterConfig {
 impl IngesterConfig {
     /// The settings the common flags give, over `store`.
     pub fn from_args(
-        args: &server_common::CommonArgs,
-        persist: &server_common::IngestArgs,
+        args: &server::CommonArgs,
+        persist: &server::IngestArgs,
         store: Arc<dyn ObjectStore>,
-        node: &server_common::Node,
+        node: &server::Node,
     ) -> Self {
         Self {
             store,

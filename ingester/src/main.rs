@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use server_common::CommonArgs;
+use server::CommonArgs;
 
 /// Accepts line protocol writes and logs them to the WAL on the object store.
 #[derive(Debug, Parser)]
@@ -12,7 +12,7 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    persist: server_common::IngestArgs,
+    persist: server::IngestArgs,
 }
 
 #[tokio::main]
@@ -31,7 +31,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     c.install_admin_token(&catalog).await?;
     let listener = c.bind().await?;
     let node = c
-        .join_cluster(&store, &catalog, &[server_common::Role::Ingest], &listener)
+        .join_cluster(&store, &catalog, &[server::Role::Ingest], &listener)
         .await?;
     let metrics = http_api::Metrics::new();
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(
@@ -42,7 +42,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         config,
         Arc::clone(&catalog),
         buffer,
-        server_common::wal_observer(&metrics),
+        server::wal_observer(&metrics),
     )
     .await?;
     c.serve_http(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use server_common::CommonArgs;
+use server::CommonArgs;
 
 /// Serves SQL queries over the data the ingesters write.
 #[derive(Debug, Parser)]
@@ -13,9 +13,9 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
-    query: server_common::QueryArgs,
+    query: server::QueryArgs,
     /// How often the ingesters' WAL files are read into this querier.
-    #[arg(long, env = "INFLOW_REPLICATION_INTERVAL", default_value = "250ms", value_parser = server_common::parse_duration)]
+    #[arg(long, env = "INFLOW_REPLICATION_INTERVAL", default_value = "250ms", value_parser = server::parse_duration)]
     replication_interval: Duration,
 }
 
@@ -34,7 +34,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let (store, catalog) = c.open_catalog(true).await?;
     let listener = c.bind().await?;
     let node = c
-        .join_cluster(&store, &catalog, &[server_common::Role::Query], &listener)
+        .join_cluster(&store, &catalog, &[server::Role::Query], &listener)
         .await?;
     let buffer = Arc::new(buffer::Buffer::new());
     let mut tailer = querier::WalTailer::new(

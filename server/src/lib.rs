@@ -1,6 +1,9 @@
-//! What every Inflow process shares at start-up: the common flags (each also
-//! an `INFLOW_*` environment variable), the object store they select,
-//! logging, the shutdown signal, and the memory allocator.
+//! Builds and runs an Inflow server process, whatever its roles: the flags
+//! (each also an `INFLOW_*` environment variable), the object store they
+//! select, the catalog, the node's place in the cluster, the HTTP API with
+//! the write and query services plugged in, logging, the shutdown signal and
+//! the memory allocator. Each binary (`inflow serve`, `inflow-ingester`,
+//! `inflow-querier`, `inflow-compactor`) assembles itself from these.
 
 use std::path::PathBuf;
 use std::sync::Arc;
