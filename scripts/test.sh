@@ -4,8 +4,9 @@
 # and moto's S3 server, Debian's Prometheus and Ceph RGW),
 # so this one command is all CI and developers run.
 #
-#   scripts/test.sh            build, then Rust tests (nextest; the Ceph RGW scenarios as their
-#                              own retried step), then client tests (pytest)
+#   scripts/test.sh            lint (rustfmt, clippy -D warnings), build, then Rust tests
+#                              (nextest; the Ceph RGW scenarios as their own retried step),
+#                              then client tests (pytest)
 #
 # Environment:
 #   CARGO_TARGET_DIR   build cache (default: $HOME/.cache/inflow-target, outside the work tree)
@@ -43,6 +44,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Pinned: the clients' behaviour is what these tests check.
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements.txt
+
+step "lint (rustfmt.toml's style; clippy with warnings as errors)"
+for component in rustfmt clippy; do
+    cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "build (workspace binaries and tests)"
 cargo build --workspace --bins --tests

@@ -46,7 +46,7 @@ pub struct Buffer {
     next_gen: AtomicU64,
     /// The data-delete cut-offs already applied, per (database, table name);
     /// `None` until the first [`Buffer::apply_catalog`].
-    cutoffs_seen: Mutex<Option<HashMap<(u32, Arc<str>), i64>>>,
+    cutoffs_seen: Mutex<Option<CutoffsSeen>>,
 }
 
 impl Default for Buffer {
@@ -55,12 +55,18 @@ impl Default for Buffer {
     }
 }
 
+/// The data-delete cut-off applied, per (database id, table name).
+type CutoffsSeen = HashMap<(u32, Arc<str>), i64>;
+
+/// A generation's tables, by (database id, table id).
+type TableBuffers = HashMap<(u32, u32), Arc<Mutex<TableBuffer>>>;
+
 /// One generation: the rows of a run of WAL files.
 #[derive(Debug)]
 pub struct Generation {
     id: u64,
     chunk_ns: i64,
-    tables: RwLock<HashMap<(u32, u32), Arc<Mutex<TableBuffer>>>>,
+    tables: RwLock<TableBuffers>,
     bytes: AtomicUsize,
     /// The last WAL sequence number applied (0 if none).
     max_seq: AtomicU64,

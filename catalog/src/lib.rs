@@ -1136,7 +1136,7 @@ impl Catalog {
         }
         let seq = next.seq;
         self.publish(next);
-        if seq % CHECKPOINT_EVERY == 0 {
+        if seq.is_multiple_of(CHECKPOINT_EVERY) {
             // A failed checkpoint only makes the next start-up read more logs.
             if let Err(e) = self.write_checkpoint().await {
                 tracing::warn!(error = %e, "failed to write catalog checkpoint");

@@ -229,11 +229,7 @@ impl CompactorRole {
     /// `node` (`inflow serve` and `inflow-compactor` both do this, so any
     /// number of them run one compactor). A standby takes over within the
     /// lease timeout once the active one stops renewing.
-    pub fn start(
-        node: &server::Node,
-        catalog: &Arc<Catalog>,
-        maintenance: Maintenance,
-    ) -> Self {
+    pub fn start(node: &server::Node, catalog: &Arc<Catalog>, maintenance: Maintenance) -> Self {
         let current: Arc<std::sync::Mutex<Option<Arc<cluster::Lease>>>> = Arc::default();
         let (store, prefix, holder, timing) = (
             Arc::clone(node.store()),

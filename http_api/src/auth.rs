@@ -95,14 +95,14 @@ fn credential(
             _ => Err(ApiError::MalformedAuth),
         };
     }
-    if family == Family::V1 {
-        if let Some(q) = query {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap_or_default();
-            if let Some((_, p)) = pairs.into_iter().find(|(k, _)| k == "p") {
-                if !p.is_empty() {
-                    return Ok(Some(p));
-                }
-            }
+    if family == Family::V1
+        && let Some(q) = query
+    {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).unwrap_or_default();
+        if let Some((_, p)) = pairs.into_iter().find(|(k, _)| k == "p")
+            && !p.is_empty()
+        {
+            return Ok(Some(p));
         }
     }
     Ok(None)

@@ -1,6 +1,8 @@
 //! Output formats of `/api/v3/query_sql`: batches in, bytes out, one batch at
 //! a time where the format allows it.
 
+use std::sync::Arc;
+
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
     DataType, FieldRef, Int32Type, SchemaRef, TimeUnit, TimestampNanosecondType,
@@ -139,7 +141,7 @@ impl Encoder {
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(&mut *out);
-                w.write(&RecordBatch::new_empty(self.schema.clone()))?;
+                w.write(&RecordBatch::new_empty(Arc::clone(&self.schema)))?;
             }
             QueryFormat::Csv => {}
             QueryFormat::Pretty => {
@@ -152,7 +154,7 @@ impl Encoder {
             }
             QueryFormat::Parquet => {
                 let mut w =
-                    parquet::arrow::ArrowWriter::try_new(&mut *out, self.schema.clone(), None)
+                    parquet::arrow::ArrowWriter::try_new(&mut *out, Arc::clone(&self.schema), None)
                         .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
                 for b in &self.held {
                     w.write(b)
@@ -441,7 +443,7 @@ mod tests {
             let s = arrow::array::StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
             let v = arrow::array::Float64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
             RecordBatch::try_new(
-                schema.clone(),
+                Arc::clone(&schema),
                 vec![std::sync::Arc::new(s), std::sync::Arc::new(v)],
             )
             .unwrap()
@@ -454,7 +456,7 @@ mod tests {
         ];
         for n in 0..=batches.len() {
             let mut theirs = arrow::json::ArrayWriter::new(Vec::new());
-            let mut encoder = Encoder::new(QueryFormat::Json, schema.clone());
+            let mut encoder = Encoder::new(QueryFormat::Json, Arc::clone(&schema));
             let mut ours = Vec::new();
             for b in &batches[..n] {
                 theirs.write(b).unwrap();

@@ -300,7 +300,7 @@ fn check_server_endpoint(
     name: &str,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     if state.auth.open.contains(name) {
         return Ok(());
     }
@@ -313,7 +313,7 @@ fn check_server_endpoint(
         auth::Need::AnyToken,
     )
     .map(|_| ())
-    .map_err(|e| e.respond(Family::V3))
+    .map_err(|e| Box::new(e.respond(Family::V3)))
 }
 
 /// GET and POST answer with the version; HEAD is 404, as InfluxDB 3 does.
@@ -327,7 +327,7 @@ async fn ping(
         return not_found().await;
     }
     if let Err(r) = check_server_endpoint(&state, "ping", &headers, q.as_deref()) {
-        return r;
+        return *r;
     }
     let body = serde_json::json!({
         "version": API_VERSION,
@@ -347,7 +347,7 @@ async fn health(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = check_server_endpoint(&state, "health", &headers, q.as_deref()) {
-        return r;
+        return *r;
     }
     "OK".into_response()
 }
@@ -358,7 +358,7 @@ async fn metrics_handler(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = check_server_endpoint(&state, "metrics", &headers, q.as_deref()) {
-        return r;
+        return *r;
     }
     (
         [(

@@ -215,10 +215,9 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut source: Option<&dyn std::error::Error> = Some(&e);

@@ -1,6 +1,9 @@
 //! Tokens, the four auth schemes on each API family, permissions, expiry,
 //! regeneration, the bootstrap file and cross-server visibility.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

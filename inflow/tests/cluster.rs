@@ -3,6 +3,9 @@
 //! and metrics scraped by a real Prometheus. The scenarios shared with the
 //! S3 tests are in `scenarios/`.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod scenarios;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! The management API: databases and tables, retention, deletes, limits.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,5 +1,8 @@
 //! Acknowledged writes survive kill -9; a damaged WAL stops start-up.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use serde_json::json;

@@ -2,6 +2,9 @@
 //! restarts replay only what is not persisted, and a crash at any step of a
 //! persist loses and duplicates nothing.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -777,8 +780,8 @@ async fn querier_follows_persists() {
 #[tokio::test]
 async fn filters_the_scan_applies_itself_answer_like_the_rows() {
     // Series (host, zone) and second -> value; later writes win.
-    let mut rows: std::collections::BTreeMap<(Option<String>, Option<&str>, i64), i64> =
-        Default::default();
+    type Point<'a> = (Option<String>, Option<&'a str>, i64);
+    let mut rows: std::collections::BTreeMap<Point, i64> = Default::default();
     let mut first = String::new();
     for i in 0..200i64 {
         first.push_str(&format!("cpu,host=h{} v={i}i {i}\n", i % 4));
@@ -814,10 +817,9 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
         fourth.push_str(&format!("cpu,host=h{},zone={zone} v={i}i {i}\n", i % 4));
         rows.insert((Some(format!("h{}", i % 4)), Some(zone), i), i);
     }
-    let count = |f: &dyn Fn(&Option<String>, Option<&str>, i64) -> bool| {
-        rows.iter().filter(|((h, z, t), _)| f(h, *z, *t)).count()
-    };
-    let values = |f: &dyn Fn(&Option<String>, Option<&str>, i64) -> bool| {
+    type Filter<'f> = &'f dyn Fn(&Option<String>, Option<&str>, i64) -> bool;
+    let count = |f: Filter| rows.iter().filter(|((h, z, t), _)| f(h, *z, *t)).count();
+    let values = |f: Filter| {
         let mut v: Vec<i64> = rows
             .iter()
             .filter(|((h, z, t), _)| f(h, *z, *t))

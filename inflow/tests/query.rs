@@ -1,5 +1,8 @@
 //! `/api/v3/query_sql`: formats, parameters, errors, schema and dedup.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use arrow::datatypes::{DataType, TimeUnit};
 use serde_json::{Value, json};
 use test_helpers::TestServer;

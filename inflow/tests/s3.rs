@@ -4,6 +4,9 @@
 //! conditional creates have exactly one winner, `inflow serve` keeps every
 //! acknowledged write across a SIGKILL, and split roles share one bucket.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

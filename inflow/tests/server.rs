@@ -1,5 +1,8 @@
 //! /ping, /health, /metrics and the headers every response carries.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use test_helpers::TestServer;
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! The three write endpoints: parameters, precision, partial writes, error
 //! bodies, gzip and size limits.
 
+// Helpers as well as tests unwrap: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 
 use serde_json::{Value, json};

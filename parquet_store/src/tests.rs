@@ -30,7 +30,7 @@ async fn writes_sorted_rows_and_reads_back_with_stats() {
         .await
         .unwrap();
     let body = "cpu,host=b,region=eu v=1,n=4i 20\ncpu,host=a,region=us v=2,n=5i 10\ncpu,host=a,region=eu v=3,n=6i 30\n";
-    let (state, batch) = sorted_batch(&cat, body.as_ref()).await;
+    let (state, batch) = sorted_batch(&cat, body).await;
     let db = state.db("db").unwrap();
     let table = db.table("cpu").unwrap();
 

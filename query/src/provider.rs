@@ -1081,7 +1081,7 @@ impl TableProvider for InflowTable {
         let (filtered, exact): (Vec<_>, Vec<_>) = memory.into_iter().partition(|(_, f)| *f);
         let no_sources = plans.is_empty() && exact.is_empty() && filtered.is_empty();
         for (memory, filter) in [(exact, false), (filtered, true)] {
-            if memory.is_empty() && !(no_sources && !filter) {
+            if memory.is_empty() && (filter || !no_sources) {
                 continue;
             }
             let n = state

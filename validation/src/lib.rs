@@ -205,14 +205,14 @@ pub fn schema_check(
                 }
                 continue;
             }
-            if let Some((_, seen)) = new_tables.get(table_name) {
-                if let Some(k) = seen.get(name) {
-                    if *k != kind {
-                        rejected_idx.push((i, conflict(table_name, name, *k, kind), false));
-                        continue 'lines;
-                    }
-                    continue;
+            if let Some((_, seen)) = new_tables.get(table_name)
+                && let Some(k) = seen.get(name)
+            {
+                if *k != kind {
+                    rejected_idx.push((i, conflict(table_name, name, *k, kind), false));
+                    continue 'lines;
                 }
+                continue;
             }
             missing.push((name, kind));
         }
@@ -333,19 +333,19 @@ pub fn build<'a>(
     let mut prev: Option<(usize, usize)> = None;
     for (i, g) in parsed.good.iter().enumerate() {
         let v = parsed.view(g);
-        if let Some((p, t)) = prev {
-            if same_shape(parsed.view(&parsed.good[p]), v) {
-                // Same columns as the line before: reuse their resolution.
-                let time = g.time_ns.unwrap_or(default_time_ns);
-                if let Some(msg) = tables[t].expired(time) {
-                    rejected.push((g.line_number, g.raw, msg));
-                    continue;
-                }
-                tables[t].push(&cols, v, time, &mut keys);
-                accepted.push(b'\n');
-                accepted.extend_from_slice(g.raw);
+        if let Some((p, t)) = prev
+            && same_shape(parsed.view(&parsed.good[p]), v)
+        {
+            // Same columns as the line before: reuse their resolution.
+            let time = g.time_ns.unwrap_or(default_time_ns);
+            if let Some(msg) = tables[t].expired(time) {
+                rejected.push((g.line_number, g.raw, msg));
                 continue;
             }
+            tables[t].push(&cols, v, time, &mut keys);
+            accepted.push(b'\n');
+            accepted.extend_from_slice(g.raw);
+            continue;
         }
         let name: &str = v.measurement;
         let idx = match by_name.get(name) {
