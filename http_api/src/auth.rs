@@ -36,7 +36,7 @@ pub struct AuthSettings {
 
 /// What a request needs.
 #[derive(Debug, Clone)]
-pub(crate) enum Need<'a> {
+pub enum Need<'a> {
     /// Any valid token (server endpoints).
     AnyToken,
     /// Read on a database.
@@ -48,7 +48,7 @@ pub(crate) enum Need<'a> {
 }
 
 /// The caller: `None` when auth is off.
-pub(crate) type Caller = Option<Arc<TokenInfo>>;
+pub type Caller = Option<Arc<TokenInfo>>;
 
 fn unauthorized(reason: &str) -> ApiError {
     ApiError::Unauthorized(reason.to_string())
@@ -117,7 +117,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Authenticates the request and checks that it may do `need`.
-pub(crate) fn authorize(
+pub fn authorize(
     settings: &AuthSettings,
     catalog: &catalog::Catalog,
     family: Family,
@@ -157,7 +157,7 @@ pub(crate) fn authorize(
 }
 
 /// Whether `caller` may read system table `table`.
-pub(crate) fn may_read_system(caller: &Caller, table: &str) -> bool {
+pub fn may_read_system(caller: &Caller, table: &str) -> bool {
     match caller {
         None => true,
         Some(t) => t.allows(ResourceType::System, table, Action::Read),

@@ -648,7 +648,10 @@ impl CommonArgs {
                 }
             }
         };
-        http_api::serve(listener, http_api::router(state), shutdown)
+        // Arrow Flight and Flight SQL share the port: gRPC (HTTP/2) requests
+        // go to their own routes.
+        let router = http_api::router(state.clone()).merge(flight::router(state));
+        http_api::serve(listener, router, shutdown)
             .await
             .map_err(|e| StartupError::Config(format!("HTTP server: {e}")))?;
         if let Some(why) = lost.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -1,4 +1,4 @@
-"""influxdb3-python writing (its query path needs Arrow Flight, not yet served)."""
+"""influxdb3-python writing (its queries, over Arrow Flight, are in test_flight.py)."""
 import json
 
 import pytest
