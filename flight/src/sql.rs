@@ -106,6 +106,20 @@ impl FlightSql {
             .map_err(status::from_query)
     }
 
+    /// Runs the statement a handle carries and streams its results.
+    async fn run_handle(
+        &self,
+        handle: &[u8],
+        metadata: &MetadataMap,
+    ) -> Result<Response<GrpcStream<arrow_flight::FlightData>>, Status> {
+        let s = Statement::decode(handle)?;
+        let stream = self
+            .queries
+            .stream(metadata, &s.database, &s.sql, s.params.as_ref())
+            .await?;
+        Ok(Response::new(stream))
+    }
+
     /// The Arrow schema of `schema.table`, as a query reads it.
     async fn table_schema(
         &self,
@@ -323,12 +337,8 @@ impl FlightSqlService for FlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<GrpcStream<arrow_flight::FlightData>>, Status> {
-        let s = Statement::decode(&ticket.statement_handle)?;
-        let stream = self
-            .queries
-            .stream(request.metadata(), &s.database, &s.sql, s.params.as_ref())
-            .await?;
-        Ok(Response::new(stream))
+        self.run_handle(&ticket.statement_handle, request.metadata())
+            .await
     }
 
     async fn do_action_create_prepared_statement(
@@ -401,12 +411,8 @@ impl FlightSqlService for FlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<GrpcStream<arrow_flight::FlightData>>, Status> {
-        let s = Statement::decode(&cmd.prepared_statement_handle)?;
-        let stream = self
-            .queries
-            .stream(request.metadata(), &s.database, &s.sql, s.params.as_ref())
-            .await?;
-        Ok(Response::new(stream))
+        self.run_handle(&cmd.prepared_statement_handle, request.metadata())
+            .await
     }
 
     /// Handles hold the statement itself: nothing to free.
