@@ -860,12 +860,13 @@ impl RadosGw {
                     "{cmd}: {e} (scripts/test.sh installs Debian's radosgw, ceph-mon and ceph-osd)"
                 )
             });
-            assert!(
-                out.status.success(),
-                "{cmd} {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).into_owned()
+            if !out.status.success() {
+                return Err(format!(
+                    "{cmd} {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         let monmap = d.join("monmap").display().to_string();
         run(
@@ -879,11 +880,11 @@ impl RadosGw {
                 &fsid,
                 &monmap,
             ],
-        );
+        )?;
         run(
             "ceph-mon",
             &["--mkfs", "-i", "a", "--monmap", &monmap, "-c", &conf],
-        );
+        )?;
         let daemon = |cmd: &str, args: &[&str]| {
             Command::new(cmd)
                 .args(args)
@@ -898,31 +899,41 @@ impl RadosGw {
             std::process::id(),
             mon_port
         );
-        run(
-            "ceph",
-            &[
-                "-c",
-                &conf,
-                "--connect-timeout",
-                "30",
-                "osd",
-                "create",
-                &osd_uuid,
-                "0",
-            ],
-        );
-        run(
-            "ceph-osd",
-            &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid, "-c", &conf],
-        );
-        daemons.push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
-        daemons.push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
+        // From here on the daemons stop with `s`, whatever fails.
         let logs = d.join("log");
-        let s = Self {
-            daemons,
+        let mut s = Self {
+            daemons: Vec::new(),
             port,
             _dir: dir,
         };
+        s.daemons.append(&mut daemons);
+        // A monitor that has just started can refuse commands for a moment
+        // ("problem getting command descriptions from mon"): retried.
+        let osd_create = [
+            "-c",
+            &conf,
+            "--connect-timeout",
+            "30",
+            "osd",
+            "create",
+            &osd_uuid,
+            "0",
+        ];
+        let asked = std::time::Instant::now();
+        while let Err(e) = run("ceph", &osd_create) {
+            if asked.elapsed() > Duration::from_secs(20) {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        run(
+            "ceph-osd",
+            &["-i", "0", "--mkfs", "--osd-uuid", &osd_uuid, "-c", &conf],
+        )?;
+        s.daemons
+            .push(daemon("ceph-osd", &["-f", "-i", "0", "-c", &conf]));
+        s.daemons
+            .push(daemon("radosgw", &["-f", "-n", "client.rgw", "-c", &conf]));
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/");
         // Creating its pools takes the gateway seconds alone, and longer on
@@ -969,7 +980,7 @@ impl RadosGw {
                 "--secret",
                 "inflow-secret",
             ],
-        );
+        )?;
         Ok(s)
     }
 
