@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Inflow test. On a fresh machine it first installs what the tests
 # need (cargo-nextest, a Python venv with the real InfluxDB client libraries
-# and moto's S3 server, Debian's Prometheus and Ceph RGW),
+# and moto's S3 server, Debian's Prometheus, InfluxDB 1.6 and Ceph RGW),
 # so this one command is all CI and developers run.
 #
 #   scripts/test.sh            lint (rustfmt, clippy -D warnings), build, then Rust tests
@@ -33,6 +33,9 @@ fi
 # one-node Ceph cluster as well as on moto).
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# InfluxDB 1.6, the oracle of the InfluxQL differential suite, and its `influx` CLI.
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v influx >/dev/null 2>&1 || missing+=(influxdb-client)
 command -v radosgw >/dev/null 2>&1 || missing+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || missing+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || missing+=(ceph-osd)

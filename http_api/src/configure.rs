@@ -712,3 +712,74 @@ pub(crate) async fn clear_table_retention_period(
         .await,
     )
 }
+
+// ---- InfluxQL's management statements --------------------------------------
+
+/// `CREATE DATABASE`: creates it unless it exists (InfluxDB 1.x succeeds
+/// either way).
+pub(crate) async fn influxql_create_database(state: &AppState, name: &str) -> Result<(), ApiError> {
+    validate_db_name(name).map_err(ApiError::BadRequest)?;
+    let limit = state.limits.max_databases;
+    state
+        .catalog
+        .update(|s| {
+            if s.db(name).is_some() || name == INTERNAL_DB {
+                return Ok(Vec::new());
+            }
+            if s.databases().count() >= limit {
+                return Err(CatalogError::Invalid(format!(
+                    "the server has reached its limit of {limit} databases; raise it with --max-databases or delete a database"
+                )));
+            }
+            Ok(vec![CatalogOp::CreateDatabase {
+                db_id: s.next_db_id(),
+                name: name.to_string(),
+                retention_ns: None,
+            }])
+        })
+        .await
+        .map_err(catalog_error)?;
+    Ok(())
+}
+
+/// `DROP DATABASE`: a soft delete, hard-deleted after the default delay;
+/// dropping a database that does not exist succeeds, as in InfluxDB 1.x.
+pub(crate) async fn influxql_drop_database(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let now = catalog::now_ns();
+    let hard = now.saturating_add(state.hard_delete_default_ns);
+    commit_delete(state, |s| {
+        let Some(d) = s.db(name) else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![CatalogOp::SoftDeleteDatabase {
+            db_id: d.id,
+            new_name: deleted_name(name, now),
+            deleted_at_ns: now,
+            hard_delete_at_ns: Some(hard),
+        }])
+    })
+    .await?;
+    Ok(())
+}
+
+/// `DROP MEASUREMENT`: deletes the table (soft, then hard after the default delay).
+pub(crate) async fn influxql_drop_table(
+    state: &AppState,
+    db: &str,
+    table: &str,
+) -> Result<(), ApiError> {
+    let now = catalog::now_ns();
+    let hard = now.saturating_add(state.hard_delete_default_ns);
+    commit_delete(state, |s| {
+        let (db_id, table_id) = table_ids(s, db, table)?;
+        Ok(vec![CatalogOp::SoftDeleteTable {
+            db_id,
+            table_id,
+            new_name: deleted_name(table, now),
+            deleted_at_ns: now,
+            hard_delete_at_ns: Some(hard),
+        }])
+    })
+    .await?;
+    Ok(())
+}

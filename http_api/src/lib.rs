@@ -33,6 +33,7 @@ pub mod auth;
 mod configure;
 pub mod error;
 pub mod format;
+mod influxql;
 mod metrics;
 mod nodes;
 mod sql;
@@ -102,6 +103,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v3/query_sql",
             get(sql::query_sql).post(sql::query_sql),
         )
+        .route(
+            "/api/v3/query_influxql",
+            get(influxql::query_influxql).post(influxql::query_influxql),
+        )
+        .route("/query", get(influxql::query_v1).post(influxql::query_v1))
         .route("/api/v3/configure/token/admin", post(tokens::create_admin))
         .route(
             "/api/v3/configure/token/admin/regenerate",

@@ -245,11 +245,11 @@ impl<'a> Parser<'a> {
         }
         if c == '$' {
             let after = &rest[1..];
-            if after.starts_with('"') {
-                if let Some((text, len)) = scan_quoted(after, '"') {
-                    self.pos += 1 + len;
-                    return (Tok::Param(text), start);
-                }
+            if after.starts_with('"')
+                && let Some((text, len)) = scan_quoted(after, '"')
+            {
+                self.pos += 1 + len;
+                return (Tok::Param(text), start);
             }
             let len = after
                 .find(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -451,10 +451,10 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 Tok::Eof | Tok::Sym(";") => return words.join(" "),
                 t => {
-                    if words.len() < 3 {
-                        if let Tok::Keyword(k) = &t {
-                            words.push(k.to_string());
-                        }
+                    if words.len() < 3
+                        && let Tok::Keyword(k) = &t
+                    {
+                        words.push(k.to_string());
                     }
                     self.scan();
                 }
@@ -703,6 +703,9 @@ impl<'a> Parser<'a> {
                     .parse()
                     .map_err(|_| ParseError(format!("unable to parse number: {x}")))?;
                 Fill::Value(Literal::Float(if negative { -v } else { v }))
+            }
+            Tok::Ident(_) => {
+                return Err(ParseError("expected number argument in fill()".to_string()));
             }
             t => return Err(self.error_at(t, start, "identifier, number")),
         };

@@ -446,4 +446,32 @@ impl services::QueryService for QueryEngine {
                 .boxed(),
         })
     }
+
+    async fn influxql(
+        &self,
+        query: services::influxql::InfluxqlQuery<'_>,
+    ) -> Result<services::influxql::StatementResult, QueryError> {
+        influxql_query::run(self, query).await
+    }
+}
+
+/// The InfluxQL planner reads schemas and runs its scans as SQL here.
+#[async_trait::async_trait]
+impl influxql_query::Backend for QueryEngine {
+    fn database(&self, name: &str) -> Option<Arc<catalog::DatabaseSchema>> {
+        self.catalog.state().db(name).cloned()
+    }
+
+    async fn sql(
+        &self,
+        db: &str,
+        sql: &str,
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, QueryError> {
+        use futures::TryStreamExt;
+        let stream = QueryEngine::sql(self, db, sql, None, &|_| false).await?;
+        stream
+            .try_collect()
+            .await
+            .map_err(|e| QueryError::Execution(e.to_string()))
+    }
 }

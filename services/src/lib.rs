@@ -2,7 +2,7 @@
 //! outcome and error types.
 //!
 //! ```text
-//!  http_api (later InfluxQL, Flight) ─▶ WriteService ◀── ingester
+//!  http_api, flight ─▶ WriteService ◀── ingester
 //!                                    ─▶ QueryService ◀── query::QueryEngine
 //! ```
 //!
@@ -10,6 +10,7 @@
 //! query engine's internals; the server assembly plugs the implementations
 //! in.
 
+pub mod influxql;
 mod query;
 mod write;
 

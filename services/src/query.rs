@@ -75,4 +75,11 @@ pub enum QueryError {
 pub trait QueryService: Send + Sync + fmt::Debug + 'static {
     /// Plans and starts a SQL query.
     async fn sql(&self, query: SqlQuery<'_>) -> Result<QueryResults, QueryError>;
+
+    /// Runs one InfluxQL statement that reads data (`SELECT`, `SHOW ...`).
+    /// The error is the statement's: InfluxDB reports it in the result.
+    async fn influxql(
+        &self,
+        query: crate::influxql::InfluxqlQuery<'_>,
+    ) -> Result<crate::influxql::StatementResult, QueryError>;
 }
