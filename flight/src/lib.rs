@@ -127,6 +127,33 @@ impl Queries {
             .map_err(status::from_query)
     }
 
+    /// Runs an InfluxQL statement and sends its result as Flight data.
+    async fn influxql(
+        &self,
+        metadata: &MetadataMap,
+        db: &str,
+        text: &str,
+        params: Option<&Params>,
+    ) -> Result<GrpcStream<FlightData>, Status> {
+        let started = Instant::now();
+        let metrics = self.state.metrics.clone();
+        let result = async {
+            let caller = self.authorize(metadata, Need::AnyToken)?;
+            let db = (!db.is_empty()).then_some(db);
+            http_api::influxql::influxql_batch(&self.state, &caller, db, None, text, params)
+                .await
+                .map_err(status::from_api)
+        }
+        .await;
+        metrics.observe_query("flight", started.elapsed(), result.is_ok());
+        let batch = result?;
+        let data = FlightDataEncoderBuilder::new()
+            .with_schema(batch.schema())
+            .build(futures::stream::iter([Ok(batch)]))
+            .map_err(Status::from);
+        Ok(data.boxed())
+    }
+
     /// Runs a query and streams its results as Flight data, recording it in
     /// the metrics when the stream ends.
     async fn stream(
@@ -231,10 +258,18 @@ impl FlightService for InflowFlight {
         let Some(ticket) = InfluxTicket::parse(&request.get_ref().ticket)? else {
             return FlightService::do_get(&self.sql, request).await;
         };
-        if ticket.query_type != QueryType::Sql {
-            return Err(Status::unimplemented(
-                "InfluxQL over Flight is not available yet; send \"query_type\": \"sql\"",
-            ));
+        if ticket.query_type == QueryType::Influxql {
+            let stream = self
+                .sql
+                .queries()
+                .influxql(
+                    request.metadata(),
+                    &ticket.database,
+                    &ticket.sql_query,
+                    ticket.params.as_ref(),
+                )
+                .await?;
+            return Ok(Response::new(stream));
         }
         let stream = self
             .sql

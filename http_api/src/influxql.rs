@@ -878,16 +878,42 @@ async fn v3(
             .unwrap_or(QueryFormat::Json),
     };
     let bind = bind_params(p.params.as_deref())?;
-    let mut outcomes = run_all(
+    let batch = influxql_batch(
         state,
         &caller,
         p.db.as_deref().filter(|d| !d.is_empty()),
         p.rp.as_deref().filter(|r| !r.is_empty()),
         q,
         bind.as_ref(),
-        false,
     )
     .await?;
+    let mut encoder = Encoder::new(format, batch.schema());
+    let mut out = Vec::new();
+    encoder
+        .batch_into(&batch, &mut out)
+        .and_then(|_| encoder.finish_into(&mut out))
+        .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
+    let mut resp = Response::new(Body::from(out));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(resp)
+}
+
+/// Runs one InfluxQL statement for the v3 API and Flight: its result as
+/// one Arrow batch (`iox::measurement`, `time`, tags, columns). A
+/// statement's error is a 400 (404 for a missing database, 403 for a
+/// token without the permission).
+pub async fn influxql_batch(
+    state: &AppState,
+    caller: &Caller,
+    db: Option<&str>,
+    rp: Option<&str>,
+    text: &str,
+    params: Option<&services::Params>,
+) -> Result<arrow::record_batch::RecordBatch, ApiError> {
+    let mut outcomes = run_all(state, caller, db, rp, text, params, false).await?;
     if outcomes.len() != 1 {
         return Err(ApiError::BadRequest(
             "only one InfluxQL statement may be sent per request".into(),
@@ -903,20 +929,8 @@ async fn v3(
             ApiError::BadRequest(e)
         }
     })?;
-    let batch = services::influxql::to_record_batch(&result)
-        .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
-    let mut encoder = Encoder::new(format, batch.schema());
-    let mut out = Vec::new();
-    encoder
-        .batch_into(&batch, &mut out)
-        .and_then(|_| encoder.finish_into(&mut out))
-        .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))?;
-    let mut resp = Response::new(Body::from(out));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    Ok(resp)
+    services::influxql::to_record_batch(&result)
+        .map_err(|e| ApiError::Internal(format!("encoding results: {e}")))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub mod auth;
 mod configure;
 pub mod error;
 pub mod format;
-mod influxql;
+pub mod influxql;
 mod metrics;
 mod nodes;
 mod sql;

@@ -149,3 +149,35 @@ def test_flight_and_http_share_the_port(loaded):
     assert (r.status_code, r.text) == (200, "OK")
     ticket = fl.Ticket(json.dumps({"database": "db", "sql_query": "SELECT count(*) AS n FROM cpu"}).encode())
     assert _client(loaded).do_get(ticket, _auth(loaded.token)).read_all().to_pylist() == [{"n": 3}]
+
+
+def test_influxdb3_python_influxql(loaded):
+    with InfluxDBClient3(host=loaded.url, token=loaded.token, database="db") as c:
+        table = c.query("SELECT usage, count FROM cpu WHERE host = 'a'", language="influxql")
+        assert isinstance(table, pa.Table)
+        assert table.column_names == ["iox::measurement", "time", "usage", "count"]
+        assert table.column("iox::measurement").to_pylist() == ["cpu", "cpu"]
+        assert table.column("usage").to_pylist() == [1.5, 3.5]
+        assert table.schema.field("time").type == pa.timestamp("ns")
+        df = c.query("SELECT mean(usage) FROM cpu GROUP BY host", language="influxql", mode="pandas")
+        assert sorted(zip(df["host"], df["mean"])) == [("a", 2.5), ("b", 2.5)]
+        df = c.query("SELECT count FROM cpu WHERE host = $host", language="influxql",
+                     query_parameters={"host": "b"}, mode="pandas")
+        assert list(df["count"]) == [2]
+        tags = c.query("SHOW TAG VALUES WITH KEY = region", language="influxql")
+        assert tags.column("value").to_pylist() == ["eu", "us"]
+        with pytest.raises(InfluxDB3ClientQueryError) as e:
+            c.query("SELEC nonsense", language="influxql")
+        assert "invalid argument" in str(e.value) and "error parsing query" in str(e.value)
+        with pytest.raises(InfluxDB3ClientQueryError) as e:
+            c.query("SELECT usage FROM cpu", language="influxql", database="nope")
+        assert "database not found: nope" in str(e.value)
+
+
+def test_raw_flight_influxql_ticket(loaded):
+    client = _client(loaded)
+    ticket = fl.Ticket(json.dumps({"database": "db", "sql_query": "SELECT max(usage) FROM cpu",
+                                   "query_type": "influxql"}).encode())
+    table = client.do_get(ticket, _auth(loaded.token)).read_all()
+    assert table.to_pylist() == [{"iox::measurement": "cpu", "time": table.column("time")[0].as_py(), "max": 3.5}]
+    assert table.column("time")[0].value == 3000000000

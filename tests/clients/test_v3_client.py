@@ -91,3 +91,29 @@ def test_auth_errors(server):
     assert e.value.response.status == 400
     assert e.value.message.startswith("Authorization header was malformed, the request was not in the form of "
                                    "'Authorization: <auth-scheme> <token>'")
+
+
+def test_query_influxql_v3_formats(server):
+    import requests
+    h = {"Authorization": f"Bearer {server.token}"}
+    r = requests.post(f"{server.url}/api/v3/write_lp", params={"db": "ql", "precision": "nanosecond"}, headers=h,
+                      data="cpu,host=a usage=1.5 1000000000\ncpu,host=b usage=2.5 2000000000\n")
+    assert r.status_code == 204, r.text
+    url = f"{server.url}/api/v3/query_influxql"
+    r = requests.get(url, params={"db": "ql", "q": "SELECT usage FROM cpu GROUP BY host"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json() == [
+        {"iox::measurement": "cpu", "time": "1970-01-01T00:00:01", "host": "a", "usage": 1.5},
+        {"iox::measurement": "cpu", "time": "1970-01-01T00:00:02", "host": "b", "usage": 2.5},
+    ]
+    r = requests.post(url, json={"db": "ql", "q": "SHOW MEASUREMENTS", "format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.text == "iox::measurement,name\nmeasurements,cpu\n"
+    r = requests.get(url, params={"db": "ql", "q": "SELECT count(usage) FROM cpu", "format": "jsonl"}, headers=h)
+    assert r.text.strip() == '{"iox::measurement":"cpu","time":"1970-01-01T00:00:00","count":2}'
+    r = requests.get(url, params={"db": "ql", "q": "SELEC"}, headers=h)
+    assert r.status_code == 400 and r.json()["error"].startswith("error parsing query: found SELEC")
+    r = requests.get(url, params={"db": "nope", "q": "SELECT usage FROM cpu"}, headers=h)
+    assert r.status_code == 404 and r.json() == {"error": "database not found: nope"}
+    r = requests.get(url, params={"db": "ql", "q": "SELECT usage FROM cpu"})
+    assert r.status_code == 401
