@@ -451,7 +451,7 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 Tok::Eof | Tok::Sym(";") => return words.join(" "),
                 t => {
-                    if words.len() < 3
+                    if words.len() < 2
                         && let Tok::Keyword(k) = &t
                     {
                         words.push(k.to_string());
