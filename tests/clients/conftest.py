@@ -5,9 +5,12 @@ server on port 0 with a temp data dir and a 10ms WAL flush.
 """
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 import pytest
 import requests
@@ -77,3 +80,55 @@ def persisting_server():
     """A server that persists its buffer to Parquet after every WAL file."""
     with _running(("--wal-snapshot-size", "1")) as s:
         yield s
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+
+@pytest.fixture(scope="module")
+def influxdb1():
+    """InfluxDB 1.6 (Debian's influxdb) on loopback with a temp dir: the InfluxQL oracle."""
+    if shutil.which("influxd") is None:
+        pytest.fail("influxd (Debian's influxdb 1.6) is not installed; scripts/test.sh installs it")
+    d = tempfile.mkdtemp(prefix="influxdb1-")
+    http_port, rpc_port = free_port(), free_port()
+    conf = os.path.join(d, "influxdb.conf")
+    with open(conf, "w") as f:
+        f.write(f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http_port}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+""")
+    proc = subprocess.Popen(["influxd", "-config", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{http_port}"
+    for _ in range(100):
+        try:
+            if requests.get(f"{url}/ping", timeout=1).status_code == 204:
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("influxd did not start: " + proc.stderr.read().decode())
+    try:
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+

@@ -10,11 +10,6 @@ import json
 import math
 import os
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 
 import pytest
 import requests
@@ -26,12 +21,6 @@ DB = "oracle"
 T0 = 1699920000
 DAY = 86400
 S = 1_000_000_000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fixture_lines():
@@ -357,48 +346,6 @@ DIFFERENCES = {
         "InfluxDB 1.6 returns each series' last integral() window after all the other series, as "
         "a second series with the same tags; Inflow returns it in its series",
 }
-
-
-@pytest.fixture(scope="module")
-def influxdb1():
-    if shutil.which("influxd") is None:
-        pytest.fail("influxd (Debian's influxdb 1.6) is not installed; scripts/test.sh installs it")
-    d = tempfile.mkdtemp(prefix="influxdb1-")
-    http_port, rpc_port = free_port(), free_port()
-    conf = os.path.join(d, "influxdb.conf")
-    with open(conf, "w") as f:
-        f.write(f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-[meta]
-  dir = "{d}/meta"
-[data]
-  dir = "{d}/data"
-  wal-dir = "{d}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http_port}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-""")
-    proc = subprocess.Popen(["influxd", "-config", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{http_port}"
-    for _ in range(100):
-        try:
-            if requests.get(f"{url}/ping", timeout=1).status_code == 204:
-                break
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("influxd did not start: " + proc.stderr.read().decode())
-    try:
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
