@@ -212,16 +212,20 @@ done
 # pass's median moved by up to 40% between passes minutes apart on this
 # machine (for every query of a pass at once), more than the differences
 # being measured.
+# A third variable collects Inflow's InfluxQL passes (the same text as
+# InfluxDB's, on /query), whose answers are first checked equal to InfluxDB's.
 query_passes() {
-    local -n influx_out=$1 inflow_out=$2
+    local -n influx_out=$1 inflow_out=$2 inflow_iql_out=$3 check_out=$4
     local _
-    influx_out="" inflow_out=""
+    influx_out="" inflow_out="" inflow_iql_out=""
+    check_out=$("$bin/inflow-bench" check-influxql --a http://127.0.0.1:18086 --b http://127.0.0.1:18181 "${data[@]}" || true)
     for _ in $(seq 1 "$npasses"); do
         influx_out+=$(alone "$influx_pid" settled "$influx_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18086 --lang influxql --repeat $repeat "${data[@]}")$'\n'
         inflow_out+=$(alone "$inflow_pid" settled "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang sql --repeat $repeat "${data[@]}")$'\n'
+        inflow_iql_out+=$(alone "$inflow_pid" settled "$inflow_pid" "$bin/inflow-bench" query --url http://127.0.0.1:18181 --lang influxql --repeat $repeat "${data[@]}")$'\n'
     done
 }
-query_passes q_influx q_inflow
+query_passes q_influx q_inflow q_inflow_iql check_iql
 
 # Persist Inflow's buffer: restart it with a snapshot size of one WAL file,
 # so start-up persists everything, then wait until the WAL is gone. Disk is
@@ -254,7 +258,7 @@ for _ in $(seq 1 100); do
     files_after=$n
 done
 sleep 2
-query_passes q_influx_pq q_inflow_pq
+query_passes q_influx_pq q_inflow_pq q_inflow_iql_pq check_iql_pq
 
 # Every system holds both data sets when its disk is measured.
 values=$(printf '%s\n%s\n' "$w_inflow" "$h_inflow" | python3 -c 'import json,sys; print(sum(json.loads(l)["lines"] for l in sys.stdin) * 10)')
@@ -301,7 +305,8 @@ w_vm_rounds+=$'\n'$(round_vm); w_inflow_rounds+=$'\n'$(round_inflow)
 python3 - "$w_influx" "$w_vm" "$w_inflow" "$q_influx" "$q_inflow" "$values" \
     "$d_influx" "$d_vm" "$d_inflow" "$r_influx" "$r_vm" "$r_inflow" "$w_inflow_fast" \
     "$h_influx" "$h_vm" "$h_inflow" "$q_inflow_pq" "$raw_lp" "$files_before" "$files_after" \
-    "$w_inflow_rounds" "$w_vm_rounds" "$q_influx_pq" "$npasses" "$repeat" <<'PY'
+    "$w_inflow_rounds" "$w_vm_rounds" "$q_influx_pq" "$npasses" "$repeat" \
+    "$q_inflow_iql" "$q_inflow_iql_pq" "$check_iql" "$check_iql_pq" <<'PY'
 import json, statistics, sys
 a = sys.argv[1:]
 def passes(text):
@@ -339,6 +344,15 @@ for name in qf:
 for name in qp:
     f, i = qp[name], qip.get(name)
     print(f"| {name} median ms (SQL vs InfluxQL), Parquet | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
+qiq, qiqp = passes(a[25]), passes(a[26])
+def checked(text):
+    return {c["name"]: c["equal"] for c in map(json.loads, filter(None, text.splitlines()))}
+ck, ckp = checked(a[27]), checked(a[28])
+for rows, base, check, where in ((qiq, qi, ck, "buffer"), (qiqp, qip, ckp, "Parquet")):
+    for name in rows:
+        f, i = rows[name], base.get(name)
+        same = {True: "answers equal", False: "answers DIFFER"}.get(check.get(name), "not checked")
+        print(f"| {name} median ms (InfluxQL, {same}), {where} | {f['median_ms']:.2f} | {i['median_ms']:.2f} | – | {r(f['median_ms'], i['median_ms'])} | – |")
 print(f"| disk bytes per field value (Inflow persisted) | {df / values:.2f} | {di / values:.2f} | {dv / values:.2f} | {r(df, di)} | {r(df, dv)} |")
 print(f"| raw line protocol bytes per field value | {raw / values:.2f} | | | | |")
 print(f"| peak RSS MiB | {rf / 1024:.0f} | {ri / 1024:.0f} | {rv / 1024:.0f} | {r(rf, ri)} | {r(rf, rv)} |")

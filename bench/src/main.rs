@@ -4,6 +4,7 @@
 //! ```text
 //!  inflow-bench write --url U --api v1|v2|v3 --hosts 100 --duration 1h ...   → lines/s, p50/p99
 //!  inflow-bench query --url U --lang sql|influxql --queries all --repeat 10  → median/p95 per query
+//!  inflow-bench check-influxql --a U --b U                                  → the InfluxQL answers equal?
 //!  inflow-bench visibility --ingester U --querier U --count 200              → write-to-visible p50/p99
 //!  inflow-bench counter --url U/metrics --name M --seconds 10                → a counter's rate
 //! ```
@@ -36,6 +37,9 @@ enum Command {
     Write(WriteArgs),
     /// Run TSBS-style queries and report median and p95 latency.
     Query(QueryArgs),
+    /// Send each query's InfluxQL to two servers' `/query` and compare the
+    /// answers (floats within 1e-9 relative); exits 1 when one differs.
+    CheckInfluxql(CheckArgs),
     /// Write single points to an ingester and time from each request until
     /// a querier answers with it: the write-to-visible latency of split roles.
     Visibility(VisibilityArgs),
@@ -151,6 +155,21 @@ enum Lang {
     Sql,
     /// InfluxQL on `/query` (v1).
     Influxql,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The reference server (InfluxDB 1.x).
+    #[arg(long)]
+    a: String,
+    /// The server checked.
+    #[arg(long)]
+    b: String,
+    /// Database.
+    #[arg(long, default_value = "bench")]
+    db: String,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +403,57 @@ async fn query(args: QueryArgs) {
     }
 }
 
+/// Whether two JSON answers are equal, floats within 1e-9 relative.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+async fn check_influxql(args: CheckArgs) {
+    let spec = args.data.spec();
+    let client = client();
+    let mut all_equal = true;
+    for q in queries::all(&spec) {
+        let mut answers = Vec::new();
+        for url in [&args.a, &args.b] {
+            let r = client
+                .get(format!("{url}/query"))
+                .query(&[("db", args.db.as_str()), ("q", q.influxql.as_str()), ("epoch", "ns")])
+                .send()
+                .await
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let body = r.text().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            answers.push(serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default());
+        }
+        let equal = same_json(&answers[0], &answers[1]);
+        all_equal &= equal;
+        let rows = count_rows(Lang::Influxql, &answers[1].to_string());
+        eprintln!("{:<24} {} ({rows} rows)", q.name, if equal { "equal" } else { "DIFFERENT" });
+        if !equal {
+            eprintln!("  a: {:.2000}\n  b: {:.2000}", answers[0].to_string(), answers[1].to_string());
+        }
+        println!(
+            "{}",
+            serde_json::json!({"kind": "check", "name": q.name, "equal": equal, "rows": rows})
+        );
+    }
+    if !all_equal {
+        std::process::exit(1);
+    }
+}
+
 /// Result rows, to check that the systems return comparable answers.
 fn count_rows(lang: Lang, body: &str) -> usize {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
@@ -509,6 +579,11 @@ fn main() {
             .enable_all()
             .build()
             .map(|r| r.block_on(write(a))),
+        Command::CheckInfluxql(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
+            .block_on(check_influxql(a)),
         Command::Query(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
