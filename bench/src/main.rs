@@ -415,7 +415,9 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
     }
@@ -430,19 +432,34 @@ async fn check_influxql(args: CheckArgs) {
         for url in [&args.a, &args.b] {
             let r = client
                 .get(format!("{url}/query"))
-                .query(&[("db", args.db.as_str()), ("q", q.influxql.as_str()), ("epoch", "ns")])
+                .query(&[
+                    ("db", args.db.as_str()),
+                    ("q", q.influxql.as_str()),
+                    ("epoch", "ns"),
+                ])
                 .send()
                 .await
                 .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
-            let body = r.text().await.unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
+            let body = r
+                .text()
+                .await
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", q.name)));
             answers.push(serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default());
         }
         let equal = same_json(&answers[0], &answers[1]);
         all_equal &= equal;
         let rows = count_rows(Lang::Influxql, &answers[1].to_string());
-        eprintln!("{:<24} {} ({rows} rows)", q.name, if equal { "equal" } else { "DIFFERENT" });
+        eprintln!(
+            "{:<24} {} ({rows} rows)",
+            q.name,
+            if equal { "equal" } else { "DIFFERENT" }
+        );
         if !equal {
-            eprintln!("  a: {:.2000}\n  b: {:.2000}", answers[0].to_string(), answers[1].to_string());
+            eprintln!(
+                "  a: {:.2000}\n  b: {:.2000}",
+                answers[0].to_string(),
+                answers[1].to_string()
+            );
         }
         println!(
             "{}",
@@ -582,8 +599,7 @@ fn main() {
         Command::CheckInfluxql(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
-            .block_on(check_influxql(a)),
+            .map(|r| r.block_on(check_influxql(a))),
         Command::Query(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

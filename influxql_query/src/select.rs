@@ -124,7 +124,8 @@ fn select<'a>(ctx: &'a Context<'a>, s: &'a SelectStatement, outer: TimeRange) ->
 
         let dims = Dims::new(&s.group_by, ctx.now_ns)?;
         let out = expand(&fields, &keys, &dims)?;
-        let plan = Plan::new(out, &dims, s, &keys)?;
+        let mut plan = Plan::new(out, &dims, s, &keys)?;
+        plan.pushed = frames.is_empty() && plan.can_push_down(&keys);
         if plan.fields.is_empty() || range.is_empty() {
             return Ok(Vec::new());
         }
@@ -172,18 +173,27 @@ fn select<'a>(ctx: &'a Context<'a>, s: &'a SelectStatement, outer: TimeRange) ->
                 // Nothing selected exists here: InfluxDB returns no series.
                 continue;
             }
-            let mut frame = Frame::new(
-                &table.name,
-                tag_keys.into_iter().collect(),
-                field_names.into_iter().collect(),
-            );
             let predicate = rest
                 .as_ref()
                 .map(|c| sql::condition(c, table))
                 .transpose()?;
-            let mut columns = frame.tag_keys.clone();
-            columns.extend(frame.field_names.iter().cloned());
-            let text = sql::scan(&table.name, &columns, scan_range, predicate.as_deref());
+            let (mut frame, text) = if plan.pushed {
+                let group_tags: Vec<String> =
+                    tag_keys.into_iter().filter(|t| dims.groups_by(t)).collect();
+                let text = plan.pushdown_sql(table, &group_tags, scan_range, predicate.as_deref());
+                let outputs = (0..plan.calls.len()).map(|i| format!("_{i}")).collect();
+                (Frame::new(&table.name, group_tags, outputs), text)
+            } else {
+                let frame = Frame::new(
+                    &table.name,
+                    tag_keys.into_iter().collect(),
+                    field_names.into_iter().collect(),
+                );
+                let mut columns = frame.tag_keys.clone();
+                columns.extend(frame.field_names.iter().cloned());
+                let text = sql::scan(&table.name, &columns, scan_range, predicate.as_deref());
+                (frame, text)
+            };
             for batch in ctx.backend.sql(db, &text).await? {
                 frame.extend(&batch)?;
             }
@@ -488,6 +498,12 @@ struct Call {
 struct Plan {
     fields: Vec<OutField>,
     mode: Mode,
+    /// Every call is computed by DataFusion per window (see `pushdown_sql`):
+    /// each scanned row is then one window of one series, and its fields
+    /// are the calls' values in call order.
+    pushed: bool,
+    /// Whether a column reads a field or tag outside any call.
+    bare_refs: bool,
     interval: Option<i64>,
     offset: i64,
     fill: Fill,
@@ -670,6 +686,8 @@ impl Plan {
         Ok(Plan {
             fields,
             mode,
+            pushed: false,
+            bare_refs: !bare.is_empty(),
             interval: dims.interval,
             offset: dims.offset,
             fill: s.fill.clone().unwrap_or(Fill::Null),
@@ -689,7 +707,104 @@ impl Plan {
     }
 }
 
+/// The calls DataFusion computes per window with InfluxQL's meaning.
+fn pushed_aggregate(call: &Call, table: &catalog::TableSchema) -> Option<String> {
+    if !matches!(
+        table.column(&call.field).map(|c| c.kind),
+        Some(ColumnKind::Field(_))
+    ) {
+        return Some("NULL".to_string());
+    }
+    let f = sql::ident(&call.field);
+    Some(match call.name.as_str() {
+        "count" => format!("count({f})"),
+        "sum" => format!("sum({f})"),
+        "mean" => format!("avg({f})"),
+        "min" => format!("min({f})"),
+        "max" => format!("max({f})"),
+        "spread" => format!("max({f}) - min({f})"),
+        "stddev" => format!("stddev({f})"),
+        "first" => format!("first_value({f} ORDER BY \"time\") FILTER (WHERE {f} IS NOT NULL)"),
+        "last" => format!("last_value({f} ORDER BY \"time\") FILTER (WHERE {f} IS NOT NULL)"),
+        _ => return None,
+    })
+}
+
 impl Plan {
+    /// Whether DataFusion can compute every call per window: windows of
+    /// plain aggregates and selectors whose row is not read, over fields
+    /// of the types the functions take.
+    fn can_push_down(&self, keys: &Keys) -> bool {
+        self.mode == Mode::Aggregate
+            && self.interval.is_some()
+            && self.multi.is_none()
+            && !self.bare_refs
+            && self.calls.iter().all(|c| {
+                let numeric = matches!(
+                    keys.fields.get(&c.field),
+                    Some(FieldType::Float | FieldType::Integer | FieldType::UInteger)
+                );
+                matches!(
+                    c.name.as_str(),
+                    "count"
+                        | "sum"
+                        | "mean"
+                        | "min"
+                        | "max"
+                        | "spread"
+                        | "stddev"
+                        | "first"
+                        | "last"
+                ) && !c.of_distinct
+                    && c.tag_args.is_empty()
+                    && (numeric || !functions::numeric_only(&c.name))
+            })
+    }
+
+    /// `SELECT date_bin(...) AS time, <group tags>, <call>... GROUP BY` the window and tags.
+    fn pushdown_sql(
+        &self,
+        table: &catalog::TableSchema,
+        group_tags: &[String],
+        range: TimeRange,
+        predicate: Option<&str>,
+    ) -> String {
+        let interval = self.interval.unwrap_or(1);
+        let mut columns = vec![format!(
+            "date_bin(INTERVAL '{interval} nanoseconds', \"time\", to_timestamp_nanos({})) AS \"time\"",
+            self.offset
+        )];
+        columns.extend(group_tags.iter().map(|t| sql::ident(t)));
+        for (i, c) in self.calls.iter().enumerate() {
+            let agg = pushed_aggregate(c, table).unwrap_or_else(|| "NULL".to_string());
+            columns.push(format!("{agg} AS \"_{i}\""));
+        }
+        let mut text = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            sql::ident(&table.name)
+        );
+        let mut predicates = Vec::new();
+        if let Some(s) = range.start {
+            predicates.push(format!("\"time\" >= to_timestamp_nanos({s})"));
+        }
+        if let Some(e) = range.end {
+            predicates.push(format!("\"time\" <= to_timestamp_nanos({e})"));
+        }
+        if let Some(p) = predicate {
+            predicates.push(format!("({p})"));
+        }
+        if !predicates.is_empty() {
+            text.push_str(" WHERE ");
+            text.push_str(&predicates.join(" AND "));
+        }
+        let mut group = vec!["1".to_string()];
+        group.extend(group_tags.iter().map(|t| sql::ident(t)));
+        text.push_str(" GROUP BY ");
+        text.push_str(&group.join(", "));
+        text
+    }
+
     /// Windows before the range that transformations of aggregates need.
     fn lookback(&self) -> i64 {
         if self.mode != Mode::Aggregate {
@@ -1089,7 +1204,36 @@ impl Plan {
         let times: Vec<i64> = g.points.iter().map(|p| p.time).collect();
         // Per call, per window: its outputs.
         let mut per_call: Vec<Vec<Vec<Output>>> = Vec::with_capacity(self.calls.len());
-        for call in &self.calls {
+        for (ci, call) in self.calls.iter().enumerate() {
+            if self.pushed {
+                // One row per window: the call's value, computed by DataFusion.
+                let mut outs = Vec::with_capacity(windows.len());
+                for (start, end, _) in &windows {
+                    let lo = times.partition_point(|t| t < start);
+                    let hi = times.partition_point(|t| t < end);
+                    let value = (lo..hi)
+                        .map(|j| &g.points[j].fields[ci])
+                        .find(|v| !v.is_null())
+                        .cloned();
+                    outs.push(match value {
+                        Some(v) => vec![Output {
+                            value: v,
+                            time: None,
+                            point: None,
+                        }],
+                        None if call.name == "count" => {
+                            vec![Output {
+                                value: Value::Integer(0),
+                                time: None,
+                                point: None,
+                            }]
+                        }
+                        None => Vec::new(),
+                    });
+                }
+                per_call.push(outs);
+                continue;
+            }
             let col = match g.frame.col(&call.field) {
                 Some(Col::Field(i)) => Some(Col::Field(i)),
                 Some(Col::Tag(_)) => None, // tags are not aggregated: no values
