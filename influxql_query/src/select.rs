@@ -125,7 +125,7 @@ fn select<'a>(ctx: &'a Context<'a>, s: &'a SelectStatement, outer: TimeRange) ->
         let dims = Dims::new(&s.group_by, ctx.now_ns)?;
         let out = expand(&fields, &keys, &dims)?;
         let mut plan = Plan::new(out, &dims, s, &keys)?;
-        plan.pushed = frames.is_empty() && plan.can_push_down(&keys);
+        plan.pushed = frames.is_empty() && plan.tz.is_none() && plan.can_push_down(&keys);
         if plan.fields.is_empty() || range.is_empty() {
             return Ok(Vec::new());
         }
@@ -504,6 +504,8 @@ struct Plan {
     pushed: bool,
     /// Whether a column reads a field or tag outside any call.
     bare_refs: bool,
+    /// `tz()`: windows align to its midnights (and shift with its DST).
+    tz: Option<chrono_tz::Tz>,
     interval: Option<i64>,
     offset: i64,
     fill: Fill,
@@ -688,6 +690,7 @@ impl Plan {
             mode,
             pushed: false,
             bare_refs: !bare.is_empty(),
+            tz: s.timezone.as_deref().and_then(|z| z.parse().ok()),
             interval: dims.interval,
             offset: dims.offset,
             fill: s.fill.clone().unwrap_or(Fill::Null),
@@ -730,7 +733,39 @@ fn pushed_aggregate(call: &Call, table: &catalog::TableSchema) -> Option<String>
     })
 }
 
+/// The zone's offset from UTC at `t`, in nanoseconds.
+fn zone_offset(tz: chrono_tz::Tz, t: i64) -> i64 {
+    use chrono::{Offset, TimeZone};
+    let utc = chrono::DateTime::from_timestamp_nanos(t).naive_utc();
+    i64::from(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()) * 1_000_000_000
+}
+
 impl Plan {
+    /// The window `t` falls in: aligned to the epoch plus the offset, or,
+    /// with `tz()`, to the zone's local time, as InfluxDB does (a DST change
+    /// shorter than the interval moves the window's edge with it).
+    fn window(&self, t: i64) -> (i64, i64) {
+        let interval = self.interval.unwrap_or(1);
+        let t0 = t - self.offset;
+        let zone = self.tz.map_or(0, |z| zone_offset(z, t0));
+        let mut start = t0 - (t0 + zone).rem_euclid(interval);
+        if let Some(z) = self.tz {
+            let shift = zone - zone_offset(z, start);
+            if shift != 0 && shift.abs() < interval {
+                start += shift;
+            }
+        }
+        let start = start + self.offset;
+        let mut end = start + interval;
+        if let Some(z) = self.tz {
+            let shift = zone_offset(z, start) - zone_offset(z, end);
+            if shift != 0 && shift.abs() < interval {
+                end += shift;
+            }
+        }
+        (start, end)
+    }
+
     /// Whether DataFusion can compute every call per window: windows of
     /// plain aggregates and selectors whose row is not read, over fields
     /// of the types the functions take.
@@ -1173,27 +1208,27 @@ impl Plan {
         // The windows: (start, end exclusive, the row's time).
         let windows: Vec<(i64, i64, i64)> = match self.interval {
             Some(interval) => {
-                let align =
-                    |t: i64| (t - self.offset).div_euclid(interval) * interval + self.offset;
-                let start = align(range.start.unwrap_or(first))
-                    - if range.start.is_some() {
-                        self.lookback() * interval
-                    } else {
-                        0
-                    };
-                let last = align(range.end.unwrap_or(now_ns));
+                let mut start = self.window(range.start.unwrap_or(first)).0;
+                if range.start.is_some() {
+                    for _ in 0..self.lookback() {
+                        start = self.window(start - 1).0;
+                    }
+                }
+                let last = self.window(range.end.unwrap_or(now_ns)).0;
                 let count = (last - start) / interval + 1;
                 if count > MAX_WINDOWS {
                     return Err(invalid(format!(
                         "the query would produce {count} windows per series (at most {MAX_WINDOWS}): narrow the time range or widen the GROUP BY time interval"
                     )));
                 }
-                (0..count.max(0))
-                    .map(|i| {
-                        let w = start + i * interval;
-                        (w, w + interval, w)
-                    })
-                    .collect()
+                let mut windows = Vec::with_capacity(count.max(0) as usize);
+                let mut w = start;
+                while w <= last {
+                    let (s, e) = self.window(w);
+                    windows.push((s, e, s));
+                    w = e.max(s + 1);
+                }
+                windows
             }
             None => vec![(
                 range.start.unwrap_or(i64::MIN),
@@ -1250,12 +1285,8 @@ impl Plan {
                 };
                 let unit = call.args.unit.unwrap_or(1_000_000_000);
                 let values = match self.interval {
-                    Some(interval) => {
-                        let offset = self.offset;
-                        let window_of = move |t: i64| {
-                            let s = (t - offset).div_euclid(interval) * interval + offset;
-                            (s, s + interval)
-                        };
+                    Some(_) => {
+                        let window_of = |t: i64| self.window(t);
                         functions::integral(&points, unit, Some(&window_of))
                     }
                     None => functions::integral(&points, unit, None),
@@ -1503,9 +1534,7 @@ impl Plan {
         // Rows of the lookback windows go; so do the rows where no
         // transformation had an output, when every column is one.
         let first_window = match (self.interval, range.start) {
-            (Some(interval), Some(start)) => {
-                Some((start - self.offset).div_euclid(interval) * interval + self.offset)
-            }
+            (Some(_), Some(start)) => Some(self.window(start).0),
             _ => None,
         };
         let only_transforms = self.only_transforms();

@@ -251,6 +251,14 @@ def statements():
         f"SELECT round(mean(usage_user)) FROM cpu WHERE {R_DAY1} GROUP BY time(6h)",
         f"SELECT abs(min(usage_user) - 50) FROM cpu WHERE {R_DAY1} GROUP BY host",
     ]
+    # Time zones: windows at local midnight, times with the zone's offset.
+    q += [
+        f"SELECT count(usage_user) FROM cpu WHERE {R_ALL} GROUP BY time(1d) tz('America/Chicago')",
+        f"SELECT mean(usage_user) FROM cpu WHERE {R_DAY1} GROUP BY time(6h), host tz('Asia/Kolkata')",
+        f"SELECT usage_user FROM cpu WHERE {R_6H} AND host = 'web01' tz('Europe/Paris')",
+        f"SELECT max(usage_user) FROM cpu WHERE {R_DAY1} AND host = 'db01' tz('Australia/Sydney')",
+        f"SELECT sum(idle) FROM cpu WHERE {R_ALL} GROUP BY time(12h) fill(0) tz('America/New_York')",
+    ]
     # Subqueries.
     q += [
         f"SELECT max(m) FROM (SELECT mean(usage_user) AS m FROM cpu WHERE {R_DAY1} GROUP BY time(1h), host)",
