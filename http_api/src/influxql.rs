@@ -289,6 +289,9 @@ async fn run_one(
                 .map_err(api)?;
             Ok(StatementResult::default())
         }
+        Statement::Select(select) if select.into.is_some() => {
+            select_into(state, caller, db, rp, select, params, now_ns).await
+        }
         Statement::Delete { .. } => Err("DELETE is not supported by Inflow yet".to_string()),
         Statement::Unsupported(what) => Err(format!("{what} is not supported by Inflow")),
         reading => {
@@ -315,6 +318,143 @@ async fn run_one(
                 })
         }
     }
+}
+
+/// `SELECT ... INTO`: runs the select, writes its rows as points of the
+/// target measurement (the `GROUP BY` tags stay tags, the columns become
+/// fields), and answers InfluxDB's `result` series with the count written.
+async fn select_into(
+    state: &AppState,
+    caller: &Caller,
+    db: Option<&str>,
+    rp: Option<&str>,
+    select: &influxql::SelectStatement,
+    params: Option<&services::Params>,
+    now_ns: i64,
+) -> Result<StatementResult, String> {
+    let denied = || "error authorizing query: the token does not allow this statement".to_string();
+    let Some(into) = &select.into else {
+        return Err("SELECT INTO needs a target".to_string());
+    };
+    let influxql::MeasurementName::Name(target) = &into.name else {
+        return Err("SELECT INTO needs a measurement name, not a regex".to_string());
+    };
+    let Some(writer) = state.writer.as_ref() else {
+        return Err("SELECT INTO needs a node that accepts writes (an ingester)".to_string());
+    };
+    let Some(engine) = state.query.as_ref() else {
+        return Err("this node does not serve queries".to_string());
+    };
+    let target_db = into
+        .database
+        .as_deref()
+        .or(db)
+        .ok_or("database name required")?;
+    let target_db = match into.retention_policy.as_deref().or(rp) {
+        Some(r) if !r.is_empty() && r != "autogen" => format!("{target_db}/{r}"),
+        _ => target_db.to_string(),
+    };
+    if !allows(caller, &target_db, Action::Write) {
+        return Err(denied());
+    }
+    let reading = Statement::Select(Box::new(influxql::SelectStatement {
+        into: None,
+        ..select.clone()
+    }));
+    if let Some(source) = statement_db(&reading, db)
+        && !allows(caller, source, Action::Read)
+    {
+        return Err(denied());
+    }
+    let result = engine
+        .influxql(InfluxqlQuery {
+            db,
+            rp,
+            statement: &reading,
+            params,
+            now_ns,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    let mut points = 0i64;
+    for series in &result.series {
+        let mut key = escape_lp(target, ", ");
+        for (k, v) in series.tags.iter().flatten() {
+            if !v.is_empty() {
+                let _ = write!(key, ",{}={}", escape_lp(k, ",= "), escape_lp(v, ",= "));
+            }
+        }
+        let names = series.columns.iter().skip(usize::from(series.has_time));
+        for row in &series.rows {
+            let mut fields = String::new();
+            for (name, value) in names.clone().zip(&row.values) {
+                let text = match value {
+                    Value::Null => continue,
+                    Value::Float(f) if !f.is_finite() => continue,
+                    Value::Float(f) => format!("{f:?}"),
+                    Value::Integer(i) => format!("{i}i"),
+                    Value::Unsigned(u) => format!("{u}u"),
+                    Value::Boolean(b) => b.to_string(),
+                    Value::String(t) => {
+                        format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))
+                    }
+                };
+                if !fields.is_empty() {
+                    fields.push(',');
+                }
+                let _ = write!(fields, "{}={text}", escape_lp(name, ",= "));
+            }
+            if fields.is_empty() {
+                continue;
+            }
+            let _ = writeln!(body, "{key} {fields} {}", row.time);
+            points += 1;
+        }
+    }
+    if points > 0 {
+        writer
+            .write_lp(services::WriteRequest {
+                db: target_db,
+                body: bytes::Bytes::from(body),
+                precision: line_protocol::Precision::Nanosecond,
+                accept_partial: false,
+                no_sync: false,
+            })
+            .await
+            .map_err(|e| match e {
+                services::WriteError::Rejected(lines) => lines
+                    .first()
+                    .map(|l| l.error_message.clone())
+                    .unwrap_or_else(|| "the points were rejected".to_string()),
+                other => other.to_string(),
+            })?;
+    }
+    Ok(StatementResult {
+        series: vec![Series {
+            name: Some("result".to_string()),
+            tags: None,
+            columns: vec!["time".to_string(), "written".to_string()],
+            rows: vec![Row {
+                time: 0,
+                values: vec![Value::Integer(points)],
+            }],
+            has_time: true,
+        }],
+        timezone: None,
+    })
+}
+
+/// Escapes `chars` (and backslashes before them) for line protocol.
+fn escape_lp(s: &str, chars: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if chars.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn meta(name: Option<&str>, columns: &[&str], rows: Vec<Vec<Value>>) -> StatementResult {

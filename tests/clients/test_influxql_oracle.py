@@ -449,3 +449,20 @@ def test_csv_as_influxdb_1(both):
 
 def test_at_least_200_statements():
     assert len(statements()) >= 200
+
+
+@pytest.mark.parametrize("into, check", [
+    (f"SELECT mean(usage_user) AS usage_user INTO cpu_hourly FROM cpu WHERE {R_DAY1} GROUP BY time(1h), host",
+     f"SELECT * FROM cpu_hourly WHERE {R_DAY1} GROUP BY host"),
+    (f"SELECT usage_user, status, healthy, idle INTO {DB}.autogen.cpu_copy FROM cpu WHERE {R_6H} AND host = 'web01'",
+     f"SELECT * FROM cpu_copy WHERE {R_6H}"),
+    (f"SELECT max(value) INTO load_max FROM load WHERE {R_LOAD} GROUP BY time(10m), *",
+     f"SELECT * FROM load_max WHERE {R_LOAD}"),
+])
+def test_select_into_as_influxdb_1(both, into, check):
+    influxdb1, inflow = both
+    auth = {"Authorization": f"Token {inflow.token}"}
+    want = requests.post(f"{influxdb1}/query", params={"db": DB}, data={"q": into}).json()
+    got = requests.post(f"{inflow.url}/query", params={"db": DB}, data={"q": into}, headers=auth).json()
+    assert got == want
+    assert close(ask(influxdb1, check), ask(inflow.url, check, headers=auth))
