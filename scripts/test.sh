@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Inflow test. On a fresh machine it first installs what the tests
-# need (cargo-nextest, a Python venv with the real InfluxDB client libraries
+# need (cargo-nextest, Telegraf built from its Go module, a Python venv with the real InfluxDB client libraries
 # and moto's S3 server, Debian's Prometheus, InfluxDB 1.6 and Ceph RGW),
 # so this one command is all CI and developers run.
 #
@@ -47,6 +47,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 # Pinned: the clients' behaviour is what these tests check.
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/clients/requirements.txt
+
+# The Go-built tools (Telegraf), cached in $HOME/.cache/inflow-tools.
+tools_bin=$(scripts/build-tools.sh | tail -1)
+export INFLOW_TELEGRAF="$tools_bin/telegraf-v1.39.2"
 
 step "lint (rustfmt.toml's style; clippy with warnings as errors)"
 for component in rustfmt clippy; do
