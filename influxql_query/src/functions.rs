@@ -367,7 +367,8 @@ pub(crate) fn transform(
                 if t1 == t0 {
                     continue;
                 }
-                let d = (b - a) / ((t1 - t0) as f64 / unit);
+                // Over rows in descending order the elapsed time counts as positive.
+                let d = (b - a) / ((t1 - t0).abs() as f64 / unit);
                 if name == "non_negative_derivative" && d < 0.0 {
                     continue;
                 }

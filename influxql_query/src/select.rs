@@ -506,6 +506,8 @@ struct Plan {
     bare_refs: bool,
     /// `tz()`: windows align to its midnights (and shift with its DST).
     tz: Option<chrono_tz::Tz>,
+    /// `ORDER BY time DESC`: transformations see the rows in that order.
+    descending: bool,
     interval: Option<i64>,
     offset: i64,
     fill: Fill,
@@ -691,6 +693,7 @@ impl Plan {
             pushed: false,
             bare_refs: !bare.is_empty(),
             tz: s.timezone.as_deref().and_then(|z| z.parse().ok()),
+            descending: s.descending,
             interval: dims.interval,
             offset: dims.offset,
             fill: s.fill.clone().unwrap_or(Fill::Null),
@@ -1170,11 +1173,15 @@ impl Plan {
                     continue;
                 };
                 let (parsed, _) = call_args(name, args)?;
-                let seq: Vec<(i64, Value)> = g
+                let mut seq: Vec<(i64, Value)> = g
                     .points
                     .iter()
                     .map(|p| (p.time, eval::eval(&args[0], &g.frame.vars(p))))
                     .collect();
+                // InfluxDB transforms in the order the rows are returned.
+                if self.descending {
+                    seq.reverse();
+                }
                 let key = t.to_string();
                 for (time, v) in functions::transform(name, &parsed, 1_000_000_000, &seq)? {
                     results.entry(time).or_default().insert(key.clone(), v);
@@ -1487,7 +1494,7 @@ impl Plan {
                     frame: g.frame,
                     point: None,
                 };
-                let seq: Vec<(i64, Value)> = rows
+                let mut seq: Vec<(i64, Value)> = rows
                     .iter()
                     .enumerate()
                     .map(|(r, row)| {
@@ -1503,11 +1510,19 @@ impl Plan {
                         (row.time, eval_with(&args[0], &agg, &empty))
                     })
                     .collect();
+                if self.descending {
+                    seq.reverse();
+                }
                 let key = t.to_string();
                 let outputs = functions::transform(name, &parsed, default_unit, &seq)?;
+                let row_of: HashMap<i64, usize> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(r, row)| (row.time, r))
+                    .collect();
                 for (time, v) in outputs {
-                    if let Some(r) = rows.iter().position(|row| row.time == time) {
-                        results[r].insert(key.clone(), v);
+                    if let Some(r) = row_of.get(&time) {
+                        results[*r].insert(key.clone(), v);
                     }
                 }
             }

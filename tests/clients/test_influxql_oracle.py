@@ -240,6 +240,12 @@ def statements():
         f"SELECT derivative(value) FROM load WHERE {R_LOAD} AND host = 'web02' LIMIT 5",
         f"SELECT difference(usage_user) FROM cpu WHERE {R_6H} GROUP BY host",
         f"SELECT derivative(mean(usage_user)), mean(usage_user) FROM cpu WHERE {R_GAP} AND host = 'web02' GROUP BY time(2h)",
+        f"SELECT derivative(bytes) FROM net WHERE {R_NET} ORDER BY time DESC",
+        f"SELECT difference(bytes) FROM net WHERE {R_NET} ORDER BY time DESC LIMIT 5",
+        f"SELECT cumulative_sum(bytes) FROM net WHERE {R_NET} ORDER BY time DESC",
+        f"SELECT moving_average(bytes, 2) FROM net WHERE {R_NET} ORDER BY time DESC LIMIT 5",
+        f"SELECT derivative(max(bytes)) FROM net WHERE {R_NET} GROUP BY time(3h) ORDER BY time DESC",
+        f"SELECT elapsed(bytes, 1m) FROM net WHERE {R_NET} ORDER BY time DESC LIMIT 3",
     ]
     # Math.
     q += [
