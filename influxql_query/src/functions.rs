@@ -416,3 +416,149 @@ pub(crate) fn transform(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(values: &[(i64, f64)]) -> Vec<Input> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, (t, v))| Input {
+                time: *t,
+                value: Value::Float(*v),
+                point: i,
+            })
+            .collect()
+    }
+
+    fn one(name: &str, args: Args, values: &[(i64, f64)]) -> Output {
+        let out = reduce(name, &args, &inputs(values), &|_| Vec::new(), false).unwrap();
+        assert_eq!(out.len(), 1, "{name}");
+        out[0].clone()
+    }
+
+    #[test]
+    fn selectors_keep_the_point() {
+        let data = [(10, 3.0), (20, 1.0), (30, 3.0), (40, 2.0)];
+        let max = one("max", Args::default(), &data);
+        // Of equal values, the earliest.
+        assert_eq!((max.value, max.time), (Value::Float(3.0), Some(10)));
+        let p = Args {
+            number: Some(50.0),
+            unit: None,
+        };
+        assert_eq!(one("percentile", p, &data).value, Value::Float(2.0));
+        // Mode: the most frequent; of a tie, the smallest.
+        assert_eq!(
+            one("mode", Args::default(), &[(1, 2.0), (2, 1.0)]).value,
+            Value::Float(1.0)
+        );
+        assert_eq!(
+            one("median", Args::default(), &data).value,
+            Value::Float(2.5)
+        );
+        let tagged = reduce(
+            "top",
+            &Args {
+                number: Some(2.0),
+                unit: None,
+            },
+            &inputs(&data),
+            &|point| vec![["a", "b", "a", "b"][point].to_string()],
+            true,
+        )
+        .unwrap();
+        // The best of each tag, then the best two, in time order.
+        let got: Vec<_> = tagged.iter().map(|o| (o.time, o.value.clone())).collect();
+        assert_eq!(
+            got,
+            vec![(Some(10), Value::Float(3.0)), (Some(40), Value::Float(2.0))]
+        );
+        assert!(
+            reduce(
+                "percentile",
+                &Args {
+                    number: Some(0.0),
+                    unit: None
+                },
+                &inputs(&data),
+                &|_| Vec::new(),
+                false
+            )
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn transformations_over_a_series() {
+        let seq: Vec<(i64, Value)> = vec![
+            (0, Value::Integer(10)),
+            (1_000_000_000, Value::Null),
+            (2_000_000_000, Value::Integer(14)),
+            (3_000_000_000, Value::Integer(12)),
+        ];
+        let d = transform("derivative", &Args::default(), 1_000_000_000, &seq).unwrap();
+        assert_eq!(
+            d,
+            vec![
+                (2_000_000_000, Value::Float(2.0)),
+                (3_000_000_000, Value::Float(-2.0))
+            ]
+        );
+        let nn = transform("non_negative_difference", &Args::default(), 1, &seq).unwrap();
+        assert_eq!(nn, vec![(2_000_000_000, Value::Integer(4))]);
+        let ma = transform(
+            "moving_average",
+            &Args {
+                number: Some(2.0),
+                unit: None,
+            },
+            1,
+            &seq,
+        )
+        .unwrap();
+        assert_eq!(
+            ma,
+            vec![
+                (2_000_000_000, Value::Float(12.0)),
+                (3_000_000_000, Value::Float(13.0))
+            ]
+        );
+        let cs = transform("cumulative_sum", &Args::default(), 1, &seq).unwrap();
+        assert_eq!(cs.last(), Some(&(3_000_000_000, Value::Integer(36))));
+        let el = transform(
+            "elapsed",
+            &Args {
+                number: None,
+                unit: Some(1_000_000_000),
+            },
+            1,
+            &seq,
+        )
+        .unwrap();
+        assert_eq!(
+            el,
+            vec![
+                (2_000_000_000, Value::Integer(2)),
+                (3_000_000_000, Value::Integer(1))
+            ]
+        );
+    }
+
+    #[test]
+    fn integral_interpolates_at_window_edges() {
+        // Windows of 30: the area up to 30 goes to the first window, with
+        // the value at 30 interpolated; the last window is closed by the data's end.
+        let points = [(20, 1.5), (30, 2.5), (40, 3.5), (90, 4.5)];
+        let window = |t: i64| (t.div_euclid(30) * 30, t.div_euclid(30) * 30 + 30);
+        let by_window = integral(&points, 1, Some(&window));
+        assert_eq!(by_window[&0], 20.0);
+        assert!((by_window[&30] - 104.0).abs() < 1e-9);
+        assert!((by_window[&90] - 126.0).abs() < 1e-9);
+        let whole = integral(&points, 1, None);
+        assert!((whole[&0] - (20.0 + 30.0 + 200.0)).abs() < 1e-9);
+    }
+}
