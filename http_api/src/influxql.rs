@@ -23,7 +23,7 @@ use services::influxql::{InfluxqlQuery, Row, Series, StatementResult, Value};
 use crate::AppState;
 use crate::auth::{Caller, Need, authorize};
 use crate::error::{ApiError, Family};
-use crate::format::{Encoder, QueryFormat};
+use crate::format::Encoder;
 use crate::write::read_body;
 
 /// What a request asks for, from the query string and the body.
@@ -497,20 +497,47 @@ pub(crate) async fn query_v1(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    match v1(&state, &method, raw.as_deref(), &headers, body).await {
-        Ok(resp) => {
-            state
-                .metrics
-                .observe_query("influxql", started.elapsed(), true);
-            resp
-        }
-        Err(e) => {
-            state
-                .metrics
-                .observe_query("influxql", started.elapsed(), false);
-            e.respond(Family::V1)
-        }
-    }
+    let result = v1(&state, &method, raw.as_deref(), &headers, body).await;
+    observed(&state, started, Family::V1, result)
+}
+
+/// Records the query in the metrics and answers it.
+fn observed(
+    state: &AppState,
+    started: Instant,
+    family: Family,
+    result: Result<Response, ApiError>,
+) -> Response {
+    state
+        .metrics
+        .observe_query("influxql", started.elapsed(), result.is_ok());
+    result.unwrap_or_else(|e| e.respond(family))
+}
+
+/// The caller, the request's parameters and its query text.
+async fn request(
+    state: &AppState,
+    family: Family,
+    method: &Method,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+    missing_q: &str,
+) -> Result<(Caller, Params, String), ApiError> {
+    let caller = authorize(
+        &state.auth,
+        &state.catalog,
+        family,
+        headers,
+        raw,
+        Need::AnyToken,
+    )?;
+    let p = read_params(method, raw, headers, body, state.max_request_size).await?;
+    let q =
+        p.q.clone()
+            .filter(|q| !q.trim().is_empty())
+            .ok_or_else(|| ApiError::BadRequest(missing_q.into()))?;
+    Ok((caller, p, q))
 }
 
 async fn v1(
@@ -520,19 +547,9 @@ async fn v1(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(
-        &state.auth,
-        &state.catalog,
-        Family::V1,
-        headers,
-        raw,
-        Need::AnyToken,
-    )?;
-    let p = read_params(method, raw, headers, body, state.max_request_size).await?;
-    let q =
-        p.q.as_deref()
-            .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| ApiError::BadRequest("missing required parameter \"q\"".into()))?;
+    let missing = "missing required parameter \"q\"";
+    let (caller, p, q) = request(state, Family::V1, method, raw, headers, body, missing).await?;
+    let q = q.as_str();
     let bind = bind_params(p.params.as_deref())?;
     let epoch = match p.epoch.as_deref() {
         None | Some("") => None,
@@ -969,20 +986,8 @@ pub(crate) async fn query_influxql(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    match v3(&state, &method, raw.as_deref(), &headers, body).await {
-        Ok(resp) => {
-            state
-                .metrics
-                .observe_query("influxql", started.elapsed(), true);
-            resp
-        }
-        Err(e) => {
-            state
-                .metrics
-                .observe_query("influxql", started.elapsed(), false);
-            e.respond(Family::V3)
-        }
-    }
+    let result = v3(&state, &method, raw.as_deref(), &headers, body).await;
+    observed(&state, started, Family::V3, result)
 }
 
 async fn v3(
@@ -992,31 +997,10 @@ async fn v3(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = authorize(
-        &state.auth,
-        &state.catalog,
-        Family::V3,
-        headers,
-        raw,
-        Need::AnyToken,
-    )?;
-    let p = read_params(method, raw, headers, body, state.max_request_size).await?;
-    let q =
-        p.q.as_deref()
-            .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| ApiError::BadRequest("missing parameter 'q' (the query)".into()))?;
-    let format = match p.format.as_deref() {
-        Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "invalid format '{f}': use json, jsonl, json_lines, csv, pretty or parquet"
-            ))
-        })?,
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(QueryFormat::from_accept)
-            .unwrap_or(QueryFormat::Json),
-    };
+    let missing = "missing parameter 'q' (the query)";
+    let (caller, p, q) = request(state, Family::V3, method, raw, headers, body, missing).await?;
+    let q = q.as_str();
+    let format = crate::sql::query_format(p.format.as_deref(), headers)?;
     let bind = bind_params(p.params.as_deref())?;
     let batch = influxql_batch(
         state,

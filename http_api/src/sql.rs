@@ -128,18 +128,7 @@ async fn run(
     };
     let caller =
         crate::auth::authorize(&state.auth, &state.catalog, Family::V3, headers, None, need)?;
-    let format = match p.format.as_deref() {
-        Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "invalid format '{f}': use json, jsonl, json_lines, csv, pretty or parquet"
-            ))
-        })?,
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(QueryFormat::from_accept)
-            .unwrap_or(QueryFormat::Json),
-    };
+    let format = query_format(p.format.as_deref(), headers)?;
     let bind = match p.params {
         None => None,
         Some(serde_json::Value::Object(m)) => Some(m),
@@ -235,6 +224,25 @@ async fn run(
         },
     );
     Ok(respond(format, Body::from_stream(rest)))
+}
+
+/// The output format: the `format` parameter, else `Accept`, else JSON.
+pub(crate) fn query_format(
+    param: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<QueryFormat, ApiError> {
+    match param {
+        Some(f) => QueryFormat::from_param(f).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid format '{f}': use json, jsonl, json_lines, csv, pretty or parquet"
+            ))
+        }),
+        None => Ok(headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(QueryFormat::from_accept)
+            .unwrap_or(QueryFormat::Json)),
+    }
 }
 
 /// Results up to this size are sent whole, with a `content-length`; past
