@@ -123,50 +123,30 @@ async fn auth_parse_errors_and_statement_errors() {
         .unwrap()
         .to_string();
     s.write_ok("other", "m v=1 1").await;
-    let ask = |db: &'static str, q: &'static str| {
-        anon.get(s.url("/query"))
+    let ask = async |db: &str, q: &str| -> Value {
+        let r = anon
+            .get(s.url("/query"))
             .bearer_auth(&reader)
             .query(&[("db", db), ("q", q)])
             .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
     };
-    let ok: Value = ask("db", "SELECT usage FROM cpu")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let error_of = |v: &Value| {
+        v["results"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ok = ask("db", "SELECT usage FROM cpu").await;
     assert!(ok["results"][0]["series"].is_array());
-    let denied: Value = ask("other", "SELECT v FROM m")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert!(
-        denied["results"][0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("error authorizing query")
+        error_of(&ask("other", "SELECT v FROM m").await).starts_with("error authorizing query")
     );
-    let dbs: Value = ask("", "SHOW DATABASES")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dbs = ask("", "SHOW DATABASES").await;
     assert_eq!(dbs["results"][0]["series"][0]["values"], json!([["db"]]));
-    let drop: Value = ask("", "DROP DATABASE db")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        drop["results"][0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("error authorizing query")
-    );
+    assert!(error_of(&ask("", "DROP DATABASE db").await).starts_with("error authorizing query"));
 }
 
 #[tokio::test]
