@@ -773,8 +773,10 @@ impl Plan {
     /// plain aggregates and selectors whose row is not read, over fields
     /// of the types the functions take.
     fn can_push_down(&self, keys: &Keys) -> bool {
+        // Without windows, a lone selector's row has the point's time,
+        // which the grouped SQL does not return.
         self.mode == Mode::Aggregate
-            && self.interval.is_some()
+            && (self.interval.is_some() || !self.selector)
             && self.multi.is_none()
             && !self.bare_refs
             && self.calls.iter().all(|c| {
@@ -807,11 +809,14 @@ impl Plan {
         range: TimeRange,
         predicate: Option<&str>,
     ) -> String {
-        let interval = self.interval.unwrap_or(1);
-        let mut columns = vec![format!(
-            "date_bin(INTERVAL '{interval} nanoseconds', \"time\", to_timestamp_nanos({})) AS \"time\"",
-            self.offset
-        )];
+        let mut columns = vec![match self.interval {
+            Some(interval) => format!(
+                "date_bin(INTERVAL '{interval} nanoseconds', \"time\", to_timestamp_nanos({})) AS \"time\"",
+                self.offset
+            ),
+            // One window: any time inside it places the row.
+            None => "min(\"time\") AS \"time\"".to_string(),
+        }];
         columns.extend(group_tags.iter().map(|t| sql::ident(t)));
         for (i, c) in self.calls.iter().enumerate() {
             let agg = pushed_aggregate(c, table).unwrap_or_else(|| "NULL".to_string());
@@ -836,10 +841,16 @@ impl Plan {
             text.push_str(" WHERE ");
             text.push_str(&predicates.join(" AND "));
         }
-        let mut group = vec!["1".to_string()];
+        let mut group: Vec<String> = self.interval.map(|_| "1".to_string()).into_iter().collect();
         group.extend(group_tags.iter().map(|t| sql::ident(t)));
-        text.push_str(" GROUP BY ");
-        text.push_str(&group.join(", "));
+        if !group.is_empty() {
+            text.push_str(" GROUP BY ");
+            text.push_str(&group.join(", "));
+        }
+        if self.interval.is_none() {
+            // An aggregate over no rows is no series, not a row of zeros.
+            text.push_str(" HAVING count(*) > 0");
+        }
         text
     }
 
