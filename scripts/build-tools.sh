@@ -6,13 +6,18 @@
 #   scripts/build-tools.sh        prints the bin directory on its last line
 #
 # Tools (and why this version): Telegraf v1.39.2, the newest the proxy serves,
-# which has outputs.influxdb_v3 (1.38+).
+# which has outputs.influxdb_v3 (1.38+); for the Kubernetes tests, kube-apiserver,
+# kube-controller-manager and kube-scheduler v1.36.3 (k8s-openapi's v1_36),
+# etcd v3.6.16 (Kubernetes 1.36's), helm v4.3.2 and kwok v0.8.0 (fake nodes).
+# INFLOW_TOOLS_KUBERNETES=0 skips the Kubernetes parts.
 set -euo pipefail
 tools="${INFLOW_TOOLS:-$HOME/.cache/inflow-tools}"
 mkdir -p "$tools/bin" "$tools/src"
 export GOFLAGS=-mod=mod GOMAXPROCS="${GOMAXPROCS:-2}"
 
-# build NAME VERSION PACKAGE: go install PACKAGE@VERSION as bin/NAME-VERSION.
+# build NAME VERSION PACKAGE: PACKAGE at VERSION as bin/NAME-VERSION, built in a
+# scratch module (so the tool's own replace directives, which `go install`
+# refuses, do not apply; its dependencies resolve to their published versions).
 build() {
     local name=$1 version=$2 package=$3
     local target="$tools/bin/$name-$version"
@@ -20,12 +25,61 @@ build() {
         return 0
     fi
     echo "building $name $version (once; several minutes)" >&2
-    local scratch
-    scratch=$(mktemp -d "$tools/src/$name.XXXXXX")
-    (cd "$scratch" && GOBIN="$scratch/bin" go install "$package@$version") >&2
-    mv "$scratch/bin/$(basename "$package")" "$target"
-    rm -rf "$scratch"
+    local scratch="$tools/src/$name-$version"
+    mkdir -p "$scratch"
+    (
+        cd "$scratch"
+        [ -f go.mod ] || go mod init "inflow.dev/build-$name" >&2
+        go get "$package@$version" >&2
+        go build -o "$target" "$package" >&2
+    )
+}
+
+# kube_build VERSION: kube-apiserver, kube-controller-manager and kube-scheduler
+# from k8s.io/kubernetes, whose go.mod points its staging modules (k8s.io/api,
+# client-go, ...) at v0.0.0 in its own tree: a scratch module requires it and
+# replaces each with its published v0.X.Y.
+kube_build() {
+    local version=$1 minor
+    minor=$(echo "$version" | cut -d. -f2)
+    local missing=()
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+        [ -x "$tools/bin/$cmd-$version" ] || missing+=("$cmd")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "building ${missing[*]} $version (once; many minutes)" >&2
+    local scratch="$tools/src/kubernetes-$version"
+    mkdir -p "$scratch"
+    (
+        cd "$scratch"
+        local staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+            cloud-provider cluster-bootstrap code-generator component-base component-helpers
+            controller-manager cri-api cri-client cri-streaming csi-translation-lib
+            dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
+            kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
+            pod-security-admission sample-apiserver sample-cli-plugin sample-controller streaming)
+        {
+            echo "module inflow.dev/kubernetes-build"
+            echo "go 1.26"
+            echo "require k8s.io/kubernetes $version"
+            for m in "${staging[@]}"; do
+                echo "replace k8s.io/$m => k8s.io/$m v0.$minor.${version##*.}"
+            done
+        } > go.mod
+        printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n)\n' > tools.go
+        go mod tidy >&2
+        local ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+        for cmd in "${missing[@]}"; do
+            go build -ldflags "$ldflags" -o "$tools/bin/$cmd-$version" "k8s.io/kubernetes/cmd/$cmd" >&2
+        done
+    )
 }
 
 build telegraf v1.39.2 github.com/influxdata/telegraf/cmd/telegraf
+if [ "${INFLOW_TOOLS_KUBERNETES:-1}" = 1 ]; then
+    kube_build v1.36.3
+    build etcd v3.6.16 go.etcd.io/etcd/server/v3
+    build helm v4.3.2 helm.sh/helm/v4/cmd/helm
+    build kwok v0.8.0 sigs.k8s.io/kwok/cmd/kwok
+fi
 echo "$tools/bin"
