@@ -6,9 +6,8 @@
 #   scripts/build-tools.sh        prints the bin directory on its last line
 #
 # Tools (and why this version): Telegraf v1.39.2, the newest the proxy serves,
-# which has outputs.influxdb_v3 (1.38+); for the Kubernetes tests, kube-apiserver,
-# kube-controller-manager and kube-scheduler v1.36.3 (k8s-openapi's v1_36),
-# etcd v3.6.16 (Kubernetes 1.36's), helm v4.3.2 and kwok v0.8.0 (fake nodes).
+# which has outputs.influxdb_v3 (1.38+); for the Kubernetes tests, kube-apiserver
+# v1.36.3 (k8s-openapi's v1_36) and etcd v3.6.16 (Kubernetes 1.36's).
 # INFLOW_TOOLS_KUBERNETES=0 skips the Kubernetes parts.
 set -euo pipefail
 tools="${INFLOW_TOOLS:-$HOME/.cache/inflow-tools}"
@@ -35,15 +34,15 @@ build() {
     )
 }
 
-# kube_build VERSION: kube-apiserver, kube-controller-manager and kube-scheduler
-# from k8s.io/kubernetes, whose go.mod points its staging modules (k8s.io/api,
+# kube_build VERSION COMMAND...: commands of k8s.io/kubernetes (kube-apiserver, ...), whose go.mod points its staging modules (k8s.io/api,
 # client-go, ...) at v0.0.0 in its own tree: a scratch module requires it and
 # replaces each with its published v0.X.Y.
 kube_build() {
     local version=$1 minor
+    shift
     minor=$(echo "$version" | cut -d. -f2)
     local missing=()
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    for cmd in "$@"; do
         [ -x "$tools/bin/$cmd-$version" ] || missing+=("$cmd")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -77,9 +76,7 @@ kube_build() {
 
 build telegraf v1.39.2 github.com/influxdata/telegraf/cmd/telegraf
 if [ "${INFLOW_TOOLS_KUBERNETES:-1}" = 1 ]; then
-    kube_build v1.36.3
+    kube_build v1.36.3 kube-apiserver
     build etcd v3.6.16 go.etcd.io/etcd/server/v3
-    build helm v4.3.2 helm.sh/helm/v4/cmd/helm
-    build kwok v0.8.0 sigs.k8s.io/kwok/cmd/kwok
 fi
 echo "$tools/bin"

@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod kube;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

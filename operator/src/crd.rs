@@ -1,0 +1,310 @@
+//! The custom resources of group `inflow.dev`, version `v1alpha1`, and
+//! their OpenAPI schemas (generated from these types: `inflow-operator crd`).
+//!
+//! Validation lives in the schemas where the API server can apply it
+//! (patterns, enums, minimums), so a bad spec is refused at `kubectl apply`;
+//! what a schema cannot say is checked by the reconcilers and reported in
+//! the status conditions.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A key of a Secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret, in the resource's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The key in it (default `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl SecretKeyRef {
+    /// The key, or `token`.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or("token")
+    }
+}
+
+/// An Inflow cluster: ingesters, queriers and a compactor on one object
+/// store, or an external server the operator manages databases and tokens on.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "InflowCluster",
+    namespaced,
+    status = "InflowClusterStatus",
+    shortname = "inflow",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InflowClusterSpec {
+    /// The image of every role (default: the operator's own version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Ingesters (a StatefulSet: the pod name is the node id, so a
+    /// replaced pod replays its own WAL).
+    #[serde(default)]
+    pub ingesters: RoleSpec,
+    /// Queriers (a Deployment).
+    #[serde(default)]
+    pub queriers: RoleSpec,
+    /// The compactor (one replica; `replicas: 0` turns it off).
+    #[serde(default)]
+    pub compactor: RoleSpec,
+    /// Where the catalog, WAL and Parquet files live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectStoreSpec>,
+    /// The admin token: read from this Secret, or generated once into
+    /// `<name>-admin-token` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_secret_ref: Option<SecretKeyRef>,
+    /// A server the operator did not deploy: no workloads; `Database` and
+    /// `Token` resources of this cluster go to its API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSpec>,
+}
+
+/// One role's workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSpec {
+    /// Pods (default: 1 each for ingesters and queriers, 1 compactor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Extra command-line flags for the role's binary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables (`INFLOW_*` flags among them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The object store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ObjectStoreSpec {
+    /// A volume (a PersistentVolumeClaim) shared by every pod.
+    File(FileStore),
+    /// An S3 bucket.
+    S3(S3Store),
+}
+
+/// A file object store on a PersistentVolumeClaim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileStore {
+    /// The claim's size (default `10Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// The storage class (default: the cluster's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// An S3 bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Store {
+    /// The bucket.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// The endpoint URL (default AWS's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A Secret with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_name: Option<String>,
+}
+
+/// A server with the InfluxDB 3 API that the operator did not deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSpec {
+    /// Its base URL.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// Its admin token.
+    pub admin_token_secret_ref: SecretKeyRef,
+}
+
+/// What the operator observed of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InflowClusterStatus {
+    /// `Pending`, `Ready` or `Degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready pods per role.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ready_replicas: BTreeMap<String, i32>,
+    /// Ready, Progressing, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// What happens to the database when its resource is deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// The database stays.
+    #[default]
+    Retain,
+    /// The database is deleted.
+    Delete,
+}
+
+/// A database of an `InflowCluster`.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "Database",
+    namespaced,
+    status = "DatabaseStatus",
+    shortname = "idb",
+    printcolumn = r#"{"name":"Database","type":"string","jsonPath":".status.databaseName"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// The `InflowCluster` (in this namespace) the database lives on.
+    #[schemars(length(min = 1))]
+    pub cluster_ref: String,
+    /// The database name (default: the resource's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}(/[a-zA-Z0-9][a-zA-Z0-9_-]*)?$"))]
+    pub name: Option<String>,
+    /// Rows older than this are deleted (`30d`, `none`; default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(none|([0-9]+(ns|us|µs|ms|s|m|h|d|w|y))+)$"))]
+    pub retention_period: Option<String>,
+    /// On deleting the resource: keep the database (`Retain`, the default) or delete it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What the operator observed of a database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    /// The database's name on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_name: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (with the API's error as the message when not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A resource a token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    /// Databases.
+    Db,
+    /// System tables.
+    System,
+}
+
+/// An action a token may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAction {
+    /// Queries.
+    Read,
+    /// Writes.
+    Write,
+}
+
+/// One permission of a token, as the configure API takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    /// `db` or `system`.
+    pub resource_type: ResourceType,
+    /// Database names (or `*`); for `system`, table names.
+    #[schemars(length(min = 1))]
+    pub resource_names: Vec<String>,
+    /// `read`, `write`.
+    #[schemars(length(min = 1))]
+    pub actions: Vec<TokenAction>,
+}
+
+/// A resource token of an `InflowCluster`, its string kept in a Secret.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "Token",
+    namespaced,
+    status = "TokenStatus",
+    shortname = "itoken",
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretName"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSpec {
+    /// The `InflowCluster` (in this namespace) the token is for.
+    #[schemars(length(min = 1))]
+    pub cluster_ref: String,
+    /// What the token may do.
+    #[schemars(length(min = 1))]
+    pub permissions: Vec<Permission>,
+    /// How long the token lives (`30d`; default: no expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ns|us|µs|ms|s|m|h|d|w|y))+$"))]
+    pub expiry: Option<String>,
+    /// The Secret the token is written to (key `token`), in this namespace.
+    #[schemars(length(min = 1))]
+    pub secret_name: String,
+    /// Change this (any value) to replace the token with a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<String>,
+}
+
+/// What the operator observed of a token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenStatus {
+    /// The token's name on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+    /// The spec (permissions, expiry, rotate) the current token was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_hash: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (with the API's error as the message when not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Every CRD, as YAML documents (what `inflow-operator crd` prints and
+/// `crds/` holds).
+pub fn all_crds_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    let mut out = String::new();
+    for crd in [InflowCluster::crd(), Database::crd(), Token::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}

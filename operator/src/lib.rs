@@ -1,0 +1,15 @@
+//! Inflow's Kubernetes operator: the custom resources of group
+//! `inflow.dev` and the controllers that reconcile them (the binary
+//! `inflow-operator` runs them).
+//!
+//! ```text
+//!  Database, Token ──watch──▶ reconcile ──▶ the cluster's management API
+//!        ▲                       │           (its ingester Service, or spec.external.url)
+//!        └── status, conditions ◀┘
+//! ```
+
+pub mod api;
+pub mod crd;
+pub mod lease;
+pub mod metrics;
+pub mod reconcile;

@@ -1,0 +1,223 @@
+//! `inflow-operator`: reconciles `InflowCluster`, `Database` and `Token`
+//! resources (group `inflow.dev`) into Inflow's management API.
+//!
+//! ```text
+//!  inflow-operator crd              the CRDs as YAML (crds/ holds them)
+//!  inflow-operator run              leader election, then the controllers,
+//!                                   /metrics and /healthz on --metrics-bind
+//! ```
+//!
+//! Each controller is a kube-rs `Controller`: it watches its kind, calls
+//! the reconciler for every change and on a timer (drift repair), and
+//! requeues failures with backoff; a reconcile never panics on a bad spec,
+//! it reports the reason in the resource's status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+
+use operator::crd::{self, Database, Token};
+use operator::reconcile::{self, Context};
+use operator::{api, lease, metrics};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "inflow-operator",
+    version,
+    about = "The Kubernetes operator of Inflow"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Run the controllers.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Where `/metrics` and `/healthz` are served.
+    #[arg(
+        long,
+        env = "INFLOW_OPERATOR_METRICS_BIND",
+        default_value = "0.0.0.0:8080"
+    )]
+    metrics_bind: SocketAddr,
+    /// Watch this namespace only (default: every namespace).
+    #[arg(long, env = "INFLOW_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// How often a ready resource is checked again, to repair drift.
+    #[arg(long, env = "INFLOW_OPERATOR_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
+    resync: Duration,
+    /// The namespace of the leader-election Lease (default: the pod's, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Crd => match crd::all_crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                0
+            }
+            Err(e) => {
+                eprintln!("inflow-operator: {e}");
+                1
+            }
+        },
+        Command::Run(args) => match tokio::runtime::Runtime::new() {
+            Ok(rt) => match rt.block_on(run(args)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("inflow-operator: {e}");
+                    1
+                }
+            },
+            Err(e) => {
+                eprintln!("inflow-operator: tokio runtime: {e}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let client = kube::Client::try_default().await?;
+    let metrics = metrics::Metrics::new()?;
+    let listener = tokio::net::TcpListener::bind(args.metrics_bind).await?;
+    println!("metrics on {}", listener.local_addr()?);
+    let served = metrics.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = served.clone();
+                async move { m.render() }
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server failed");
+        }
+    });
+
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("inflow-operator-{}", std::process::id()));
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let elector = lease::Elector::new(client.clone(), &lease_ns, "inflow-operator", &identity);
+    elector.acquire().await;
+    tracing::info!(identity, "holding the leader lease");
+    println!("leader as {identity}");
+    // Renew; a replica that loses the lease stops, so only one reconciles.
+    let renewer = elector.clone();
+    tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match renewer.try_acquire().await {
+                Ok(true) => failures = 0,
+                Ok(false) => {
+                    tracing::error!("lost the leader lease; exiting");
+                    std::process::exit(2);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "renewing the leader lease failed");
+                    if failures * 5 >= lease::LEASE_SECONDS {
+                        std::process::exit(2);
+                    }
+                }
+            }
+        }
+    });
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        resync: args.resync,
+        metrics,
+    });
+    let (dbs, tokens): (Api<Database>, Api<Token>) = match &args.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let databases = Controller::new(dbs, watcher::Config::default())
+        .run(
+            reconcile::reconcile_database,
+            error_policy_database,
+            Arc::clone(&ctx),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "database reconcile");
+            }
+        });
+    let tokens = Controller::new(tokens, watcher::Config::default())
+        .run(
+            reconcile::reconcile_token,
+            error_policy_token,
+            Arc::clone(&ctx),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "token reconcile");
+            }
+        });
+    tokio::join!(databases, tokens);
+    Ok(())
+}
+
+/// Failures back off by how many in a row this resource had; the count
+/// lives in its status generation gap, so it is approximated here by the
+/// error kind: unreachable servers wait longer than conflicts.
+fn error_policy_database(db: Arc<Database>, e: &reconcile::Error, _: Arc<Context>) -> Action {
+    tracing::warn!(database = db.name_any(), error = %e, "reconcile failed");
+    Action::requeue(failure_delay(e))
+}
+
+fn error_policy_token(t: Arc<Token>, e: &reconcile::Error, _: Arc<Context>) -> Action {
+    tracing::warn!(token = t.name_any(), error = %e, "reconcile failed");
+    Action::requeue(failure_delay(e))
+}
+
+fn failure_delay(e: &reconcile::Error) -> Duration {
+    match e {
+        reconcile::Error::Api(api::ApiError::Unreachable(_)) | reconcile::Error::Cluster(_) => {
+            reconcile::backoff(2)
+        }
+        _ => reconcile::backoff(0),
+    }
+}

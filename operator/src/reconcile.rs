@@ -1,0 +1,404 @@
+//! The reconcilers of `Database` and `Token`: each brings the server's
+//! state to the resource's spec, repairs drift on a timer, and reports what
+//! it found in the resource's conditions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use sha2::Digest;
+
+use crate::api;
+use crate::crd::{Database, DatabaseStatus, DeletionPolicy, InflowCluster, Token, TokenStatus};
+use crate::metrics::Metrics;
+
+/// The field manager of the operator's patches.
+pub const MANAGER: &str = "inflow-operator";
+const DATABASE_FINALIZER: &str = "inflow.dev/database";
+const TOKEN_FINALIZER: &str = "inflow.dev/token";
+
+/// What every reconcile needs.
+#[derive(Clone)]
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// How often a ready resource is checked again (drift repair).
+    pub resync: Duration,
+    /// The operator's metrics.
+    pub metrics: Metrics,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("resync", &self.resync)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a reconcile failed: requeued with backoff, the reason in status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    /// The cluster the resource names is missing or not usable.
+    #[error("{0}")]
+    Cluster(String),
+    /// The InfluxDB 3 API failed.
+    #[error("{0}")]
+    Api(#[from] api::ApiError),
+    /// The spec is invalid in a way the schema cannot say.
+    #[error("{0}")]
+    Spec(String),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesError",
+            Error::Cluster(_) => "ClusterUnavailable",
+            Error::Api(e) => e.reason(),
+            Error::Spec(_) => "InvalidSpec",
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+}
+
+/// The backoff after a failure: doubling from 5 s to 5 min by how often it failed.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(5u64.saturating_mul(1 << failures.min(6)).min(300))
+}
+
+fn ready(generation: Option<i64>, ok: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: "Ready".to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time: now(),
+    }
+}
+
+/// The current time as the API's `Time`.
+pub fn now() -> Time {
+    let text = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    serde_json::from_value(json!(text)).unwrap_or_else(|_| Time(Default::default()))
+}
+
+/// Keeps a condition's transition time when its status did not change.
+fn merge(previous: &[Condition], mut next: Condition) -> Vec<Condition> {
+    if let Some(p) = previous.iter().find(|c| c.type_ == next.type_)
+        && p.status == next.status
+    {
+        next.last_transition_time = p.last_transition_time.clone();
+    }
+    vec![next]
+}
+
+/// A client of the cluster `name` in `namespace`: its external URL, or its
+/// ingester Service, with its admin token from the Secret.
+pub async fn cluster_client(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<api::Client, Error> {
+    let clusters: Api<InflowCluster> = Api::namespaced(client.clone(), namespace);
+    let cluster = clusters
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::Cluster(format!("InflowCluster {namespace}/{name} not found")))?;
+    let (url, secret_ref) = match &cluster.spec.external {
+        Some(ext) => (ext.url.clone(), ext.admin_token_secret_ref.clone()),
+        None => (
+            format!("http://{name}-ingester.{namespace}.svc:8181"),
+            cluster
+                .spec
+                .admin_token_secret_ref
+                .clone()
+                .unwrap_or(crate::crd::SecretKeyRef {
+                    name: format!("{name}-admin-token"),
+                    key: None,
+                }),
+        ),
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
+        Error::Cluster(format!(
+            "the admin token Secret {namespace}/{} of cluster {name} does not exist",
+            secret_ref.name
+        ))
+    })?;
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(secret_ref.key()))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Error::Cluster(format!(
+                "the Secret {namespace}/{} has no key '{}'",
+                secret_ref.name,
+                secret_ref.key()
+            ))
+        })?;
+    Ok(api::Client::new(&url, &token))
+}
+
+fn same_retention(a: Option<&str>, b: Option<&str>) -> bool {
+    let parse = |s: Option<&str>| match s.filter(|s| !s.is_empty() && *s != "none") {
+        None => Some(None),
+        Some(s) => humantime::parse_duration(s).ok().map(Some),
+    };
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Reconciles one `Database`.
+pub async fn reconcile_database(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = db.namespace().unwrap_or_else(|| "default".to_string());
+    let dbs: Api<Database> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&dbs, DATABASE_FINALIZER, db, |event| async {
+        match event {
+            Event::Apply(db) => apply_database(&db, &ctx, &namespace).await,
+            Event::Cleanup(db) => cleanup_database(&db, &ctx, &namespace).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .observe("Database", started.elapsed(), result.is_ok());
+    result
+}
+
+fn database_name(db: &Database) -> String {
+    db.spec.name.clone().unwrap_or_else(|| db.name_any())
+}
+
+async fn apply_database(db: &Database, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let name = database_name(db);
+    let outcome = async {
+        let client = cluster_client(&ctx.client, namespace, &db.spec.cluster_ref).await?;
+        let existing = client.databases().await?;
+        let wanted = db.spec.retention_period.as_deref();
+        match existing.iter().find(|d| d.name == name) {
+            None => client.create_database(&name, wanted).await?,
+            Some(d) if !same_retention(d.retention.as_deref(), wanted) => {
+                client.set_retention(&name, wanted).await?
+            }
+            Some(_) => {}
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    let previous = db
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let generation = db.meta().generation;
+    let condition = match &outcome {
+        Ok(()) => ready(
+            generation,
+            true,
+            "Reconciled",
+            &format!("database {name} is in place"),
+        ),
+        Err(e) => ready(generation, false, e.reason(), &e.to_string()),
+    };
+    let status = DatabaseStatus {
+        database_name: Some(name),
+        observed_generation: generation,
+        conditions: merge(&previous, condition),
+    };
+    let dbs: Api<Database> = Api::namespaced(ctx.client.clone(), namespace);
+    dbs.patch_status(
+        &db.name_any(),
+        &PatchParams::apply(MANAGER),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await?;
+    outcome.map(|()| Action::requeue(ctx.resync))
+}
+
+async fn cleanup_database(db: &Database, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    if db.spec.deletion_policy == DeletionPolicy::Delete {
+        let client = cluster_client(&ctx.client, namespace, &db.spec.cluster_ref).await?;
+        match client.delete_database(&database_name(db)).await {
+            Err(e) if !e.is(404) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// The name of a `Token`'s token on the server.
+fn token_name(token: &Token, namespace: &str) -> String {
+    format!("k8s-{namespace}-{}", token.name_any())
+}
+
+/// What the current token was made for: a new one is made when it changes.
+fn spec_hash(token: &Token) -> String {
+    let text = serde_json::to_string(&(
+        &token.spec.permissions,
+        &token.spec.expiry,
+        &token.spec.rotate,
+    ))
+    .unwrap_or_default();
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reconciles one `Token`.
+pub async fn reconcile_token(token: Arc<Token>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = token.namespace().unwrap_or_else(|| "default".to_string());
+    let tokens: Api<Token> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&tokens, TOKEN_FINALIZER, token, |event| async {
+        match event {
+            Event::Apply(t) => apply_token(&t, &ctx, &namespace).await,
+            Event::Cleanup(t) => {
+                let client = cluster_client(&ctx.client, &namespace, &t.spec.cluster_ref).await?;
+                client.delete_token(&token_name(&t, &namespace)).await?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .observe("Token", started.elapsed(), result.is_ok());
+    result
+}
+
+async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Action, Error> {
+    let name = token_name(token, namespace);
+    let hash = spec_hash(token);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let outcome = async {
+        let expiry_secs = match &token.spec.expiry {
+            Some(e) => Some(
+                humantime::parse_duration(e)
+                    .map_err(|err| Error::Spec(format!("expiry '{e}': {err}")))?
+                    .as_secs()
+                    .max(1),
+            ),
+            None => None,
+        };
+        let client = cluster_client(&ctx.client, namespace, &token.spec.cluster_ref).await?;
+        let secret = secrets.get_opt(&token.spec.secret_name).await?;
+        let has_string = secret
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .is_some_and(|d| d.get("token").is_some_and(|t| !t.0.is_empty()));
+        let live = client.live_tokens().await?.contains(&name);
+        let made_for = token.status.as_ref().and_then(|s| s.spec_hash.as_deref());
+        if has_string && live && made_for == Some(hash.as_str()) {
+            return Ok(());
+        }
+        // A new token: its string goes into the Secret once, here.
+        client.delete_token(&name).await?;
+        let string = client
+            .create_token(&name, &token.spec.permissions, expiry_secs)
+            .await?;
+        let owner = token
+            .controller_owner_ref(&())
+            .into_iter()
+            .collect::<Vec<_>>();
+        let mut data = std::collections::BTreeMap::new();
+        data.insert("token".to_string(), ByteString(string.into_bytes()));
+        let mut object = Secret {
+            data: Some(data),
+            type_: Some("Opaque".to_string()),
+            ..Default::default()
+        };
+        object.metadata.name = Some(token.spec.secret_name.clone());
+        object.metadata.namespace = Some(namespace.to_string());
+        object.metadata.owner_references = Some(owner);
+        match secret {
+            Some(existing) => {
+                object.metadata.resource_version = existing.metadata.resource_version;
+                secrets
+                    .replace(&token.spec.secret_name, &PostParams::default(), &object)
+                    .await?;
+            }
+            None => {
+                secrets.create(&PostParams::default(), &object).await?;
+            }
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    let previous = token
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let generation = token.meta().generation;
+    let (condition, made_for) = match &outcome {
+        Ok(()) => (
+            ready(
+                generation,
+                true,
+                "Reconciled",
+                &format!("token {name} is in Secret {}", token.spec.secret_name),
+            ),
+            Some(hash),
+        ),
+        Err(e) => (
+            ready(generation, false, e.reason(), &e.to_string()),
+            token.status.as_ref().and_then(|s| s.spec_hash.clone()),
+        ),
+    };
+    let status = TokenStatus {
+        token_name: Some(name),
+        spec_hash: made_for,
+        observed_generation: generation,
+        conditions: merge(&previous, condition),
+    };
+    let tokens: Api<Token> = Api::namespaced(ctx.client.clone(), namespace);
+    tokens
+        .patch_status(
+            &token.name_any(),
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    outcome.map(|()| Action::requeue(ctx.resync))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_compares_by_duration() {
+        assert!(same_retention(Some("30d"), Some("720h")));
+        assert!(same_retention(None, Some("none")));
+        assert!(!same_retention(Some("1d"), None));
+        assert_eq!(backoff(0), Duration::from_secs(5));
+        assert_eq!(backoff(10), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,269 @@
+//! The operator on a real control plane (etcd and kube-apiserver built from
+//! their Go modules), managing databases and tokens on a real `inflow serve`
+//! that it did not deploy (`spec.external`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use test_helpers::TestServer;
+use test_helpers::kube::ControlPlane;
+
+const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/inflow.dev.yaml");
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `inflow-operator run` against the control plane; returns once it leads.
+fn operator(plane: &ControlPlane, identity: &str) -> Operator {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inflow-operator"))
+        .args([
+            "run",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--resync",
+            "1s",
+            "--identity",
+            identity,
+        ])
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("leader as ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the operator did not take the leader lease");
+    Operator(child)
+}
+
+/// Polls `check` until it returns `Some`, or fails after 30 s with `what`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn databases(inflow: &TestServer) -> Vec<Value> {
+    let r = inflow
+        .client()
+        .get(inflow.url("/api/v3/configure/database"))
+        .query(&[("format", "json")])
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+async fn write_status(inflow: &TestServer, token: &str, db: &str) -> u16 {
+    inflow
+        .anonymous_client()
+        .post(inflow.url("/api/v3/write_lp"))
+        .bearer_auth(token)
+        .query(&[("db", db)])
+        .body("m v=1")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn json_of(plane: &ControlPlane, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let (ok, out, err) = plane.kubectl(&all);
+    assert!(ok, "kubectl {args:?}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn secret_token(plane: &ControlPlane, name: &str) -> Option<String> {
+    use base64::Engine;
+    let (ok, out, _) = plane.kubectl(&["get", "secret", name, "-o", "jsonpath={.data.token}"]);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(out.trim())
+        .ok()?;
+    (ok && !bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn databases_and_tokens_on_an_external_inflow() {
+    let plane = ControlPlane::start();
+    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = plane.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/inflowclusters.inflow.dev",
+        "crd/databases.inflow.dev",
+        "crd/tokens.inflow.dev",
+    ]);
+    assert!(ok, "{err}");
+
+    // The schema refuses bad specs before any reconcile.
+    let bad = "apiVersion: inflow.dev/v1alpha1\nkind: Database\nmetadata: {name: bad}\n\
+               spec: {clusterRef: prod, name: \"no spaces\", deletionPolicy: Sometimes}\n";
+    std::fs::write(plane.dir().join("bad.yaml"), bad).unwrap();
+    let (ok, _, err) = plane.kubectl(&[
+        "apply",
+        "-f",
+        plane.dir().join("bad.yaml").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("spec.name") && err.contains("deletionPolicy"),
+        "{err}"
+    );
+
+    let inflow = TestServer::start().await;
+    let admin = inflow.admin_token().unwrap().to_string();
+    let (ok, _, err) = plane.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "inflow-admin",
+        &format!("--from-literal=token={admin}"),
+    ]);
+    assert!(ok, "{err}");
+    plane.apply(&format!(
+        "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {{name: prod}}\n\
+         spec:\n  external:\n    url: {}\n    adminTokenSecretRef: {{name: inflow-admin}}\n",
+        inflow.url("")
+    ));
+    let op = operator(&plane, "first");
+
+    // A Database makes a database, with its retention.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Database\nmetadata: {name: metrics}\n\
+         spec: {clusterRef: prod, retentionPeriod: 30d, deletionPolicy: Delete}\n",
+    );
+    eventually("the database", || async {
+        databases(&inflow)
+            .await
+            .into_iter()
+            .find(|d| d["iox::database"] == "metrics" && !d["retention_period"].is_null())
+    })
+    .await;
+    let status = eventually("Ready", || async {
+        let v = json_of(&plane, &["get", "database", "metrics"]);
+        (v["status"]["conditions"][0]["status"] == "True").then_some(v)
+    })
+    .await;
+    assert_eq!(status["status"]["databaseName"], "metrics");
+    assert!(
+        status["metadata"]["finalizers"]
+            .to_string()
+            .contains("inflow.dev/database")
+    );
+
+    // Dropped behind the operator's back: it comes back within the resync.
+    let r = inflow
+        .client()
+        .delete(inflow.url("/api/v3/configure/database"))
+        .query(&[("db", "metrics")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually("the database back", || async {
+        databases(&inflow)
+            .await
+            .into_iter()
+            .find(|d| d["iox::database"] == "metrics")
+    })
+    .await;
+
+    // A Token: its string in the Secret, allowed on its database only.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Token\nmetadata: {name: writer}\n\
+         spec:\n  clusterRef: prod\n  secretName: writer-token\n  permissions:\n\
+         \x20 - {resourceType: db, resourceNames: [metrics], actions: [read, write]}\n",
+    );
+    let token = eventually("the token Secret", || async {
+        secret_token(&plane, "writer-token")
+    })
+    .await;
+    assert!(token.starts_with("apiv3_"), "{token}");
+    assert_eq!(write_status(&inflow, &token, "metrics").await, 204);
+    assert_eq!(write_status(&inflow, &token, "other").await, 403);
+
+    // A restarted operator (a new leader after the lease expires) keeps the token.
+    drop(op);
+    let op = operator(&plane, "second");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        secret_token(&plane, "writer-token").as_deref(),
+        Some(token.as_str())
+    );
+
+    // Rotation replaces it; the old string stops working.
+    let (ok, _, err) = plane.kubectl(&[
+        "patch",
+        "token",
+        "writer",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"rotate":"1"}}"#,
+    ]);
+    assert!(ok, "{err}");
+    let rotated = eventually("a new token", || async {
+        secret_token(&plane, "writer-token").filter(|t| *t != token)
+    })
+    .await;
+    assert_eq!(write_status(&inflow, &rotated, "metrics").await, 204);
+    assert_eq!(write_status(&inflow, &token, "metrics").await, 401);
+
+    // A Database of a cluster that does not exist reports why.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Database\nmetadata: {name: orphan}\nspec: {clusterRef: nope}\n",
+    );
+    let reason = eventually("the orphan's condition", || async {
+        let v = json_of(&plane, &["get", "database", "orphan"]);
+        v["status"]["conditions"][0]["reason"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    assert_eq!(reason, "ClusterUnavailable");
+
+    // Deleting the resources deletes the token and (policy Delete) the database.
+    let (ok, _, err) = plane.kubectl(&["delete", "token", "writer", "--timeout=30s"]);
+    assert!(ok, "{err}");
+    assert_eq!(write_status(&inflow, &rotated, "metrics").await, 401);
+    let (ok, _, err) = plane.kubectl(&["delete", "database", "metrics", "--timeout=30s"]);
+    assert!(ok, "{err}");
+    assert!(
+        !databases(&inflow)
+            .await
+            .iter()
+            .any(|d| d["iox::database"] == "metrics")
+    );
+    drop(op);
+}
