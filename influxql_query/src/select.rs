@@ -1040,6 +1040,75 @@ fn eval_with(e: &Expr, results: &HashMap<String, Value>, vars: &dyn Vars) -> Val
     }
 }
 
+/// A column's expression with its aggregate calls resolved to their index
+/// among the statement's calls, so each window evaluates it without
+/// looking calls up by name.
+enum Compiled {
+    Call(usize),
+    Value(Value),
+    Var(String),
+    Binary(influxql::BinaryOp, Box<Compiled>, Box<Compiled>),
+    Math(String, Vec<Compiled>),
+}
+
+impl Compiled {
+    fn new(e: &Expr, calls: &[Call]) -> Compiled {
+        match e {
+            Expr::Call { name, args } => {
+                let key = e.to_string();
+                if let Some(i) = calls.iter().position(|c| c.key == key) {
+                    return Compiled::Call(i);
+                }
+                if functions::kind(name).is_some() {
+                    return Compiled::Value(Value::Null);
+                }
+                Compiled::Math(
+                    name.clone(),
+                    args.iter().map(|a| Compiled::new(a, calls)).collect(),
+                )
+            }
+            Expr::Binary { op, lhs, rhs } => Compiled::Binary(
+                *op,
+                Box::new(Compiled::new(lhs, calls)),
+                Box::new(Compiled::new(rhs, calls)),
+            ),
+            Expr::Paren(inner) => Compiled::new(inner, calls),
+            Expr::VarRef { name, .. } => Compiled::Var(name.clone()),
+            Expr::Literal(l) => Compiled::Value(eval::literal(l)),
+            _ => Compiled::Value(Value::Null),
+        }
+    }
+
+    fn eval(&self, calls: &[Value], vars: &dyn Vars) -> Value {
+        match self {
+            Compiled::Call(i) => calls[*i].clone(),
+            Compiled::Value(v) => v.clone(),
+            Compiled::Var(name) => vars.var(name),
+            Compiled::Binary(op, l, r) => {
+                eval::binary(*op, &l.eval(calls, vars), &r.eval(calls, vars))
+            }
+            Compiled::Math(name, args) => {
+                let values: Vec<Value> = args.iter().map(|a| a.eval(calls, vars)).collect();
+                eval::math(name, &values)
+            }
+        }
+    }
+
+    /// The calls it reads.
+    fn calls(&self) -> Vec<usize> {
+        match self {
+            Compiled::Call(i) => vec![*i],
+            Compiled::Binary(_, l, r) => {
+                let mut v = l.calls();
+                v.extend(r.calls());
+                v
+            }
+            Compiled::Math(_, args) => args.iter().flat_map(Compiled::calls).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The transformation calls of an expression, outermost first.
 fn transforms(e: &Expr, out: &mut Vec<Expr>) {
     match e {
@@ -1401,6 +1470,12 @@ impl Plan {
         }
 
         // Rows.
+        let compiled: Vec<Compiled> = self
+            .fields
+            .iter()
+            .map(|f| Compiled::new(&f.expr, &self.calls))
+            .collect();
+        let field_calls: Vec<Vec<usize>> = compiled.iter().map(Compiled::calls).collect();
         let mut rows: Vec<Row> = Vec::new();
         let mut empty_cells: Vec<Vec<bool>> = Vec::new();
         let mut window_of_row: Vec<usize> = Vec::new();
@@ -1432,8 +1507,9 @@ impl Plan {
                 }
                 continue;
             }
-            let mut results = HashMap::new();
-            let mut empty: HashMap<&str, bool> = HashMap::new();
+            // The calls' values in this window, by call index.
+            let mut values_of_calls = Vec::with_capacity(self.calls.len());
+            let mut empty_calls = Vec::with_capacity(self.calls.len());
             let mut selected: Option<&Output> = None;
             for (c, call) in self.calls.iter().enumerate() {
                 let o = per_call[c][w].first();
@@ -1441,7 +1517,6 @@ impl Plan {
                     "count" => matches!(o.map(|o| &o.value), Some(Value::Integer(0))),
                     _ => o.is_none(),
                 };
-                empty.insert(call.key.as_str(), is_empty);
                 // An empty window's count is filled like any empty value
                 // (`fill(null)` makes it 0, see `fill_rows`).
                 let value = if is_empty {
@@ -1449,7 +1524,8 @@ impl Plan {
                 } else {
                     o.map(|o| o.value.clone())
                 };
-                results.insert(call.key.clone(), value.unwrap_or(Value::Null));
+                values_of_calls.push(value.unwrap_or(Value::Null));
+                empty_calls.push(is_empty);
                 if self.selector {
                     selected = o;
                 }
@@ -1462,25 +1538,13 @@ impl Plan {
                 (true, None, Some(t)) => t,
                 _ => *wtime,
             };
-            let values = self
-                .fields
+            let values = compiled
                 .iter()
-                .map(|f| eval_with(&f.expr, &results, &vars))
+                .map(|c| c.eval(&values_of_calls, &vars))
                 .collect();
-            let cells = self
-                .fields
+            let cells = field_calls
                 .iter()
-                .map(|f| {
-                    let mut any = false;
-                    let mut all_empty = true;
-                    f.expr.walk(&mut |e| {
-                        if let Some(is_empty) = empty.get(e.to_string().as_str()) {
-                            any = true;
-                            all_empty &= *is_empty;
-                        }
-                    });
-                    any && all_empty
-                })
+                .map(|calls| !calls.is_empty() && calls.iter().all(|c| empty_calls[*c]))
                 .collect();
             rows.push(Row { time, values });
             empty_cells.push(cells);

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::PostParams;
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, by default.
 pub const LEASE_SECONDS: i32 = 15;
 
 /// One candidate for the lease.
@@ -18,6 +18,7 @@ pub struct Elector {
     leases: Api<Lease>,
     name: String,
     identity: String,
+    seconds: i32,
 }
 
 fn micro_now() -> MicroTime {
@@ -37,12 +38,24 @@ fn seconds_since(t: &MicroTime) -> f64 {
 
 impl Elector {
     /// A candidate named `identity` for the lease `name` in `namespace`.
-    pub fn new(client: kube::Client, namespace: &str, name: &str, identity: &str) -> Self {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        seconds: i32,
+    ) -> Self {
         Self {
             leases: Api::namespaced(client, namespace),
             name: name.to_string(),
             identity: identity.to_string(),
+            seconds,
         }
+    }
+
+    /// How long the lease lasts without renewal.
+    pub fn seconds(&self) -> i32 {
+        self.seconds
     }
 
     /// Takes or renews the lease; returns whether this candidate holds it.
@@ -52,7 +65,7 @@ impl Elector {
             let mut lease = Lease {
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
-                    lease_duration_seconds: Some(LEASE_SECONDS),
+                    lease_duration_seconds: Some(self.seconds),
                     acquire_time: Some(now.clone()),
                     renew_time: Some(now),
                     lease_transitions: Some(0),
@@ -82,7 +95,7 @@ impl Elector {
             spec.acquire_time = Some(now.clone());
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
-        spec.lease_duration_seconds = Some(LEASE_SECONDS);
+        spec.lease_duration_seconds = Some(self.seconds);
         spec.renew_time = Some(now);
         // The resource version makes this a compare-and-swap: of two
         // candidates replacing an expired lease, one wins.

@@ -67,6 +67,10 @@ struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// How long the leader Lease lasts without renewal: a replica takes
+    /// over this long after the leader stops renewing.
+    #[arg(long, default_value_t = lease::LEASE_SECONDS, value_parser = clap::value_parser!(i32).range(2..=300))]
+    lease_seconds: i32,
 }
 
 fn main() {
@@ -135,16 +139,24 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         .lease_namespace
         .clone()
         .unwrap_or_else(|| "default".to_string());
-    let elector = lease::Elector::new(client.clone(), &lease_ns, "inflow-operator", &identity);
+    let elector = lease::Elector::new(
+        client.clone(),
+        &lease_ns,
+        "inflow-operator",
+        &identity,
+        args.lease_seconds,
+    );
     elector.acquire().await;
     tracing::info!(identity, "holding the leader lease");
     println!("leader as {identity}");
-    // Renew; a replica that loses the lease stops, so only one reconciles.
+    // Renew at a third of its duration; a replica that loses the lease
+    // stops, so only one reconciles.
     let renewer = elector.clone();
+    let every = Duration::from_secs((u64::try_from(args.lease_seconds).unwrap_or(15) / 3).max(1));
     tokio::spawn(async move {
-        let mut failures = 0;
+        let mut failures = 0u32;
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(every).await;
             match renewer.try_acquire().await {
                 Ok(true) => failures = 0,
                 Ok(false) => {
@@ -154,7 +166,8 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "renewing the leader lease failed");
-                    if failures * 5 >= lease::LEASE_SECONDS {
+                    // Past the lease's duration another replica may lead.
+                    if failures >= 3 {
                         std::process::exit(2);
                     }
                 }
