@@ -224,6 +224,13 @@ impl Client {
         }
     }
 
+    /// Whether the server answers `/health` with the admin token.
+    pub async fn health(&self) -> Result<(), ApiError> {
+        self.send(self.http.get(format!("{}/health", self.base)))
+            .await
+            .map(|_| ())
+    }
+
     /// The names of the tokens that exist and have not expired.
     pub async fn live_tokens(&self) -> Result<Vec<String>, ApiError> {
         let body = self

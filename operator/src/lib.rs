@@ -3,6 +3,7 @@
 //! `inflow-operator` runs them).
 //!
 //! ```text
+//!  InflowCluster ───watch──▶ reconcile ──▶ /health of an external server (status)
 //!  Database, Token ──watch──▶ reconcile ──▶ the cluster's management API
 //!        ▲                       │           (its ingester Service, or spec.external.url)
 //!        └── status, conditions ◀┘

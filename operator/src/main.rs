@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-use operator::crd::{self, Database, Token};
+use operator::crd::{self, Database, InflowCluster, Token};
 use operator::reconcile::{self, Context};
 use operator::{api, lease, metrics};
 
@@ -180,13 +180,30 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         resync: args.resync,
         metrics,
     });
-    let (dbs, tokens): (Api<Database>, Api<Token>) = match &args.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let (clusters, dbs, tokens): (Api<InflowCluster>, Api<Database>, Api<Token>) =
+        match &args.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let clusters = Controller::new(clusters, watcher::Config::default())
+        .run(
+            reconcile::reconcile_cluster,
+            error_policy_cluster,
+            Arc::clone(&ctx),
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "cluster reconcile");
+            }
+        });
     let databases = Controller::new(dbs, watcher::Config::default())
         .run(
             reconcile::reconcile_database,
@@ -209,7 +226,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 tracing::debug!(error = %e, "token reconcile");
             }
         });
-    tokio::join!(databases, tokens);
+    tokio::join!(clusters, databases, tokens);
     Ok(())
 }
 
@@ -218,6 +235,11 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// error kind: unreachable servers wait longer than conflicts.
 fn error_policy_database(db: Arc<Database>, e: &reconcile::Error, _: Arc<Context>) -> Action {
     tracing::warn!(database = db.name_any(), error = %e, "reconcile failed");
+    Action::requeue(failure_delay(e))
+}
+
+fn error_policy_cluster(c: Arc<InflowCluster>, e: &reconcile::Error, _: Arc<Context>) -> Action {
+    tracing::warn!(cluster = c.name_any(), error = %e, "reconcile failed");
     Action::requeue(failure_delay(e))
 }
 

@@ -16,7 +16,10 @@ use serde_json::json;
 use sha2::Digest;
 
 use crate::api;
-use crate::crd::{Database, DatabaseStatus, DeletionPolicy, InflowCluster, Token, TokenStatus};
+use crate::crd::{
+    Database, DatabaseStatus, DeletionPolicy, InflowCluster, InflowClusterStatus, Token,
+    TokenStatus,
+};
 use crate::metrics::Metrics;
 
 /// The field manager of the operator's patches.
@@ -165,6 +168,71 @@ fn same_retention(a: Option<&str>, b: Option<&str>) -> bool {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// Reconciles one `InflowCluster`. An external one is Ready while its
+/// server answers `/health` with the admin token; the workloads of a
+/// deployed one are not built by this version of the operator, which says
+/// so in the status rather than pretending.
+pub async fn reconcile_cluster(
+    cluster: Arc<InflowCluster>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = cluster.namespace().unwrap_or_else(|| "default".to_string());
+    let name = cluster.name_any();
+    let outcome = match &cluster.spec.external {
+        Some(_) => match cluster_client(&ctx.client, &namespace, &name).await {
+            Ok(client) => client.health().await.map_err(Error::from),
+            Err(e) => Err(e),
+        },
+        None => Err(Error::Spec(
+            "this operator version manages external clusters only (spec.external); \
+             deployed workloads are not built yet"
+                .to_string(),
+        )),
+    };
+    let generation = cluster.meta().generation;
+    let previous = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let (phase, condition) = match &outcome {
+        Ok(()) => (
+            "Ready",
+            ready(generation, true, "Reachable", "the server answers /health"),
+        ),
+        Err(e) => (
+            "Degraded",
+            ready(generation, false, e.reason(), &e.to_string()),
+        ),
+    };
+    let status = InflowClusterStatus {
+        phase: Some(phase.to_string()),
+        observed_generation: generation,
+        ready_replicas: Default::default(),
+        conditions: merge(&previous, condition),
+    };
+    let clusters: Api<InflowCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patched = clusters
+        .patch_status(
+            &name,
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await;
+    ctx.metrics.observe(
+        "InflowCluster",
+        started.elapsed(),
+        outcome.is_ok() && patched.is_ok(),
+    );
+    patched?;
+    // A spec this version cannot act on waits for a change; the rest is rechecked.
+    Ok(match outcome {
+        Err(Error::Spec(_)) => Action::await_change(),
+        _ => Action::requeue(ctx.resync),
+    })
 }
 
 /// Reconciles one `Database`.

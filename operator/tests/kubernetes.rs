@@ -158,6 +158,21 @@ async fn databases_and_tokens_on_an_external_inflow() {
         inflow.url("")
     ));
     let op = operator(&plane, "first");
+    let phase = eventually("the cluster's phase", || async {
+        let v = json_of(&plane, &["get", "inflowcluster", "prod"]);
+        v["status"]["phase"].as_str().map(str::to_string)
+    })
+    .await;
+    assert_eq!(phase, "Ready");
+    // A deployed cluster's workloads are not built yet: the status says so.
+    plane.apply("apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {name: deployed}\nspec: {}\n");
+    let message = eventually("the deployed cluster's condition", || async {
+        let v = json_of(&plane, &["get", "inflowcluster", "deployed"]);
+        (v["status"]["phase"] == "Degraded")
+            .then(|| v["status"]["conditions"][0]["message"].to_string())
+    })
+    .await;
+    assert!(message.contains("external clusters only"), "{message}");
 
     // A Database makes a database, with its retention.
     plane.apply(
