@@ -3,7 +3,8 @@
 //! `inflow-operator` runs them).
 //!
 //! ```text
-//!  InflowCluster ───watch──▶ reconcile ──▶ /health of an external server (status)
+//!  InflowCluster ───watch──▶ reconcile ──▶ its workloads (server-side apply), or
+//!                                         /health of an external server (status)
 //!  Database, Token ──watch──▶ reconcile ──▶ the cluster's management API
 //!        ▲                       │           (its ingester Service, or spec.external.url)
 //!        └── status, conditions ◀┘
@@ -14,3 +15,4 @@ pub mod crd;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod workloads;

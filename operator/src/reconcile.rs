@@ -21,6 +21,8 @@ use crate::crd::{
     TokenStatus,
 };
 use crate::metrics::Metrics;
+use crate::workloads::{self, Role};
+use std::collections::BTreeMap;
 
 /// The field manager of the operator's patches.
 pub const MANAGER: &str = "inflow-operator";
@@ -171,9 +173,9 @@ fn same_retention(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// Reconciles one `InflowCluster`. An external one is Ready while its
-/// server answers `/health` with the admin token; the workloads of a
-/// deployed one are not built by this version of the operator, which says
-/// so in the status rather than pretending.
+/// server answers `/health` with the admin token; a deployed one gets its
+/// workloads (see `workloads`) applied, and is Ready once every role has
+/// its ready replicas.
 pub async fn reconcile_cluster(
     cluster: Arc<InflowCluster>,
     ctx: Arc<Context>,
@@ -183,14 +185,14 @@ pub async fn reconcile_cluster(
     let name = cluster.name_any();
     let outcome = match &cluster.spec.external {
         Some(_) => match cluster_client(&ctx.client, &namespace, &name).await {
-            Ok(client) => client.health().await.map_err(Error::from),
+            Ok(client) => client
+                .health()
+                .await
+                .map(|()| BTreeMap::new())
+                .map_err(Error::from),
             Err(e) => Err(e),
         },
-        None => Err(Error::Spec(
-            "this operator version manages external clusters only (spec.external); \
-             deployed workloads are not built yet"
-                .to_string(),
-        )),
+        None => deploy(&cluster, &ctx, &namespace).await,
     };
     let generation = cluster.meta().generation;
     let previous = cluster
@@ -198,20 +200,46 @@ pub async fn reconcile_cluster(
         .as_ref()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let (phase, condition) = match &outcome {
-        Ok(()) => (
-            "Ready",
-            ready(generation, true, "Reachable", "the server answers /health"),
-        ),
+    let (phase, condition, ready_replicas) = match outcome.as_ref() {
+        Ok(ready_replicas) => {
+            let waiting: Vec<String> = [Role::Ingester, Role::Querier, Role::Compactor]
+                .into_iter()
+                .filter(|_| cluster.spec.external.is_none())
+                .filter(|r| {
+                    ready_replicas.get(r.name()).copied().unwrap_or(0) < wanted(&cluster, *r)
+                })
+                .map(|r| r.name().to_string())
+                .collect();
+            if waiting.is_empty() {
+                let message = if cluster.spec.external.is_some() {
+                    "the server answers /health".to_string()
+                } else {
+                    "every role has its ready replicas".to_string()
+                };
+                (
+                    "Ready",
+                    ready(generation, true, "Available", &message),
+                    ready_replicas.clone(),
+                )
+            } else {
+                let message = format!("waiting for ready pods: {}", waiting.join(", "));
+                (
+                    "Progressing",
+                    ready(generation, false, "Progressing", &message),
+                    ready_replicas.clone(),
+                )
+            }
+        }
         Err(e) => (
             "Degraded",
             ready(generation, false, e.reason(), &e.to_string()),
+            BTreeMap::new(),
         ),
     };
     let status = InflowClusterStatus {
         phase: Some(phase.to_string()),
         observed_generation: generation,
-        ready_replicas: Default::default(),
+        ready_replicas,
         conditions: merge(&previous, condition),
     };
     let clusters: Api<InflowCluster> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -228,11 +256,102 @@ pub async fn reconcile_cluster(
         outcome.is_ok() && patched.is_ok(),
     );
     patched?;
-    // A spec this version cannot act on waits for a change; the rest is rechecked.
-    Ok(match outcome {
-        Err(Error::Spec(_)) => Action::await_change(),
-        _ => Action::requeue(ctx.resync),
-    })
+    outcome.map(|_| Action::requeue(ctx.resync))
+}
+
+fn wanted(cluster: &InflowCluster, role: Role) -> i32 {
+    match role {
+        Role::Compactor => role.replicas(cluster).min(1),
+        r => r.replicas(cluster),
+    }
+}
+
+/// Applies a deployed cluster's objects; returns the ready pods per role.
+async fn deploy(
+    cluster: &InflowCluster,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<BTreeMap<String, i32>, Error> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+    let client = &ctx.client;
+    // The admin token: the spec's Secret must exist; ours is made once.
+    let secret_ref = workloads::admin_secret(cluster);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    if secrets.get_opt(&secret_ref.name).await?.is_none() {
+        if cluster.spec.admin_token_secret_ref.is_some() {
+            return Err(Error::Cluster(format!(
+                "the admin token Secret {namespace}/{} does not exist",
+                secret_ref.name
+            )));
+        }
+        let token = workloads::generate_token()
+            .map_err(|e| Error::Cluster(format!("no randomness for the admin token: {e}")))?;
+        let mut data = std::collections::BTreeMap::new();
+        data.insert(secret_ref.key().to_string(), ByteString(token.into_bytes()));
+        let secret = Secret {
+            metadata: workloads::owned_meta(
+                cluster,
+                &secret_ref.name,
+                workloads::labels(cluster, Role::Ingester),
+            ),
+            data: Some(data),
+            type_: Some("Opaque".to_string()),
+            ..Default::default()
+        };
+        secrets.create(&PostParams::default(), &secret).await?;
+    }
+    let apply = PatchParams::apply(MANAGER).force();
+    if let Some(pvc) = workloads::data_claim(cluster) {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+        // A claim's spec is immutable once bound: create it, then leave it.
+        if api
+            .get_opt(&pvc.metadata.name.clone().unwrap_or_default())
+            .await?
+            .is_none()
+        {
+            api.create(&PostParams::default(), &pvc).await?;
+        }
+    }
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let sts = workloads::ingester_statefulset(cluster);
+    let sts_name = sts.metadata.name.clone().unwrap_or_default();
+    let applied_sts = statefulsets
+        .patch(&sts_name, &apply, &Patch::Apply(&sts))
+        .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let mut ready_replicas = BTreeMap::new();
+    ready_replicas.insert(
+        Role::Ingester.name().to_string(),
+        applied_sts
+            .status
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
+    );
+    for role in [Role::Querier, Role::Compactor] {
+        let d = workloads::deployment(cluster, role);
+        let d_name = d.metadata.name.clone().unwrap_or_default();
+        let applied = deployments
+            .patch(&d_name, &apply, &Patch::Apply(&d))
+            .await?;
+        ready_replicas.insert(
+            role.name().to_string(),
+            applied.status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        );
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    for svc in workloads::services(cluster) {
+        let n = svc.metadata.name.clone().unwrap_or_default();
+        services.patch(&n, &apply, &Patch::Apply(&svc)).await?;
+    }
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
+    for pdb in workloads::disruption_budgets(cluster) {
+        let n = pdb.metadata.name.clone().unwrap_or_default();
+        budgets.patch(&n, &apply, &Patch::Apply(&pdb)).await?;
+    }
+    Ok(ready_replicas)
 }
 
 /// Reconciles one `Database`.

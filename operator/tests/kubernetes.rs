@@ -164,15 +164,89 @@ async fn databases_and_tokens_on_an_external_inflow() {
     })
     .await;
     assert_eq!(phase, "Ready");
-    // A deployed cluster's workloads are not built yet: the status says so.
-    plane.apply("apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {name: deployed}\nspec: {}\n");
-    let message = eventually("the deployed cluster's condition", || async {
+    // A deployed cluster: its workloads, Services, budgets and admin token Secret.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {name: deployed}\n\
+         spec: {image: inflow:test, ingesters: {replicas: 2}, queriers: {replicas: 3, args: [--log-filter=debug]}}\n",
+    );
+    let phase = eventually("the deployed cluster's phase", || async {
         let v = json_of(&plane, &["get", "inflowcluster", "deployed"]);
-        (v["status"]["phase"] == "Degraded")
-            .then(|| v["status"]["conditions"][0]["message"].to_string())
+        v["status"]["phase"].as_str().map(str::to_string)
     })
     .await;
-    assert!(message.contains("external clusters only"), "{message}");
+    // No kubelet runs here: the pods never become ready.
+    assert_eq!(phase, "Progressing");
+    let sts = json_of(&plane, &["get", "statefulset", "deployed-ingester"]);
+    assert_eq!(sts["spec"]["replicas"], 2);
+    assert_eq!(sts["spec"]["serviceName"], "deployed-ingester-headless");
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "inflow:test");
+    assert_eq!(container["command"][0], "inflow-ingester");
+    assert!(
+        container["args"]
+            .to_string()
+            .contains("--node-id=$(POD_NAME)")
+    );
+    assert_eq!(
+        sts["metadata"]["ownerReferences"][0]["kind"],
+        "InflowCluster"
+    );
+    let queriers = json_of(&plane, &["get", "deployment", "deployed-querier"]);
+    assert_eq!(queriers["spec"]["replicas"], 3);
+    assert!(
+        queriers["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+            .contains("--log-filter=debug")
+    );
+    assert_eq!(
+        json_of(&plane, &["get", "deployment", "deployed-compactor"])["spec"]["replicas"],
+        1
+    );
+    for svc in [
+        "deployed-ingester",
+        "deployed-ingester-headless",
+        "deployed-querier",
+    ] {
+        assert_eq!(
+            json_of(&plane, &["get", "service", svc])["spec"]["ports"][0]["port"],
+            8181
+        );
+    }
+    assert_eq!(
+        json_of(&plane, &["get", "service", "deployed-ingester-headless"])["spec"]["clusterIP"],
+        "None"
+    );
+    assert_eq!(
+        json_of(&plane, &["get", "pdb", "deployed-querier"])["spec"]["maxUnavailable"],
+        1
+    );
+    assert_eq!(
+        json_of(&plane, &["get", "pvc", "deployed-data"])["spec"]["accessModes"][0],
+        "ReadWriteMany"
+    );
+    let admin_token = secret_token(&plane, "deployed-admin-token").unwrap();
+    assert!(admin_token.starts_with("apiv3_"));
+    // A spec edit rolls the workloads; the admin token stays.
+    let (ok, _, err) = plane.kubectl(&[
+        "patch",
+        "inflowcluster",
+        "deployed",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"ingesters":{"replicas":4},"image":"inflow:next"}}"#,
+    ]);
+    assert!(ok, "{err}");
+    eventually("the edit applied", || async {
+        let sts = json_of(&plane, &["get", "statefulset", "deployed-ingester"]);
+        (sts["spec"]["replicas"] == 4
+            && sts["spec"]["template"]["spec"]["containers"][0]["image"] == "inflow:next")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        secret_token(&plane, "deployed-admin-token").as_deref(),
+        Some(admin_token.as_str())
+    );
 
     // A Database makes a database, with its retention.
     plane.apply(
