@@ -7,7 +7,7 @@
 #
 # Tools (and why this version): Telegraf v1.39.2, the newest the proxy serves,
 # which has outputs.influxdb_v3 (1.38+); for the Kubernetes tests, kube-apiserver
-# v1.36.3 (k8s-openapi's v1_36) and etcd v3.6.16 (Kubernetes 1.36's).
+# v1.36.3 (k8s-openapi's v1_36), etcd v3.6.16 (Kubernetes 1.36's) and helm v4.3.2.
 # INFLOW_TOOLS_KUBERNETES=0 skips the Kubernetes parts.
 set -euo pipefail
 tools="${INFLOW_TOOLS:-$HOME/.cache/inflow-tools}"
@@ -78,5 +78,6 @@ build telegraf v1.39.2 github.com/influxdata/telegraf/cmd/telegraf
 if [ "${INFLOW_TOOLS_KUBERNETES:-1}" = 1 ]; then
     kube_build v1.36.3 kube-apiserver
     build etcd v3.6.16 go.etcd.io/etcd/server/v3
+    build helm v4.3.2 helm.sh/helm/v4/cmd/helm
 fi
 echo "$tools/bin"

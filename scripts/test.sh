@@ -36,6 +36,8 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # InfluxDB 1.6, the oracle of the InfluxQL differential suite, and its `influx` CLI.
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v influx >/dev/null 2>&1 || missing+=(influxdb-client)
+# umoci assembles the OCI image without a Docker daemon (scripts/image.sh).
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v radosgw >/dev/null 2>&1 || missing+=(radosgw)
 command -v ceph-mon >/dev/null 2>&1 || missing+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || missing+=(ceph-osd)

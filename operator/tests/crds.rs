@@ -1,5 +1,7 @@
-//! `crds/` holds what `inflow-operator crd` prints: regenerate it with
-//! `cargo run --bin inflow-operator -- crd > crds/inflow.dev.yaml`.
+//! `crds/` (and the chart's `crds/`) hold what `inflow-operator crd`
+//! prints: regenerate with
+//! `cargo run --bin inflow-operator -- crd > crds/inflow.dev.yaml` and copy it to
+//! `charts/inflow/crds/`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +24,14 @@ fn committed_crds_match_the_types() {
     assert!(
         generated == committed,
         "crds/inflow.dev.yaml is stale: run `cargo run --bin inflow-operator -- crd > crds/inflow.dev.yaml`"
+    );
+    let chart = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../charts/inflow/crds/inflow.dev.yaml"
+    );
+    assert!(
+        std::fs::read_to_string(chart).unwrap_or_default() == generated,
+        "charts/inflow/crds/inflow.dev.yaml is stale: copy crds/inflow.dev.yaml there"
     );
     // The schemas carry the validation the API server applies.
     for needle in [
