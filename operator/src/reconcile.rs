@@ -366,14 +366,19 @@ pub async fn reconcile_database(db: Arc<Database>, ctx: Arc<Context>) -> Result<
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    .map_err(finalizer_error);
     ctx.metrics
         .observe("Database", started.elapsed(), result.is_ok());
     result
+}
+
+/// The reconcile's own error out of the finalizer helper's.
+fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    use kube::runtime::finalizer::Error as F;
+    match e {
+        F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    }
 }
 
 fn database_name(db: &Database) -> String {
@@ -470,11 +475,7 @@ pub async fn reconcile_token(token: Arc<Token>, ctx: Arc<Context>) -> Result<Act
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
+    .map_err(finalizer_error);
     ctx.metrics
         .observe("Token", started.elapsed(), result.is_ok());
     result
