@@ -7,7 +7,9 @@
 #
 # Tools (and why this version): Telegraf v1.39.2, the newest the proxy serves,
 # which has outputs.influxdb_v3 (1.38+); for the Kubernetes tests, kube-apiserver
-# v1.36.3 (k8s-openapi's v1_36), etcd v3.6.16 (Kubernetes 1.36's) and helm v4.3.2.
+# kube-controller-manager and kube-scheduler v1.36.3 (k8s-openapi's v1_36), etcd
+# v3.6.16 (Kubernetes 1.36's), helm v4.3.2 and kwok v0.8.0 (fake nodes whose
+# pods become Ready without a kubelet).
 # INFLOW_TOOLS_KUBERNETES=0 skips the Kubernetes parts.
 set -euo pipefail
 tools="${INFLOW_TOOLS:-$HOME/.cache/inflow-tools}"
@@ -76,8 +78,9 @@ kube_build() {
 
 build telegraf v1.39.2 github.com/influxdata/telegraf/cmd/telegraf
 if [ "${INFLOW_TOOLS_KUBERNETES:-1}" = 1 ]; then
-    kube_build v1.36.3 kube-apiserver
+    kube_build v1.36.3 kube-apiserver kube-controller-manager kube-scheduler
     build etcd v3.6.16 go.etcd.io/etcd/server/v3
     build helm v4.3.2 helm.sh/helm/v4/cmd/helm
+    build kwok v0.8.0 sigs.k8s.io/kwok/cmd/kwok
 fi
 echo "$tools/bin"

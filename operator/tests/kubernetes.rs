@@ -356,3 +356,76 @@ async fn databases_and_tokens_on_an_external_inflow() {
     );
     drop(op);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployed_cluster_becomes_ready_on_fake_nodes() {
+    let plane = ControlPlane::start_with_nodes();
+    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = plane.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/inflowclusters.inflow.dev",
+    ]);
+    assert!(ok, "{err}");
+    let _op = operator(&plane, "only");
+    // S3: no volume claim to bind, so the pods schedule on the fake node.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {name: fleet}\n\
+         spec:\n  ingesters: {replicas: 2}\n  queriers: {replicas: 1}\n\
+         \x20 objectStore: {s3: {bucket: inflow, endpoint: \"http://s3:9000\"}}\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let v = json_of(&plane, &["get", "inflowcluster", "fleet"]);
+        if v["status"]["phase"] == "Ready" {
+            break v["status"].clone();
+        }
+        if Instant::now() > deadline {
+            let (_, pods, _) =
+                plane.kubectl(&["get", "nodes,pods,statefulsets,deployments", "-o", "wide"]);
+            panic!(
+                "the cluster is not Ready: {}\n{pods}\nscheduler:\n{}\nkwok:\n{}\ncontroller-manager:\n{}",
+                v["status"],
+                plane.log("scheduler.log"),
+                plane.log("kwok.log"),
+                plane.log("controller-manager.log")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(status["readyReplicas"]["ingester"], 2);
+    assert_eq!(status["readyReplicas"]["querier"], 1);
+    assert_eq!(status["readyReplicas"]["compactor"], 1);
+    assert_eq!(status["conditions"][0]["status"], "True");
+    // The ingester pods are named as their node ids, fleet-ingester-0 and -1.
+    let pods = json_of(
+        &plane,
+        &["get", "pods", "-l", "app.kubernetes.io/component=ingester"],
+    );
+    let mut names: Vec<String> = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["fleet-ingester-0", "fleet-ingester-1"]);
+    // Scaling the queriers: Progressing, then Ready with the new count.
+    let (ok, _, err) = plane.kubectl(&[
+        "patch",
+        "inflowcluster",
+        "fleet",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"queriers":{"replicas":3}}}"#,
+    ]);
+    assert!(ok, "{err}");
+    eventually("three ready queriers", || async {
+        let v = json_of(&plane, &["get", "inflowcluster", "fleet"]);
+        (v["status"]["phase"] == "Ready" && v["status"]["readyReplicas"]["querier"] == 3)
+            .then_some(())
+    })
+    .await;
+}

@@ -17,6 +17,8 @@ pub const KUBERNETES_VERSION: &str = "v1.36.3";
 pub const ETCD_VERSION: &str = "v3.6.16";
 /// helm's version.
 pub const HELM_VERSION: &str = "v4.3.2";
+/// kwok's version.
+pub const KWOK_VERSION: &str = "v0.8.0";
 
 /// Where the Go-built tools are.
 pub fn tools_bin() -> PathBuf {
@@ -39,11 +41,13 @@ pub fn tool(name: &str, version: &str) -> PathBuf {
     p
 }
 
-/// etcd and kube-apiserver, killed on drop.
+/// etcd and kube-apiserver (and, with nodes, the controller manager, the
+/// scheduler and kwok), killed on drop.
 #[derive(Debug)]
 pub struct ControlPlane {
     etcd: Child,
     apiserver: Child,
+    others: Vec<Child>,
     dir: tempfile::TempDir,
     /// The kubeconfig for `kubectl`, `helm` and kube-rs clients.
     pub kubeconfig: PathBuf,
@@ -134,6 +138,7 @@ impl ControlPlane {
         let mut plane = Self {
             etcd,
             apiserver,
+            others: Vec::new(),
             dir,
             kubeconfig,
             url,
@@ -158,6 +163,59 @@ impl ControlPlane {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+        plane
+    }
+
+    /// Also runs kube-controller-manager and kube-scheduler, and kwok with
+    /// one fake node: Deployments and StatefulSets get pods, which are
+    /// scheduled and become Running and Ready without a kubelet.
+    pub fn start_with_nodes() -> Self {
+        let mut plane = Self::start();
+        let kubeconfig = plane.kubeconfig.clone();
+        let d = plane.dir.path().to_path_buf();
+        let common = |cmd: &mut Command| {
+            cmd.arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--authentication-kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--authorization-kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--leader-elect=false")
+                .arg(format!("--secure-port={}", super::free_port()))
+                .arg("--bind-address=127.0.0.1");
+        };
+        let mut kcm = Command::new(tool("kube-controller-manager", KUBERNETES_VERSION));
+        common(&mut kcm);
+        kcm.arg("--controllers=*,-serviceaccount-token")
+            .arg("--use-service-account-credentials=false");
+        let kcm = spawn(&mut kcm, &d.join("controller-manager.log"));
+        plane.others.push(kcm);
+        let mut scheduler = Command::new(tool("kube-scheduler", KUBERNETES_VERSION));
+        common(&mut scheduler);
+        let scheduler = spawn(&mut scheduler, &d.join("scheduler.log"));
+        plane.others.push(scheduler);
+        let kwok = spawn(
+            Command::new(tool("kwok", KWOK_VERSION))
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--config")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/kwok/stages.yaml"))
+                .arg("--manage-all-nodes=false")
+                .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
+                .arg("--manage-nodes-with-label-selector=")
+                .arg("--cidr=10.0.1.0/24")
+                .arg("--node-ip=10.0.1.1")
+                .arg(format!("--server-address=127.0.0.1:{}", super::free_port())),
+            &d.join("kwok.log"),
+        );
+        plane.others.push(kwok);
+        plane.apply(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-0\n\
+             \x20 annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}\n\
+             \x20 labels: {kubernetes.io/hostname: kwok-node-0, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}\n\
+             status:\n  allocatable: {cpu: \"32\", memory: 256Gi, pods: \"110\"}\n\
+             \x20 capacity: {cpu: \"32\", memory: 256Gi, pods: \"110\"}\n",
+        );
         plane
     }
 
@@ -208,6 +266,10 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        for c in &mut self.others {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         let _ = self.apiserver.kill();
         let _ = self.apiserver.wait();
         let _ = self.etcd.kill();
