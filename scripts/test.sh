@@ -52,7 +52,7 @@ fi
 
 # The Go-built tools (Telegraf), cached in $HOME/.cache/inflow-tools.
 tools_bin=$(scripts/build-tools.sh | tail -1)
-export INFLOW_TELEGRAF="$tools_bin/telegraf-v1.39.2"
+export INFLOW_TELEGRAF="$tools_bin/telegraf-v1.39.2-inflow"
 
 step "lint (rustfmt.toml's style; clippy with warnings as errors)"
 for component in rustfmt clippy; do

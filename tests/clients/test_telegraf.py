@@ -16,7 +16,7 @@ POINTS = 300
 
 
 def telegraf_binary():
-    path = os.environ.get("INFLOW_TELEGRAF") or os.path.expanduser("~/.cache/inflow-tools/bin/telegraf-v1.39.2")
+    path = os.environ.get("INFLOW_TELEGRAF") or os.path.expanduser("~/.cache/inflow-tools/bin/telegraf-v1.39.2-inflow")
     if not os.access(path, os.X_OK):
         pytest.fail(f"Telegraf is not built at {path}; scripts/build-tools.sh builds it")
     return path
