@@ -21,6 +21,18 @@ async fn influxql(s: &TestServer, db: &str, q: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// POSTs a statement as a form, as clients that change things do.
+async fn post_influxql(s: &TestServer, db: &str, q: &str) -> Value {
+    let r = s
+        .client()
+        .post(s.url("/query"))
+        .form(&[("db", db), ("q", q)])
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn auth_parse_errors_and_statement_errors() {
     let s = TestServer::start().await;
@@ -152,20 +164,9 @@ async fn auth_parse_errors_and_statement_errors() {
 #[tokio::test]
 async fn management_statements_and_retention_policies() {
     let s = TestServer::start().await;
-    let post = |q: &str| {
-        s.client()
-            .post(s.url("/query"))
-            .form(&[("q", q.to_string())])
-            .send()
-    };
     // Telegraf's start-up statement; twice is fine, as in InfluxDB.
     for _ in 0..2 {
-        let r: Value = post("CREATE DATABASE \"telegraf\"")
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = post_influxql(&s, "", "CREATE DATABASE \"telegraf\"").await;
         assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
     }
     // In a GET, it works and warns, as InfluxDB 1.x does.
@@ -228,20 +229,11 @@ async fn management_statements_and_retention_policies() {
     );
 
     // DROP MEASUREMENT and DROP DATABASE go through the catalog's deletes.
-    let r: Value = s
-        .client()
-        .post(s.url("/query"))
-        .form(&[("db", "telegraf"), ("q", "DROP MEASUREMENT cpu")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = post_influxql(&s, "telegraf", "DROP MEASUREMENT cpu").await;
     assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
     let (_, r) = influxql(&s, "telegraf", "SHOW MEASUREMENTS").await;
     assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
-    post("DROP DATABASE other").await.unwrap();
+    post_influxql(&s, "", "DROP DATABASE other").await;
     let (_, r) = influxql(&s, "", "SHOW DATABASES").await;
     assert_eq!(
         r["results"][0]["series"][0]["values"],

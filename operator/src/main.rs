@@ -193,58 +193,46 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Api::all(client.clone()),
             ),
         };
-    let clusters = Controller::new(clusters, watcher::Config::default())
-        .run(
-            reconcile::reconcile_cluster,
-            error_policy_cluster,
-            Arc::clone(&ctx),
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "cluster reconcile");
-            }
-        });
-    let databases = Controller::new(dbs, watcher::Config::default())
-        .run(
-            reconcile::reconcile_database,
-            error_policy_database,
-            Arc::clone(&ctx),
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "database reconcile");
-            }
-        });
-    let tokens = Controller::new(tokens, watcher::Config::default())
-        .run(
-            reconcile::reconcile_token,
-            error_policy_token,
-            Arc::clone(&ctx),
-        )
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "token reconcile");
-            }
-        });
-    tokio::join!(clusters, databases, tokens);
+    tokio::join!(
+        run_controller(clusters, reconcile::reconcile_cluster, Arc::clone(&ctx)),
+        run_controller(dbs, reconcile::reconcile_database, Arc::clone(&ctx)),
+        run_controller(tokens, reconcile::reconcile_token, Arc::clone(&ctx)),
+    );
     Ok(())
 }
 
-/// Failures back off by how many in a row this resource had; the count
-/// lives in its status generation gap, so it is approximated here by the
-/// error kind: unreachable servers wait longer than conflicts.
-fn error_policy_database(db: Arc<Database>, e: &reconcile::Error, _: Arc<Context>) -> Action {
-    tracing::warn!(database = db.name_any(), error = %e, "reconcile failed");
-    Action::requeue(failure_delay(e))
+/// Runs one kind's controller until the process stops: `reconcile` on every
+/// change and requeue, [`error_policy`] after a failure.
+async fn run_controller<K, F, Fut>(api: Api<K>, reconcile: F, ctx: Arc<Context>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, reconcile::Error>> + Send + 'static,
+{
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "reconcile");
+            }
+        })
+        .await;
 }
 
-fn error_policy_cluster(c: Arc<InflowCluster>, e: &reconcile::Error, _: Arc<Context>) -> Action {
-    tracing::warn!(cluster = c.name_any(), error = %e, "reconcile failed");
-    Action::requeue(failure_delay(e))
-}
-
-fn error_policy_token(t: Arc<Token>, e: &reconcile::Error, _: Arc<Context>) -> Action {
-    tracing::warn!(token = t.name_any(), error = %e, "reconcile failed");
+/// After a failure: requeued sooner for errors of the spec or the API,
+/// later for a server or cluster that cannot be reached.
+fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    e: &reconcile::Error,
+    _: Arc<Context>,
+) -> Action {
+    tracing::warn!(kind = %K::kind(&()), name = obj.name_any(), error = %e, "reconcile failed");
     Action::requeue(failure_delay(e))
 }
 

@@ -113,9 +113,8 @@ fn secret_token(plane: &ControlPlane, name: &str) -> Option<String> {
     (ok && !bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn databases_and_tokens_on_an_external_inflow() {
-    let plane = ControlPlane::start();
+/// Applies the CRDs and waits until the API server serves them.
+fn install_crds(plane: &ControlPlane) {
     let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
     assert!(ok, "{err}");
     let (ok, _, err) = plane.kubectl(&[
@@ -127,6 +126,12 @@ async fn databases_and_tokens_on_an_external_inflow() {
         "crd/tokens.inflow.dev",
     ]);
     assert!(ok, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn databases_and_tokens_on_an_external_inflow() {
+    let plane = ControlPlane::start();
+    install_crds(&plane);
 
     // The schema refuses bad specs before any reconcile.
     let bad = "apiVersion: inflow.dev/v1alpha1\nkind: Database\nmetadata: {name: bad}\n\
@@ -360,15 +365,7 @@ async fn databases_and_tokens_on_an_external_inflow() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployed_cluster_becomes_ready_on_fake_nodes() {
     let plane = ControlPlane::start_with_nodes();
-    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = plane.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/inflowclusters.inflow.dev",
-    ]);
-    assert!(ok, "{err}");
+    install_crds(&plane);
     let _op = operator(&plane, "only");
     // S3: no volume claim to bind, so the pods schedule on the fake node.
     plane.apply(
