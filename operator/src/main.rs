@@ -25,7 +25,7 @@ use kube::{Api, ResourceExt};
 
 use operator::crd::{self, Database, InflowCluster, Token};
 use operator::reconcile::{self, Context};
-use operator::{api, lease, metrics};
+use operator::{lease, metrics};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -175,11 +175,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        resync: args.resync,
-        metrics,
-    });
+    let ctx = Arc::new(Context::new(client.clone(), args.resync, metrics));
     let (clusters, dbs, tokens): (Api<InflowCluster>, Api<Database>, Api<Token>) =
         match &args.namespace {
             Some(ns) => (
@@ -215,8 +211,23 @@ where
     F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Action, reconcile::Error>> + Send + 'static,
 {
+    let mut reconcile = reconcile;
     Controller::new(api, watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |obj: Arc<K>, ctx: Arc<Context>| {
+                let key = reconcile::object_key(&*obj);
+                let pending = reconcile(obj, Arc::clone(&ctx));
+                async move {
+                    let result = pending.await;
+                    if result.is_ok() {
+                        ctx.succeeded(&key);
+                    }
+                    result
+                }
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "reconcile");
@@ -225,22 +236,20 @@ where
         .await;
 }
 
-/// After a failure: requeued sooner for errors of the spec or the API,
-/// later for a server or cluster that cannot be reached.
+/// After a failure: requeued with a backoff that grows with the object's
+/// consecutive failures (see [`Context::failed`]).
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
     obj: Arc<K>,
     e: &reconcile::Error,
-    _: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(kind = %K::kind(&()), name = obj.name_any(), error = %e, "reconcile failed");
-    Action::requeue(failure_delay(e))
-}
-
-fn failure_delay(e: &reconcile::Error) -> Duration {
-    match e {
-        reconcile::Error::Api(api::ApiError::Unreachable(_)) | reconcile::Error::Cluster(_) => {
-            reconcile::backoff(2)
-        }
-        _ => reconcile::backoff(0),
-    }
+    let delay = ctx.failed(&reconcile::object_key(&*obj), e);
+    tracing::warn!(
+        kind = %K::kind(&()),
+        name = obj.name_any(),
+        error = %e,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
 }

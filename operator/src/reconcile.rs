@@ -2,7 +2,8 @@
 //! state to the resource's spec, repairs drift on a timer, and reports what
 //! it found in the resource's conditions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -10,6 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -30,7 +32,6 @@ const DATABASE_FINALIZER: &str = "inflow.dev/database";
 const TOKEN_FINALIZER: &str = "inflow.dev/token";
 
 /// What every reconcile needs.
-#[derive(Clone)]
 pub struct Context {
     /// The Kubernetes client.
     pub client: kube::Client,
@@ -38,6 +39,84 @@ pub struct Context {
     pub resync: Duration,
     /// The operator's metrics.
     pub metrics: Metrics,
+    /// Publishes the Kubernetes Events `kubectl describe` shows.
+    recorder: Recorder,
+    /// Consecutive failures per object, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for reconciles through `client`; events are reported as
+    /// `inflow-operator` (instance: the pod's name, when known).
+    pub fn new(client: kube::Client, resync: Duration, metrics: Metrics) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            resync,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an event on `object`; a failure to publish is only logged.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = KubeEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::debug!(error = %e, reason, "publishing an event failed");
+        }
+    }
+
+    /// Records a failure of `key`; the delay before its next try, doubling
+    /// with each consecutive failure (from 5 s to 5 min), sooner for errors
+    /// a retry may fix at once than for a server that cannot be reached.
+    pub fn failed(&self, key: &str, error: &Error) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failures.entry(key.to_string()).or_insert(0);
+        let delay = match error {
+            Error::Api(api::ApiError::Unreachable(_)) | Error::Cluster(_) => backoff(*count + 2),
+            _ => backoff(*count),
+        };
+        *count = count.saturating_add(1);
+        delay
+    }
+
+    /// Forgets `key`'s failures after a reconcile that succeeded.
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// The key of an object in the failure counts.
+pub fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or(""),
+        object.meta().name.as_deref().unwrap_or("")
+    )
 }
 
 impl std::fmt::Debug for Context {
@@ -69,7 +148,8 @@ pub enum Error {
 }
 
 impl Error {
-    fn reason(&self) -> &'static str {
+    /// A short reason for a condition or an event.
+    pub fn reason(&self) -> &'static str {
         match self {
             Error::Kube(_) => "KubernetesError",
             Error::Cluster(_) => "ClusterUnavailable",
@@ -236,6 +316,15 @@ pub async fn reconcile_cluster(
             BTreeMap::new(),
         ),
     };
+    let previous_phase = cluster.status.as_ref().and_then(|s| s.phase.as_deref());
+    match &outcome {
+        Err(e) => ctx.event(&*cluster, true, e.reason(), e.to_string()).await,
+        Ok(_) if previous_phase != Some(phase) => {
+            ctx.event(&*cluster, false, phase, condition.message.clone())
+                .await
+        }
+        Ok(_) => {}
+    }
     let status = InflowClusterStatus {
         phase: Some(phase.to_string()),
         observed_generation: generation,
@@ -391,16 +480,32 @@ async fn apply_database(db: &Database, ctx: &Context, namespace: &str) -> Result
         let client = cluster_client(&ctx.client, namespace, &db.spec.cluster_ref).await?;
         let existing = client.databases().await?;
         let wanted = db.spec.retention_period.as_deref();
-        match existing.iter().find(|d| d.name == name) {
-            None => client.create_database(&name, wanted).await?,
-            Some(d) if !same_retention(d.retention.as_deref(), wanted) => {
-                client.set_retention(&name, wanted).await?
+        let retention = wanted.unwrap_or("none");
+        let change = match existing.iter().find(|d| d.name == name) {
+            None => {
+                client.create_database(&name, wanted).await?;
+                Some((
+                    "Created",
+                    format!("database {name} created (retention {retention})"),
+                ))
             }
-            Some(_) => {}
-        }
-        Ok::<(), Error>(())
+            Some(d) if !same_retention(d.retention.as_deref(), wanted) => {
+                client.set_retention(&name, wanted).await?;
+                Some((
+                    "RetentionChanged",
+                    format!("database {name}: retention {retention}"),
+                ))
+            }
+            Some(_) => None,
+        };
+        Ok::<_, Error>(change)
     }
     .await;
+    match &outcome {
+        Err(e) => ctx.event(db, true, e.reason(), e.to_string()).await,
+        Ok(Some((reason, note))) => ctx.event(db, false, reason, note.clone()).await,
+        Ok(None) => {}
+    }
     let previous = db
         .status
         .as_ref()
@@ -408,7 +513,7 @@ async fn apply_database(db: &Database, ctx: &Context, namespace: &str) -> Result
         .unwrap_or_default();
     let generation = db.meta().generation;
     let condition = match &outcome {
-        Ok(()) => ready(
+        Ok(_) => ready(
             generation,
             true,
             "Reconciled",
@@ -428,15 +533,20 @@ async fn apply_database(db: &Database, ctx: &Context, namespace: &str) -> Result
         &Patch::Merge(json!({"status": status})),
     )
     .await?;
-    outcome.map(|()| Action::requeue(ctx.resync))
+    outcome.map(|_| Action::requeue(ctx.resync))
 }
 
 async fn cleanup_database(db: &Database, ctx: &Context, namespace: &str) -> Result<Action, Error> {
     if db.spec.deletion_policy == DeletionPolicy::Delete {
         let client = cluster_client(&ctx.client, namespace, &db.spec.cluster_ref).await?;
-        match client.delete_database(&database_name(db)).await {
+        let name = database_name(db);
+        match client.delete_database(&name).await {
             Err(e) if !e.is(404) => return Err(e.into()),
-            _ => {}
+            Err(_) => {}
+            Ok(()) => {
+                ctx.event(db, false, "Deleted", format!("database {name} deleted"))
+                    .await
+            }
         }
     }
     Ok(Action::await_change())
@@ -469,7 +579,10 @@ pub async fn reconcile_token(token: Arc<Token>, ctx: Arc<Context>) -> Result<Act
             Event::Apply(t) => apply_token(&t, &ctx, &namespace).await,
             Event::Cleanup(t) => {
                 let client = cluster_client(&ctx.client, &namespace, &t.spec.cluster_ref).await?;
-                client.delete_token(&token_name(&t, &namespace)).await?;
+                let name = token_name(&t, &namespace);
+                client.delete_token(&name).await?;
+                ctx.event(&*t, false, "Deleted", format!("token {name} deleted"))
+                    .await;
                 Ok(Action::await_change())
             }
         }
@@ -504,8 +617,17 @@ async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Ac
         let live = client.live_tokens().await?.contains(&name);
         let made_for = token.status.as_ref().and_then(|s| s.spec_hash.as_deref());
         if has_string && live && made_for == Some(hash.as_str()) {
-            return Ok(());
+            return Ok(None);
         }
+        let why = if made_for.is_none() {
+            "first issued"
+        } else if made_for != Some(hash.as_str()) {
+            "the spec changed"
+        } else if !live {
+            "the token was deleted or expired on the server"
+        } else {
+            "the Secret lost it"
+        };
         // A new token: its string goes into the Secret once, here.
         client.delete_token(&name).await?;
         let string = client
@@ -536,9 +658,17 @@ async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Ac
                 secrets.create(&PostParams::default(), &object).await?;
             }
         }
-        Ok::<(), Error>(())
+        Ok::<_, Error>(Some(format!(
+            "token {name} issued into Secret {} ({why})",
+            token.spec.secret_name
+        )))
     }
     .await;
+    match &outcome {
+        Err(e) => ctx.event(token, true, e.reason(), e.to_string()).await,
+        Ok(Some(note)) => ctx.event(token, false, "Issued", note.clone()).await,
+        Ok(None) => {}
+    }
     let previous = token
         .status
         .as_ref()
@@ -546,7 +676,7 @@ async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Ac
         .unwrap_or_default();
     let generation = token.meta().generation;
     let (condition, made_for) = match &outcome {
-        Ok(()) => (
+        Ok(_) => (
             ready(
                 generation,
                 true,
@@ -574,7 +704,7 @@ async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Ac
             &Patch::Merge(json!({"status": status})),
         )
         .await?;
-    outcome.map(|()| Action::requeue(ctx.resync))
+    outcome.map(|_| Action::requeue(ctx.resync))
 }
 
 #[cfg(test)]

@@ -109,3 +109,91 @@ fn install_on_a_real_api_server() {
     let (ok, out, err) = helm(&["list", "--namespace", "default"], Some(&plane.kubeconfig));
     assert!(ok && out.contains("deployed"), "{out}{err}");
 }
+
+/// The `helm test` hook's own script, taken from the rendered chart and
+/// run with `sh` against a real split cluster (an ingester and a querier
+/// tailing its WAL): it must pass there, and fail with a wrong token. (No
+/// kubelet runs here, so `helm test` itself would only see kwok pretend.)
+#[tokio::test]
+async fn test_hook_writes_and_reads_back_on_a_real_cluster() {
+    let (ok, rendered, err) = helm(
+        &[
+            "template",
+            "inflow",
+            CHART,
+            "--set",
+            "cluster.enabled=true",
+            "--show-only",
+            "templates/tests/write-read.yaml",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let pod: serde_yaml::Value = serde_yaml::from_str(&rendered).unwrap();
+    assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook"], "test");
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(container["command"][0], "sh");
+    let script = container["args"][0].as_str().unwrap().to_string();
+    let env = container["env"].as_sequence().unwrap();
+    let value_of = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("the hook sets no {name}"))
+            .clone()
+    };
+    assert_eq!(
+        value_of("INGESTER_URL")["value"],
+        "http://inflow-ingester:8181"
+    );
+    assert_eq!(
+        value_of("QUERIER_URL")["value"],
+        "http://inflow-querier:8181"
+    );
+    assert_eq!(
+        value_of("TOKEN")["valueFrom"]["secretKeyRef"]["name"],
+        "inflow-admin-token"
+    );
+
+    let cluster = test_helpers::TestCluster::new();
+    let ingester = cluster.start("inflow-ingester", "ingester-0", &[]).await;
+    let querier = cluster
+        .start(
+            "inflow-querier",
+            "querier-0",
+            &["--replication-interval", "20ms"],
+        )
+        .await;
+    let token = ingester.admin_token().unwrap().to_string();
+    let run = |token: String| {
+        let script = script.clone();
+        let (ingester_url, querier_url) = (ingester.url(""), querier.url(""));
+        tokio::task::spawn_blocking(move || {
+            Command::new("sh")
+                .args(["-ec", &script])
+                .env("INGESTER_URL", ingester_url)
+                .env("QUERIER_URL", querier_url)
+                .env("TOKEN", token)
+                .env("HOSTNAME", "inflow-write-read")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(token.clone()).await.unwrap();
+    assert!(
+        out.status.success(),
+        "the hook failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = querier
+        .query_json("helm_test", "SELECT pod, ok FROM helm_test")
+        .await;
+    assert_eq!(
+        rows,
+        vec![serde_json::json!({"pod": "inflow-write-read", "ok": 1})]
+    );
+
+    let out = run("apiv3_wrong".to_string()).await.unwrap();
+    assert!(!out.status.success(), "a wrong token must fail the hook");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}

@@ -347,6 +347,51 @@ async fn databases_and_tokens_on_an_external_inflow() {
     .await;
     assert_eq!(reason, "ClusterUnavailable");
 
+    // What happened is in the objects' Events (`kubectl describe`).
+    let reasons = |kind: &'static str, name: &'static str| {
+        let events = json_of(&plane, &["get", "events.events.k8s.io"]);
+        events["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|e| e["regarding"]["kind"] == kind && e["regarding"]["name"] == name)
+                    .map(|e| {
+                        format!(
+                            "{}/{}",
+                            e["type"].as_str().unwrap_or(""),
+                            e["reason"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let db_events = eventually("the database's events", || async {
+        let r = reasons("Database", "metrics");
+        (r.contains(&"Normal/Created".to_string())).then_some(r)
+    })
+    .await;
+    assert!(
+        db_events.contains(&"Normal/Created".to_string()),
+        "{db_events:?}"
+    );
+    let token_events = reasons("Token", "writer");
+    assert!(
+        token_events
+            .iter()
+            .filter(|r| *r == "Normal/Issued")
+            .count()
+            >= 1,
+        "{token_events:?}"
+    );
+    let orphan = eventually("the orphan's warning", || async {
+        let r = reasons("Database", "orphan");
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(orphan, vec!["Warning/ClusterUnavailable".to_string()]);
+
     // Deleting the resources deletes the token and (policy Delete) the database.
     let (ok, _, err) = plane.kubectl(&["delete", "token", "writer", "--timeout=30s"]);
     assert!(ok, "{err}");
