@@ -449,6 +449,13 @@ async fn last_point_per_series_keeps_tag_types() {
         "SELECT host, last_value(usage ORDER BY time) AS u FROM cpu GROUP BY host ORDER BY host";
     let v: Value = s.query("db", q, "json").await.json().await.unwrap();
     assert_eq!(v, json!([{"host": "a"}, {"host": "b", "u": 2.5}]));
+    // Keys after the time only break ties: still the latest rows only.
+    let q = "SELECT host, last_value(usage ORDER BY time, usage NULLS FIRST) AS u FROM cpu \
+             GROUP BY host ORDER BY host";
+    let v: Value = s.query("db", q, "json").await.json().await.unwrap();
+    assert_eq!(v, json!([{"host": "a"}, {"host": "b", "u": 2.5}]));
+    let plan = s.query_pretty("db", &format!("EXPLAIN {q}")).await;
+    assert!(plan.contains("__inflow_cutoff"), "{plan}");
 }
 
 /// Tag equalities select buffered rows before the filter runs (the first

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use arrow::record_batch::RecordBatch;
 use catalog::{ColumnKind, FieldType};
 use influxql::{
     Dimension, Expr, Field, Fill, Literal, MeasurementName, SelectStatement, Source, TimeOffset,
@@ -180,9 +181,27 @@ fn select<'a>(ctx: &'a Context<'a>, s: &'a SelectStatement, outer: TimeRange) ->
             let (mut frame, text) = if plan.pushed {
                 let group_tags: Vec<String> =
                     tag_keys.into_iter().filter(|t| dims.groups_by(t)).collect();
-                let text = plan.pushdown_sql(table, &group_tags, scan_range, predicate.as_deref());
                 let outputs = (0..plan.calls.len()).map(|i| format!("_{i}")).collect();
-                (Frame::new(&table.name, group_tags, outputs), text)
+                let frame = Frame::new(&table.name, group_tags.clone(), outputs);
+                let exact =
+                    plan.pushdown_sql(table, &group_tags, scan_range, predicate.as_deref(), false);
+                // first/last of the latest (earliest) row, nulls included, is
+                // what SQL computes fastest (one row per series, see
+                // query::rules); where it found no null it is the answer.
+                let fast =
+                    plan.pushdown_sql(table, &group_tags, scan_range, predicate.as_deref(), true);
+                if fast != exact {
+                    let batches = ctx.backend.sql(db, &fast).await?;
+                    if !plan.first_last_null(&batches) {
+                        let mut frame = frame;
+                        for batch in &batches {
+                            frame.extend(batch)?;
+                        }
+                        frames.push(frame);
+                        continue;
+                    }
+                }
+                (frame, exact)
             } else {
                 let frame = Frame::new(
                     &table.name,
@@ -713,8 +732,12 @@ impl Plan {
     }
 }
 
-/// The calls DataFusion computes per window with InfluxQL's meaning.
-fn pushed_aggregate(call: &Call, table: &catalog::TableSchema) -> Option<String> {
+/// The calls DataFusion computes per window with InfluxQL's meaning;
+/// `fast`: `first`/`last` of the earliest/latest row even where its field
+/// is null (the answer only where it is not). Of points of several series
+/// at the same time, `first` and `last` keep the greater value, as
+/// InfluxDB's reducers do.
+fn pushed_aggregate(call: &Call, table: &catalog::TableSchema, fast: bool) -> Option<String> {
     if !matches!(
         table.column(&call.field).map(|c| c.kind),
         Some(ColumnKind::Field(_))
@@ -730,8 +753,14 @@ fn pushed_aggregate(call: &Call, table: &catalog::TableSchema) -> Option<String>
         "max" => format!("max({f})"),
         "spread" => format!("max({f}) - min({f})"),
         "stddev" => format!("stddev({f})"),
-        "first" => format!("first_value({f} ORDER BY \"time\") FILTER (WHERE {f} IS NOT NULL)"),
-        "last" => format!("last_value({f} ORDER BY \"time\") FILTER (WHERE {f} IS NOT NULL)"),
+        "first" if fast => format!("first_value({f} ORDER BY \"time\", {f} DESC NULLS LAST)"),
+        "last" if fast => format!("last_value({f} ORDER BY \"time\", {f} ASC NULLS FIRST)"),
+        "first" => {
+            format!("first_value({f} ORDER BY \"time\", {f} DESC) FILTER (WHERE {f} IS NOT NULL)")
+        }
+        "last" => {
+            format!("last_value({f} ORDER BY \"time\", {f}) FILTER (WHERE {f} IS NOT NULL)")
+        }
         _ => return None,
     })
 }
@@ -801,25 +830,51 @@ impl Plan {
             })
     }
 
-    /// `SELECT date_bin(...) AS time, <group tags>, <call>... GROUP BY` the window and tags.
+    /// Whether a `first`/`last` column of the fast pushdown's answer has a
+    /// null, which the exact one may fill from an older row.
+    fn first_last_null(&self, batches: &[RecordBatch]) -> bool {
+        self.calls.iter().enumerate().any(|(i, c)| {
+            matches!(c.name.as_str(), "first" | "last")
+                && batches.iter().any(|b| {
+                    b.column_by_name(&format!("_{i}"))
+                        .is_none_or(|a| a.null_count() > 0)
+                })
+        })
+    }
+
+    /// `SELECT date_bin(...) AS time, <group tags>, <call>... GROUP BY` the
+    /// window and tags. `fast`: see [`pushed_aggregate`]; when every call is
+    /// a `first` or `last` and tags are grouped, it is a query of only
+    /// `first_value`/`last_value`, which `query::rules` runs over each
+    /// series' latest rows only.
     fn pushdown_sql(
         &self,
         table: &catalog::TableSchema,
         group_tags: &[String],
         range: TimeRange,
         predicate: Option<&str>,
+        fast: bool,
     ) -> String {
+        let only_first_last = self
+            .calls
+            .iter()
+            .all(|c| matches!(c.name.as_str(), "first" | "last"));
+        let latest_only = fast && only_first_last && !group_tags.is_empty();
         let mut columns = vec![match self.interval {
             Some(interval) => format!(
                 "date_bin(INTERVAL '{interval} nanoseconds', \"time\", to_timestamp_nanos({})) AS \"time\"",
                 self.offset
             ),
             // One window: any time inside it places the row.
+            None if latest_only => match self.calls.first().map(|c| c.name.as_str()) {
+                Some("first") => "first_value(\"time\" ORDER BY \"time\") AS \"time\"".to_string(),
+                _ => "last_value(\"time\" ORDER BY \"time\") AS \"time\"".to_string(),
+            },
             None => "min(\"time\") AS \"time\"".to_string(),
         }];
         columns.extend(group_tags.iter().map(|t| sql::ident(t)));
         for (i, c) in self.calls.iter().enumerate() {
-            let agg = pushed_aggregate(c, table).unwrap_or_else(|| "NULL".to_string());
+            let agg = pushed_aggregate(c, table, fast).unwrap_or_else(|| "NULL".to_string());
             columns.push(format!("{agg} AS \"_{i}\""));
         }
         let mut text = format!(
@@ -847,8 +902,9 @@ impl Plan {
             text.push_str(" GROUP BY ");
             text.push_str(&group.join(", "));
         }
-        if self.interval.is_none() {
-            // An aggregate over no rows is no series, not a row of zeros.
+        if self.interval.is_none() && group_tags.is_empty() {
+            // An aggregate over no rows is no series, not a row of zeros
+            // (a group of tags only exists with rows).
             text.push_str(" HAVING count(*) > 0");
         }
         text

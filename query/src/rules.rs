@@ -154,7 +154,7 @@ pub(crate) const CUTOFF: &str = "__inflow_cutoff";
 /// only the rows that can be it.
 ///
 /// When every aggregate of a grouped `Aggregate` is `first_value(… ORDER BY
-/// t DESC)` or `last_value(… ORDER BY t)` (the last point of every series,
+/// t DESC, …)` or `last_value(… ORDER BY t, …)` (the last point of every series,
 /// after [`SIMPLIFY_FIRST_LAST`]) on one non-null column `t`, each group's
 /// winning row has `t` = the group's `max(t)`, which is at least the
 /// smallest of those maxima. So a first, cheap pass computes that cut-off
@@ -252,7 +252,8 @@ fn single_extreme(agg: &Aggregate) -> Result<Option<(Column, bool)>> {
         {
             return Ok(None);
         }
-        let [order] = params.order_by.as_slice() else {
+        // Later keys only break ties among the rows at the extreme `t`.
+        let Some(order) = params.order_by.first() else {
             return Ok(None);
         };
         let Expr::Column(c) = &order.expr else {

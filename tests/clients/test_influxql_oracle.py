@@ -191,6 +191,18 @@ def statements():
         f"SELECT count(free), mean(free) FROM mem WHERE {R_DAY1} AND host = 'nosuch'",
         f"SELECT count(free) FROM mem WHERE {R_DAY1} AND host = 'nosuch' GROUP BY host",
         "SELECT last(*) FROM cpu GROUP BY host",
+        # The latest (earliest) row lacks usage_system: first/last take it from an older (newer) one.
+        f"SELECT last(*) FROM cpu WHERE time <= {ts(430 * 1800)} GROUP BY host",
+        f"SELECT first(*) FROM cpu WHERE time >= {ts(3 * 1800)} GROUP BY host",
+        f"SELECT first(usage_system), last(usage_system) FROM cpu WHERE {R_DAY1} GROUP BY time(2h), host",
+        # Points of several series at one time: in windows InfluxDB keeps the greater value.
+        f"SELECT first(idle), last(idle) FROM cpu WHERE {R_DAY1} GROUP BY time(6h)",
+        f"SELECT first(usage_user), last(usage_system) FROM cpu WHERE {R_DAY1} GROUP BY time(2h)",
+        f"SELECT first(status), last(status) FROM cpu WHERE {R_DAY1} GROUP BY time(3h)",
+        f"SELECT last(usage_system), last(idle) FROM cpu WHERE time <= {ts(430 * 1800)}",
+        f"SELECT last(usage_user) FROM cpu WHERE time <= {ts(430 * 1800)}",
+        f"SELECT first(usage_system) FROM cpu WHERE time >= {ts(3 * 1800)}",
+        f"SELECT first(status) FROM cpu WHERE {R_DAY1}",
         "SELECT count(usage_user), max(idle) FROM cpu GROUP BY host",
         f"SELECT max(usage_user) FROM cpu WHERE time < {ts(DAY)} GROUP BY time(1h) ORDER BY time DESC LIMIT 5",
         f"SELECT max(usage_user) FROM cpu WHERE {R_DAY1} AND host = 'web01' AND status = 'ok'",
