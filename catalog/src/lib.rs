@@ -34,7 +34,8 @@ mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles};
 pub use schema::{
-    ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, TableSchema, validate_db_name,
+    ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, LastCacheDef, TableSchema,
+    validate_db_name,
 };
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 
@@ -259,6 +260,24 @@ pub enum CatalogOp {
         /// the WAL of the node leases with `ingest`.
         #[serde(default)]
         roles: Vec<String>,
+    },
+    /// A last value cache on a table.
+    CreateLastCache {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The cache.
+        cache: LastCacheDef,
+    },
+    /// A last value cache goes away.
+    DeleteLastCache {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The cache's name.
+        name: String,
     },
     /// New columns on an existing table.
     AddColumns {
@@ -743,6 +762,25 @@ impl CatalogState {
                         *c = (*c).max(*at_ns);
                     }
                     self.drop_table_files(*db_id, *table_id, txn.time_ns);
+                }
+                CatalogOp::CreateLastCache {
+                    db_id,
+                    table_id,
+                    cache,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    if t.last_caches.iter().any(|c| c.name == cache.name) {
+                        return Err(bad(format!("last cache {} exists", cache.name)));
+                    }
+                    t.last_caches.push(cache.clone());
+                }
+                CatalogOp::DeleteLastCache {
+                    db_id,
+                    table_id,
+                    name,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    t.last_caches.retain(|c| c.name != *name);
                 }
                 CatalogOp::TakeLease {
                     lease,

@@ -68,6 +68,23 @@ pub struct ColumnDef {
     pub kind: ColumnKind,
 }
 
+/// A last value cache on a table: the newest `count` rows of each
+/// combination of `key_columns`' values, for `ttl_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCacheDef {
+    /// Unique within its table.
+    pub name: String,
+    /// The columns whose values key the cache, in hierarchy order.
+    pub key_columns: Vec<String>,
+    /// The columns kept per key; `None`: every other column, fields the
+    /// table gains later included.
+    pub value_columns: Option<Vec<String>>,
+    /// Rows kept per key (1 to 10).
+    pub count: usize,
+    /// How long a row stays after it was cached, in seconds.
+    pub ttl_secs: u64,
+}
+
 /// A table's schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableSchema {
@@ -81,6 +98,9 @@ pub struct TableSchema {
     /// Soft-deleted: invisible to queries and writes; its name is free.
     #[serde(default)]
     pub deleted: Option<Deletion>,
+    /// Its last value caches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_caches: Vec<LastCacheDef>,
     columns: Vec<ColumnDef>,
     #[serde(skip)]
     by_name: HashMap<Arc<str>, usize>,
@@ -93,6 +113,7 @@ impl TableSchema {
             name: Arc::from(name),
             retention_ns: None,
             deleted: None,
+            last_caches: Vec::new(),
             columns,
             by_name: HashMap::new(),
         };

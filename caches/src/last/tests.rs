@@ -1,0 +1,146 @@
+use super::*;
+use arrow::util::pretty::pretty_format_batches;
+use catalog::{Catalog, CatalogState};
+use line_protocol::Precision;
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use validation::{build, parse, schema_check};
+
+async fn catalog() -> Arc<Catalog> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    Catalog::load(store, Path::default()).await.unwrap()
+}
+
+/// Validates `body` against the catalog (growing it) and returns the state
+/// and the write's rows.
+async fn write(cat: &Catalog, body: &str) -> (Arc<CatalogState>, validation::WriteBatch) {
+    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
+    let change = schema_check(
+        &cat.state(),
+        "db",
+        &mut parsed,
+        &validation::Limits::UNLIMITED,
+    );
+    let state = cat.ensure(&change).await.unwrap();
+    let built = build(&state, "db", &mut parsed, 999).unwrap();
+    assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+    (state, built.batch)
+}
+
+fn cache(state: &CatalogState, def: LastCacheDef) -> LastCache {
+    let db = state.db("db").unwrap();
+    LastCache::new(db, db.table("cpu").unwrap(), def)
+}
+
+fn def(keys: &[&str], values: Option<&[&str]>, count: usize) -> LastCacheDef {
+    LastCacheDef {
+        name: "c".into(),
+        key_columns: keys.iter().map(|s| s.to_string()).collect(),
+        value_columns: values.map(|v| v.iter().map(|s| s.to_string()).collect()),
+        count,
+        ttl_secs: 3600,
+    }
+}
+
+fn feed(c: &LastCache, batch: &validation::WriteBatch) {
+    for (_, rows) in &batch.tables {
+        c.push_batch(rows);
+    }
+}
+
+fn show(c: &LastCache, filters: &[KeyFilter]) -> String {
+    pretty_format_batches(&[c.record_batch(filters).unwrap()])
+        .unwrap()
+        .to_string()
+}
+
+fn host(value: &str, negated: bool) -> KeyFilter {
+    KeyFilter {
+        column: "host".into(),
+        values: vec![KeyValue::Str(value.into())],
+        negated,
+    }
+}
+
+#[tokio::test]
+async fn newest_rows_per_key_with_count_and_merges() {
+    let cat = catalog().await;
+    let (state, first) = write(
+        &cat,
+        "cpu,host=a,region=us usage=1,n=1i 10\n\
+         cpu,host=a,region=us usage=2 20\n\
+         cpu,host=b,region=eu usage=3 15\n\
+         cpu,host=a,region=us usage=0.5 5\n\
+         cpu,region=us usage=9 30",
+    )
+    .await;
+    let c = cache(&state, def(&["host"], Some(&["usage", "n"]), 2));
+    feed(&c, &first);
+    // Newest first, two per host; the row without a host is not cached;
+    // the oldest row of a did not fit.
+    let out = show(&c, &[]);
+    assert_eq!(
+        out,
+        "+------+-------+---+-------------------------------+\n\
+         | host | usage | n | time                          |\n\
+         +------+-------+---+-------------------------------+\n\
+         | a    | 2.0   |   | 1970-01-01T00:00:00.000000020 |\n\
+         | a    | 1.0   | 1 | 1970-01-01T00:00:00.000000010 |\n\
+         | b    | 3.0   |   | 1970-01-01T00:00:00.000000015 |\n\
+         +------+-------+---+-------------------------------+",
+        "{out}"
+    );
+    // A later write at the same time is the same point: its fields win.
+    let (_, second) = write(
+        &cat,
+        "cpu,host=a,region=us n=7i 20\ncpu,host=b,region=eu usage=4 40",
+    )
+    .await;
+    feed(&c, &second);
+    let out = show(&c, &[host("a", false)]);
+    assert!(
+        out.contains("| a    | 2.0   | 7 | 1970-01-01T00:00:00.000000020 |"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let out = show(&c, &[host("a", true)]);
+    assert!(
+        out.contains("| b    | 4.0   |   | 1970-01-01T00:00:00.000000040 |"),
+        "{out}"
+    );
+    assert!(out.contains("| b    | 3.0   |"), "{out}");
+    assert!(!out.contains("| a "), "{out}");
+    assert_eq!(c.series(), 2);
+}
+
+#[tokio::test]
+async fn every_other_column_by_default_and_new_fields_join() {
+    let cat = catalog().await;
+    let (state, first) = write(&cat, "cpu,host=a,region=us usage=1 10").await;
+    let c = cache(&state, def(&["host", "region"], None, 1));
+    feed(&c, &first);
+    let (_, second) = write(&cat, "cpu,host=a,region=us usage=2,temp=40i 20").await;
+    feed(&c, &second);
+    // The table's columns in their order, then the new field.
+    assert_eq!(c.value_columns(), vec!["usage", "time", "temp"]);
+    let out = show(&c, &[]);
+    assert!(
+        out.contains("| a    | us     | 2.0   | 1970-01-01T00:00:00.000000020 | 40   |"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn rows_expire_after_the_ttl() {
+    let cat = catalog().await;
+    let (state, first) = write(&cat, "cpu,host=a usage=1 10").await;
+    let mut d = def(&["host"], None, 1);
+    d.ttl_secs = 0;
+    let c = cache(&state, d);
+    feed(&c, &first);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 0);
+    c.remove_expired();
+    assert_eq!(c.series(), 0);
+}

@@ -1,0 +1,128 @@
+//! In-memory caches that answer the queries dashboards send all day from
+//! memory instead of scans: the last value cache (the newest rows of each
+//! key, see [`last`]).
+//!
+//! ```text
+//!  catalog (definitions) ──sync──▶ Caches ◀──apply(WriteBatch)── buffer, after the WAL
+//!                                    │
+//!                      last_cache('t') table function (query crate)
+//! ```
+//!
+//! The definitions live in the catalog, so every process (ingesters and
+//! queriers, which apply the WAL they tail the same way) builds the same
+//! caches; the contents are fed by the writes each process applies, and
+//! refilled after a restart by the WAL replay and a query of the newest
+//! persisted rows.
+
+pub mod last;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use catalog::CatalogState;
+use validation::WriteBatch;
+
+pub use last::{KeyFilter, LastCache};
+
+/// Every cache of this process, by table.
+#[derive(Debug, Default)]
+pub struct Caches {
+    last: RwLock<HashMap<(u32, u32), Vec<Arc<LastCache>>>>,
+}
+
+impl Caches {
+    /// No caches yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Brings the set of caches to the catalog's definitions: new ones
+    /// start empty, removed ones (and those of deleted tables) are dropped,
+    /// and expired rows go.
+    pub fn sync(&self, state: &CatalogState) {
+        let mut wanted: HashMap<(u32, u32), Vec<Arc<LastCache>>> = HashMap::new();
+        let current = self.last.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for db in state.databases() {
+            for table in db.tables() {
+                if table.last_caches.is_empty() {
+                    continue;
+                }
+                let key = (db.id, table.id);
+                let existing = current.get(&key);
+                let list = table
+                    .last_caches
+                    .iter()
+                    .map(|def| {
+                        existing
+                            .and_then(|l| l.iter().find(|c| c.def() == def))
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(LastCache::new(db, table, def.clone())))
+                    })
+                    .collect();
+                wanted.insert(key, list);
+            }
+        }
+        for caches in wanted.values() {
+            for c in caches {
+                c.remove_expired();
+            }
+        }
+        *self.last.write().unwrap_or_else(|p| p.into_inner()) = wanted;
+    }
+
+    /// Feeds a write to the caches of its tables.
+    pub fn apply(&self, batch: &WriteBatch) {
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        if last.is_empty() {
+            return;
+        }
+        for (table_id, rows) in &batch.tables {
+            if let Some(caches) = last.get(&(batch.db_id, *table_id)) {
+                for c in caches {
+                    c.push_batch(rows);
+                }
+            }
+        }
+    }
+
+    /// The last value cache `name` of a table (its only one when `name` is
+    /// `None` and it has exactly one).
+    pub fn last_cache(
+        &self,
+        db_id: u32,
+        table_id: u32,
+        name: Option<&str>,
+    ) -> Result<Arc<LastCache>, String> {
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        let caches = last
+            .get(&(db_id, table_id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        match name {
+            Some(n) => caches
+                .iter()
+                .find(|c| c.def().name == n)
+                .cloned()
+                .ok_or_else(|| format!("no last cache named '{n}' on this table")),
+            None => match caches {
+                [one] => Ok(Arc::clone(one)),
+                [] => Err("the table has no last cache".to_string()),
+                _ => Err(
+                    "the table has several last caches; name one: last_cache('table', 'name')"
+                        .to_string(),
+                ),
+            },
+        }
+    }
+
+    /// Every last value cache: (database id, table id, cache).
+    pub fn last_caches(&self) -> Vec<(u32, u32, Arc<LastCache>)> {
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = last
+            .iter()
+            .flat_map(|(&(d, t), l)| l.iter().map(move |c| (d, t, Arc::clone(c))))
+            .collect();
+        all.sort_by(|a, b| (a.0, a.1, &a.2.def().name).cmp(&(b.0, b.1, &b.2.def().name)));
+        all
+    }
+}
