@@ -47,6 +47,8 @@ pub struct Buffer {
     /// The data-delete cut-offs already applied, per (database, table name);
     /// `None` until the first [`Buffer::apply_catalog`].
     cutoffs_seen: Mutex<Option<CutoffsSeen>>,
+    /// The caches the applied writes feed (after the WAL, in its order).
+    caches: Arc<caches::Caches>,
 }
 
 impl Default for Buffer {
@@ -147,7 +149,20 @@ impl Buffer {
             gens: RwLock::new(vec![Arc::new(Generation::new(1, chunk_ns))]),
             next_gen: AtomicU64::new(2),
             cutoffs_seen: Mutex::new(None),
+            caches: Arc::new(caches::Caches::new()),
         }
+    }
+
+    /// This buffer, feeding `caches` (another buffer's, so a buffer rebuilt
+    /// to replace it keeps them current) instead of its own.
+    pub fn with_caches(mut self, caches: Arc<caches::Caches>) -> Self {
+        self.caches = caches;
+        self
+    }
+
+    /// The caches that the writes applied here feed.
+    pub fn caches(&self) -> &Arc<caches::Caches> {
+        &self.caches
     }
 
     /// Drops buffered rows the catalog says are deleted: tables and
@@ -155,6 +170,7 @@ impl Buffer {
     /// deleted since the last call. The first call only records the data
     /// cut-offs (replay already skipped the rows they void).
     pub fn apply_catalog(&self, state: &catalog::CatalogState) {
+        self.caches.sync(state);
         let mut seen_guard = lock(&self.cutoffs_seen);
         let first = seen_guard.is_none();
         let seen = seen_guard.get_or_insert_with(HashMap::new);
@@ -185,6 +201,9 @@ impl Buffer {
                 if !live || cleared.contains(&(db_id, table_id)) {
                     g.drop_table(db_id, table_id);
                 }
+                if cleared.contains(&(db_id, table_id)) {
+                    self.caches.clear_table(db_id, table_id);
+                }
             }
         }
     }
@@ -205,6 +224,7 @@ impl Buffer {
         let gens = read(&self.gens);
         if let Some(active) = gens.last() {
             for b in batches {
+                self.caches.apply(&b);
                 active.apply(seq, b);
             }
         }

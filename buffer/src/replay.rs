@@ -82,6 +82,10 @@ pub async fn apply_files_after(
         listed: location.list_with_times().await?,
         ..WalProgress::default()
     };
+    // The caches the catalog defines exist before the rows that feed them.
+    if progress.listed.iter().any(|&(seq, _)| seq > after) {
+        buffer.caches().sync(&catalog.state());
+    }
     for &(seq, written_ms) in &progress.listed {
         if seq <= after {
             continue;

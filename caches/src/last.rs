@@ -227,6 +227,12 @@ impl LastCache {
         Duration::from_secs(self.def.ttl_secs)
     }
 
+    /// Drops every row.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.root = Node::empty(self.keys.len());
+    }
+
     /// Drops the rows older than the TTL.
     pub fn remove_expired(&self) {
         if let Some(oldest) = Instant::now().checked_sub(self.ttl()) {

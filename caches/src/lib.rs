@@ -24,10 +24,15 @@ use validation::WriteBatch;
 
 pub use last::{KeyFilter, LastCache};
 
+/// The last value caches of each table, by (database id, table id).
+type LastCachesByTable = HashMap<(u32, u32), Vec<Arc<LastCache>>>;
+
 /// Every cache of this process, by table.
 #[derive(Debug, Default)]
 pub struct Caches {
-    last: RwLock<HashMap<(u32, u32), Vec<Arc<LastCache>>>>,
+    last: RwLock<LastCachesByTable>,
+    /// When expired rows were last dropped.
+    swept: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Caches {
@@ -38,9 +43,9 @@ impl Caches {
 
     /// Brings the set of caches to the catalog's definitions: new ones
     /// start empty, removed ones (and those of deleted tables) are dropped,
-    /// and expired rows go.
+    /// and (at most once a second) expired rows go.
     pub fn sync(&self, state: &CatalogState) {
-        let mut wanted: HashMap<(u32, u32), Vec<Arc<LastCache>>> = HashMap::new();
+        let mut wanted: LastCachesByTable = HashMap::new();
         let current = self.last.read().unwrap_or_else(|p| p.into_inner()).clone();
         for db in state.databases() {
             for table in db.tables() {
@@ -62,12 +67,25 @@ impl Caches {
                 wanted.insert(key, list);
             }
         }
-        for caches in wanted.values() {
-            for c in caches {
-                c.remove_expired();
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            *swept = Some(std::time::Instant::now());
+            for caches in wanted.values() {
+                for c in caches {
+                    c.remove_expired();
+                }
             }
         }
+        drop(swept);
         *self.last.write().unwrap_or_else(|p| p.into_inner()) = wanted;
+    }
+
+    /// Empties the caches of a table whose rows were deleted.
+    pub fn clear_table(&self, db_id: u32, table_id: u32) {
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        for c in last.get(&(db_id, table_id)).into_iter().flatten() {
+            c.clear();
+        }
     }
 
     /// Feeds a write to the caches of its tables.

@@ -783,3 +783,219 @@ pub(crate) async fn influxql_drop_table(
     .await?;
     Ok(())
 }
+
+// ---- last value caches -------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct CreateLastCache {
+    db: String,
+    table: String,
+    name: Option<String>,
+    key_columns: Option<Vec<String>>,
+    value_columns: Option<Vec<String>>,
+    count: Option<i64>,
+    ttl: Option<i64>,
+}
+
+/// The default TTL of a last value cache: 4 hours, as InfluxDB 3's.
+const LAST_CACHE_DEFAULT_TTL_SECS: u64 = 4 * 3600;
+
+/// The definition a create request asks for, checked against the table.
+fn last_cache_def(
+    req: &CreateLastCache,
+    table: &catalog::TableSchema,
+) -> Result<catalog::LastCacheDef, CatalogError> {
+    let invalid = |m: String| CatalogError::Invalid(m);
+    let key_columns: Vec<String> = match &req.key_columns {
+        Some(keys) => {
+            for k in keys {
+                let c = table
+                    .column(k)
+                    .ok_or_else(|| invalid(format!("invalid key column provided: {k}")))?;
+                if !caches::last::valid_key_kind(c.kind) {
+                    return Err(invalid(format!(
+                        "key column '{k}': only uint64, int64, bool, tag, and string columns are supported in the last cache"
+                    )));
+                }
+            }
+            keys.clone()
+        }
+        None => table
+            .columns()
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Tag)
+            .map(|c| c.name.to_string())
+            .collect(),
+    };
+    if let Some(values) = &req.value_columns {
+        for v in values {
+            if table.column(v).is_none() {
+                return Err(invalid(format!("invalid value column provided: {v}")));
+            }
+            if key_columns.contains(v) {
+                return Err(invalid(format!(
+                    "column '{v}' is a key column; it can't be a value column too"
+                )));
+            }
+        }
+    }
+    let count = req.count.unwrap_or(1);
+    if !(1..=10).contains(&count) {
+        return Err(invalid(format!(
+            "invalid count {count}: a last cache holds from 1 to 10 rows per key"
+        )));
+    }
+    let ttl_secs = match req.ttl {
+        None => LAST_CACHE_DEFAULT_TTL_SECS,
+        Some(t) if t > 0 => t as u64,
+        Some(t) => {
+            return Err(invalid(format!(
+                "invalid ttl {t}: give a number of seconds above 0"
+            )));
+        }
+    };
+    let name = match &req.name {
+        Some(n) if !n.is_empty() => n.clone(),
+        _ => format!("{}_{}_last_cache", table.name, key_columns.join("_")),
+    };
+    Ok(catalog::LastCacheDef {
+        name,
+        key_columns,
+        value_columns: req.value_columns.clone(),
+        count: count as usize,
+        ttl_secs,
+    })
+}
+
+/// POST /api/v3/configure/last_cache {"db", "table", "name", "key_columns",
+/// "value_columns", "count", "ttl"}: 201 with the definition; 204 when the
+/// same cache exists; 409 when one of that name exists with other settings;
+/// 400, 404.
+pub(crate) async fn create_last_cache(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            admin(&state, &headers, q.as_deref())?;
+            let req: CreateLastCache = json_body(body, &headers, state.max_request_size).await?;
+            let def = std::sync::Mutex::new(None);
+            let existed = std::sync::atomic::AtomicBool::new(false);
+            state
+                .catalog
+                .update(|s| {
+                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
+                    let t = d
+                        .table(&req.table)
+                        .ok_or_else(|| table_not_found(&req.db, &req.table))?;
+                    let wanted = last_cache_def(&req, t)?;
+                    *def.lock().unwrap_or_else(|p| p.into_inner()) = Some(wanted.clone());
+                    if let Some(existing) = t.last_caches.iter().find(|c| c.name == wanted.name) {
+                        if *existing == wanted {
+                            existed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Ok(Vec::new());
+                        }
+                        return Err(CatalogError::AlreadyExists(format!(
+                            "a last cache named '{}' exists on table {} with other settings",
+                            wanted.name, req.table
+                        )));
+                    }
+                    existed.store(false, std::sync::atomic::Ordering::Relaxed);
+                    Ok(vec![CatalogOp::CreateLastCache {
+                        db_id: d.id,
+                        table_id: t.id,
+                        cache: wanted,
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            if existed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            if let Some(query) = &state.query
+                && let Err(e) = query.fill_last_caches(&req.db, Some(&req.table)).await
+            {
+                tracing::warn!(error = %e, "filling a new last value cache failed");
+            }
+            let def = def.into_inner().unwrap_or_else(|p| p.into_inner());
+            let body = serde_json::json!({
+                "table": req.table,
+                "name": def.as_ref().map(|d| d.name.clone()),
+                "key_columns": def.as_ref().map(|d| d.key_columns.clone()),
+                "value_columns": def.as_ref().and_then(|d| d.value_columns.clone()),
+                "count": def.as_ref().map(|d| d.count),
+                "ttl": def.as_ref().map(|d| d.ttl_secs),
+            });
+            Ok((
+                StatusCode::CREATED,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body.to_string(),
+            )
+                .into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteCache {
+    db: String,
+    table: String,
+    name: String,
+}
+
+/// DELETE /api/v3/configure/last_cache?db=&table=&name= (or the same as a
+/// JSON body): 200, 400, 404.
+pub(crate) async fn delete_last_cache(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let req = if param(&pairs, "db").is_some() {
+                DeleteCache {
+                    db: required(&pairs, "db")?.to_string(),
+                    table: required(&pairs, "table")?.to_string(),
+                    name: required(&pairs, "name")?.to_string(),
+                }
+            } else {
+                json_body(body, &headers, state.max_request_size).await?
+            };
+            state
+                .catalog
+                .update(|s| {
+                    let (db_id, table_id) = table_ids(s, &req.db, &req.table)?;
+                    let exists = s
+                        .db(&req.db)
+                        .and_then(|d| d.table(&req.table))
+                        .is_some_and(|t| t.last_caches.iter().any(|c| c.name == req.name));
+                    if !exists {
+                        return Err(CatalogError::NotFound(format!(
+                            "last cache not found: {} on table {} in database {}",
+                            req.name, req.table, req.db
+                        )));
+                    }
+                    Ok(vec![CatalogOp::DeleteLastCache {
+                        db_id,
+                        table_id,
+                        name: req.name.clone(),
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            if let Some(query) = &state.query {
+                let _ = query.fill_last_caches(&req.db, Some("")).await;
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        .await,
+    )
+}

@@ -151,6 +151,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v3/enterprise/configure/node/stop",
             post(nodes::stop_node),
         )
+        .route(
+            "/api/v3/configure/last_cache",
+            post(configure::create_last_cache).delete(configure::delete_last_cache),
+        )
         .route("/ping", any(ping))
         .route("/health", get(health))
         .route("/api/v1/health", get(health))

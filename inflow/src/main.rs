@@ -96,9 +96,15 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         server::wal_observer(&metrics),
     )
     .await?;
-    let engine = query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
-        .with_parquet_cache(args.query.parquet_cache_bytes())
-        .with_registry(node.registry().clone());
+    let engine = Arc::new(
+        query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
+            .with_parquet_cache(args.query.parquet_cache_bytes())
+            .with_registry(node.registry().clone()),
+    );
+    // The WAL replay refilled the last value caches with the buffered rows;
+    // the persisted ones come from a query.
+    let filling = Arc::clone(&engine);
+    tokio::spawn(async move { filling.fill_all_last_caches().await });
     // The same lease as inflow-compactor's: one of them compacts at a time.
     let compactor = compactor::CompactorRole::start(
         &node,
@@ -119,7 +125,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             &node,
             catalog,
             Some(writer),
-            Some(Arc::new(engine)),
+            Some(engine),
             metrics,
             Some(&args.persist),
         )

@@ -81,9 +81,12 @@ impl WalTailer {
             .iter()
             .any(|(node, seq)| self.persisted.get(node).copied().unwrap_or(0) < *seq);
         if moved {
-            let fresh = Arc::new(Buffer::with_chunk_duration(
-                std::time::Duration::from_nanos(self.buffer.chunk_ns().max(1) as u64),
-            ));
+            let fresh = Arc::new(
+                Buffer::with_chunk_duration(std::time::Duration::from_nanos(
+                    self.buffer.chunk_ns().max(1) as u64,
+                ))
+                .with_caches(Arc::clone(self.buffer.caches())),
+            );
             let mut rebuilt = WalTailer {
                 store: Arc::clone(&self.store),
                 prefix: self.prefix.clone(),

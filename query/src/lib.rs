@@ -37,6 +37,7 @@ mod ensure;
 pub mod file_cache;
 
 mod key_runs;
+mod last_cache;
 mod plan_cache;
 mod provider;
 mod prune_dynamic;
@@ -168,6 +169,12 @@ impl QueryEngine {
             .with_physical_optimizer_rule(Arc::new(cutoff::PushCutoffIntoScans))
             .with_physical_optimizer_rule(Arc::new(prune_dynamic::PruneDynamicFilters))
             .build();
+        base.register_udtf(
+            "last_cache",
+            Arc::new(last_cache::LastCacheFunction {
+                caches: Arc::clone(buffer.caches()),
+            }),
+        );
         for name in udfs::CHEAP_HASH {
             if let Some(f) = base.scalar_functions().get(name).cloned() {
                 // Replaces the function under its name and aliases.
@@ -266,6 +273,9 @@ impl QueryEngine {
         session
             .config_mut()
             .set_extension(Arc::new(provider::ScanLog::default()));
+        session
+            .config_mut()
+            .set_extension(Arc::new(last_cache::CurrentDatabase(Arc::clone(db_schema))));
         session
     }
 
@@ -424,8 +434,73 @@ fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, Quer
     })
 }
 
+impl QueryEngine {
+    /// Fills every last value cache of every database from its table's
+    /// newest rows (after a restart, for the rows already in Parquet).
+    pub async fn fill_all_last_caches(&self) {
+        let state = self.catalog.state();
+        let names: Vec<String> = state.databases().map(|d| d.name.to_string()).collect();
+        for db in names {
+            if let Err(e) = services::QueryService::fill_last_caches(self, &db, None).await {
+                tracing::warn!(db, error = %e, "filling the last value caches failed");
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl services::QueryService for QueryEngine {
+    async fn fill_last_caches(&self, db: &str, table: Option<&str>) -> Result<(), QueryError> {
+        use futures::TryStreamExt;
+        let state = self.catalog.state();
+        self.sources.buffer.caches().sync(&state);
+        let Some(schema) = state.db(db) else {
+            return Err(QueryError::DatabaseNotFound(db.to_string()));
+        };
+        for t in schema.tables() {
+            if table.is_some_and(|n| n != t.name.as_ref()) {
+                continue;
+            }
+            for def in &t.last_caches {
+                let cache = self
+                    .sources
+                    .buffer
+                    .caches()
+                    .last_cache(schema.id, t.id, Some(&def.name))
+                    .map_err(QueryError::Invalid)?;
+                let ident = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+                let keys: Vec<String> = def.key_columns.iter().map(|k| ident(k)).collect();
+                let mut columns = keys.clone();
+                columns.extend(cache.value_columns().iter().map(|c| ident(c)));
+                let mut sql = format!(
+                    "SELECT {} FROM (SELECT {}, row_number() OVER ({} ORDER BY \"time\" DESC) AS __inflow_rank FROM {}",
+                    columns.join(", "),
+                    columns.join(", "),
+                    if keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!("PARTITION BY {}", keys.join(", "))
+                    },
+                    ident(&t.name),
+                );
+                let conditions: Vec<String> =
+                    keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+                if !conditions.is_empty() {
+                    sql.push_str(" WHERE ");
+                    sql.push_str(&conditions.join(" AND "));
+                }
+                sql.push_str(&format!(") WHERE __inflow_rank <= {}", def.count.max(1)));
+                let stream = self.sql(db, &sql, None, &|_| false).await?;
+                let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
+                // Oldest first, so each key ends with its newest rows.
+                for b in batches.iter().rev() {
+                    cache.push_batch(b);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn sql(
         &self,
         query: services::SqlQuery<'_>,

@@ -159,6 +159,7 @@ impl DatabaseCatalog {
                 state,
                 Arc::clone(&db),
                 sources.registry.clone(),
+                Arc::clone(sources.buffer.caches()),
             )),
             iox: Arc::new(DatabaseTables { db, sources }),
         }

@@ -25,7 +25,14 @@ use crate::QueryError;
 /// The schema name.
 pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
-const TABLES: &[&str] = &["databases", "nodes", "parquet_files", "tables", "tokens"];
+const TABLES: &[&str] = &[
+    "databases",
+    "last_caches",
+    "nodes",
+    "parquet_files",
+    "tables",
+    "tokens",
+];
 
 /// Tables about the whole server rather than the queried database.
 const SERVER_TABLES: &[&str] = &["databases", "nodes", "tokens"];
@@ -35,6 +42,7 @@ pub(crate) struct SystemTables {
     state: Arc<CatalogState>,
     db: Arc<DatabaseSchema>,
     registry: Option<cluster::Registry>,
+    caches: Arc<caches::Caches>,
 }
 
 impl SystemTables {
@@ -42,12 +50,80 @@ impl SystemTables {
         state: Arc<CatalogState>,
         db: Arc<DatabaseSchema>,
         registry: Option<cluster::Registry>,
+        caches: Arc<caches::Caches>,
     ) -> Self {
         Self {
             state,
             db,
             registry,
+            caches,
         }
+    }
+
+    /// `system.last_caches`: the queried database's last value caches, with
+    /// InfluxDB 3's columns (`table`, `name`, `key_column_names`,
+    /// `value_column_names` (null: every other column), `count`, `ttl` in
+    /// seconds) and Inflow's `series` (keys holding rows now).
+    fn last_caches(&self) -> Result<MemTable, DataFusionError> {
+        use arrow::array::{ListBuilder, StringBuilder};
+        let defs: Vec<(&str, &catalog::LastCacheDef)> = self
+            .db
+            .tables()
+            .flat_map(|t| t.last_caches.iter().map(move |c| (t.name.as_ref(), c)))
+            .collect();
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let list = DataType::List(Arc::clone(&item));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("key_column_names", list.clone(), false),
+            Field::new("value_column_names", list, true),
+            Field::new("count", DataType::UInt64, false),
+            Field::new("ttl", DataType::UInt64, false),
+            Field::new("series", DataType::UInt64, false),
+        ]));
+        let mut keys = ListBuilder::new(StringBuilder::new()).with_field(Arc::clone(&item));
+        let mut values = ListBuilder::new(StringBuilder::new()).with_field(item);
+        for (_, d) in &defs {
+            for k in &d.key_columns {
+                keys.values().append_value(k);
+            }
+            keys.append(true);
+            match &d.value_columns {
+                Some(v) => {
+                    for c in v {
+                        values.values().append_value(c);
+                    }
+                    values.append(true);
+                }
+                None => values.append(false),
+            }
+        }
+        let live = self.caches.last_caches();
+        let series = defs.iter().map(|(t, d)| {
+            live.iter()
+                .find(|(db, _, c)| {
+                    *db == self.db.id && c.table_name() == *t && c.def().name == d.name
+                })
+                .map_or(0, |(_, _, c)| c.series() as u64)
+        });
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(defs.iter().map(|(t, _)| *t))),
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|(_, d)| d.name.as_str()),
+            )),
+            Arc::new(keys.finish()),
+            Arc::new(values.finish()),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|(_, d)| d.count as u64),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|(_, d)| d.ttl_secs),
+            )),
+            Arc::new(UInt64Array::from_iter_values(series)),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.nodes`: every process registered on the object store, with
@@ -308,6 +384,7 @@ impl SchemaProvider for SystemTables {
             "databases" => Some(Arc::new(self.databases()?)),
             "nodes" => Some(Arc::new(self.nodes().await?)),
             "tables" => Some(Arc::new(self.tables()?)),
+            "last_caches" => Some(Arc::new(self.last_caches()?)),
             _ => None,
         })
     }

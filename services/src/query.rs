@@ -82,4 +82,11 @@ pub trait QueryService: Send + Sync + fmt::Debug + 'static {
         &self,
         query: crate::influxql::InfluxqlQuery<'_>,
     ) -> Result<crate::influxql::StatementResult, QueryError>;
+
+    /// Brings this node's caches to the catalog's definitions and fills the
+    /// last value caches of `db` (those of `table` only, when given) with
+    /// the table's newest rows, buffered and persisted.
+    async fn fill_last_caches(&self, _db: &str, _table: Option<&str>) -> Result<(), QueryError> {
+        Ok(())
+    }
 }

@@ -1,0 +1,268 @@
+//! The last value cache through `inflow serve`'s HTTP API: create (201, the
+//! same again 204, other settings 409), bad input (400, 404), the SQL table
+//! function with key predicates against the plain SQL answer, new writes,
+//! `system.last_caches`, TTL, delete, and a kill -9 and restart.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+use test_helpers::TestServer;
+
+async fn create(s: &TestServer, body: Value) -> (u16, String) {
+    let r = s
+        .client()
+        .post(s.url("/api/v3/configure/last_cache"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn rows(s: &TestServer, q: &str) -> Value {
+    let r = s.query("db", q, "json").await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 200, "{q}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+const DATA: &str = "cpu,host=a,region=us usage=1,temp=10i 1000000000\n\
+                    cpu,host=a,region=us usage=2,temp=11i 2000000000\n\
+                    cpu,host=a,region=us usage=3,temp=12i 3000000000\n\
+                    cpu,host=b,region=eu usage=4,temp=20i 1500000000\n\
+                    cpu,host=c,region=eu usage=5,temp=30i 2500000000\n\
+                    cpu,host=c,region=eu usage=6,temp=31i 3500000000";
+
+#[tokio::test]
+async fn create_query_delete_and_errors() {
+    let s = TestServer::start().await;
+    s.write_ok("db", DATA).await;
+
+    // Bad input: 404s, then 400s, each with its reason.
+    let (st, body) = create(&s, json!({"db": "nope", "table": "cpu"})).await;
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("database not found: nope"), "{body}");
+    let (st, body) = create(&s, json!({"db": "db", "table": "nope"})).await;
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("table not found: nope"), "{body}");
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "key_columns": ["zone"]}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid key column provided: zone"), "{body}");
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "key_columns": ["usage"]}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("only uint64, int64, bool, tag, and string"),
+        "{body}"
+    );
+    for count in [0, 11] {
+        let (st, body) = create(&s, json!({"db": "db", "table": "cpu", "count": count})).await;
+        assert_eq!(st, 400, "{body}");
+        assert!(body.contains("from 1 to 10"), "{body}");
+    }
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "value_columns": ["nope"]}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        body.contains("invalid value column provided: nope"),
+        "{body}"
+    );
+    let (st, body) = create(&s, json!({"db": "db"})).await;
+    assert_eq!(st, 400, "{body}");
+
+    // Created, with the defaults: the series key, every other column.
+    let (st, body) = create(&s, json!({"db": "db", "table": "cpu", "count": 2})).await;
+    assert_eq!(st, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["name"], "cpu_host_region_last_cache");
+    assert_eq!(created["key_columns"], json!(["host", "region"]));
+    assert_eq!(created["count"], 2);
+    assert_eq!(created["ttl"], 14400);
+    // The same again: 204; other settings under that name: 409.
+    let (st, _) = create(&s, json!({"db": "db", "table": "cpu", "count": 2})).await;
+    assert_eq!(st, 204);
+    let (st, body) = create(&s, json!({"db": "db", "table": "cpu", "count": 3})).await;
+    assert_eq!(st, 409, "{body}");
+
+    // Filled from the rows written before it: the SQL answer per key.
+    let cached = rows(
+        &s,
+        "SELECT host, region, usage, temp, time FROM last_cache('cpu') ORDER BY host, time DESC",
+    )
+    .await;
+    let plain = rows(
+        &s,
+        "SELECT host, region, usage, temp, time FROM (SELECT *, row_number() OVER \
+         (PARTITION BY host, region ORDER BY time DESC) AS n FROM cpu) WHERE n <= 2 \
+         ORDER BY host, time DESC",
+    )
+    .await;
+    assert_eq!(cached, plain);
+    assert_eq!(cached.as_array().unwrap().len(), 5);
+
+    // Key predicates, and a condition on a value.
+    let v = rows(
+        &s,
+        "SELECT host, usage FROM last_cache('cpu') WHERE host = 'a'",
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([{"host": "a", "usage": 3.0}, {"host": "a", "usage": 2.0}])
+    );
+    let v = rows(
+        &s,
+        "SELECT host, usage FROM last_cache('cpu') WHERE host IN ('b', 'c') AND usage > 4.5 ORDER BY usage",
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([{"host": "c", "usage": 5.0}, {"host": "c", "usage": 6.0}])
+    );
+    let v = rows(
+        &s,
+        "SELECT count(*) AS n FROM last_cache('cpu') WHERE host != 'a'",
+    )
+    .await;
+    assert_eq!(v, json!([{"n": 3}]));
+
+    // New writes are there at once.
+    s.write_ok(
+        "db",
+        "cpu,host=b,region=eu usage=7,temp=21i 4000000000\ncpu,host=d,region=ap usage=8 4000000000",
+    )
+    .await;
+    let v = rows(
+        &s,
+        "SELECT host, usage FROM last_cache('cpu', 'cpu_host_region_last_cache') WHERE host IN ('b', 'd')",
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([{"host": "b", "usage": 7.0}, {"host": "b", "usage": 4.0}, {"host": "d", "usage": 8.0}])
+    );
+
+    // A second cache on explicit columns; then the table has two, so
+    // last_cache('cpu') must name one.
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "name": "by_region", "key_columns": ["region"], "value_columns": ["usage"], "ttl": 60}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let v = rows(
+        &s,
+        "SELECT * FROM last_cache('cpu', 'by_region') ORDER BY region",
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!([
+            {"region": "ap", "usage": 8.0, "time": "1970-01-01T00:00:04"},
+            {"region": "eu", "usage": 7.0, "time": "1970-01-01T00:00:04"},
+            {"region": "us", "usage": 3.0, "time": "1970-01-01T00:00:03"}
+        ])
+    );
+    let r = s
+        .query("db", "SELECT * FROM last_cache('cpu')", "json")
+        .await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("several last caches"));
+    let v = rows(&s, "SELECT \"table\", name, key_column_names, value_column_names, count, ttl, series FROM system.last_caches ORDER BY name").await;
+    assert_eq!(
+        v,
+        json!([
+            {"table": "cpu", "name": "by_region", "key_column_names": ["region"], "value_column_names": ["usage"], "count": 1, "ttl": 60, "series": 3},
+            {"table": "cpu", "name": "cpu_host_region_last_cache", "key_column_names": ["host", "region"], "count": 2, "ttl": 14400, "series": 4}
+        ])
+    );
+
+    // Delete: 200, then 404.
+    let del = |name: &'static str| {
+        let s = &s;
+        async move {
+            s.client()
+                .delete(s.url("/api/v3/configure/last_cache"))
+                .query(&[("db", "db"), ("table", "cpu"), ("name", name)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(del("by_region").await, 200);
+    assert_eq!(del("by_region").await, 404);
+    let r = s
+        .query("db", "SELECT * FROM last_cache('cpu', 'by_region')", "json")
+        .await;
+    assert_eq!(r.status(), 400);
+    let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
+    assert_eq!(v, json!([{"n": 7}]));
+}
+
+#[tokio::test]
+async fn rows_expire_after_the_ttl() {
+    let s = TestServer::start().await;
+    s.write_ok("db", DATA).await;
+    let (st, body) = create(&s, json!({"db": "db", "table": "cpu", "ttl": 1})).await;
+    assert_eq!(st, 201, "{body}");
+    let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
+    assert_eq!(v, json!([{"n": 3}]));
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
+    assert_eq!(v, json!([{"n": 0}]));
+}
+
+#[tokio::test]
+async fn a_kill_and_restart_keeps_the_cache() {
+    let mut s = TestServer::start().await;
+    s.write_ok("db", DATA).await;
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "key_columns": ["host"]}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    s.write_ok("db", "cpu,host=a,region=us usage=9 5000000000")
+        .await;
+    let before = rows(
+        &s,
+        "SELECT host, usage, time FROM last_cache('cpu') ORDER BY host",
+    )
+    .await;
+    s.kill();
+    s.restart().await;
+    let mut after = Value::Null;
+    for _ in 0..50 {
+        after = rows(
+            &s,
+            "SELECT host, usage, time FROM last_cache('cpu') ORDER BY host",
+        )
+        .await;
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(after, before);
+    assert_eq!(
+        before,
+        json!([
+            {"host": "a", "usage": 9.0, "time": "1970-01-01T00:00:05"},
+            {"host": "b", "usage": 4.0, "time": "1970-01-01T00:00:01.500"},
+            {"host": "c", "usage": 6.0, "time": "1970-01-01T00:00:03.500"}
+        ])
+    );
+}

@@ -1,0 +1,203 @@
+//! `last_cache('table'[, 'name'])`: a table function over a last value
+//! cache of the queried database (see the `caches` crate), as InfluxDB 3
+//! has it. Conditions `=`, `IN`, `!=` and `NOT IN` on its key columns are
+//! applied while the cache walks its keys; anything else DataFusion
+//! applies to the rows it returns.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use caches::{Caches, KeyFilter, LastCache};
+use catalog::{ColumnKind, DatabaseSchema, FieldType};
+use datafusion::catalog::TableFunctionArgs;
+use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// The queried database, for table functions (set on every query's session).
+#[derive(Debug)]
+pub(crate) struct CurrentDatabase(pub(crate) Arc<DatabaseSchema>);
+
+/// The `last_cache` table function.
+#[derive(Debug)]
+pub(crate) struct LastCacheFunction {
+    pub(crate) caches: Arc<Caches>,
+}
+
+fn string_arg(e: &Expr, what: &str) -> Result<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => Ok(s.clone()),
+        other => plan_err!("last_cache: the {what} must be a string literal, not {other}"),
+    }
+}
+
+impl TableFunctionImpl for LastCacheFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if exprs.is_empty() || exprs.len() > 2 {
+            return plan_err!("last_cache takes a table name and optionally a cache name");
+        }
+        let table = string_arg(&exprs[0], "table name")?;
+        let name = exprs
+            .get(1)
+            .map(|e| string_arg(e, "cache name"))
+            .transpose()?;
+        let Some(db) = args.session().config().get_extension::<CurrentDatabase>() else {
+            return plan_err!("last_cache: no database");
+        };
+        let Some(t) = db.0.table(&table) else {
+            return plan_err!("last_cache: table '{table}' not found");
+        };
+        let cache = self
+            .caches
+            .last_cache(db.0.id, t.id, name.as_deref())
+            .map_err(|e| DataFusionError::Plan(format!("last_cache: {e}")))?;
+        Ok(Arc::new(LastCacheTable {
+            schema: cache.schema(),
+            cache,
+        }))
+    }
+}
+
+/// One last value cache as a table.
+#[derive(Debug)]
+struct LastCacheTable {
+    cache: Arc<LastCache>,
+    schema: SchemaRef,
+}
+
+impl LastCacheTable {
+    /// The key filter `e` is, if it is one.
+    fn key_filter(&self, e: &Expr) -> Option<KeyFilter> {
+        let (column, values, negated) = match e {
+            Expr::BinaryExpr(b) if matches!(b.op, Operator::Eq | Operator::NotEq) => {
+                let (col, lit) = match (b.left.as_ref(), b.right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _))
+                    | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+                    _ => return None,
+                };
+                (col.name.clone(), vec![lit.clone()], b.op == Operator::NotEq)
+            }
+            Expr::InList(l) => {
+                let Expr::Column(c) = l.expr.as_ref() else {
+                    return None;
+                };
+                let mut values = Vec::with_capacity(l.list.len());
+                for v in &l.list {
+                    let Expr::Literal(v, _) = v else {
+                        return None;
+                    };
+                    values.push(v.clone());
+                }
+                (c.name.clone(), values, l.negated)
+            }
+            _ => return None,
+        };
+        let (_, kind) = self.cache.key_columns().find(|(n, _)| *n == column)?;
+        let values = values
+            .iter()
+            .map(|v| key_value(kind, v))
+            .collect::<Option<Vec<_>>>()?;
+        Some(KeyFilter {
+            column,
+            values,
+            negated,
+        })
+    }
+}
+
+/// A literal as a value of a key column of `kind`, if it is one exactly.
+fn key_value(kind: ColumnKind, v: &ScalarValue) -> Option<caches::last::KeyValue> {
+    use caches::last::KeyValue;
+    let as_i128 = |v: &ScalarValue| -> Option<i128> {
+        Some(match v {
+            ScalarValue::Int8(Some(x)) => i128::from(*x),
+            ScalarValue::Int16(Some(x)) => i128::from(*x),
+            ScalarValue::Int32(Some(x)) => i128::from(*x),
+            ScalarValue::Int64(Some(x)) => i128::from(*x),
+            ScalarValue::UInt8(Some(x)) => i128::from(*x),
+            ScalarValue::UInt16(Some(x)) => i128::from(*x),
+            ScalarValue::UInt32(Some(x)) => i128::from(*x),
+            ScalarValue::UInt64(Some(x)) => i128::from(*x),
+            _ => return None,
+        })
+    };
+    match kind {
+        ColumnKind::Tag | ColumnKind::Field(FieldType::String) => match v {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => Some(KeyValue::Str(Arc::from(s.as_str()))),
+            ScalarValue::Dictionary(_, inner) => key_value(kind, inner),
+            _ => None,
+        },
+        ColumnKind::Field(FieldType::Integer) => as_i128(v)
+            .and_then(|x| i64::try_from(x).ok())
+            .map(KeyValue::Int),
+        ColumnKind::Field(FieldType::UInteger) => as_i128(v)
+            .and_then(|x| u64::try_from(x).ok())
+            .map(KeyValue::UInt),
+        ColumnKind::Field(FieldType::Boolean) => match v {
+            ScalarValue::Boolean(Some(b)) => Some(KeyValue::Bool(*b)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for LastCacheTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.key_filter(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let filters: Vec<KeyFilter> = filters.iter().filter_map(|f| self.key_filter(f)).collect();
+        let batch = self.cache.record_batch(&filters)?;
+        // New fields may have joined since planning: keep the planned columns.
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    DataFusionError::Execution(format!("last_cache: column {} is gone", f.name()))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = arrow::record_batch::RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            Arc::clone(&self.schema),
+            projection.cloned(),
+        )?)
+    }
+}
