@@ -194,12 +194,16 @@ impl ControlPlane {
         common(&mut scheduler);
         let scheduler = spawn(&mut scheduler, &d.join("scheduler.log"));
         plane.others.push(scheduler);
+        // The stages travel inside the binary: a path fixed at build time
+        // breaks when the target dir is shared by checkouts elsewhere.
+        let stages = d.join("kwok-stages.yaml");
+        std::fs::write(&stages, include_str!("../kwok/stages.yaml")).unwrap();
         let kwok = spawn(
             Command::new(tool("kwok", KWOK_VERSION))
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .arg("--config")
-                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/kwok/stages.yaml"))
+                .arg(&stages)
                 .arg("--manage-all-nodes=false")
                 .arg("--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake")
                 .arg("--manage-nodes-with-label-selector=")
