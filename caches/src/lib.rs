@@ -1,6 +1,7 @@
 //! In-memory caches that answer the queries dashboards send all day from
 //! memory instead of scans: the last value cache (the newest rows of each
-//! key, see [`last`]).
+//! key, see [`last`]) and the distinct value cache (the combinations of a
+//! few columns' values, see [`distinct`]).
 //!
 //! ```text
 //!  catalog (definitions) ──sync──▶ Caches ◀──apply(WriteBatch)── buffer, after the WAL
@@ -14,6 +15,7 @@
 //! refilled after a restart by the WAL replay and a query of the newest
 //! persisted rows.
 
+pub mod distinct;
 pub mod last;
 
 use std::collections::HashMap;
@@ -22,15 +24,19 @@ use std::sync::{Arc, RwLock};
 use catalog::CatalogState;
 use validation::WriteBatch;
 
+pub use distinct::{DistinctCache, ValueFilter};
 pub use last::{KeyFilter, LastCache};
 
 /// The last value caches of each table, by (database id, table id).
 type LastCachesByTable = HashMap<(u32, u32), Vec<Arc<LastCache>>>;
+/// The distinct value caches of each table.
+type DistinctCachesByTable = HashMap<(u32, u32), Vec<Arc<DistinctCache>>>;
 
 /// Every cache of this process, by table.
 #[derive(Debug, Default)]
 pub struct Caches {
     last: RwLock<LastCachesByTable>,
+    distinct: RwLock<DistinctCachesByTable>,
     /// When expired rows were last dropped.
     swept: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -67,17 +73,45 @@ impl Caches {
                 wanted.insert(key, list);
             }
         }
+        let mut wanted_distinct: DistinctCachesByTable = HashMap::new();
+        let current = self
+            .distinct
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for db in state.databases() {
+            for table in db.tables() {
+                if table.distinct_caches.is_empty() {
+                    continue;
+                }
+                let key = (db.id, table.id);
+                let existing = current.get(&key);
+                let list = table
+                    .distinct_caches
+                    .iter()
+                    .map(|def| {
+                        existing
+                            .and_then(|l| l.iter().find(|c| c.def() == def))
+                            .cloned()
+                            .unwrap_or_else(|| Arc::new(DistinctCache::new(table, def.clone())))
+                    })
+                    .collect();
+                wanted_distinct.insert(key, list);
+            }
+        }
         let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
         if swept.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
             *swept = Some(std::time::Instant::now());
-            for caches in wanted.values() {
-                for c in caches {
-                    c.remove_expired();
-                }
+            for c in wanted.values().flatten() {
+                c.remove_expired();
+            }
+            for c in wanted_distinct.values().flatten() {
+                c.remove_expired();
             }
         }
         drop(swept);
         *self.last.write().unwrap_or_else(|p| p.into_inner()) = wanted;
+        *self.distinct.write().unwrap_or_else(|p| p.into_inner()) = wanted_distinct;
     }
 
     /// Empties the caches of a table whose rows were deleted.
@@ -86,21 +120,67 @@ impl Caches {
         for c in last.get(&(db_id, table_id)).into_iter().flatten() {
             c.clear();
         }
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        for c in distinct.get(&(db_id, table_id)).into_iter().flatten() {
+            c.clear();
+        }
     }
 
     /// Feeds a write to the caches of its tables.
     pub fn apply(&self, batch: &WriteBatch) {
         let last = self.last.read().unwrap_or_else(|p| p.into_inner());
-        if last.is_empty() {
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        if last.is_empty() && distinct.is_empty() {
             return;
         }
         for (table_id, rows) in &batch.tables {
-            if let Some(caches) = last.get(&(batch.db_id, *table_id)) {
-                for c in caches {
-                    c.push_batch(rows);
-                }
+            let key = (batch.db_id, *table_id);
+            for c in last.get(&key).into_iter().flatten() {
+                c.push_batch(rows);
+            }
+            for c in distinct.get(&key).into_iter().flatten() {
+                c.push_batch(rows);
             }
         }
+    }
+
+    /// The distinct value cache `name` of a table (its only one when
+    /// `name` is `None` and it has exactly one).
+    pub fn distinct_cache(
+        &self,
+        db_id: u32,
+        table_id: u32,
+        name: Option<&str>,
+    ) -> Result<Arc<DistinctCache>, String> {
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        let caches = distinct
+            .get(&(db_id, table_id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        match name {
+            Some(n) => caches
+                .iter()
+                .find(|c| c.def().name == n)
+                .cloned()
+                .ok_or_else(|| format!("no distinct cache named '{n}' on this table")),
+            None => match caches {
+                [one] => Ok(Arc::clone(one)),
+                [] => Err("the table has no distinct cache".to_string()),
+                _ => Err(
+                    "the table has several distinct caches; name one: distinct_cache('table', 'name')"
+                        .to_string(),
+                ),
+            },
+        }
+    }
+
+    /// The distinct value caches of a table.
+    pub fn distinct_caches_of(&self, db_id: u32, table_id: u32) -> Vec<Arc<DistinctCache>> {
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        distinct
+            .get(&(db_id, table_id))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The last value cache `name` of a table (its only one when `name` is

@@ -34,8 +34,8 @@ mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles};
 pub use schema::{
-    ColumnDef, ColumnKind, DatabaseSchema, Deletion, FieldType, LastCacheDef, TableSchema,
-    validate_db_name,
+    ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, FieldType, LastCacheDef,
+    TableSchema, validate_db_name,
 };
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 
@@ -272,6 +272,24 @@ pub enum CatalogOp {
     },
     /// A last value cache goes away.
     DeleteLastCache {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The cache's name.
+        name: String,
+    },
+    /// A distinct value cache on a table.
+    CreateDistinctCache {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The cache.
+        cache: DistinctCacheDef,
+    },
+    /// A distinct value cache goes away.
+    DeleteDistinctCache {
         /// The database.
         db_id: u32,
         /// The table.
@@ -781,6 +799,25 @@ impl CatalogState {
                 } => {
                     let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
                     t.last_caches.retain(|c| c.name != *name);
+                }
+                CatalogOp::CreateDistinctCache {
+                    db_id,
+                    table_id,
+                    cache,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    if t.distinct_caches.iter().any(|c| c.name == cache.name) {
+                        return Err(bad(format!("distinct cache {} exists", cache.name)));
+                    }
+                    t.distinct_caches.push(cache.clone());
+                }
+                CatalogOp::DeleteDistinctCache {
+                    db_id,
+                    table_id,
+                    name,
+                } => {
+                    let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                    t.distinct_caches.retain(|c| c.name != *name);
                 }
                 CatalogOp::TakeLease {
                     lease,

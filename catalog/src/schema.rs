@@ -85,6 +85,20 @@ pub struct LastCacheDef {
     pub ttl_secs: u64,
 }
 
+/// A distinct value cache on a table: the combinations of `columns`'
+/// values seen in the last `max_age_secs`, at most `max_cardinality`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistinctCacheDef {
+    /// Unique within its table.
+    pub name: String,
+    /// Tags or string fields, in hierarchy order.
+    pub columns: Vec<String>,
+    /// Combinations kept at most.
+    pub max_cardinality: usize,
+    /// How long a combination stays after it was last seen, in seconds.
+    pub max_age_secs: u64,
+}
+
 /// A table's schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableSchema {
@@ -101,6 +115,9 @@ pub struct TableSchema {
     /// Its last value caches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_caches: Vec<LastCacheDef>,
+    /// Its distinct value caches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct_caches: Vec<DistinctCacheDef>,
     columns: Vec<ColumnDef>,
     #[serde(skip)]
     by_name: HashMap<Arc<str>, usize>,
@@ -114,6 +131,7 @@ impl TableSchema {
             retention_ns: None,
             deleted: None,
             last_caches: Vec::new(),
+            distinct_caches: Vec::new(),
             columns,
             by_name: HashMap::new(),
         };

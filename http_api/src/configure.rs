@@ -915,7 +915,7 @@ pub(crate) async fn create_last_cache(
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
             if let Some(query) = &state.query
-                && let Err(e) = query.fill_last_caches(&req.db, Some(&req.table)).await
+                && let Err(e) = query.fill_caches(&req.db, Some(&req.table)).await
             {
                 tracing::warn!(error = %e, "filling a new last value cache failed");
             }
@@ -992,7 +992,202 @@ pub(crate) async fn delete_last_cache(
                 .await
                 .map_err(catalog_error)?;
             if let Some(query) = &state.query {
-                let _ = query.fill_last_caches(&req.db, Some("")).await;
+                let _ = query.fill_caches(&req.db, Some("")).await;
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        .await,
+    )
+}
+
+// ---- distinct value caches ---------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct CreateDistinctCache {
+    db: String,
+    table: String,
+    name: Option<String>,
+    #[serde(default)]
+    columns: Vec<String>,
+    max_cardinality: Option<i64>,
+    max_age: Option<i64>,
+}
+
+/// The defaults of a distinct value cache, as InfluxDB 3's.
+const DISTINCT_CACHE_DEFAULT_MAX_CARDINALITY: usize = 100_000;
+const DISTINCT_CACHE_DEFAULT_MAX_AGE_SECS: u64 = 86_400;
+
+fn distinct_cache_def(
+    req: &CreateDistinctCache,
+    table: &catalog::TableSchema,
+) -> Result<catalog::DistinctCacheDef, CatalogError> {
+    let invalid = |m: String| CatalogError::Invalid(m);
+    if req.columns.is_empty() {
+        return Err(invalid("give at least one column in 'columns'".to_string()));
+    }
+    for (i, c) in req.columns.iter().enumerate() {
+        let def = table
+            .column(c)
+            .ok_or_else(|| invalid(format!("invalid column provided: {c}")))?;
+        if !caches::distinct::valid_column_kind(def.kind) {
+            return Err(invalid(format!(
+                "column '{c}': only tag and string columns are supported in the distinct cache"
+            )));
+        }
+        if req.columns[..i].contains(c) {
+            return Err(invalid(format!("column '{c}' is given twice")));
+        }
+    }
+    let max_cardinality = match req.max_cardinality {
+        None => DISTINCT_CACHE_DEFAULT_MAX_CARDINALITY,
+        Some(n) if n > 0 => n as usize,
+        Some(n) => {
+            return Err(invalid(format!(
+                "invalid max_cardinality {n}: give a number above 0"
+            )));
+        }
+    };
+    let max_age_secs = match req.max_age {
+        None => DISTINCT_CACHE_DEFAULT_MAX_AGE_SECS,
+        Some(n) if n > 0 => n as u64,
+        Some(n) => {
+            return Err(invalid(format!(
+                "invalid max_age {n}: give a number of seconds above 0"
+            )));
+        }
+    };
+    let name = match &req.name {
+        Some(n) if !n.is_empty() => n.clone(),
+        _ => format!("{}_{}_distinct_cache", table.name, req.columns.join("_")),
+    };
+    Ok(catalog::DistinctCacheDef {
+        name,
+        columns: req.columns.clone(),
+        max_cardinality,
+        max_age_secs,
+    })
+}
+
+/// POST /api/v3/configure/distinct_cache {"db", "table", "name", "columns",
+/// "max_cardinality", "max_age"}: 201 with the definition; 204 when the
+/// same cache exists; 409 when one of that name exists with other
+/// settings; 400, 404.
+pub(crate) async fn create_distinct_cache(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            admin(&state, &headers, q.as_deref())?;
+            let req: CreateDistinctCache =
+                json_body(body, &headers, state.max_request_size).await?;
+            let def = std::sync::Mutex::new(None);
+            let existed = std::sync::atomic::AtomicBool::new(false);
+            state
+                .catalog
+                .update(|s| {
+                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
+                    let t = d
+                        .table(&req.table)
+                        .ok_or_else(|| table_not_found(&req.db, &req.table))?;
+                    let wanted = distinct_cache_def(&req, t)?;
+                    *def.lock().unwrap_or_else(|p| p.into_inner()) = Some(wanted.clone());
+                    if let Some(existing) = t.distinct_caches.iter().find(|c| c.name == wanted.name)
+                    {
+                        if *existing == wanted {
+                            existed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Ok(Vec::new());
+                        }
+                        return Err(CatalogError::AlreadyExists(format!(
+                            "a distinct cache named '{}' exists on table {} with other settings",
+                            wanted.name, req.table
+                        )));
+                    }
+                    existed.store(false, std::sync::atomic::Ordering::Relaxed);
+                    Ok(vec![CatalogOp::CreateDistinctCache {
+                        db_id: d.id,
+                        table_id: t.id,
+                        cache: wanted,
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            if existed.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            if let Some(query) = &state.query
+                && let Err(e) = query.fill_caches(&req.db, Some(&req.table)).await
+            {
+                tracing::warn!(error = %e, "filling a new distinct value cache failed");
+            }
+            let def = def.into_inner().unwrap_or_else(|p| p.into_inner());
+            let body = serde_json::json!({
+                "table": req.table,
+                "name": def.as_ref().map(|d| d.name.clone()),
+                "columns": def.as_ref().map(|d| d.columns.clone()),
+                "max_cardinality": def.as_ref().map(|d| d.max_cardinality),
+                "max_age": def.as_ref().map(|d| d.max_age_secs),
+            });
+            Ok((
+                StatusCode::CREATED,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body.to_string(),
+            )
+                .into_response())
+        }
+        .await,
+    )
+}
+
+/// DELETE /api/v3/configure/distinct_cache?db=&table=&name= (or the same
+/// as a JSON body): 200, 400, 404.
+pub(crate) async fn delete_distinct_cache(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let req = if param(&pairs, "db").is_some() {
+                DeleteCache {
+                    db: required(&pairs, "db")?.to_string(),
+                    table: required(&pairs, "table")?.to_string(),
+                    name: required(&pairs, "name")?.to_string(),
+                }
+            } else {
+                json_body(body, &headers, state.max_request_size).await?
+            };
+            state
+                .catalog
+                .update(|s| {
+                    let (db_id, table_id) = table_ids(s, &req.db, &req.table)?;
+                    let exists = s
+                        .db(&req.db)
+                        .and_then(|d| d.table(&req.table))
+                        .is_some_and(|t| t.distinct_caches.iter().any(|c| c.name == req.name));
+                    if !exists {
+                        return Err(CatalogError::NotFound(format!(
+                            "distinct cache not found: {} on table {} in database {}",
+                            req.name, req.table, req.db
+                        )));
+                    }
+                    Ok(vec![CatalogOp::DeleteDistinctCache {
+                        db_id,
+                        table_id,
+                        name: req.name.clone(),
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            if let Some(query) = &state.query {
+                let _ = query.fill_caches(&req.db, Some("")).await;
             }
             Ok(StatusCode::OK.into_response())
         }

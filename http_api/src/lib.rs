@@ -152,6 +152,10 @@ pub fn router(state: AppState) -> Router {
             post(nodes::stop_node),
         )
         .route(
+            "/api/v3/configure/distinct_cache",
+            post(configure::create_distinct_cache).delete(configure::delete_distinct_cache),
+        )
+        .route(
             "/api/v3/configure/last_cache",
             post(configure::create_last_cache).delete(configure::delete_last_cache),
         )

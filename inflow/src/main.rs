@@ -104,7 +104,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The WAL replay refilled the last value caches with the buffered rows;
     // the persisted ones come from a query.
     let filling = Arc::clone(&engine);
-    tokio::spawn(async move { filling.fill_all_last_caches().await });
+    tokio::spawn(async move { filling.fill_all_caches().await });
     // The same lease as inflow-compactor's: one of them compacts at a time.
     let compactor = compactor::CompactorRole::start(
         &node,

@@ -51,7 +51,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             .with_registry(node.registry().clone()),
     );
     let filling = Arc::clone(&engine);
-    tokio::spawn(async move { filling.fill_all_last_caches().await });
+    tokio::spawn(async move { filling.fill_all_caches().await });
     c.serve_http(
         listener,
         &node,

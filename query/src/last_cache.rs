@@ -29,7 +29,7 @@ pub(crate) struct LastCacheFunction {
     pub(crate) caches: Arc<Caches>,
 }
 
-fn string_arg(e: &Expr, what: &str) -> Result<String> {
+pub(crate) fn string_arg(e: &Expr, what: &str) -> Result<String> {
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)
         | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => Ok(s.clone()),

@@ -36,6 +36,7 @@ mod cutoff;
 mod ensure;
 pub mod file_cache;
 
+mod distinct_cache;
 mod key_runs;
 mod last_cache;
 mod plan_cache;
@@ -169,6 +170,12 @@ impl QueryEngine {
             .with_physical_optimizer_rule(Arc::new(cutoff::PushCutoffIntoScans))
             .with_physical_optimizer_rule(Arc::new(prune_dynamic::PruneDynamicFilters))
             .build();
+        base.register_udtf(
+            "distinct_cache",
+            Arc::new(distinct_cache::DistinctCacheFunction {
+                caches: Arc::clone(buffer.caches()),
+            }),
+        );
         base.register_udtf(
             "last_cache",
             Arc::new(last_cache::LastCacheFunction {
@@ -435,14 +442,14 @@ fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, Quer
 }
 
 impl QueryEngine {
-    /// Fills every last value cache of every database from its table's
-    /// newest rows (after a restart, for the rows already in Parquet).
-    pub async fn fill_all_last_caches(&self) {
+    /// Fills every cache of every database from its table's rows (after a
+    /// restart, for the rows already in Parquet).
+    pub async fn fill_all_caches(&self) {
         let state = self.catalog.state();
         let names: Vec<String> = state.databases().map(|d| d.name.to_string()).collect();
         for db in names {
-            if let Err(e) = services::QueryService::fill_last_caches(self, &db, None).await {
-                tracing::warn!(db, error = %e, "filling the last value caches failed");
+            if let Err(e) = services::QueryService::fill_caches(self, &db, None).await {
+                tracing::warn!(db, error = %e, "filling the caches failed");
             }
         }
     }
@@ -450,7 +457,7 @@ impl QueryEngine {
 
 #[async_trait::async_trait]
 impl services::QueryService for QueryEngine {
-    async fn fill_last_caches(&self, db: &str, table: Option<&str>) -> Result<(), QueryError> {
+    async fn fill_caches(&self, db: &str, table: Option<&str>) -> Result<(), QueryError> {
         use futures::TryStreamExt;
         let state = self.catalog.state();
         self.sources.buffer.caches().sync(&state);
@@ -494,6 +501,29 @@ impl services::QueryService for QueryEngine {
                 let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
                 // Oldest first, so each key ends with its newest rows.
                 for b in batches.iter().rev() {
+                    cache.push_batch(b);
+                }
+            }
+            for def in &t.distinct_caches {
+                let cache = self
+                    .sources
+                    .buffer
+                    .caches()
+                    .distinct_cache(schema.id, t.id, Some(&def.name))
+                    .map_err(QueryError::Invalid)?;
+                let ident = |n: &str| format!("\"{}\"", n.replace('"', "\"\""));
+                let columns: Vec<String> = def.columns.iter().map(|c| ident(c)).collect();
+                // The most recently written combinations, as many as it keeps.
+                let sql = format!(
+                    "SELECT * FROM (SELECT {cols}, max(\"time\") AS __inflow_seen FROM {t} GROUP BY {cols} \
+                     ORDER BY __inflow_seen DESC LIMIT {n}) ORDER BY __inflow_seen",
+                    cols = columns.join(", "),
+                    t = ident(&t.name),
+                    n = def.max_cardinality,
+                );
+                let stream = self.sql(db, &sql, None, &|_| false).await?;
+                let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
+                for b in &batches {
                     cache.push_batch(b);
                 }
             }

@@ -27,6 +27,7 @@ pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
 const TABLES: &[&str] = &[
     "databases",
+    "distinct_caches",
     "last_caches",
     "nodes",
     "parquet_files",
@@ -58,6 +59,60 @@ impl SystemTables {
             registry,
             caches,
         }
+    }
+
+    /// `system.distinct_caches`: the queried database's distinct value
+    /// caches, with InfluxDB 3's columns (`table`, `name`, `column_names`,
+    /// `max_cardinality`, `max_age_seconds`) and Inflow's `cardinality`
+    /// (combinations held now).
+    fn distinct_caches(&self) -> Result<MemTable, DataFusionError> {
+        use arrow::array::{ListBuilder, StringBuilder};
+        let defs: Vec<(&catalog::TableSchema, &catalog::DistinctCacheDef)> = self
+            .db
+            .tables()
+            .flat_map(|t| t.distinct_caches.iter().map(move |c| (t.as_ref(), c)))
+            .collect();
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("column_names", DataType::List(Arc::clone(&item)), false),
+            Field::new("max_cardinality", DataType::UInt64, false),
+            Field::new("max_age_seconds", DataType::UInt64, false),
+            Field::new("cardinality", DataType::UInt64, false),
+        ]));
+        let mut names = ListBuilder::new(StringBuilder::new()).with_field(item);
+        for (_, d) in &defs {
+            for c in &d.columns {
+                names.values().append_value(c);
+            }
+            names.append(true);
+        }
+        let held = defs.iter().map(|(t, d)| {
+            self.caches
+                .distinct_caches_of(self.db.id, t.id)
+                .iter()
+                .find(|c| c.def().name == d.name)
+                .map_or(0, |c| c.len() as u64)
+        });
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|(t, _)| t.name.as_ref()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                defs.iter().map(|(_, d)| d.name.as_str()),
+            )),
+            Arc::new(names.finish()),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|(_, d)| d.max_cardinality as u64),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                defs.iter().map(|(_, d)| d.max_age_secs),
+            )),
+            Arc::new(UInt64Array::from_iter_values(held)),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.last_caches`: the queried database's last value caches, with
@@ -385,6 +440,7 @@ impl SchemaProvider for SystemTables {
             "nodes" => Some(Arc::new(self.nodes().await?)),
             "tables" => Some(Arc::new(self.tables()?)),
             "last_caches" => Some(Arc::new(self.last_caches()?)),
+            "distinct_caches" => Some(Arc::new(self.distinct_caches()?)),
             _ => None,
         })
     }

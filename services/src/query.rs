@@ -84,9 +84,11 @@ pub trait QueryService: Send + Sync + fmt::Debug + 'static {
     ) -> Result<crate::influxql::StatementResult, QueryError>;
 
     /// Brings this node's caches to the catalog's definitions and fills the
-    /// last value caches of `db` (those of `table` only, when given) with
-    /// the table's newest rows, buffered and persisted.
-    async fn fill_last_caches(&self, _db: &str, _table: Option<&str>) -> Result<(), QueryError> {
+    /// caches of `db` (those of `table` only, when given) from the table's
+    /// rows, buffered and persisted: each last value cache with the newest
+    /// rows per key, each distinct value cache with the most recently
+    /// written combinations.
+    async fn fill_caches(&self, _db: &str, _table: Option<&str>) -> Result<(), QueryError> {
         Ok(())
     }
 }
