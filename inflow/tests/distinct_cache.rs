@@ -193,3 +193,45 @@ async fn create_query_delete_and_errors() {
         .await;
     assert_eq!(r.status(), 400);
 }
+
+/// InfluxQL's `SHOW TAG VALUES` over all time reads a distinct value cache
+/// whose hierarchy starts with the key (seen here through its bound: it
+/// keeps one host); with a condition, or for another key, the table.
+#[tokio::test]
+async fn show_tag_values_reads_the_cache() {
+    let s = TestServer::start().await;
+    s.write_ok("db", DATA).await;
+    let (st, body) = create(
+        &s,
+        json!({"db": "db", "table": "cpu", "columns": ["host"], "max_cardinality": 1}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let show = |q: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .client()
+                .get(s.url("/query"))
+                .query(&[("db", "db"), ("q", q)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["results"][0]["series"][0]["values"].clone()
+        }
+    };
+    assert_eq!(
+        show("SHOW TAG VALUES FROM cpu WITH KEY = host").await,
+        json!([["host", "d"]])
+    );
+    assert_eq!(
+        show("SHOW TAG VALUES FROM cpu WITH KEY = host WHERE region = 'eu'").await,
+        json!([["host", "b"], ["host", "c"]])
+    );
+    assert_eq!(
+        show("SHOW TAG VALUES FROM cpu WITH KEY = region").await,
+        json!([["region", "eu"], ["region", "us"]])
+    );
+}

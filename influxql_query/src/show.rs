@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use catalog::{ColumnKind, FieldType, TableSchema};
@@ -107,6 +107,24 @@ async fn distinct(
         predicates.push(format!("({})", sql::condition(c, table)?));
     }
     let cols: Vec<String> = columns.iter().map(|c| sql::ident(c)).collect();
+    // The values of one column over all time: a distinct value cache whose
+    // hierarchy starts with it has them in memory (as InfluxDB 3 answers
+    // SHOW TAG VALUES); if this node does not hold it yet, the table does.
+    if let ([column], [col], true) = (columns, cols.as_slice(), predicates.is_empty())
+        && let Some(cache) = table
+            .distinct_caches
+            .iter()
+            .find(|d| d.columns.first() == Some(column))
+    {
+        let text = format!(
+            "SELECT DISTINCT {col} FROM distinct_cache({}, {}) WHERE {col} IS NOT NULL",
+            sql::string(&table.name),
+            sql::string(&cache.name),
+        );
+        if let Ok(batches) = ctx.backend.sql(db, &text).await {
+            return string_rows(&batches);
+        }
+    }
     let mut text = format!(
         "SELECT DISTINCT {} FROM {}",
         cols.join(", "),
@@ -116,8 +134,13 @@ async fn distinct(
         text.push_str(" WHERE ");
         text.push_str(&predicates.join(" AND "));
     }
+    string_rows(&ctx.backend.sql(db, &text).await?)
+}
+
+/// The rows of `batches` as strings (null: `None`).
+fn string_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>, QueryError> {
     let mut out = Vec::new();
-    for batch in ctx.backend.sql(db, &text).await? {
+    for batch in batches {
         let arrays: Vec<StringArray> = batch
             .columns()
             .iter()
