@@ -40,6 +40,22 @@ pub struct ParquetFile {
     /// cannot prune.
     #[serde(default)]
     pub tag_ranges: BTreeMap<Arc<str>, (String, String)>,
+    /// The values of each indexed column (see the file index): a query
+    /// with equality on such a column skips the file when none of its
+    /// values can be in it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub value_index: BTreeMap<Arc<str>, ValueSet>,
+}
+
+/// The values one column takes in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueSet {
+    /// Every value, sorted.
+    Exact(Vec<String>),
+    /// A split-block bloom filter of the values (Parquet's, XxHash64),
+    /// its bitset in base64: no false negatives.
+    Bloom(String),
 }
 
 impl ParquetFile {

@@ -32,10 +32,10 @@ use uuid::Uuid;
 mod files;
 mod schema;
 pub mod tokens;
-pub use files::{ParquetFile, TableFiles};
+pub use files::{ParquetFile, TableFiles, ValueSet};
 pub use schema::{
-    ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, FieldType, LastCacheDef,
-    TableSchema, validate_db_name,
+    ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, FieldType, FileIndexDef,
+    LastCacheDef, TableSchema, validate_db_name,
 };
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 
@@ -296,6 +296,31 @@ pub enum CatalogOp {
         table_id: u32,
         /// The cache's name.
         name: String,
+    },
+    /// A file index is set (replacing the one of the same table, or of the
+    /// database when `table` is `None`).
+    SetFileIndex {
+        /// The database.
+        db_id: u32,
+        /// The index.
+        index: FileIndexDef,
+    },
+    /// A file index goes away.
+    DeleteFileIndex {
+        /// The database.
+        db_id: u32,
+        /// Its table, or `None` for the database's.
+        table: Option<String>,
+    },
+    /// Value indexes computed for files persisted before their columns were
+    /// indexed: per file id of the database, its columns' value sets.
+    IndexParquetFiles {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// Per file id, the value sets to add.
+        files: Vec<(u64, BTreeMap<Arc<str>, ValueSet>)>,
     },
     /// New columns on an existing table.
     AddColumns {
@@ -818,6 +843,42 @@ impl CatalogState {
                 } => {
                     let t = self.table_mut(*db_id, *table_id).map_err(bad)?;
                     t.distinct_caches.retain(|c| c.name != *name);
+                }
+                CatalogOp::SetFileIndex { db_id, index } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    let db = Arc::make_mut(db);
+                    db.file_indexes.retain(|d| d.table != index.table);
+                    db.file_indexes.push(index.clone());
+                }
+                CatalogOp::DeleteFileIndex { db_id, table } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    Arc::make_mut(db).file_indexes.retain(|d| d.table != *table);
+                }
+                CatalogOp::IndexParquetFiles {
+                    db_id,
+                    table_id,
+                    files,
+                } => {
+                    if let Some(table_files) =
+                        self.files.get_mut(db_id).and_then(|t| t.get_mut(table_id))
+                    {
+                        let table_files = Arc::make_mut(table_files);
+                        for (id, sets) in files {
+                            // A file compacted or deleted since is skipped.
+                            if let Some(f) = table_files.get_mut(id) {
+                                let f = Arc::make_mut(f);
+                                for (c, v) in sets {
+                                    f.value_index.insert(Arc::clone(c), v.clone());
+                                }
+                            }
+                        }
+                    }
                 }
                 CatalogOp::TakeLease {
                     lease,

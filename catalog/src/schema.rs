@@ -99,6 +99,16 @@ pub struct DistinctCacheDef {
     pub max_age_secs: u64,
 }
 
+/// A file index: the columns whose values each new Parquet file of the
+/// table (of every table, when `table` is `None`) records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIndexDef {
+    /// The table, or `None` for the whole database.
+    pub table: Option<String>,
+    /// The columns.
+    pub columns: Vec<String>,
+}
+
 /// A table's schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableSchema {
@@ -210,6 +220,10 @@ pub struct DatabaseSchema {
     /// (the table was deleted or its data was): replay skips them.
     #[serde(default)]
     pub wal_cutoffs: BTreeMap<Arc<str>, i64>,
+    /// File indexes: the columns whose values persisted files record, per
+    /// table, or for every table of the database (key `None`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_indexes: Vec<FileIndexDef>,
     tables: BTreeMap<u32, Arc<TableSchema>>,
     #[serde(skip)]
     table_by_name: HashMap<Arc<str>, u32>,
@@ -223,9 +237,33 @@ impl DatabaseSchema {
             retention_ns: None,
             deleted: None,
             wal_cutoffs: BTreeMap::new(),
+            file_indexes: Vec::new(),
             tables: BTreeMap::new(),
             table_by_name: HashMap::new(),
         }
+    }
+
+    /// The columns of `table` that its new files index: those of the
+    /// database's file index and of the table's, that the table has.
+    pub fn indexed_columns(&self, table: &TableSchema) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for def in &self.file_indexes {
+            if def
+                .table
+                .as_deref()
+                .is_some_and(|t| t != table.name.as_ref())
+            {
+                continue;
+            }
+            for c in &def.columns {
+                if let Some(col) = table.column(c)
+                    && !out.contains(&col.name)
+                {
+                    out.push(Arc::clone(&col.name));
+                }
+            }
+        }
+        out
     }
 
     /// The retention that applies to `table`: its own, else the database's.

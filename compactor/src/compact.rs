@@ -111,11 +111,10 @@ pub(crate) async fn merge(
     fence: Option<&crate::Fence>,
 ) -> Result<bool, String> {
     let state = catalog.state();
-    let Some(table) = state
-        .db_by_id(run.db_id)
-        .and_then(|d| d.table_by_id(run.table_id))
-        .cloned()
-    else {
+    let Some((indexed, table)) = state.db_by_id(run.db_id).and_then(|d| {
+        d.table_by_id(run.table_id)
+            .map(|t| (d.indexed_columns(t), Arc::clone(t)))
+    }) else {
         return Ok(false);
     };
     let schema = table_batch::table_arrow_schema(&table);
@@ -150,6 +149,7 @@ pub(crate) async fn merge(
             .await
             .map_err(|e| e.to_string())?;
     added.level = 1;
+    added.value_index = parquet_store::file_index::build(&merged, &indexed);
     added.max_wal_seq = run.files.iter().map(|f| f.max_wal_seq).max().unwrap_or(0);
     let removed: Vec<u64> = run.files.iter().map(|f| f.id).collect();
     let path = added.path.clone();
@@ -196,6 +196,7 @@ mod tests {
             max_wal_seq: id,
             level: 0,
             tag_ranges: Default::default(),
+            value_index: Default::default(),
         }
     }
 

@@ -8,7 +8,9 @@
 //!    2. hard deletes due: soft-deleted databases/tables ─▶ RemoveDatabase/RemoveTable
 //!       (their files become garbage)
 //!    3. compaction: runs of small files of a table and day ─▶ one file each
-//!       ─▶ ReplaceParquetFiles (the inputs become garbage; see `compact`)
+//!       ─▶ ReplaceParquetFiles (the inputs become garbage; see `compact`);
+//!       files persisted before a file index covered their columns ─▶
+//!       IndexParquetFiles (see `index`)
 //!    4. garbage older than --gc-grace-period ─▶ DELETE object ─▶ ForgetGarbage
 //! ```
 //!
@@ -21,6 +23,7 @@
 //! commits nothing once a standby has taken over.
 
 mod compact;
+mod index;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +58,8 @@ pub struct PassReport {
     pub compactions: usize,
     /// Objects deleted from the store.
     pub objects_deleted: usize,
+    /// Files given the value sets of newly indexed columns.
+    pub indexed_files: usize,
 }
 
 /// Runs retention, hard deletes and garbage collection.
@@ -173,6 +178,21 @@ impl Maintenance {
                 Err(e) => {
                     metrics.compactions.with_label_values(&["error"]).inc();
                     tracing::warn!(table_id = run.table_id, files = run.files.len(), error = %e, "compaction failed; retrying next pass");
+                    break;
+                }
+            }
+        }
+
+        // 3b. Value sets for files persisted before their columns were indexed.
+        for backfill in index::plan(&self.catalog.state()) {
+            match index::index(&self.store, &backfill).await {
+                Ok(op) => {
+                    let n = backfill.files.len();
+                    self.update(fence, |_| Ok(vec![op.clone()])).await?;
+                    report.indexed_files += n;
+                }
+                Err(e) => {
+                    tracing::warn!(table_id = backfill.table_id, error = %e, "indexing files failed; retrying next pass");
                     break;
                 }
             }

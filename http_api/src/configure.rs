@@ -1194,3 +1194,133 @@ pub(crate) async fn delete_distinct_cache(
         .await,
     )
 }
+
+// ---- the file index ----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct SetFileIndex {
+    db: String,
+    table: Option<String>,
+    #[serde(default)]
+    columns: Vec<String>,
+}
+
+/// POST /api/v3/enterprise/configure/file_index {"db", "table" (optional:
+/// every table), "columns"}: 201 with the index. New files record the values
+/// of these tag columns, the compactor adds them to older files, and
+/// queries with `=` or `IN` on them skip the files that cannot match. 400,
+/// 404.
+pub(crate) async fn set_file_index(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            admin(&state, &headers, q.as_deref())?;
+            let req: SetFileIndex = json_body(body, &headers, state.max_request_size).await?;
+            if req.columns.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "give at least one column in 'columns'".into(),
+                ));
+            }
+            for c in &req.columns {
+                check_identifier("column", c)?;
+            }
+            let table = req.table.clone().filter(|t| !t.is_empty());
+            state
+                .catalog
+                .update(|s| {
+                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
+                    if let Some(t) = &table {
+                        let schema = d.table(t).ok_or_else(|| table_not_found(&req.db, t))?;
+                        for c in &req.columns {
+                            match schema.column(c).map(|c| c.kind) {
+                                Some(ColumnKind::Tag) => {}
+                                Some(_) => {
+                                    return Err(CatalogError::Invalid(format!(
+                                        "column '{c}' is not a tag: only tag columns can be indexed"
+                                    )));
+                                }
+                                None => {
+                                    return Err(CatalogError::Invalid(format!(
+                                        "invalid column provided: {c}"
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                    Ok(vec![CatalogOp::SetFileIndex {
+                        db_id: d.id,
+                        index: catalog::FileIndexDef {
+                            table: table.clone(),
+                            columns: req.columns.clone(),
+                        },
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            let body = serde_json::json!({"db": req.db, "table": table, "columns": req.columns});
+            Ok((
+                StatusCode::CREATED,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body.to_string(),
+            )
+                .into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteFileIndex {
+    db: String,
+    table: Option<String>,
+}
+
+/// DELETE /api/v3/enterprise/configure/file_index {"db", "table"} (or the
+/// same in the query string): 200; 404 when there is no such index.
+pub(crate) async fn delete_file_index(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(
+        async {
+            let pairs = admin_query(&state, &headers, q.as_deref())?;
+            let req = if param(&pairs, "db").is_some() {
+                DeleteFileIndex {
+                    db: required(&pairs, "db")?.to_string(),
+                    table: param(&pairs, "table").map(str::to_string),
+                }
+            } else {
+                json_body(body, &headers, state.max_request_size).await?
+            };
+            let table = req.table.clone().filter(|t| !t.is_empty());
+            state
+                .catalog
+                .update(|s| {
+                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
+                    if !d.file_indexes.iter().any(|i| i.table == table) {
+                        return Err(CatalogError::NotFound(match &table {
+                            Some(t) => format!("no file index on table {t} in database {}", req.db),
+                            None => format!("no database-wide file index in database {}", req.db),
+                        }));
+                    }
+                    Ok(vec![CatalogOp::DeleteFileIndex {
+                        db_id: d.id,
+                        table: table.clone(),
+                    }])
+                })
+                .await
+                .map_err(catalog_error)?;
+            Ok(StatusCode::OK.into_response())
+        }
+        .await,
+    )
+}

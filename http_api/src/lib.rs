@@ -152,6 +152,10 @@ pub fn router(state: AppState) -> Router {
             post(nodes::stop_node),
         )
         .route(
+            "/api/v3/enterprise/configure/file_index",
+            post(configure::set_file_index).delete(configure::delete_file_index),
+        )
+        .route(
             "/api/v3/configure/distinct_cache",
             post(configure::create_distinct_cache).delete(configure::delete_distinct_cache),
         )

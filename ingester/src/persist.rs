@@ -222,11 +222,15 @@ impl Persister {
         let state = self.catalog.state();
         let mut files: Vec<ParquetFile> = Vec::new();
         for (db_id, table_id) in generation.tables() {
-            let Some(table) = state.db_by_id(db_id).and_then(|d| d.table_by_id(table_id)) else {
+            let Some((db, table)) = state
+                .db_by_id(db_id)
+                .and_then(|d| d.table_by_id(table_id).map(|t| (d, t)))
+            else {
                 return Err(format!(
                     "table {table_id} of database {db_id} is not in the catalog"
                 ));
             };
+            let indexed = db.indexed_columns(table);
             let chunks = generation
                 .table_chunks(db_id, table)
                 .map_err(|e| e.to_string())?;
@@ -241,6 +245,8 @@ impl Persister {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+                let mut file = file;
+                file.value_index = parquet_store::file_index::build(&chunk.batch, &indexed);
                 files.push(file);
             }
         }

@@ -12,6 +12,8 @@
 //! The date in the path is the UTC day of the time chunk the rows came from,
 //! so an operator can see and delete data by day.
 
+pub mod file_index;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -235,6 +237,7 @@ pub async fn write_file_at(
         max_wal_seq: 0,
         level: 0,
         tag_ranges: tag_ranges(batch, table),
+        value_index: Default::default(),
     })
 }
 

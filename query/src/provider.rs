@@ -1363,10 +1363,12 @@ impl Pruning {
 
     fn keeps_file(&self, f: &ParquetFile) -> bool {
         f.overlaps_time(self.min_time, self.max_time)
-            && self
-                .tags
-                .iter()
-                .all(|(tag, values)| f.may_contain_tag(tag, values))
+            && self.tags.iter().all(|(tag, values)| {
+                f.may_contain_tag(tag, values)
+                    && f.value_index
+                        .get(tag.as_str())
+                        .is_none_or(|set| parquet_store::file_index::may_contain(set, values))
+            })
     }
 
     fn visit(&mut self, e: &Expr, table: &TableSchema) {

@@ -28,6 +28,7 @@ pub(crate) const SYSTEM_SCHEMA: &str = "system";
 const TABLES: &[&str] = &[
     "databases",
     "distinct_caches",
+    "file_index",
     "last_caches",
     "nodes",
     "parquet_files",
@@ -110,6 +111,62 @@ impl SystemTables {
                 defs.iter().map(|(_, d)| d.max_age_secs),
             )),
             Arc::new(UInt64Array::from_iter_values(held)),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
+    }
+
+    /// `system.file_index`: the queried database's file indexes: the table
+    /// (null: every table), the indexed columns, and how many of the
+    /// tables' files record all of them so far (`indexed_files`) of all
+    /// (`files`).
+    fn file_index(&self) -> Result<MemTable, DataFusionError> {
+        use arrow::array::{ListBuilder, StringBuilder};
+        let item = Arc::new(Field::new("item", DataType::Utf8, true));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, true),
+            Field::new("column_names", DataType::List(Arc::clone(&item)), false),
+            Field::new("indexed_files", DataType::UInt64, false),
+            Field::new("files", DataType::UInt64, false),
+        ]));
+        let mut names = ListBuilder::new(StringBuilder::new()).with_field(item);
+        let mut tables = Vec::new();
+        let (mut indexed, mut totals) = (Vec::new(), Vec::new());
+        for def in &self.db.file_indexes {
+            for c in &def.columns {
+                names.values().append_value(c);
+            }
+            names.append(true);
+            tables.push(def.table.clone());
+            let (mut done, mut all) = (0u64, 0u64);
+            for t in self.db.tables() {
+                if def.table.as_deref().is_some_and(|n| n != t.name.as_ref()) {
+                    continue;
+                }
+                for f in self
+                    .state
+                    .table_files(self.db.id, t.id)
+                    .into_iter()
+                    .flat_map(|f| f.values())
+                {
+                    all += 1;
+                    if def
+                        .columns
+                        .iter()
+                        .all(|c| f.value_index.contains_key(c.as_str()) || t.column(c).is_none())
+                    {
+                        done += 1;
+                    }
+                }
+            }
+            indexed.push(done);
+            totals.push(all);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(tables)),
+            Arc::new(names.finish()),
+            Arc::new(UInt64Array::from(indexed)),
+            Arc::new(UInt64Array::from(totals)),
         ];
         let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
         MemTable::try_new(schema, vec![vec![batch]])
@@ -441,6 +498,7 @@ impl SchemaProvider for SystemTables {
             "tables" => Some(Arc::new(self.tables()?)),
             "last_caches" => Some(Arc::new(self.last_caches()?)),
             "distinct_caches" => Some(Arc::new(self.distinct_caches()?)),
+            "file_index" => Some(Arc::new(self.file_index()?)),
             _ => None,
         })
     }

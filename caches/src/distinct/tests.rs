@@ -80,7 +80,12 @@ async fn combinations_in_hierarchy_order_with_nulls_and_filters() {
         values: vec![Arc::from("eu")],
         negated: false,
     };
-    assert_eq!(c.record_batch(std::slice::from_ref(&eu)).unwrap().num_rows(), 2);
+    assert_eq!(
+        c.record_batch(std::slice::from_ref(&eu))
+            .unwrap()
+            .num_rows(),
+        2
+    );
     let not_eu = ValueFilter {
         negated: true,
         ..eu
