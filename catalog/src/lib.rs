@@ -775,6 +775,10 @@ impl CatalogState {
                     t.name = Arc::from(new_name.as_str());
                     if let Some(db) = self.databases.get_mut(db_id) {
                         let db = Arc::make_mut(db);
+                        // Its file index goes with it (a new table of the
+                        // name starts without).
+                        db.file_indexes
+                            .retain(|i| i.table.as_deref() != Some(original.as_ref()));
                         let c = db.wal_cutoffs.entry(original).or_default();
                         *c = (*c).max(*deleted_at_ns);
                         // Later operations in this replay look the name up.

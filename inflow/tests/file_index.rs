@@ -202,4 +202,18 @@ async fn queries_skip_the_files_an_index_rules_out() {
     assert_eq!(del(&[("db", "db")]).await, 200);
     let v = s.query_json("db", "SELECT * FROM system.file_index").await;
     assert!(v.is_empty(), "{v:?}");
+
+    // A table's index goes with the table.
+    let (st, body) = post(&s, json!({"db": "db", "table": "m", "columns": ["host"]})).await;
+    assert_eq!(st, 201, "{body}");
+    let r = s
+        .client()
+        .delete(s.url("/api/v3/configure/table"))
+        .query(&[("db", "db"), ("table", "m")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v = s.query_json("db", "SELECT * FROM system.file_index").await;
+    assert!(v.is_empty(), "{v:?}");
 }

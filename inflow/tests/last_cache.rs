@@ -223,6 +223,21 @@ async fn rows_expire_after_the_ttl() {
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
     assert_eq!(v, json!([{"n": 0}]));
+
+    // The cache goes with its table: a new table of the name has none.
+    let r = s
+        .client()
+        .delete(s.url("/api/v3/configure/table"))
+        .query(&[("db", "db"), ("table", "cpu")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.write_ok("db", "cpu,host=a usage=1 1").await;
+    let r = s.query("db", "SELECT * FROM last_cache('cpu')", "json").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("no last cache"));
+    assert_eq!(rows(&s, "SELECT * FROM system.last_caches").await, json!([]));
 }
 
 #[tokio::test]
