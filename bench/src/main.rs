@@ -46,6 +46,28 @@ enum Command {
     /// Read a Prometheus counter (summed over its labels) from a /metrics
     /// URL twice, `--seconds` apart, and report its rate.
     Counter(CounterArgs),
+    /// Run one SQL query `--repeat` times (after a warm-up run) through
+    /// `/api/v3/query_sql` and report its median and p95 and the rows.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct SqlArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8181")]
+    url: String,
+    /// Database.
+    #[arg(long, default_value = "bench")]
+    db: String,
+    /// A name for the report.
+    #[arg(long)]
+    name: String,
+    /// The query.
+    #[arg(long)]
+    q: String,
+    /// Runs (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -586,6 +608,56 @@ async fn counter(args: CounterArgs) {
     );
 }
 
+async fn sql(args: SqlArgs) {
+    let http = client();
+    let url = format!("{}/api/v3/query_sql", args.url.trim_end_matches('/'));
+    let run = || async {
+        let started = Instant::now();
+        let r = http
+            .get(&url)
+            .query(&[
+                ("db", args.db.as_str()),
+                ("q", args.q.as_str()),
+                ("format", "jsonl"),
+            ])
+            .send()
+            .await
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", args.name)));
+        let status = r.status();
+        let body = r
+            .bytes()
+            .await
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", args.name)));
+        if !status.is_success() {
+            fail(&format!(
+                "{}: {status}: {}",
+                args.name,
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        let rows = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        (started.elapsed().as_secs_f64() * 1e3, rows)
+    };
+    let (_, rows) = run().await;
+    let mut times = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat.max(1) {
+        times.push(run().await.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let (median, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
+    println!(
+        "{:<40} median {median:>8.3} ms   p95 {p95:>8.3} ms   rows {rows}",
+        args.name
+    );
+    println!(
+        "{}",
+        serde_json::json!({"kind": "sql", "name": args.name, "median_ms": median, "p95_ms": p95, "rows": rows, "runs": times.len()})
+    );
+}
+
 fn main() {
     // Loads use every core (many connections at once). Queries go one at a
     // time, so their client runs on one thread: a multi-threaded client
@@ -612,6 +684,10 @@ fn main() {
             .enable_all()
             .build()
             .map(|r| r.block_on(counter(a))),
+        Command::Sql(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|r| r.block_on(sql(a))),
     };
     if let Err(e) = runtime {
         fail(&format!("tokio runtime: {e}"));

@@ -234,10 +234,15 @@ async fn rows_expire_after_the_ttl() {
         .unwrap();
     assert_eq!(r.status(), 200);
     s.write_ok("db", "cpu,host=a usage=1 1").await;
-    let r = s.query("db", "SELECT * FROM last_cache('cpu')", "json").await;
+    let r = s
+        .query("db", "SELECT * FROM last_cache('cpu')", "json")
+        .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("no last cache"));
-    assert_eq!(rows(&s, "SELECT * FROM system.last_caches").await, json!([]));
+    assert_eq!(
+        rows(&s, "SELECT * FROM system.last_caches").await,
+        json!([])
+    );
 }
 
 #[tokio::test]

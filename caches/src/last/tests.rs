@@ -143,4 +143,38 @@ async fn rows_expire_after_the_ttl() {
     assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 0);
     c.remove_expired();
     assert_eq!(c.series(), 0);
+    // The storage was rebuilt without the empty keys; new rows still land.
+    let (_, again) = write(&cat, "cpu,host=b usage=2 20").await;
+    feed(&c, &again);
+    assert_eq!(c.series(), 1);
+}
+
+#[tokio::test]
+async fn keys_left_after_others_expire_keep_their_rows() {
+    let cat = catalog().await;
+    let (state, first) = write(&cat, "cpu,host=a usage=1 10
+cpu,host=b usage=2 20").await;
+    let mut d = def(&["host"], None, 3);
+    d.ttl_secs = 1;
+    let c = cache(&state, d);
+    feed(&c, &first);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, second) = write(&cat, "cpu,host=c usage=3 30
+cpu,host=c usage=4 40").await;
+    feed(&c, &second);
+    c.remove_expired();
+    assert_eq!(c.series(), 1);
+    let out = show(&c, &[]);
+    assert!(out.contains("| c    | 4.0   |") && out.contains("| c    | 3.0   |"), "{out}");
+    assert!(!out.contains("| a ") && !out.contains("| b "), "{out}");
+    let (_, third) = write(&cat, "cpu,host=c usage=5 35").await;
+    feed(&c, &third);
+    let b = c.record_batch(&[host("c", false)]).unwrap();
+    let usage = b
+        .column_by_name("usage")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
+    assert_eq!(usage.values().to_vec(), vec![4.0, 5.0, 3.0]);
 }
