@@ -77,7 +77,7 @@ struct State {
     /// Key values to their slot.
     index: HashMap<Box<[KeyValue]>, usize>,
     /// Per key column, each slot's value.
-    slot_keys: Vec<Vec<KeyValue>>,
+    slot_keys: Vec<KeyStore>,
     /// Rows held per slot (at most `count`).
     slot_len: Vec<u8>,
     /// Per row (`slot * count + i`, newest first within a slot): its time,
@@ -157,7 +157,7 @@ impl LastCache {
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
                 cells: vec![Vec::new(); values.len()],
-                slot_keys: vec![Vec::new(); keys.len()],
+                slot_keys: keys.iter().map(|(_, k)| KeyStore::for_kind(*k)).collect(),
                 values,
                 ..State::default()
             }),
@@ -218,7 +218,11 @@ impl LastCache {
         let values = std::mem::take(&mut state.values);
         *state = State {
             cells: vec![Vec::new(); values.len()],
-            slot_keys: vec![Vec::new(); self.keys.len()],
+            slot_keys: self
+                .keys
+                .iter()
+                .map(|(_, k)| KeyStore::for_kind(*k))
+                .collect(),
             values,
             ..State::default()
         };
@@ -269,13 +273,17 @@ impl LastCache {
         let mut next = State {
             values: std::mem::take(&mut s.values),
             cells: vec![Vec::with_capacity(keep.len() * count); s.cells.len()],
-            slot_keys: vec![Vec::with_capacity(keep.len()); self.keys.len()],
+            slot_keys: self
+                .keys
+                .iter()
+                .map(|(_, k)| KeyStore::for_kind(*k))
+                .collect(),
             ..State::default()
         };
         for (new_slot, &old) in keep.iter().enumerate() {
-            let key: Box<[KeyValue]> = s.slot_keys.iter().map(|k| k[old].clone()).collect();
+            let key: Box<[KeyValue]> = s.slot_keys.iter().map(|k| k.get(old)).collect();
             for (j, k) in key.iter().enumerate() {
-                next.slot_keys[j].push(k.clone());
+                next.slot_keys[j].push(k);
             }
             next.index.insert(key, new_slot);
             next.slot_len.push(s.slot_len[old]);
@@ -298,7 +306,7 @@ impl LastCache {
         let count = self.count();
         let slot = s.slots();
         for (j, k) in key.iter().enumerate() {
-            s.slot_keys[j].push(k.clone());
+            s.slot_keys[j].push(k);
         }
         s.index.insert(key.into_boxed_slice(), slot);
         s.slot_len.push(0);
@@ -459,8 +467,8 @@ impl LastCache {
             .collect();
         let passes = |slot: usize| {
             by_key.iter().all(|(j, f)| {
-                let v = &s.slot_keys[*j][slot];
-                f.values.iter().any(|x| x == v) != f.negated
+                let store = &s.slot_keys[*j];
+                f.values.iter().any(|x| store.equals(slot, x)) != f.negated
             })
         };
         // One value per key column: one lookup instead of a walk.
@@ -478,12 +486,8 @@ impl LastCache {
             })
             .collect();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.keys.len() + s.values.len());
-        for (j, (_, kind)) in self.keys.iter().enumerate() {
-            let mut b = KeyColumn::new(*kind, rows.len());
-            for &r in &rows {
-                b.push(&s.slot_keys[j][r / count]);
-            }
-            columns.push(b.finish());
+        for store in &s.slot_keys {
+            columns.push(store.column(rows.iter().map(|r| r / count)));
         }
         for (c, (_, kind)) in s.values.iter().enumerate() {
             let mut b = ValueColumn::new(*kind, rows.len());
@@ -513,6 +517,98 @@ impl LastCache {
                     .iter()
                     .all(|(_, f)| !f.negated && f.values.len() == 1)
             })
+    }
+}
+
+/// One key column's value per slot, stored as Arrow stores it (strings
+/// in one buffer), so reading many slots reads memory in order.
+#[derive(Debug)]
+enum KeyStore {
+    Str { data: String, ends: Vec<usize> },
+    Int(Vec<i64>),
+    UInt(Vec<u64>),
+    Bool(Vec<bool>),
+}
+
+impl KeyStore {
+    fn for_kind(kind: ColumnKind) -> Self {
+        match kind {
+            ColumnKind::Field(FieldType::Integer) => KeyStore::Int(Vec::new()),
+            ColumnKind::Field(FieldType::UInteger) => KeyStore::UInt(Vec::new()),
+            ColumnKind::Field(FieldType::Boolean) => KeyStore::Bool(Vec::new()),
+            _ => KeyStore::Str {
+                data: String::new(),
+                ends: Vec::new(),
+            },
+        }
+    }
+
+    fn push(&mut self, v: &KeyValue) {
+        match (self, v) {
+            (KeyStore::Str { data, ends }, KeyValue::Str(x)) => {
+                data.push_str(x);
+                ends.push(data.len());
+            }
+            (KeyStore::Int(a), KeyValue::Int(x)) => a.push(*x),
+            (KeyStore::UInt(a), KeyValue::UInt(x)) => a.push(*x),
+            (KeyStore::Bool(a), KeyValue::Bool(x)) => a.push(*x),
+            // A column's values have one type; a mismatch keeps the slots aligned.
+            (KeyStore::Str { data, ends }, _) => ends.push(data.len()),
+            (KeyStore::Int(a), _) => a.push(0),
+            (KeyStore::UInt(a), _) => a.push(0),
+            (KeyStore::Bool(a), _) => a.push(false),
+        }
+    }
+
+    fn str_at<'a>(data: &'a str, ends: &[usize], slot: usize) -> Option<&'a str> {
+        let end = *ends.get(slot)?;
+        let start = if slot == 0 { 0 } else { ends[slot - 1] };
+        data.get(start..end)
+    }
+
+    fn get(&self, slot: usize) -> KeyValue {
+        match self {
+            KeyStore::Str { data, ends } => {
+                KeyValue::Str(Arc::from(Self::str_at(data, ends, slot).unwrap_or("")))
+            }
+            KeyStore::Int(a) => KeyValue::Int(a.get(slot).copied().unwrap_or(0)),
+            KeyStore::UInt(a) => KeyValue::UInt(a.get(slot).copied().unwrap_or(0)),
+            KeyStore::Bool(a) => KeyValue::Bool(a.get(slot).copied().unwrap_or(false)),
+        }
+    }
+
+    fn equals(&self, slot: usize, v: &KeyValue) -> bool {
+        match (self, v) {
+            (KeyStore::Str { data, ends }, KeyValue::Str(x)) => {
+                Self::str_at(data, ends, slot) == Some(x.as_ref())
+            }
+            (KeyStore::Int(a), KeyValue::Int(x)) => a.get(slot) == Some(x),
+            (KeyStore::UInt(a), KeyValue::UInt(x)) => a.get(slot) == Some(x),
+            (KeyStore::Bool(a), KeyValue::Bool(x)) => a.get(slot) == Some(x),
+            _ => false,
+        }
+    }
+
+    /// The values of `slots`, in order, as an Arrow column.
+    fn column(&self, slots: impl Iterator<Item = usize>) -> ArrayRef {
+        match self {
+            KeyStore::Str { data, ends } => {
+                let mut b = StringBuilder::new();
+                for slot in slots {
+                    b.append_value(Self::str_at(data, ends, slot).unwrap_or(""));
+                }
+                Arc::new(b.finish())
+            }
+            KeyStore::Int(a) => Arc::new(Int64Array::from_iter_values(
+                slots.map(|s| a.get(s).copied().unwrap_or(0)),
+            )),
+            KeyStore::UInt(a) => Arc::new(UInt64Array::from_iter_values(
+                slots.map(|s| a.get(s).copied().unwrap_or(0)),
+            )),
+            KeyStore::Bool(a) => Arc::new(BooleanArray::from_iter(
+                slots.map(|s| Some(a.get(s).copied().unwrap_or(false))),
+            )),
+        }
     }
 }
 
@@ -561,53 +657,6 @@ fn cell_at(a: &dyn Array, row: usize) -> Cell {
         Cell::Time(x.value(row))
     } else {
         Cell::Null
-    }
-}
-
-enum KeyColumn {
-    Str(StringBuilder),
-    Int(Int64Builder),
-    UInt(UInt64Builder),
-    Bool(BooleanBuilder),
-}
-
-impl KeyColumn {
-    fn new(kind: ColumnKind, rows: usize) -> Self {
-        match kind {
-            ColumnKind::Field(FieldType::Integer) => {
-                KeyColumn::Int(Int64Builder::with_capacity(rows))
-            }
-            ColumnKind::Field(FieldType::UInteger) => {
-                KeyColumn::UInt(UInt64Builder::with_capacity(rows))
-            }
-            ColumnKind::Field(FieldType::Boolean) => {
-                KeyColumn::Bool(BooleanBuilder::with_capacity(rows))
-            }
-            _ => KeyColumn::Str(StringBuilder::with_capacity(rows, rows * 8)),
-        }
-    }
-
-    fn push(&mut self, v: &KeyValue) {
-        match (self, v) {
-            (KeyColumn::Str(b), KeyValue::Str(s)) => b.append_value(s),
-            (KeyColumn::Int(b), KeyValue::Int(i)) => b.append_value(*i),
-            (KeyColumn::UInt(b), KeyValue::UInt(u)) => b.append_value(*u),
-            (KeyColumn::Bool(b), KeyValue::Bool(x)) => b.append_value(*x),
-            // A key of another type (the column's type is fixed, so never).
-            (KeyColumn::Str(b), _) => b.append_value(""),
-            (KeyColumn::Int(b), _) => b.append_value(0),
-            (KeyColumn::UInt(b), _) => b.append_value(0),
-            (KeyColumn::Bool(b), _) => b.append_value(false),
-        }
-    }
-
-    fn finish(self) -> ArrayRef {
-        match self {
-            KeyColumn::Str(mut b) => Arc::new(b.finish()),
-            KeyColumn::Int(mut b) => Arc::new(b.finish()),
-            KeyColumn::UInt(mut b) => Arc::new(b.finish()),
-            KeyColumn::Bool(mut b) => Arc::new(b.finish()),
-        }
     }
 }
 

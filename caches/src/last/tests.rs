@@ -152,20 +152,31 @@ async fn rows_expire_after_the_ttl() {
 #[tokio::test]
 async fn keys_left_after_others_expire_keep_their_rows() {
     let cat = catalog().await;
-    let (state, first) = write(&cat, "cpu,host=a usage=1 10
-cpu,host=b usage=2 20").await;
+    let (state, first) = write(
+        &cat,
+        "cpu,host=a usage=1 10
+cpu,host=b usage=2 20",
+    )
+    .await;
     let mut d = def(&["host"], None, 3);
     d.ttl_secs = 1;
     let c = cache(&state, d);
     feed(&c, &first);
     std::thread::sleep(Duration::from_millis(1100));
-    let (_, second) = write(&cat, "cpu,host=c usage=3 30
-cpu,host=c usage=4 40").await;
+    let (_, second) = write(
+        &cat,
+        "cpu,host=c usage=3 30
+cpu,host=c usage=4 40",
+    )
+    .await;
     feed(&c, &second);
     c.remove_expired();
     assert_eq!(c.series(), 1);
     let out = show(&c, &[]);
-    assert!(out.contains("| c    | 4.0   |") && out.contains("| c    | 3.0   |"), "{out}");
+    assert!(
+        out.contains("| c    | 4.0   |") && out.contains("| c    | 3.0   |"),
+        "{out}"
+    );
     assert!(!out.contains("| a ") && !out.contains("| b "), "{out}");
     let (_, third) = write(&cat, "cpu,host=c usage=5 35").await;
     feed(&c, &third);
