@@ -24,9 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, DictionaryArray, Float64Array, Float64Builder,
-    Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
-    TimestampNanosecondArray, TimestampNanosecondBuilder, UInt64Array, UInt64Builder,
+    Array, ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, RecordBatch,
+    StringArray, StringBuilder, StringDictionaryBuilder, TimestampNanosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
@@ -84,12 +83,16 @@ struct State {
     /// when it was cached, and per value column its value.
     times: Vec<i64>,
     cached_at: Vec<Instant>,
-    cells: Vec<Vec<Cell>>,
+    cells: Vec<ValueStore>,
 }
 
 impl State {
     fn slots(&self) -> usize {
         self.slot_len.len()
+    }
+
+    fn values_kinds(&self) -> impl Iterator<Item = ColumnKind> + '_ {
+        self.values.iter().map(|(_, k)| *k)
     }
 }
 
@@ -156,7 +159,7 @@ impl LastCache {
             db_name: Arc::clone(&db.name),
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
-                cells: vec![Vec::new(); values.len()],
+                cells: values.iter().map(|(_, k)| ValueStore::new(*k)).collect(),
                 slot_keys: keys.iter().map(|(_, k)| KeyStore::for_kind(*k)).collect(),
                 values,
                 ..State::default()
@@ -217,7 +220,7 @@ impl LastCache {
         let mut state = self.lock();
         let values = std::mem::take(&mut state.values);
         *state = State {
-            cells: vec![Vec::new(); values.len()],
+            cells: values.iter().map(|(_, k)| ValueStore::new(*k)).collect(),
             slot_keys: self
                 .keys
                 .iter()
@@ -247,7 +250,7 @@ impl LastCache {
                         s.times[base + kept] = s.times[base + i];
                         s.cached_at[base + kept] = s.cached_at[base + i];
                         for col in &mut s.cells {
-                            col[base + kept] = std::mem::replace(&mut col[base + i], Cell::Null);
+                            col.move_to(base + i, base + kept);
                         }
                     }
                     kept += 1;
@@ -255,7 +258,7 @@ impl LastCache {
             }
             for i in kept..len {
                 for col in &mut s.cells {
-                    col[base + i] = Cell::Null;
+                    col.clear(base + i);
                 }
             }
             s.slot_len[slot] = kept as u8;
@@ -270,9 +273,10 @@ impl LastCache {
     fn compact(&self, s: &mut State) {
         let count = self.count();
         let keep: Vec<usize> = (0..s.slots()).filter(|&i| s.slot_len[i] > 0).collect();
+        let cells = s.values_kinds().map(ValueStore::new).collect();
         let mut next = State {
             values: std::mem::take(&mut s.values),
-            cells: vec![Vec::with_capacity(keep.len() * count); s.cells.len()],
+            cells,
             slot_keys: self
                 .keys
                 .iter()
@@ -291,8 +295,8 @@ impl LastCache {
             next.times.extend_from_slice(&s.times[base..base + count]);
             next.cached_at
                 .extend_from_slice(&s.cached_at[base..base + count]);
-            for (c, col) in s.cells.iter_mut().enumerate() {
-                next.cells[c].extend(col[base..base + count].iter_mut().map(std::mem::take));
+            for (c, col) in s.cells.iter().enumerate() {
+                next.cells[c].extend_from(col, base..base + count);
             }
         }
         *s = next;
@@ -314,7 +318,7 @@ impl LastCache {
         let now = Instant::now();
         s.cached_at.resize(s.cached_at.len() + count, now);
         for col in &mut s.cells {
-            col.resize(col.len() + count, Cell::Null);
+            col.grow(count);
         }
         slot
     }
@@ -330,7 +334,7 @@ impl LastCache {
             Some(i) if s.times[base + i] == time => {
                 for (c, v) in cells.into_iter().enumerate() {
                     if v != Cell::Null {
-                        s.cells[c][base + i] = v;
+                        s.cells[c].set(base + i, v);
                     }
                 }
                 s.cached_at[base + i] = at;
@@ -346,13 +350,13 @@ impl LastCache {
                     s.times[base + i + 1] = s.times[base + i];
                     s.cached_at[base + i + 1] = s.cached_at[base + i];
                     for col in &mut s.cells {
-                        col[base + i + 1] = std::mem::replace(&mut col[base + i], Cell::Null);
+                        col.move_to(base + i, base + i + 1);
                     }
                 }
                 s.times[base + at_index] = time;
                 s.cached_at[base + at_index] = at;
                 for (c, v) in cells.into_iter().enumerate() {
-                    s.cells[c][base + at_index] = v;
+                    s.cells[c].set(base + at_index, v);
                 }
                 s.slot_len[slot] = (len + 1).min(count) as u8;
             }
@@ -386,7 +390,9 @@ impl LastCache {
                 if !known && let Some(kind) = kind_of(field.data_type()) {
                     state.values.push((Arc::from(name), kind));
                     let rows = state.times.len();
-                    state.cells.push(vec![Cell::Null; rows]);
+                    let mut store = ValueStore::new(kind);
+                    store.grow(rows);
+                    state.cells.push(store);
                 }
             }
         }
@@ -489,12 +495,8 @@ impl LastCache {
         for store in &s.slot_keys {
             columns.push(store.column(rows.iter().map(|r| r / count)));
         }
-        for (c, (_, kind)) in s.values.iter().enumerate() {
-            let mut b = ValueColumn::new(*kind, rows.len());
-            for &r in &rows {
-                b.push(&s.cells[c][r]);
-            }
-            columns.push(b.finish());
+        for store in &s.cells {
+            columns.push(store.column(&rows));
         }
         RecordBatch::try_new(schema, columns)
     }
@@ -593,7 +595,8 @@ impl KeyStore {
     fn column(&self, slots: impl Iterator<Item = usize>) -> ArrayRef {
         match self {
             KeyStore::Str { data, ends } => {
-                let mut b = StringBuilder::new();
+                let (n, _) = slots.size_hint();
+                let mut b = StringBuilder::with_capacity(n, n * 8);
                 for slot in slots {
                     b.append_value(Self::str_at(data, ends, slot).unwrap_or(""));
                 }
@@ -660,69 +663,152 @@ fn cell_at(a: &dyn Array, row: usize) -> Cell {
     }
 }
 
-enum ValueColumn {
-    Tag(StringDictionaryBuilder<Int32Type>),
-    Time(TimestampNanosecondBuilder),
-    Float(Float64Builder),
-    Int(Int64Builder),
-    UInt(UInt64Builder),
-    Str(StringBuilder),
-    Bool(BooleanBuilder),
+/// One value column's values per row, typed, with their validity.
+#[derive(Debug)]
+enum ValueStore {
+    Float(Vec<f64>, Vec<bool>),
+    Int(Vec<i64>, Vec<bool>),
+    UInt(Vec<u64>, Vec<bool>),
+    Bool(Vec<bool>, Vec<bool>),
+    Time(Vec<i64>),
+    /// Tags and string fields.
+    Str(Vec<Option<Arc<str>>>, bool),
 }
 
-impl ValueColumn {
-    fn new(kind: ColumnKind, rows: usize) -> Self {
+impl ValueStore {
+    fn new(kind: ColumnKind) -> Self {
         match kind {
-            ColumnKind::Tag => ValueColumn::Tag(StringDictionaryBuilder::new()),
-            ColumnKind::Time => ValueColumn::Time(TimestampNanosecondBuilder::with_capacity(rows)),
-            ColumnKind::Field(FieldType::Float) => {
-                ValueColumn::Float(Float64Builder::with_capacity(rows))
-            }
-            ColumnKind::Field(FieldType::Integer) => {
-                ValueColumn::Int(Int64Builder::with_capacity(rows))
-            }
-            ColumnKind::Field(FieldType::UInteger) => {
-                ValueColumn::UInt(UInt64Builder::with_capacity(rows))
-            }
-            ColumnKind::Field(FieldType::String) => {
-                ValueColumn::Str(StringBuilder::with_capacity(rows, rows * 8))
-            }
-            ColumnKind::Field(FieldType::Boolean) => {
-                ValueColumn::Bool(BooleanBuilder::with_capacity(rows))
-            }
+            ColumnKind::Tag => ValueStore::Str(Vec::new(), true),
+            ColumnKind::Time => ValueStore::Time(Vec::new()),
+            ColumnKind::Field(FieldType::Float) => ValueStore::Float(Vec::new(), Vec::new()),
+            ColumnKind::Field(FieldType::Integer) => ValueStore::Int(Vec::new(), Vec::new()),
+            ColumnKind::Field(FieldType::UInteger) => ValueStore::UInt(Vec::new(), Vec::new()),
+            ColumnKind::Field(FieldType::String) => ValueStore::Str(Vec::new(), false),
+            ColumnKind::Field(FieldType::Boolean) => ValueStore::Bool(Vec::new(), Vec::new()),
         }
     }
 
-    fn push(&mut self, c: &Cell) {
-        match (self, c) {
-            (ValueColumn::Tag(b), Cell::Str(s)) => {
-                b.append_value(s.as_ref());
-            }
-            (ValueColumn::Time(b), Cell::Time(t)) => b.append_value(*t),
-            (ValueColumn::Float(b), Cell::Float(x)) => b.append_value(*x),
-            (ValueColumn::Int(b), Cell::Int(x)) => b.append_value(*x),
-            (ValueColumn::UInt(b), Cell::UInt(x)) => b.append_value(*x),
-            (ValueColumn::Str(b), Cell::Str(s)) => b.append_value(s),
-            (ValueColumn::Bool(b), Cell::Bool(x)) => b.append_value(*x),
-            (ValueColumn::Tag(b), _) => b.append_null(),
-            (ValueColumn::Time(b), _) => b.append_value(0),
-            (ValueColumn::Float(b), _) => b.append_null(),
-            (ValueColumn::Int(b), _) => b.append_null(),
-            (ValueColumn::UInt(b), _) => b.append_null(),
-            (ValueColumn::Str(b), _) => b.append_null(),
-            (ValueColumn::Bool(b), _) => b.append_null(),
-        }
-    }
-
-    fn finish(self) -> ArrayRef {
+    /// Appends `n` empty rows.
+    fn grow(&mut self, n: usize) {
         match self {
-            ValueColumn::Tag(mut b) => Arc::new(b.finish()),
-            ValueColumn::Time(mut b) => Arc::new(b.finish()),
-            ValueColumn::Float(mut b) => Arc::new(b.finish()),
-            ValueColumn::Int(mut b) => Arc::new(b.finish()),
-            ValueColumn::UInt(mut b) => Arc::new(b.finish()),
-            ValueColumn::Str(mut b) => Arc::new(b.finish()),
-            ValueColumn::Bool(mut b) => Arc::new(b.finish()),
+            ValueStore::Float(v, ok) => {
+                v.resize(v.len() + n, 0.0);
+                ok.resize(ok.len() + n, false);
+            }
+            ValueStore::Int(v, ok) => {
+                v.resize(v.len() + n, 0);
+                ok.resize(ok.len() + n, false);
+            }
+            ValueStore::UInt(v, ok) => {
+                v.resize(v.len() + n, 0);
+                ok.resize(ok.len() + n, false);
+            }
+            ValueStore::Bool(v, ok) => {
+                v.resize(v.len() + n, false);
+                ok.resize(ok.len() + n, false);
+            }
+            ValueStore::Time(v) => v.resize(v.len() + n, 0),
+            ValueStore::Str(v, _) => v.resize(v.len() + n, None),
+        }
+    }
+
+    /// Row `r`'s value (a value of another type is a null).
+    fn set(&mut self, r: usize, c: Cell) {
+        match (self, c) {
+            (ValueStore::Float(v, ok), Cell::Float(x)) => (v[r], ok[r]) = (x, true),
+            (ValueStore::Int(v, ok), Cell::Int(x)) => (v[r], ok[r]) = (x, true),
+            (ValueStore::UInt(v, ok), Cell::UInt(x)) => (v[r], ok[r]) = (x, true),
+            (ValueStore::Bool(v, ok), Cell::Bool(x)) => (v[r], ok[r]) = (x, true),
+            (ValueStore::Time(v), Cell::Time(x)) => v[r] = x,
+            (ValueStore::Str(v, _), Cell::Str(x)) => v[r] = Some(x),
+            (store, _) => store.clear(r),
+        }
+    }
+
+    fn clear(&mut self, r: usize) {
+        match self {
+            ValueStore::Float(_, ok)
+            | ValueStore::Int(_, ok)
+            | ValueStore::UInt(_, ok)
+            | ValueStore::Bool(_, ok) => ok[r] = false,
+            ValueStore::Time(v) => v[r] = 0,
+            ValueStore::Str(v, _) => v[r] = None,
+        }
+    }
+
+    /// Moves row `from`'s value to row `to`, leaving `from` empty.
+    fn move_to(&mut self, from: usize, to: usize) {
+        match self {
+            ValueStore::Float(v, ok) => (v[to], ok[to], ok[from]) = (v[from], ok[from], false),
+            ValueStore::Int(v, ok) => (v[to], ok[to], ok[from]) = (v[from], ok[from], false),
+            ValueStore::UInt(v, ok) => (v[to], ok[to], ok[from]) = (v[from], ok[from], false),
+            ValueStore::Bool(v, ok) => (v[to], ok[to], ok[from]) = (v[from], ok[from], false),
+            ValueStore::Time(v) => v[to] = v[from],
+            ValueStore::Str(v, _) => v[to] = v[from].take(),
+        }
+    }
+
+    /// Appends `other`'s rows `range`.
+    fn extend_from(&mut self, other: &ValueStore, range: std::ops::Range<usize>) {
+        match (self, other) {
+            (ValueStore::Float(v, ok), ValueStore::Float(w, wok)) => {
+                v.extend_from_slice(&w[range.clone()]);
+                ok.extend_from_slice(&wok[range]);
+            }
+            (ValueStore::Int(v, ok), ValueStore::Int(w, wok)) => {
+                v.extend_from_slice(&w[range.clone()]);
+                ok.extend_from_slice(&wok[range]);
+            }
+            (ValueStore::UInt(v, ok), ValueStore::UInt(w, wok)) => {
+                v.extend_from_slice(&w[range.clone()]);
+                ok.extend_from_slice(&wok[range]);
+            }
+            (ValueStore::Bool(v, ok), ValueStore::Bool(w, wok)) => {
+                v.extend_from_slice(&w[range.clone()]);
+                ok.extend_from_slice(&wok[range]);
+            }
+            (ValueStore::Time(v), ValueStore::Time(w)) => v.extend_from_slice(&w[range]),
+            (ValueStore::Str(v, _), ValueStore::Str(w, _)) => v.extend_from_slice(&w[range]),
+            (store, _) => store.grow(range.len()),
+        }
+    }
+
+    /// Rows `rows`, in order, as an Arrow column of the column's type.
+    fn column(&self, rows: &[usize]) -> ArrayRef {
+        fn opt<T: Copy>(v: &[T], ok: &[bool], r: usize) -> Option<T> {
+            ok[r].then(|| v[r])
+        }
+        match self {
+            ValueStore::Float(v, ok) => {
+                Arc::new(Float64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
+            }
+            ValueStore::Int(v, ok) => {
+                Arc::new(Int64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
+            }
+            ValueStore::UInt(v, ok) => {
+                Arc::new(UInt64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
+            }
+            ValueStore::Bool(v, ok) => {
+                Arc::new(BooleanArray::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
+            }
+            ValueStore::Time(v) => Arc::new(TimestampNanosecondArray::from_iter_values(
+                rows.iter().map(|&r| v[r]),
+            )),
+            ValueStore::Str(v, true) => {
+                let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                for &r in rows {
+                    match &v[r] {
+                        Some(s) => {
+                            b.append_value(s.as_ref());
+                        }
+                        None => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ValueStore::Str(v, false) => Arc::new(StringArray::from_iter(
+                rows.iter().map(|&r| v[r].as_deref()),
+            )),
         }
     }
 }
