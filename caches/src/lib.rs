@@ -153,25 +153,8 @@ impl Caches {
         name: Option<&str>,
     ) -> Result<Arc<DistinctCache>, String> {
         let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
-        let caches = distinct
-            .get(&(db_id, table_id))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        match name {
-            Some(n) => caches
-                .iter()
-                .find(|c| c.def().name == n)
-                .cloned()
-                .ok_or_else(|| format!("no distinct cache named '{n}' on this table")),
-            None => match caches {
-                [one] => Ok(Arc::clone(one)),
-                [] => Err("the table has no distinct cache".to_string()),
-                _ => Err(
-                    "the table has several distinct caches; name one: distinct_cache('table', 'name')"
-                        .to_string(),
-                ),
-            },
-        }
+        let caches = distinct.get(&(db_id, table_id)).map(Vec::as_slice);
+        pick(caches.unwrap_or(&[]), name, |c| &c.def().name, "distinct")
     }
 
     /// The distinct value caches of a table.
@@ -192,25 +175,8 @@ impl Caches {
         name: Option<&str>,
     ) -> Result<Arc<LastCache>, String> {
         let last = self.last.read().unwrap_or_else(|p| p.into_inner());
-        let caches = last
-            .get(&(db_id, table_id))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        match name {
-            Some(n) => caches
-                .iter()
-                .find(|c| c.def().name == n)
-                .cloned()
-                .ok_or_else(|| format!("no last cache named '{n}' on this table")),
-            None => match caches {
-                [one] => Ok(Arc::clone(one)),
-                [] => Err("the table has no last cache".to_string()),
-                _ => Err(
-                    "the table has several last caches; name one: last_cache('table', 'name')"
-                        .to_string(),
-                ),
-            },
-        }
+        let caches = last.get(&(db_id, table_id)).map(Vec::as_slice);
+        pick(caches.unwrap_or(&[]), name, |c| &c.def().name, "last")
     }
 
     /// Every last value cache: (database id, table id, cache).
@@ -222,5 +188,29 @@ impl Caches {
             .collect();
         all.sort_by(|a, b| (a.0, a.1, &a.2.def().name).cmp(&(b.0, b.1, &b.2.def().name)));
         all
+    }
+}
+
+/// The cache of `caches` named `name`, or the only one when `name` is
+/// `None`; `kind` (`last`, `distinct`) words the errors.
+fn pick<T>(
+    caches: &[Arc<T>],
+    name: Option<&str>,
+    name_of: impl Fn(&T) -> &String,
+    kind: &str,
+) -> Result<Arc<T>, String> {
+    match name {
+        Some(n) => caches
+            .iter()
+            .find(|c| name_of(c) == n)
+            .cloned()
+            .ok_or_else(|| format!("no {kind} cache named '{n}' on this table")),
+        None => match caches {
+            [one] => Ok(Arc::clone(one)),
+            [] => Err(format!("the table has no {kind} cache")),
+            _ => Err(format!(
+                "the table has several {kind} caches; name one: {kind}_cache('table', 'name')"
+            )),
+        },
     }
 }

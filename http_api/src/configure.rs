@@ -27,7 +27,7 @@ use crate::auth::{Need, authorize};
 use crate::error::{ApiError, Family, catalog_error};
 use crate::write::read_body;
 
-fn respond(r: Result<Response, ApiError>) -> Response {
+pub(crate) fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(|e| e.respond(Family::V3))
 }
 
@@ -37,7 +37,7 @@ fn query_pairs(q: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -45,7 +45,7 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn required<'a>(pairs: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn required<'a>(pairs: &'a [(String, String)], name: &str) -> Result<&'a str, ApiError> {
     param(pairs, name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::BadRequest(format!("missing query parameter '{name}'")))
@@ -150,7 +150,11 @@ where
     Ok(StatusCode::OK.into_response())
 }
 
-fn admin(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    q: Option<&str>,
+) -> Result<(), ApiError> {
     authorize(
         &state.auth,
         &state.catalog,
@@ -163,7 +167,7 @@ fn admin(state: &AppState, headers: &HeaderMap, q: Option<&str>) -> Result<(), A
 }
 
 /// Checks for an admin token, then parses the query string.
-fn admin_query(
+pub(crate) fn admin_query(
     state: &AppState,
     headers: &HeaderMap,
     q: Option<&str>,
@@ -172,7 +176,7 @@ fn admin_query(
     query_pairs(q)
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
@@ -182,11 +186,11 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))
 }
 
-fn db_not_found(db: &str) -> CatalogError {
+pub(crate) fn db_not_found(db: &str) -> CatalogError {
     CatalogError::NotFound(format!("database not found: {db}"))
 }
 
-fn table_not_found(db: &str, table: &str) -> CatalogError {
+pub(crate) fn table_not_found(db: &str, table: &str) -> CatalogError {
     CatalogError::NotFound(format!("table not found: {table} in database {db}"))
 }
 
@@ -606,7 +610,11 @@ async fn set_table_retention(
     Ok(())
 }
 
-fn table_ids(s: &CatalogState, db: &str, table: &str) -> Result<(u32, u32), CatalogError> {
+pub(crate) fn table_ids(
+    s: &CatalogState,
+    db: &str,
+    table: &str,
+) -> Result<(u32, u32), CatalogError> {
     let d = s.db(db).ok_or_else(|| db_not_found(db))?;
     let t = d.table(table).ok_or_else(|| table_not_found(db, table))?;
     Ok((d.id, t.id))
@@ -782,417 +790,6 @@ pub(crate) async fn influxql_drop_table(
     })
     .await?;
     Ok(())
-}
-
-// ---- last value caches -------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct CreateLastCache {
-    db: String,
-    table: String,
-    name: Option<String>,
-    key_columns: Option<Vec<String>>,
-    value_columns: Option<Vec<String>>,
-    count: Option<i64>,
-    ttl: Option<i64>,
-}
-
-/// The default TTL of a last value cache: 4 hours, as InfluxDB 3's.
-const LAST_CACHE_DEFAULT_TTL_SECS: u64 = 4 * 3600;
-
-/// The definition a create request asks for, checked against the table.
-fn last_cache_def(
-    req: &CreateLastCache,
-    table: &catalog::TableSchema,
-) -> Result<catalog::LastCacheDef, CatalogError> {
-    let invalid = |m: String| CatalogError::Invalid(m);
-    let key_columns: Vec<String> = match &req.key_columns {
-        Some(keys) => {
-            for k in keys {
-                let c = table
-                    .column(k)
-                    .ok_or_else(|| invalid(format!("invalid key column provided: {k}")))?;
-                if !caches::last::valid_key_kind(c.kind) {
-                    return Err(invalid(format!(
-                        "key column '{k}': only uint64, int64, bool, tag, and string columns are supported in the last cache"
-                    )));
-                }
-            }
-            keys.clone()
-        }
-        None => table
-            .columns()
-            .iter()
-            .filter(|c| c.kind == ColumnKind::Tag)
-            .map(|c| c.name.to_string())
-            .collect(),
-    };
-    if let Some(values) = &req.value_columns {
-        for v in values {
-            if table.column(v).is_none() {
-                return Err(invalid(format!("invalid value column provided: {v}")));
-            }
-            if key_columns.contains(v) {
-                return Err(invalid(format!(
-                    "column '{v}' is a key column; it can't be a value column too"
-                )));
-            }
-        }
-    }
-    let count = req.count.unwrap_or(1);
-    if !(1..=10).contains(&count) {
-        return Err(invalid(format!(
-            "invalid count {count}: a last cache holds from 1 to 10 rows per key"
-        )));
-    }
-    let ttl_secs = match req.ttl {
-        None => LAST_CACHE_DEFAULT_TTL_SECS,
-        Some(t) if t > 0 => t as u64,
-        Some(t) => {
-            return Err(invalid(format!(
-                "invalid ttl {t}: give a number of seconds above 0"
-            )));
-        }
-    };
-    let name = match &req.name {
-        Some(n) if !n.is_empty() => n.clone(),
-        _ => format!("{}_{}_last_cache", table.name, key_columns.join("_")),
-    };
-    Ok(catalog::LastCacheDef {
-        name,
-        key_columns,
-        value_columns: req.value_columns.clone(),
-        count: count as usize,
-        ttl_secs,
-    })
-}
-
-/// POST /api/v3/configure/last_cache {"db", "table", "name", "key_columns",
-/// "value_columns", "count", "ttl"}: 201 with the definition; 204 when the
-/// same cache exists; 409 when one of that name exists with other settings;
-/// 400, 404.
-pub(crate) async fn create_last_cache(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(
-        async {
-            admin(&state, &headers, q.as_deref())?;
-            let req: CreateLastCache = json_body(body, &headers, state.max_request_size).await?;
-            let def = std::sync::Mutex::new(None);
-            let existed = std::sync::atomic::AtomicBool::new(false);
-            state
-                .catalog
-                .update(|s| {
-                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
-                    let t = d
-                        .table(&req.table)
-                        .ok_or_else(|| table_not_found(&req.db, &req.table))?;
-                    let wanted = last_cache_def(&req, t)?;
-                    *def.lock().unwrap_or_else(|p| p.into_inner()) = Some(wanted.clone());
-                    if let Some(existing) = t.last_caches.iter().find(|c| c.name == wanted.name) {
-                        if *existing == wanted {
-                            existed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            return Ok(Vec::new());
-                        }
-                        return Err(CatalogError::AlreadyExists(format!(
-                            "a last cache named '{}' exists on table {} with other settings",
-                            wanted.name, req.table
-                        )));
-                    }
-                    existed.store(false, std::sync::atomic::Ordering::Relaxed);
-                    Ok(vec![CatalogOp::CreateLastCache {
-                        db_id: d.id,
-                        table_id: t.id,
-                        cache: wanted,
-                    }])
-                })
-                .await
-                .map_err(catalog_error)?;
-            if existed.load(std::sync::atomic::Ordering::Relaxed) {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            }
-            if let Some(query) = &state.query
-                && let Err(e) = query.fill_caches(&req.db, Some(&req.table)).await
-            {
-                tracing::warn!(error = %e, "filling a new last value cache failed");
-            }
-            let def = def.into_inner().unwrap_or_else(|p| p.into_inner());
-            let body = serde_json::json!({
-                "table": req.table,
-                "name": def.as_ref().map(|d| d.name.clone()),
-                "key_columns": def.as_ref().map(|d| d.key_columns.clone()),
-                "value_columns": def.as_ref().and_then(|d| d.value_columns.clone()),
-                "count": def.as_ref().map(|d| d.count),
-                "ttl": def.as_ref().map(|d| d.ttl_secs),
-            });
-            Ok((
-                StatusCode::CREATED,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body.to_string(),
-            )
-                .into_response())
-        }
-        .await,
-    )
-}
-
-#[derive(Debug, Deserialize)]
-struct DeleteCache {
-    db: String,
-    table: String,
-    name: String,
-}
-
-/// DELETE /api/v3/configure/last_cache?db=&table=&name= (or the same as a
-/// JSON body): 200, 400, 404.
-pub(crate) async fn delete_last_cache(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(
-        async {
-            let pairs = admin_query(&state, &headers, q.as_deref())?;
-            let req = if param(&pairs, "db").is_some() {
-                DeleteCache {
-                    db: required(&pairs, "db")?.to_string(),
-                    table: required(&pairs, "table")?.to_string(),
-                    name: required(&pairs, "name")?.to_string(),
-                }
-            } else {
-                json_body(body, &headers, state.max_request_size).await?
-            };
-            state
-                .catalog
-                .update(|s| {
-                    let (db_id, table_id) = table_ids(s, &req.db, &req.table)?;
-                    let exists = s
-                        .db(&req.db)
-                        .and_then(|d| d.table(&req.table))
-                        .is_some_and(|t| t.last_caches.iter().any(|c| c.name == req.name));
-                    if !exists {
-                        return Err(CatalogError::NotFound(format!(
-                            "last cache not found: {} on table {} in database {}",
-                            req.name, req.table, req.db
-                        )));
-                    }
-                    Ok(vec![CatalogOp::DeleteLastCache {
-                        db_id,
-                        table_id,
-                        name: req.name.clone(),
-                    }])
-                })
-                .await
-                .map_err(catalog_error)?;
-            if let Some(query) = &state.query {
-                let _ = query.fill_caches(&req.db, Some("")).await;
-            }
-            Ok(StatusCode::OK.into_response())
-        }
-        .await,
-    )
-}
-
-// ---- distinct value caches ---------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-struct CreateDistinctCache {
-    db: String,
-    table: String,
-    name: Option<String>,
-    #[serde(default)]
-    columns: Vec<String>,
-    max_cardinality: Option<i64>,
-    max_age: Option<i64>,
-}
-
-/// The defaults of a distinct value cache, as InfluxDB 3's.
-const DISTINCT_CACHE_DEFAULT_MAX_CARDINALITY: usize = 100_000;
-const DISTINCT_CACHE_DEFAULT_MAX_AGE_SECS: u64 = 86_400;
-
-fn distinct_cache_def(
-    req: &CreateDistinctCache,
-    table: &catalog::TableSchema,
-) -> Result<catalog::DistinctCacheDef, CatalogError> {
-    let invalid = |m: String| CatalogError::Invalid(m);
-    if req.columns.is_empty() {
-        return Err(invalid("give at least one column in 'columns'".to_string()));
-    }
-    for (i, c) in req.columns.iter().enumerate() {
-        let def = table
-            .column(c)
-            .ok_or_else(|| invalid(format!("invalid column provided: {c}")))?;
-        if !caches::distinct::valid_column_kind(def.kind) {
-            return Err(invalid(format!(
-                "column '{c}': only tag and string columns are supported in the distinct cache"
-            )));
-        }
-        if req.columns[..i].contains(c) {
-            return Err(invalid(format!("column '{c}' is given twice")));
-        }
-    }
-    let max_cardinality = match req.max_cardinality {
-        None => DISTINCT_CACHE_DEFAULT_MAX_CARDINALITY,
-        Some(n) if n > 0 => n as usize,
-        Some(n) => {
-            return Err(invalid(format!(
-                "invalid max_cardinality {n}: give a number above 0"
-            )));
-        }
-    };
-    let max_age_secs = match req.max_age {
-        None => DISTINCT_CACHE_DEFAULT_MAX_AGE_SECS,
-        Some(n) if n > 0 => n as u64,
-        Some(n) => {
-            return Err(invalid(format!(
-                "invalid max_age {n}: give a number of seconds above 0"
-            )));
-        }
-    };
-    let name = match &req.name {
-        Some(n) if !n.is_empty() => n.clone(),
-        _ => format!("{}_{}_distinct_cache", table.name, req.columns.join("_")),
-    };
-    Ok(catalog::DistinctCacheDef {
-        name,
-        columns: req.columns.clone(),
-        max_cardinality,
-        max_age_secs,
-    })
-}
-
-/// POST /api/v3/configure/distinct_cache {"db", "table", "name", "columns",
-/// "max_cardinality", "max_age"}: 201 with the definition; 204 when the
-/// same cache exists; 409 when one of that name exists with other
-/// settings; 400, 404.
-pub(crate) async fn create_distinct_cache(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(
-        async {
-            admin(&state, &headers, q.as_deref())?;
-            let req: CreateDistinctCache =
-                json_body(body, &headers, state.max_request_size).await?;
-            let def = std::sync::Mutex::new(None);
-            let existed = std::sync::atomic::AtomicBool::new(false);
-            state
-                .catalog
-                .update(|s| {
-                    let d = s.db(&req.db).ok_or_else(|| db_not_found(&req.db))?;
-                    let t = d
-                        .table(&req.table)
-                        .ok_or_else(|| table_not_found(&req.db, &req.table))?;
-                    let wanted = distinct_cache_def(&req, t)?;
-                    *def.lock().unwrap_or_else(|p| p.into_inner()) = Some(wanted.clone());
-                    if let Some(existing) = t.distinct_caches.iter().find(|c| c.name == wanted.name)
-                    {
-                        if *existing == wanted {
-                            existed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            return Ok(Vec::new());
-                        }
-                        return Err(CatalogError::AlreadyExists(format!(
-                            "a distinct cache named '{}' exists on table {} with other settings",
-                            wanted.name, req.table
-                        )));
-                    }
-                    existed.store(false, std::sync::atomic::Ordering::Relaxed);
-                    Ok(vec![CatalogOp::CreateDistinctCache {
-                        db_id: d.id,
-                        table_id: t.id,
-                        cache: wanted,
-                    }])
-                })
-                .await
-                .map_err(catalog_error)?;
-            if existed.load(std::sync::atomic::Ordering::Relaxed) {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            }
-            if let Some(query) = &state.query
-                && let Err(e) = query.fill_caches(&req.db, Some(&req.table)).await
-            {
-                tracing::warn!(error = %e, "filling a new distinct value cache failed");
-            }
-            let def = def.into_inner().unwrap_or_else(|p| p.into_inner());
-            let body = serde_json::json!({
-                "table": req.table,
-                "name": def.as_ref().map(|d| d.name.clone()),
-                "columns": def.as_ref().map(|d| d.columns.clone()),
-                "max_cardinality": def.as_ref().map(|d| d.max_cardinality),
-                "max_age": def.as_ref().map(|d| d.max_age_secs),
-            });
-            Ok((
-                StatusCode::CREATED,
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                body.to_string(),
-            )
-                .into_response())
-        }
-        .await,
-    )
-}
-
-/// DELETE /api/v3/configure/distinct_cache?db=&table=&name= (or the same
-/// as a JSON body): 200, 400, 404.
-pub(crate) async fn delete_distinct_cache(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(
-        async {
-            let pairs = admin_query(&state, &headers, q.as_deref())?;
-            let req = if param(&pairs, "db").is_some() {
-                DeleteCache {
-                    db: required(&pairs, "db")?.to_string(),
-                    table: required(&pairs, "table")?.to_string(),
-                    name: required(&pairs, "name")?.to_string(),
-                }
-            } else {
-                json_body(body, &headers, state.max_request_size).await?
-            };
-            state
-                .catalog
-                .update(|s| {
-                    let (db_id, table_id) = table_ids(s, &req.db, &req.table)?;
-                    let exists = s
-                        .db(&req.db)
-                        .and_then(|d| d.table(&req.table))
-                        .is_some_and(|t| t.distinct_caches.iter().any(|c| c.name == req.name));
-                    if !exists {
-                        return Err(CatalogError::NotFound(format!(
-                            "distinct cache not found: {} on table {} in database {}",
-                            req.name, req.table, req.db
-                        )));
-                    }
-                    Ok(vec![CatalogOp::DeleteDistinctCache {
-                        db_id,
-                        table_id,
-                        name: req.name.clone(),
-                    }])
-                })
-                .await
-                .map_err(catalog_error)?;
-            if let Some(query) = &state.query {
-                let _ = query.fill_caches(&req.db, Some("")).await;
-            }
-            Ok(StatusCode::OK.into_response())
-        }
-        .await,
-    )
 }
 
 // ---- the file index ----------------------------------------------------------

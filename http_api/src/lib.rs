@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 pub mod auth;
+mod caches;
 mod configure;
 pub mod error;
 pub mod format;
@@ -157,11 +158,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v3/configure/distinct_cache",
-            post(configure::create_distinct_cache).delete(configure::delete_distinct_cache),
+            post(caches::create_distinct_cache).delete(caches::delete_distinct_cache),
         )
         .route(
             "/api/v3/configure/last_cache",
-            post(configure::create_last_cache).delete(configure::delete_last_cache),
+            post(caches::create_last_cache).delete(caches::delete_last_cache),
         )
         .route("/ping", any(ping))
         .route("/health", get(health))

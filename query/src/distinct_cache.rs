@@ -9,14 +9,14 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use caches::{Caches, DistinctCache, ValueFilter};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::last_cache::{CurrentDatabase, string_arg};
+use crate::last_cache::cache_args;
 
 /// The `distinct_cache` table function.
 #[derive(Debug)]
@@ -26,24 +26,10 @@ pub(crate) struct DistinctCacheFunction {
 
 impl TableFunctionImpl for DistinctCacheFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
-        if exprs.is_empty() || exprs.len() > 2 {
-            return plan_err!("distinct_cache takes a table name and optionally a cache name");
-        }
-        let table = string_arg(&exprs[0], "table name")?;
-        let name = exprs
-            .get(1)
-            .map(|e| string_arg(e, "cache name"))
-            .transpose()?;
-        let Some(db) = args.session().config().get_extension::<CurrentDatabase>() else {
-            return plan_err!("distinct_cache: no database");
-        };
-        let Some(t) = db.0.table(&table) else {
-            return plan_err!("distinct_cache: table '{table}' not found");
-        };
+        let (db_id, table_id, name) = cache_args("distinct_cache", &args)?;
         let cache = self
             .caches
-            .distinct_cache(db.0.id, t.id, name.as_deref())
+            .distinct_cache(db_id, table_id, name.as_deref())
             .map_err(|e| DataFusionError::Plan(format!("distinct_cache: {e}")))?;
         Ok(Arc::new(DistinctCacheTable {
             schema: cache.schema(),

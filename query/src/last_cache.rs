@@ -29,34 +29,44 @@ pub(crate) struct LastCacheFunction {
     pub(crate) caches: Arc<Caches>,
 }
 
-pub(crate) fn string_arg(e: &Expr, what: &str) -> Result<String> {
+fn string_arg(function: &str, e: &Expr, what: &str) -> Result<String> {
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)
         | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => Ok(s.clone()),
-        other => plan_err!("last_cache: the {what} must be a string literal, not {other}"),
+        other => plan_err!("{function}: the {what} must be a string literal, not {other}"),
     }
+}
+
+/// The arguments of a cache table function `function('table'[, 'name'])`
+/// in the queried database: the database id, the table id and the name.
+pub(crate) fn cache_args(
+    function: &str,
+    args: &TableFunctionArgs,
+) -> Result<(u32, u32, Option<String>)> {
+    let exprs = args.exprs();
+    if exprs.is_empty() || exprs.len() > 2 {
+        return plan_err!("{function} takes a table name and optionally a cache name");
+    }
+    let table = string_arg(function, &exprs[0], "table name")?;
+    let name = exprs
+        .get(1)
+        .map(|e| string_arg(function, e, "cache name"))
+        .transpose()?;
+    let Some(db) = args.session().config().get_extension::<CurrentDatabase>() else {
+        return plan_err!("{function}: no database");
+    };
+    let Some(t) = db.0.table(&table) else {
+        return plan_err!("{function}: table '{table}' not found");
+    };
+    Ok((db.0.id, t.id, name))
 }
 
 impl TableFunctionImpl for LastCacheFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let exprs = args.exprs();
-        if exprs.is_empty() || exprs.len() > 2 {
-            return plan_err!("last_cache takes a table name and optionally a cache name");
-        }
-        let table = string_arg(&exprs[0], "table name")?;
-        let name = exprs
-            .get(1)
-            .map(|e| string_arg(e, "cache name"))
-            .transpose()?;
-        let Some(db) = args.session().config().get_extension::<CurrentDatabase>() else {
-            return plan_err!("last_cache: no database");
-        };
-        let Some(t) = db.0.table(&table) else {
-            return plan_err!("last_cache: table '{table}' not found");
-        };
+        let (db_id, table_id, name) = cache_args("last_cache", &args)?;
         let cache = self
             .caches
-            .last_cache(db.0.id, t.id, name.as_deref())
+            .last_cache(db_id, table_id, name.as_deref())
             .map_err(|e| DataFusionError::Plan(format!("last_cache: {e}")))?;
         Ok(Arc::new(LastCacheTable {
             schema: cache.schema(),
