@@ -36,9 +36,8 @@ mod cutoff;
 mod ensure;
 pub mod file_cache;
 
-mod distinct_cache;
+mod cache_table;
 mod key_runs;
-mod last_cache;
 mod plan_cache;
 mod provider;
 mod prune_dynamic;
@@ -172,13 +171,13 @@ impl QueryEngine {
             .build();
         base.register_udtf(
             "distinct_cache",
-            Arc::new(distinct_cache::DistinctCacheFunction {
+            Arc::new(cache_table::DistinctCacheFunction {
                 caches: Arc::clone(buffer.caches()),
             }),
         );
         base.register_udtf(
             "last_cache",
-            Arc::new(last_cache::LastCacheFunction {
+            Arc::new(cache_table::LastCacheFunction {
                 caches: Arc::clone(buffer.caches()),
             }),
         );
@@ -282,7 +281,9 @@ impl QueryEngine {
             .set_extension(Arc::new(provider::ScanLog::default()));
         session
             .config_mut()
-            .set_extension(Arc::new(last_cache::CurrentDatabase(Arc::clone(db_schema))));
+            .set_extension(Arc::new(cache_table::CurrentDatabase(Arc::clone(
+                db_schema,
+            ))));
         session
     }
 
