@@ -8,23 +8,12 @@
 use serde_json::{Value, json};
 use test_helpers::TestServer;
 
-async fn create(s: &TestServer, body: Value) -> (u16, String) {
-    let r = s
-        .client()
-        .post(s.url("/api/v3/configure/distinct_cache"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+async fn rows(s: &TestServer, q: &str) -> Value {
+    Value::Array(s.query_json("db", q).await)
 }
 
-async fn rows(s: &TestServer, q: &str) -> Value {
-    let r = s.query("db", q, "json").await;
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 200, "{q}: {text}");
-    serde_json::from_str(&text).unwrap()
+async fn create(s: &TestServer, body: Value) -> (u16, String) {
+    s.post_json("/api/v3/configure/distinct_cache", &body).await
 }
 
 const DATA: &str = "cpu,host=a,region=us usage=1,state=\"ok\" 1000000000\n\

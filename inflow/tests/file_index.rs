@@ -12,21 +12,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use test_helpers::TestServer;
 
-async fn metric(s: &TestServer, name: &str) -> u64 {
-    let text = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
-
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -51,24 +36,18 @@ fn lines(from: i64, to: i64) -> String {
 }
 
 async fn post(s: &TestServer, body: Value) -> (u16, String) {
-    let r = s
-        .client()
-        .post(s.url("/api/v3/enterprise/configure/file_index"))
-        .json(&body)
-        .send()
+    s.post_json("/api/v3/enterprise/configure/file_index", &body)
         .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 /// Files scanned and pruned by `q`, and its answer.
 async fn scan(s: &TestServer, q: &str) -> (u64, u64, Vec<Value>) {
-    let scanned = metric(s, "inflow_query_parquet_files_scanned_total").await;
-    let pruned = metric(s, "inflow_query_parquet_files_pruned_total").await;
+    let scanned = s.metric("inflow_query_parquet_files_scanned_total").await;
+    let pruned = s.metric("inflow_query_parquet_files_pruned_total").await;
     let rows = s.query_json("db", q).await;
     (
-        metric(s, "inflow_query_parquet_files_scanned_total").await - scanned,
-        metric(s, "inflow_query_parquet_files_pruned_total").await - pruned,
+        s.metric("inflow_query_parquet_files_scanned_total").await - scanned,
+        s.metric("inflow_query_parquet_files_pruned_total").await - pruned,
         rows,
     )
 }

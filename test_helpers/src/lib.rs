@@ -382,6 +382,34 @@ impl TestServer {
         r.json().await.ok()
     }
 
+    /// POSTs `body` as JSON to `path`: the status and the response body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// The value of a counter or gauge (without labels) on `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
+
     /// Runs a query and returns the pretty table, asserting 200.
     pub async fn query_pretty(&self, db: &str, q: &str) -> String {
         let r = self.query(db, q, "pretty").await;
