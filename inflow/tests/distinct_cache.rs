@@ -165,14 +165,9 @@ async fn create_query_delete_and_errors() {
     let del = |name: &'static str| {
         let s = &s;
         async move {
-            s.client()
-                .delete(s.url("/api/v3/configure/distinct_cache"))
-                .query(&[("db", "db"), ("table", "cpu"), ("name", name)])
-                .send()
+            let q = [("db", "db"), ("table", "cpu"), ("name", name)];
+            s.delete_status("/api/v3/configure/distinct_cache", &q)
                 .await
-                .unwrap()
-                .status()
-                .as_u16()
         }
     };
     assert_eq!(del("two").await, 200);

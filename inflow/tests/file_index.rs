@@ -164,17 +164,7 @@ async fn queries_skip_the_files_an_index_rules_out() {
         ]
     );
     let del = |q: &'static [(&'static str, &'static str)]| {
-        let s = &s;
-        async move {
-            s.client()
-                .delete(s.url("/api/v3/enterprise/configure/file_index"))
-                .query(q)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        s.delete_status("/api/v3/enterprise/configure/file_index", q)
     };
     assert_eq!(del(&[("db", "db"), ("table", "m")]).await, 200);
     assert_eq!(del(&[("db", "db"), ("table", "m")]).await, 404);

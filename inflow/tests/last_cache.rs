@@ -181,14 +181,8 @@ async fn create_query_delete_and_errors() {
     let del = |name: &'static str| {
         let s = &s;
         async move {
-            s.client()
-                .delete(s.url("/api/v3/configure/last_cache"))
-                .query(&[("db", "db"), ("table", "cpu"), ("name", name)])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let q = [("db", "db"), ("table", "cpu"), ("name", name)];
+            s.delete_status("/api/v3/configure/last_cache", &q).await
         }
     };
     assert_eq!(del("by_region").await, 200);

@@ -33,21 +33,6 @@ fn wal_files(s: &TestServer) -> usize {
     std::fs::read_dir(s.data_dir().join("wal").join("inflow-0")).map_or(0, |d| d.count())
 }
 
-async fn metric(s: &TestServer, name: &str) -> u64 {
-    let text = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 #[tokio::test]
 async fn persisted_files_and_buffer_answer_together() {
     let mut s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
@@ -200,8 +185,8 @@ async fn a_table_of_two_thousand_files() {
         .await;
     assert_eq!(all, vec![json!({"n": N, "total": N * (N - 1) / 2})]);
 
-    let scanned = metric(&s, "inflow_query_parquet_files_scanned_total").await;
-    let pruned = metric(&s, "inflow_query_parquet_files_pruned_total").await;
+    let scanned = s.metric("inflow_query_parquet_files_scanned_total").await;
+    let pruned = s.metric("inflow_query_parquet_files_pruned_total").await;
     let range = s
         .query_json(
             "db",
@@ -210,22 +195,22 @@ async fn a_table_of_two_thousand_files() {
         .await;
     assert_eq!(range, vec![json!({"n": 10, "lo": 100})]);
     assert_eq!(
-        metric(&s, "inflow_query_parquet_files_scanned_total").await - scanned,
+        s.metric("inflow_query_parquet_files_scanned_total").await - scanned,
         10
     );
     assert_eq!(
-        metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned,
+        s.metric("inflow_query_parquet_files_pruned_total").await - pruned,
         N as u64 - 10
     );
 
     // Tag equality prunes by the files' tag ranges.
-    let pruned = metric(&s, "inflow_query_parquet_files_pruned_total").await;
+    let pruned = s.metric("inflow_query_parquet_files_pruned_total").await;
     let h1 = s
         .query_json("db", "SELECT count(*) AS n FROM m WHERE host = 'h1'")
         .await;
     assert_eq!(h1, vec![json!({"n": N / 4})]);
     assert_eq!(
-        metric(&s, "inflow_query_parquet_files_pruned_total").await - pruned,
+        s.metric("inflow_query_parquet_files_pruned_total").await - pruned,
         (N - N / 4) as u64
     );
 }
@@ -517,19 +502,19 @@ async fn queries_read_parquet_files_from_memory_once_read() {
     ];
     assert_eq!(s.query_json("db", q).await, want);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while metric(&s, "inflow_parquet_cache_bytes").await != size {
+    while s.metric("inflow_parquet_cache_bytes").await != size {
         assert!(
             std::time::Instant::now() < deadline,
             "the file never reached the cache"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let hits = metric(&s, "inflow_parquet_cache_hits_total").await;
+    let hits = s.metric("inflow_parquet_cache_hits_total").await;
     for path in files.iter().map(|f| f["path"].as_str().unwrap()) {
         std::fs::remove_file(s.data_dir().join(path)).unwrap();
     }
     assert_eq!(s.query_json("db", q).await, want);
-    assert!(metric(&s, "inflow_parquet_cache_hits_total").await > hits);
+    assert!(s.metric("inflow_parquet_cache_hits_total").await > hits);
 
     let s =
         TestServer::start_with(&["--wal-snapshot-size", "1", "--disable-parquet-mem-cache"]).await;
@@ -541,10 +526,10 @@ async fn queries_read_parquet_files_from_memory_once_read() {
             vec![json!({"v": 1.0})]
         );
     }
-    assert_eq!(metric(&s, "inflow_parquet_cache_bytes").await, 0);
-    assert_eq!(metric(&s, "inflow_parquet_cache_hits_total").await, 0);
+    assert_eq!(s.metric("inflow_parquet_cache_bytes").await, 0);
+    assert_eq!(s.metric("inflow_parquet_cache_hits_total").await, 0);
     assert!(
-        metric(&s, "inflow_parquet_cache_misses_total").await == 0,
+        s.metric("inflow_parquet_cache_misses_total").await == 0,
         "no cache, so no lookups"
     );
 }
@@ -967,9 +952,9 @@ async fn set_retention(s: &TestServer, db: &str, table: &str, duration: &str) {
 /// Runs `q` until it runs a kept physical plan again, checking every answer.
 async fn reruns(s: &TestServer, q: &str, want: &[Value]) {
     for _ in 0..100 {
-        let before = metric(s, "inflow_query_physical_plan_reuses_total").await;
+        let before = s.metric("inflow_query_physical_plan_reuses_total").await;
         assert_eq!(s.query_json("db", q).await, want);
-        if metric(s, "inflow_query_physical_plan_reuses_total").await > before {
+        if s.metric("inflow_query_physical_plan_reuses_total").await > before {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -985,7 +970,7 @@ async fn reruns(s: &TestServer, q: &str, want: &[Value]) {
 #[tokio::test]
 async fn physical_plans_run_again_only_over_the_same_rows() {
     let s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
-    let reran = || metric(&s, "inflow_query_physical_plan_reuses_total");
+    let reran = || s.metric("inflow_query_physical_plan_reuses_total");
     let q = "SELECT host, max(usage) AS m, count(*) AS n FROM cpu WHERE time >= '1970-01-01T00:00:00Z' GROUP BY host ORDER BY host";
     let rows = |a: (f64, u64), b: (f64, u64)| {
         vec![
@@ -1046,7 +1031,7 @@ async fn physical_plans_run_again_only_over_the_same_rows() {
 #[tokio::test]
 async fn repeated_queries_reuse_plans_and_answer_like_fresh_ones() {
     let s = TestServer::start_with(&["--wal-snapshot-size", "2"]).await;
-    let reused = || metric(&s, "inflow_query_plan_cache_hits_total");
+    let reused = || s.metric("inflow_query_plan_cache_hits_total");
     s.write_ok("db", "cpu,host=a usage=1 1000\ncpu,host=b usage=2 2000")
         .await;
     let q = "SELECT host, usage FROM cpu WHERE host IN ('a', 'b') AND time >= '1970-01-01T00:00:00Z' ORDER BY time";

@@ -394,6 +394,18 @@ impl TestServer {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// DELETE `path` with `query`: the status.
+    pub async fn delete_status(&self, path: &str, query: &[(&str, &str)]) -> u16 {
+        self.client
+            .delete(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// The value of a counter or gauge (without labels) on `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
         let text = self
