@@ -105,6 +105,12 @@ impl Encoder {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        if matches!(self.format, QueryFormat::Json | QueryFormat::JsonLines) {
+            // Room for about 16 bytes a value up front: growing a buffer of
+            // megabytes by doubling copied it over and over (a fifth of the
+            // time of a 100,000-row answer).
+            out.reserve(batch.num_rows().saturating_mul(batch.num_columns() + 1) * 16);
+        }
         match self.format {
             QueryFormat::Json if self.started => json_into::<LaterRows>(batch, out)?,
             QueryFormat::Json => {
