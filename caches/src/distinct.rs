@@ -164,6 +164,8 @@ struct State {
 /// One distinct value cache of one table.
 #[derive(Debug)]
 pub struct DistinctCache {
+    /// Whether it was filled from the table's rows (see `Caches::unfilled`).
+    filled: std::sync::atomic::AtomicBool,
     def: DistinctCacheDef,
     table_name: Arc<str>,
     state: Mutex<State>,
@@ -173,6 +175,7 @@ impl DistinctCache {
     /// An empty cache of `table` by `def` (checked by the catalog).
     pub fn new(table: &TableSchema, def: DistinctCacheDef) -> Self {
         Self {
+            filled: Default::default(),
             def,
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -180,6 +183,17 @@ impl DistinctCache {
                 count: 0,
             }),
         }
+    }
+
+    /// Records that it was filled from the table's rows.
+    pub fn mark_filled(&self) {
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether it was filled from the table's rows.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Its definition.

@@ -99,6 +99,8 @@ impl State {
 /// One last value cache of one table.
 #[derive(Debug)]
 pub struct LastCache {
+    /// Whether it was filled from the table's rows (see `Caches::unfilled`).
+    filled: std::sync::atomic::AtomicBool,
     def: LastCacheDef,
     db_name: Arc<str>,
     table_name: Arc<str>,
@@ -156,6 +158,7 @@ impl LastCache {
                 .collect(),
         };
         Self {
+            filled: Default::default(),
             db_name: Arc::clone(&db.name),
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -167,6 +170,17 @@ impl LastCache {
             keys,
             def,
         }
+    }
+
+    /// Records that it was filled from the table's rows.
+    pub fn mark_filled(&self) {
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether it was filled from the table's rows.
+    pub fn is_filled(&self) -> bool {
+        self.filled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Its definition.

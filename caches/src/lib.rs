@@ -179,6 +179,28 @@ impl Caches {
         pick(caches.unwrap_or(&[]), name, |c| &c.def().name, "last")
     }
 
+    /// The tables with a cache not yet filled from their rows (a cache this
+    /// node learned of from the catalog, made on another node or before
+    /// this process started): (database id, table id).
+    pub fn unfilled(&self) -> Vec<(u32, u32)> {
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(u32, u32)> = last
+            .iter()
+            .filter(|(_, l)| l.iter().any(|c| !c.is_filled()))
+            .map(|(k, _)| *k)
+            .chain(
+                distinct
+                    .iter()
+                    .filter(|(_, l)| l.iter().any(|c| !c.is_filled()))
+                    .map(|(k, _)| *k),
+            )
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every last value cache: (database id, table id, cache).
     pub fn last_caches(&self) -> Vec<(u32, u32, Arc<LastCache>)> {
         let last = self.last.read().unwrap_or_else(|p| p.into_inner());

@@ -101,10 +101,9 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             .with_parquet_cache(args.query.parquet_cache_bytes())
             .with_registry(node.registry().clone()),
     );
-    // The WAL replay refilled the last value caches with the buffered rows;
-    // the persisted ones come from a query.
-    let filling = Arc::clone(&engine);
-    tokio::spawn(async move { filling.fill_all_caches().await });
+    // The WAL replay refilled the caches with the buffered rows; the
+    // persisted ones (and caches of other nodes) come from a query.
+    engine.spawn_cache_filler();
     // The same lease as inflow-compactor's: one of them compacts at a time.
     let compactor = compactor::CompactorRole::start(
         &node,

@@ -269,3 +269,71 @@ async fn a_kill_and_restart_keeps_the_cache() {
         ])
     );
 }
+
+/// In a split cluster the querier learns of a cache made on the ingester
+/// from the catalog, fills it from the rows it already holds, and keeps it
+/// current from the WAL it tails.
+#[tokio::test]
+async fn a_querier_builds_the_caches_an_ingester_defines() {
+    let cluster = test_helpers::TestCluster::new();
+    let ingester = cluster.start("inflow-ingester", "ingester-0", &[]).await;
+    let querier = cluster
+        .start(
+            "inflow-querier",
+            "querier-0",
+            &["--replication-interval", "20ms"],
+        )
+        .await;
+    ingester.write_ok("db", DATA).await;
+    let (st, body) = ingester
+        .post_json(
+            "/api/v3/configure/last_cache",
+            &json!({"db": "db", "table": "cpu", "key_columns": ["host"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = ingester
+        .post_json(
+            "/api/v3/configure/distinct_cache",
+            &json!({"db": "db", "table": "cpu", "columns": ["region"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let wait = |q: &'static str, want: Value| {
+        let querier = &querier;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let got = querier.try_rows("db", q).await.map(Value::Array);
+                if got.as_ref() == Some(&want) {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{q}: {got:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait(
+        "SELECT host, usage FROM last_cache('cpu') ORDER BY host",
+        json!([{"host": "a", "usage": 3.0}, {"host": "b", "usage": 4.0}, {"host": "c", "usage": 6.0}]),
+    )
+    .await;
+    wait(
+        "SELECT region FROM distinct_cache('cpu') ORDER BY region",
+        json!([{"region": "eu"}, {"region": "us"}]),
+    )
+    .await;
+    ingester
+        .write_ok("db", "cpu,host=b,region=ap usage=9 9000000000")
+        .await;
+    wait(
+        "SELECT host, usage FROM last_cache('cpu') WHERE host = 'b'",
+        json!([{"host": "b", "usage": 9.0}]),
+    )
+    .await;
+    wait(
+        "SELECT region FROM distinct_cache('cpu') ORDER BY region",
+        json!([{"region": "ap"}, {"region": "eu"}, {"region": "us"}]),
+    )
+    .await;
+}

@@ -50,8 +50,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             .with_parquet_cache(cli.query.parquet_cache_bytes())
             .with_registry(node.registry().clone()),
     );
-    let filling = Arc::clone(&engine);
-    tokio::spawn(async move { filling.fill_all_caches().await });
+    engine.spawn_cache_filler();
     c.serve_http(
         listener,
         &node,

@@ -443,16 +443,35 @@ fn json_to_scalar(name: &str, v: &serde_json::Value) -> Result<ScalarValue, Quer
 }
 
 impl QueryEngine {
-    /// Fills every cache of every database from its table's rows (after a
-    /// restart, for the rows already in Parquet).
-    pub async fn fill_all_caches(&self) {
+    /// Fills the caches not filled yet from their tables' rows: every cache
+    /// after a restart, and those this node learns of from the catalog (a
+    /// querier's, when an ingester made them).
+    pub async fn fill_new_caches(&self) {
+        self.sources.buffer.caches().sync(&self.catalog.state());
         let state = self.catalog.state();
-        let names: Vec<String> = state.databases().map(|d| d.name.to_string()).collect();
-        for db in names {
-            if let Err(e) = services::QueryService::fill_caches(self, &db, None).await {
-                tracing::warn!(db, error = %e, "filling the caches failed");
+        for (db_id, table_id) in self.sources.buffer.caches().unfilled() {
+            let Some((db, table)) = state.db_by_id(db_id).and_then(|d| {
+                d.table_by_id(table_id)
+                    .map(|t| (d.name.to_string(), t.name.to_string()))
+            }) else {
+                continue;
+            };
+            if let Err(e) = services::QueryService::fill_caches(self, &db, Some(&table)).await {
+                tracing::warn!(db, table, error = %e, "filling the caches failed; retrying");
             }
         }
+    }
+
+    /// Runs [`QueryEngine::fill_new_caches`] now and every second.
+    pub fn spawn_cache_filler(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                engine.fill_new_caches().await;
+            }
+        })
     }
 }
 
@@ -504,6 +523,7 @@ impl services::QueryService for QueryEngine {
                 for b in batches.iter().rev() {
                     cache.push_batch(b);
                 }
+                cache.mark_filled();
             }
             for def in &t.distinct_caches {
                 let cache = self
@@ -527,6 +547,7 @@ impl services::QueryService for QueryEngine {
                 for b in &batches {
                     cache.push_batch(b);
                 }
+                cache.mark_filled();
             }
         }
         Ok(())
