@@ -17,6 +17,8 @@
 
 pub mod distinct;
 pub mod last;
+#[cfg(test)]
+mod test_writes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -27,10 +29,12 @@ use validation::WriteBatch;
 pub use distinct::{DistinctCache, ValueFilter};
 pub use last::{KeyFilter, LastCache};
 
-/// The last value caches of each table, by (database id, table id).
-type LastCachesByTable = HashMap<(u32, u32), Vec<Arc<LastCache>>>;
+/// Caches of one kind per table, by (database id, table id).
+type ByTable<C> = HashMap<(u32, u32), Vec<Arc<C>>>;
+/// The last value caches of each table.
+type LastCachesByTable = ByTable<LastCache>;
 /// The distinct value caches of each table.
-type DistinctCachesByTable = HashMap<(u32, u32), Vec<Arc<DistinctCache>>>;
+type DistinctCachesByTable = ByTable<DistinctCache>;
 
 /// Every cache of this process, by table.
 #[derive(Debug, Default)]
@@ -39,6 +43,8 @@ pub struct Caches {
     distinct: RwLock<DistinctCachesByTable>,
     /// When expired rows were last dropped.
     swept: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The catalog sequence number the caches were last brought to.
+    synced: std::sync::Mutex<Option<u64>>,
 }
 
 impl Caches {
@@ -49,69 +55,42 @@ impl Caches {
 
     /// Brings the set of caches to the catalog's definitions: new ones
     /// start empty, removed ones (and those of deleted tables) are dropped,
-    /// and (at most once a second) expired rows go.
+    /// and (at most once a second) expired rows go. Cheap when the catalog
+    /// did not change since the last call (it is called on every WAL poll).
     pub fn sync(&self, state: &CatalogState) {
-        let mut wanted: LastCachesByTable = HashMap::new();
-        let current = self.last.read().unwrap_or_else(|p| p.into_inner()).clone();
-        for db in state.databases() {
-            for table in db.tables() {
-                if table.last_caches.is_empty() {
-                    continue;
-                }
-                let key = (db.id, table.id);
-                let existing = current.get(&key);
-                let list = table
-                    .last_caches
-                    .iter()
-                    .map(|def| {
-                        existing
-                            .and_then(|l| l.iter().find(|c| c.def() == def))
-                            .cloned()
-                            .unwrap_or_else(|| Arc::new(LastCache::new(db, table, def.clone())))
-                    })
-                    .collect();
-                wanted.insert(key, list);
-            }
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced != Some(state.seq) {
+            *synced = Some(state.seq);
+            let last = rebuild(
+                state,
+                &self.last,
+                |t| &t.last_caches,
+                |c| c.def(),
+                LastCache::new,
+            );
+            let distinct = rebuild(
+                state,
+                &self.distinct,
+                |t| &t.distinct_caches,
+                |c| c.def(),
+                |_, t, def| DistinctCache::new(t, def),
+            );
+            *self.last.write().unwrap_or_else(|p| p.into_inner()) = last;
+            *self.distinct.write().unwrap_or_else(|p| p.into_inner()) = distinct;
         }
-        let mut wanted_distinct: DistinctCachesByTable = HashMap::new();
-        let current = self
-            .distinct
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for db in state.databases() {
-            for table in db.tables() {
-                if table.distinct_caches.is_empty() {
-                    continue;
-                }
-                let key = (db.id, table.id);
-                let existing = current.get(&key);
-                let list = table
-                    .distinct_caches
-                    .iter()
-                    .map(|def| {
-                        existing
-                            .and_then(|l| l.iter().find(|c| c.def() == def))
-                            .cloned()
-                            .unwrap_or_else(|| Arc::new(DistinctCache::new(table, def.clone())))
-                    })
-                    .collect();
-                wanted_distinct.insert(key, list);
-            }
-        }
+        drop(synced);
         let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
         if swept.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
             *swept = Some(std::time::Instant::now());
-            for c in wanted.values().flatten() {
+            let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+            for c in last.values().flatten() {
                 c.remove_expired();
             }
-            for c in wanted_distinct.values().flatten() {
+            let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+            for c in distinct.values().flatten() {
                 c.remove_expired();
             }
         }
-        drop(swept);
-        *self.last.write().unwrap_or_else(|p| p.into_inner()) = wanted;
-        *self.distinct.write().unwrap_or_else(|p| p.into_inner()) = wanted_distinct;
     }
 
     /// Empties the caches of a table whose rows were deleted.
@@ -235,4 +214,38 @@ fn pick<T>(
             )),
         },
     }
+}
+
+/// One kind of cache per table as the catalog now defines them: those
+/// whose definition is unchanged are kept (with their rows), others made.
+fn rebuild<C, D: PartialEq + Clone>(
+    state: &CatalogState,
+    current: &RwLock<ByTable<C>>,
+    defs_of: impl Fn(&catalog::TableSchema) -> &[D],
+    def_of: impl Fn(&C) -> &D,
+    make: impl Fn(&catalog::DatabaseSchema, &catalog::TableSchema, D) -> C,
+) -> ByTable<C> {
+    let current = current.read().unwrap_or_else(|p| p.into_inner());
+    let mut wanted = HashMap::new();
+    for db in state.databases() {
+        for table in db.tables() {
+            let defs = defs_of(table);
+            if defs.is_empty() {
+                continue;
+            }
+            let key = (db.id, table.id);
+            let existing = current.get(&key);
+            let list = defs
+                .iter()
+                .map(|def| {
+                    existing
+                        .and_then(|l| l.iter().find(|c| def_of(c) == def))
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(make(db, table, def.clone())))
+                })
+                .collect();
+            wanted.insert(key, list);
+        }
+    }
+    wanted
 }

@@ -143,7 +143,7 @@ async fn delete<K: CacheKind>(
         .map_err(catalog_error)?;
     // This node drops it at once (the others with their catalog sync).
     if let Some(query) = &state.query {
-        let _ = query.fill_caches(&req.db, Some("")).await;
+        query.caches_changed();
     }
     Ok(StatusCode::OK.into_response())
 }

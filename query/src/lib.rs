@@ -477,6 +477,10 @@ impl QueryEngine {
 
 #[async_trait::async_trait]
 impl services::QueryService for QueryEngine {
+    fn caches_changed(&self) {
+        self.sources.buffer.caches().sync(&self.catalog.state());
+    }
+
     async fn fill_caches(&self, db: &str, table: Option<&str>) -> Result<(), QueryError> {
         use futures::TryStreamExt;
         let state = self.catalog.state();

@@ -91,4 +91,9 @@ pub trait QueryService: Send + Sync + fmt::Debug + 'static {
     async fn fill_caches(&self, _db: &str, _table: Option<&str>) -> Result<(), QueryError> {
         Ok(())
     }
+
+    /// Brings this node's caches to the catalog's definitions at once (a
+    /// cache deleted through this node stops answering before the next
+    /// sync).
+    fn caches_changed(&self) {}
 }

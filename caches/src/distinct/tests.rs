@@ -1,29 +1,8 @@
 use super::*;
 use arrow::util::pretty::pretty_format_batches;
-use catalog::{Catalog, CatalogState};
-use line_protocol::Precision;
-use object_store::ObjectStore;
-use object_store::memory::InMemory;
-use object_store::path::Path;
-use validation::{build, parse, schema_check};
+use catalog::CatalogState;
 
-async fn catalog() -> Arc<Catalog> {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    Catalog::load(store, Path::default()).await.unwrap()
-}
-
-async fn write(cat: &Catalog, body: &str) -> (Arc<CatalogState>, validation::WriteBatch) {
-    let mut parsed = parse(body.as_bytes(), Precision::Nanosecond);
-    let change = schema_check(
-        &cat.state(),
-        "db",
-        &mut parsed,
-        &validation::Limits::UNLIMITED,
-    );
-    let state = cat.ensure(&change).await.unwrap();
-    let built = build(&state, "db", &mut parsed, 999).unwrap();
-    (state, built.batch)
-}
+use crate::test_writes::{catalog, write};
 
 fn cache(state: &CatalogState, columns: &[&str], max_cardinality: usize) -> DistinctCache {
     let db = state.db("db").unwrap();
