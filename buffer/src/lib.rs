@@ -189,6 +189,10 @@ impl Buffer {
             }
         }
         drop(seen_guard);
+        // A table's cached rows go with its deleted data, buffered or not.
+        for &(db_id, table_id) in &cleared {
+            self.caches.clear_table(db_id, table_id);
+        }
         let gens: Vec<Arc<Generation>> = read(&self.gens).clone();
         for g in gens {
             let keys: Vec<(u32, u32)> = read(&g.tables).keys().copied().collect();
@@ -200,9 +204,6 @@ impl Buffer {
                     .is_some_and(|t| t.deleted.is_none());
                 if !live || cleared.contains(&(db_id, table_id)) {
                     g.drop_table(db_id, table_id);
-                }
-                if cleared.contains(&(db_id, table_id)) {
-                    self.caches.clear_table(db_id, table_id);
                 }
             }
         }

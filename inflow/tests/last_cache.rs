@@ -193,6 +193,21 @@ async fn create_query_delete_and_errors() {
     assert_eq!(r.status(), 400);
     let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
     assert_eq!(v, json!([{"n": 7}]));
+
+    // Deleting the table's data empties its cache too; the cache stays.
+    let st = s
+        .delete_status(
+            "/api/v3/configure/table",
+            &[("db", "db"), ("table", "cpu"), ("data_only", "true")],
+        )
+        .await;
+    assert_eq!(st, 200);
+    let v = rows(&s, "SELECT count(*) AS n FROM last_cache('cpu')").await;
+    assert_eq!(v, json!([{"n": 0}]));
+    s.write_ok("db", "cpu,host=a,region=us usage=1 9000000000")
+        .await;
+    let v = rows(&s, "SELECT host, usage FROM last_cache('cpu')").await;
+    assert_eq!(v, json!([{"host": "a", "usage": 1.0}]));
 }
 
 #[tokio::test]
