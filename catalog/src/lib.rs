@@ -34,8 +34,8 @@ mod schema;
 pub mod tokens;
 pub use files::{ParquetFile, TableFiles, ValueSet};
 pub use schema::{
-    ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, FieldType, FileIndexDef,
-    LastCacheDef, TableSchema, validate_db_name,
+    ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, ErrorBehavior, FieldType,
+    FileIndexDef, LastCacheDef, TableSchema, TriggerDef, validate_db_name,
 };
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 
@@ -321,6 +321,29 @@ pub enum CatalogOp {
         table_id: u32,
         /// Per file id, the value sets to add.
         files: Vec<(u64, BTreeMap<Arc<str>, ValueSet>)>,
+    },
+    /// A processing engine trigger.
+    CreateTrigger {
+        /// The database.
+        db_id: u32,
+        /// The trigger.
+        trigger: TriggerDef,
+    },
+    /// A trigger goes away.
+    DeleteTrigger {
+        /// The database.
+        db_id: u32,
+        /// The trigger's name.
+        name: String,
+    },
+    /// A trigger is disabled or enabled.
+    SetTriggerDisabled {
+        /// The database.
+        db_id: u32,
+        /// The trigger's name.
+        name: String,
+        /// Disabled from now on, or enabled.
+        disabled: bool,
     },
     /// New columns on an existing table.
     AddColumns {
@@ -856,6 +879,35 @@ impl CatalogState {
                     let db = Arc::make_mut(db);
                     db.file_indexes.retain(|d| d.table != index.table);
                     db.file_indexes.push(index.clone());
+                }
+                CatalogOp::CreateTrigger { db_id, trigger } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    Arc::make_mut(db)
+                        .triggers
+                        .insert(trigger.name.clone(), trigger.clone());
+                }
+                CatalogOp::DeleteTrigger { db_id, name } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    Arc::make_mut(db).triggers.remove(name);
+                }
+                CatalogOp::SetTriggerDisabled {
+                    db_id,
+                    name,
+                    disabled,
+                } => {
+                    let db = self
+                        .databases
+                        .get_mut(db_id)
+                        .ok_or_else(|| bad(format!("no database {db_id}")))?;
+                    if let Some(t) = Arc::make_mut(db).triggers.get_mut(name) {
+                        t.disabled = *disabled;
+                    }
                 }
                 CatalogOp::DeleteFileIndex { db_id, table } => {
                     let db = self

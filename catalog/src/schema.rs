@@ -85,6 +85,45 @@ pub struct LastCacheDef {
     pub ttl_secs: u64,
 }
 
+/// What a trigger does when its plugin fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ErrorBehavior {
+    /// Log the error and go on with the next call.
+    #[default]
+    Log,
+    /// Call the plugin again with the same input, backing off.
+    Retry,
+    /// Disable the trigger.
+    Disable,
+}
+
+/// A processing engine trigger: which plugin runs on what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerDef {
+    /// Unique within its database.
+    pub name: String,
+    /// The plugin: a file or directory under `--plugin-dir`.
+    pub plugin_filename: String,
+    /// `table:NAME`, `all_tables`, `every:DURATION`, `cron:EXPR` or
+    /// `request:PATH`, as given (checked when the trigger was created).
+    pub specification: String,
+    /// Passed to the plugin as `args`.
+    #[serde(default)]
+    pub arguments: Option<BTreeMap<String, String>>,
+    /// Calls of a WAL or schedule trigger do not wait for each other.
+    #[serde(default)]
+    pub run_async: bool,
+    /// What a failed call does.
+    #[serde(default)]
+    pub error_behavior: ErrorBehavior,
+    /// Not run until enabled.
+    #[serde(default)]
+    pub disabled: bool,
+    /// The node that runs it (WAL and schedule triggers), if one was named.
+    #[serde(default)]
+    pub node_id: Option<String>,
+}
+
 /// A distinct value cache on a table: the combinations of `columns`'
 /// values seen in the last `max_age_secs`, at most `max_cardinality`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +263,9 @@ pub struct DatabaseSchema {
     /// table, or for every table of the database (key `None`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_indexes: Vec<FileIndexDef>,
+    /// Processing engine triggers, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub triggers: BTreeMap<String, TriggerDef>,
     tables: BTreeMap<u32, Arc<TableSchema>>,
     #[serde(skip)]
     table_by_name: HashMap<Arc<str>, u32>,
@@ -238,6 +280,7 @@ impl DatabaseSchema {
             deleted: None,
             wal_cutoffs: BTreeMap::new(),
             file_indexes: Vec::new(),
+            triggers: BTreeMap::new(),
             tables: BTreeMap::new(),
             table_by_name: HashMap::new(),
         }
