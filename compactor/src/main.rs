@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             catalog,
             None,
             None,
+            None,
             http_api::Metrics::new(),
             None,
         )

@@ -649,6 +649,12 @@ impl EngineService for ProcessingEngine {
             .into_owned())
     }
 
+    fn check_spec(&self, spec: &str) -> Result<(), EngineError> {
+        TriggerSpec::parse(spec)
+            .map(|_| ())
+            .map_err(EngineError::Invalid)
+    }
+
     fn triggers_changed(&self) {
         self.inner.changed.notify_one();
     }

@@ -32,6 +32,7 @@ use uuid::Uuid;
 pub mod auth;
 mod caches;
 mod configure;
+mod engine;
 pub mod error;
 pub mod format;
 pub mod influxql;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub writer: Option<Arc<dyn WriteService>>,
     /// The query engine, on nodes that serve queries.
     pub query: Option<Arc<dyn QueryService>>,
+    /// The processing engine, when the server was started with `--plugin-dir`.
+    pub engine: Option<Arc<dyn services::engine::EngineService>>,
     /// Metrics.
     pub metrics: Metrics,
     /// `--max-http-request-size`.
@@ -163,6 +166,40 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v3/configure/last_cache",
             post(caches::create_last_cache).delete(caches::delete_last_cache),
+        )
+        .route(
+            "/api/v3/configure/processing_engine_trigger",
+            post(engine::create_trigger).delete(engine::delete_trigger),
+        )
+        .route(
+            "/api/v3/configure/processing_engine_trigger/enable",
+            post(engine::enable_trigger),
+        )
+        .route(
+            "/api/v3/configure/processing_engine_trigger/disable",
+            post(engine::disable_trigger),
+        )
+        .route(
+            "/api/v3/configure/plugin_environment/install_packages",
+            post(engine::install_packages),
+        )
+        .route(
+            "/api/v3/configure/plugin_environment/install_requirements",
+            post(engine::install_requirements),
+        )
+        .route(
+            "/api/v3/engine/{*path}",
+            get(engine::request_trigger).post(engine::request_trigger),
+        )
+        .route("/api/v3/plugin_test/wal", post(engine::test_wal))
+        .route("/api/v3/plugin_test/schedule", post(engine::test_schedule))
+        .route(
+            "/api/v3/plugins/files",
+            post(engine::create_plugin_file).put(engine::update_plugin_file),
+        )
+        .route(
+            "/api/v3/plugins/directory",
+            axum::routing::put(engine::update_plugin_directory),
         )
         .route("/ping", any(ping))
         .route("/health", get(health))

@@ -7,6 +7,8 @@
 //!    ├─ query engine reads the same buffer and the Parquet files, so a write is
 //!    │               visible once acknowledged
 //!    ├─ compactor    retention, hard deletes, garbage collection
+//!    ├─ engine       Python plugins on WAL flushes, schedules and requests
+//!    │               (with --plugin-dir)
 //!    └─ HTTP on --http-bind (default 0.0.0.0:8181)
 //! ```
 
@@ -52,6 +54,8 @@ struct ServeArgs {
     maintenance: server::MaintenanceArgs,
     #[command(flatten)]
     query: server::QueryArgs,
+    #[command(flatten)]
+    engine: server::EngineArgs,
 }
 
 #[tokio::main]
@@ -96,14 +100,42 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         server::wal_observer(&metrics),
     )
     .await?;
-    let engine = Arc::new(
+    let plugin_logs = Arc::new(services::engine::EngineLogs::default());
+    let query_engine = Arc::new(
         query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
             .with_parquet_cache(args.query.parquet_cache_bytes())
-            .with_registry(node.registry().clone()),
+            .with_registry(node.registry().clone())
+            .with_engine_logs(Arc::clone(&plugin_logs)),
     );
     // The WAL replay refilled the caches with the buffered rows; the
     // persisted ones (and caches of other nodes) come from a query.
-    engine.spawn_cache_filler();
+    query_engine.spawn_cache_filler();
+    let processing_engine = match args.engine.venv_location(c) {
+        None => None,
+        Some(venv) => {
+            let config = engine::EngineConfig {
+                plugin_dir: args.engine.plugin_dir.clone().unwrap_or_default(),
+                venv,
+                package_manager: args.engine.package_manager.parse()?,
+                call_timeout: args.engine.plugin_call_timeout,
+                node_id: node.id().to_string(),
+                runs_triggers: true,
+            };
+            let processing = Arc::new(engine::ProcessingEngine::new(
+                config,
+                Arc::clone(&catalog),
+                Some(Arc::clone(&query_engine) as Arc<dyn services::QueryService>),
+                Some(Arc::clone(&writer) as Arc<dyn services::WriteService>),
+                plugin_logs,
+            )?);
+            for collector in processing.collectors() {
+                metrics.register(collector);
+            }
+            writer.set_flush_listener(Arc::clone(&processing) as _);
+            processing.start()?;
+            Some(processing as Arc<dyn services::engine::EngineService>)
+        }
+    };
     // The same lease as inflow-compactor's: one of them compacts at a time.
     let compactor = compactor::CompactorRole::start(
         &node,
@@ -124,7 +156,8 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             &node,
             catalog,
             Some(writer),
-            Some(engine),
+            Some(query_engine),
+            processing_engine,
             metrics,
             Some(&args.persist),
         )

@@ -110,6 +110,9 @@ impl IngesterConfig {
 /// The write path of one node.
 #[derive(Debug)]
 pub struct Ingester {
+    /// Where every durable WAL flush goes besides the buffer (the
+    /// processing engine), once set.
+    flushes: Arc<std::sync::OnceLock<Arc<dyn services::engine::FlushListener>>>,
     catalog: Arc<Catalog>,
     buffer: Arc<Buffer>,
     wal: Wal<WriteBatch>,
@@ -148,6 +151,9 @@ impl Ingester {
         );
         let trigger = Arc::clone(&persister);
         let apply_buffer = Arc::clone(&buffer);
+        let flushes: Arc<std::sync::OnceLock<Arc<dyn services::engine::FlushListener>>> =
+            Arc::default();
+        let listener = Arc::clone(&flushes);
         // A write is acknowledged only while this process holds its node
         // id: a successor replays the WAL it finds when it takes over, so
         // a former holder's later files would be lost to it.
@@ -172,6 +178,9 @@ impl Ingester {
             config.wal_flush_interval,
             config.wal_max_batch_size,
             Box::new(move |seq, batches: Vec<WriteBatch>| {
+                if let Some(listener) = listener.get() {
+                    notify_flush(listener.as_ref(), &batches);
+                }
                 apply_buffer.apply_file(seq, batches);
                 http_api::cluster_metrics()
                     .buffer_bytes
@@ -193,12 +202,42 @@ impl Ingester {
             }
         });
         Ok(Arc::new(Self {
+            flushes,
             catalog,
             buffer,
             wal,
             persister,
             limits: config.limits,
         }))
+    }
+}
+
+impl Ingester {
+    /// Hands every WAL flush from now on, once durable, to `listener` (the
+    /// processing engine's WAL triggers); set once.
+    pub fn set_flush_listener(&self, listener: Arc<dyn services::engine::FlushListener>) {
+        if self.flushes.set(listener).is_err() {
+            tracing::warn!("the WAL flush listener was already set");
+        }
+    }
+}
+
+/// One flush's rows, per database (the writes of a flush to one database
+/// reach a listener together).
+fn notify_flush(listener: &dyn services::engine::FlushListener, batches: &[WriteBatch]) {
+    let mut by_db: Vec<(u32, Vec<(u32, arrow::record_batch::RecordBatch)>)> = Vec::new();
+    for b in batches {
+        let at = match by_db.iter().position(|(db, _)| *db == b.db_id) {
+            Some(i) => i,
+            None => {
+                by_db.push((b.db_id, Vec::new()));
+                by_db.len() - 1
+            }
+        };
+        by_db[at].1.extend(b.tables.iter().cloned());
+    }
+    for (db_id, tables) in by_db {
+        listener.flushed(db_id, &tables);
     }
 }
 

@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         catalog,
         Some(writer),
         None,
+        None,
         metrics,
         Some(&cli.persist),
     )

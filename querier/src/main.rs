@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         catalog,
         None,
         Some(engine),
+        None,
         http_api::Metrics::new(),
         None,
     )

@@ -194,6 +194,7 @@ impl QueryEngine {
             metrics: Arc::new(ScanMetrics::default()),
             key_runs: Arc::default(),
             registry: None,
+            engine_logs: None,
         };
         Self {
             catalog,
@@ -229,6 +230,13 @@ impl QueryEngine {
     /// Lists the cluster's nodes in `system.nodes` from `registry`.
     pub fn with_registry(mut self, registry: cluster::Registry) -> Self {
         self.sources.registry = Some(registry);
+        self
+    }
+
+    /// Shows what the processing engine's plugins logged in
+    /// `system.processing_engine_logs`.
+    pub fn with_engine_logs(mut self, logs: Arc<services::engine::EngineLogs>) -> Self {
+        self.sources.engine_logs = Some(logs);
         self
     }
 

@@ -90,6 +90,8 @@ pub(crate) struct Sources {
     pub(crate) key_runs: Arc<KeyRunsCache>,
     /// The node registry, for `system.nodes`.
     pub(crate) registry: Option<cluster::Registry>,
+    /// What plugins logged, for `system.processing_engine_logs`.
+    pub(crate) engine_logs: Option<Arc<services::engine::EngineLogs>>,
 }
 
 /// What the table scans of one query's physical plan read, in its
@@ -160,6 +162,7 @@ impl DatabaseCatalog {
                 Arc::clone(&db),
                 sources.registry.clone(),
                 Arc::clone(sources.buffer.caches()),
+                sources.engine_logs.clone(),
             )),
             iox: Arc::new(DatabaseTables { db, sources }),
         }

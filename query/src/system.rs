@@ -32,6 +32,8 @@ const TABLES: &[&str] = &[
     "last_caches",
     "nodes",
     "parquet_files",
+    "processing_engine_logs",
+    "processing_engine_triggers",
     "tables",
     "tokens",
 ];
@@ -45,6 +47,7 @@ pub(crate) struct SystemTables {
     db: Arc<DatabaseSchema>,
     registry: Option<cluster::Registry>,
     caches: Arc<caches::Caches>,
+    engine_logs: Option<Arc<services::engine::EngineLogs>>,
 }
 
 impl SystemTables {
@@ -53,13 +56,105 @@ impl SystemTables {
         db: Arc<DatabaseSchema>,
         registry: Option<cluster::Registry>,
         caches: Arc<caches::Caches>,
+        engine_logs: Option<Arc<services::engine::EngineLogs>>,
     ) -> Self {
         Self {
             state,
             db,
             registry,
             caches,
+            engine_logs,
         }
+    }
+
+    /// `system.processing_engine_triggers`: the queried database's triggers,
+    /// with InfluxDB 3's columns (`trigger_name`, `plugin_filename`,
+    /// `trigger_specification`, `disabled`) and Inflow's
+    /// (`trigger_arguments` as JSON, `run_async`, `error_behavior`, `node_id`).
+    fn processing_engine_triggers(&self) -> Result<MemTable, DataFusionError> {
+        let triggers: Vec<&catalog::TriggerDef> = self.db.triggers.values().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("trigger_name", DataType::Utf8, false),
+            Field::new("plugin_filename", DataType::Utf8, false),
+            Field::new("trigger_specification", DataType::Utf8, false),
+            Field::new("disabled", DataType::Boolean, false),
+            Field::new("trigger_arguments", DataType::Utf8, true),
+            Field::new("run_async", DataType::Boolean, false),
+            Field::new("error_behavior", DataType::Utf8, false),
+            Field::new("node_id", DataType::Utf8, true),
+        ]));
+        let arguments = triggers.iter().map(|t| {
+            t.arguments
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok())
+        });
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                triggers.iter().map(|t| t.name.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                triggers.iter().map(|t| t.plugin_filename.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                triggers.iter().map(|t| t.specification.as_str()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                triggers.iter().map(|t| Some(t.disabled)),
+            )),
+            Arc::new(StringArray::from_iter(arguments)),
+            Arc::new(BooleanArray::from_iter(
+                triggers.iter().map(|t| Some(t.run_async)),
+            )),
+            Arc::new(StringArray::from_iter_values(triggers.iter().map(
+                |t| match t.error_behavior {
+                    catalog::ErrorBehavior::Log => "log",
+                    catalog::ErrorBehavior::Retry => "retry",
+                    catalog::ErrorBehavior::Disable => "disable",
+                },
+            ))),
+            Arc::new(StringArray::from_iter(
+                triggers.iter().map(|t| t.node_id.as_deref()),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
+    }
+
+    /// `system.processing_engine_logs`: what this node's plugins logged
+    /// (the newest lines), with InfluxDB 3's columns (`event_time`,
+    /// `trigger_name`, `log_level`, `log_text`). A database sees its own
+    /// triggers' lines; `_internal` sees every database's.
+    fn processing_engine_logs(&self) -> Result<MemTable, DataFusionError> {
+        let db = (self.db.name.as_ref() != crate::INTERNAL_DB).then_some(self.db.name.as_ref());
+        let lines = self
+            .engine_logs
+            .as_ref()
+            .map(|l| l.lines(db))
+            .unwrap_or_default();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                false,
+            ),
+            Field::new("trigger_name", DataType::Utf8, false),
+            Field::new("log_level", DataType::Utf8, false),
+            Field::new("log_text", DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from_iter_values(
+                lines.iter().map(|l| l.time_ns),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                lines.iter().map(|l| l.trigger.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(lines.iter().map(|l| l.level))),
+            Arc::new(StringArray::from_iter_values(
+                lines.iter().map(|l| l.text.as_str()),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
     }
 
     /// `system.distinct_caches`: the queried database's distinct value
@@ -499,6 +594,8 @@ impl SchemaProvider for SystemTables {
             "last_caches" => Some(Arc::new(self.last_caches()?)),
             "distinct_caches" => Some(Arc::new(self.distinct_caches()?)),
             "file_index" => Some(Arc::new(self.file_index()?)),
+            "processing_engine_triggers" => Some(Arc::new(self.processing_engine_triggers()?)),
+            "processing_engine_logs" => Some(Arc::new(self.processing_engine_logs()?)),
             _ => None,
         })
     }

@@ -225,6 +225,45 @@ impl QueryArgs {
     }
 }
 
+/// Flags of the processing engine (`inflow serve`; the engine runs only
+/// when `--plugin-dir` is given).
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Where plugin files are, and where uploaded ones go; enables the
+    /// processing engine.
+    #[arg(long, env = "INFLOW_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+
+    /// The Python virtual environment plugins' packages are installed into
+    /// (default: `python-venv` under the data directory, or under the plugin
+    /// directory when the object store is not the local disk).
+    #[arg(long, env = "INFLOW_VIRTUAL_ENV_LOCATION")]
+    pub virtual_env_location: Option<PathBuf>,
+
+    /// How packages are installed: pip, uv, or disabled (no installs).
+    #[arg(long, env = "INFLOW_PACKAGE_MANAGER", default_value = "pip",
+          value_parser = ["pip", "uv", "disabled"])]
+    pub package_manager: String,
+
+    /// A plugin call running longer than this is stopped with TimeoutError.
+    #[arg(long, env = "INFLOW_PLUGIN_CALL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub plugin_call_timeout: Duration,
+}
+
+impl EngineArgs {
+    /// `--virtual-env-location`, or its default: `python-venv` under the
+    /// data directory for the local object store, else under the plugin
+    /// directory.
+    pub fn venv_location(&self, common: &CommonArgs) -> Option<PathBuf> {
+        let plugin_dir = self.plugin_dir.as_ref()?;
+        Some(match (&self.virtual_env_location, common.object_store) {
+            (Some(v), _) => v.clone(),
+            (None, ObjectStoreKind::File) => common.data_dir.join("python-venv"),
+            (None, _) => plugin_dir.join(".python-venv"),
+        })
+    }
+}
+
 /// Flags of the node that runs retention, hard deletes and garbage
 /// collection (`inflow serve` and `inflow-compactor`).
 #[derive(Debug, Clone, Args)]
@@ -578,6 +617,7 @@ impl CommonArgs {
         catalog: Arc<catalog::Catalog>,
         writer: Option<Arc<dyn services::WriteService>>,
         query: Option<Arc<query::QueryEngine>>,
+        engine: Option<Arc<dyn services::engine::EngineService>>,
         metrics: http_api::Metrics,
         ingest: Option<&IngestArgs>,
     ) -> Result<(), StartupError> {
@@ -599,6 +639,7 @@ impl CommonArgs {
             catalog,
             writer,
             query: query.map(|q| q as Arc<dyn services::QueryService>),
+            engine,
             metrics,
             max_request_size: self.max_http_request_size,
             process_id: uuid::Uuid::new_v4(),

@@ -116,6 +116,10 @@ pub trait EngineService: Send + Sync + std::fmt::Debug + 'static {
     /// catalog records for it.
     fn check_plugin(&self, filename: &str) -> Result<String, EngineError>;
 
+    /// Checks a trigger specification (`table:NAME`, `all_tables`,
+    /// `every:DURATION`, `cron:EXPRESSION`, `request:PATH`).
+    fn check_spec(&self, spec: &str) -> Result<(), EngineError>;
+
     /// The catalog's triggers changed through this node: start and stop
     /// trigger tasks now rather than at the next sync.
     fn triggers_changed(&self);
