@@ -199,14 +199,16 @@ impl ProcessingEngine {
     /// catalog defines them.
     pub fn start(&self) -> Result<(), String> {
         python::module(&self.inner.config.venv)?;
+        // The triggers run before the server answers its first write.
+        self.inner.sync();
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             loop {
-                inner.sync();
                 tokio::select! {
                     _ = inner.changed.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
+                inner.sync();
             }
         });
         Ok(())
@@ -656,7 +658,9 @@ impl EngineService for ProcessingEngine {
     }
 
     fn triggers_changed(&self) {
-        self.inner.changed.notify_one();
+        // At once, so that a write acknowledged after the change's answer
+        // reaches a new trigger (and not a disabled one).
+        self.inner.sync();
     }
 
     async fn request(&self, request: PluginRequest) -> Result<PluginResponse, EngineError> {

@@ -215,16 +215,25 @@ class _Local:
 _loaded = {}
 _load_lock = threading.Lock()
 
+# Bytecode caches compare source times in whole seconds, so a plugin file
+# replaced within a second of its last load would run stale; plugins are
+# small, and the plugin directory stays free of __pycache__.
+sys.dont_write_bytecode = True
+
 
 def _mtime(path):
+    """What says a plugin changed: its files' times and sizes (and, for a
+    directory, which files there are)."""
     if not os.path.isdir(path):
-        return os.stat(path).st_mtime_ns
-    newest = 0
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size)
+    stamp = []
     for root, _dirs, files in os.walk(path):
         for f in files:
             if f.endswith(".py"):
-                newest = max(newest, os.stat(os.path.join(root, f)).st_mtime_ns)
-    return newest
+                st = os.stat(os.path.join(root, f))
+                stamp.append((os.path.join(root, f), st.st_mtime_ns, st.st_size))
+    return tuple(sorted(stamp))
 
 
 def _load(namespace, path):
@@ -237,6 +246,10 @@ def _load(namespace, path):
         if hit is not None and hit[0] == stamp:
             return hit[1]
         name = "inflow_plugin_" + str(abs(hash(key)))
+        # A reload runs the package's modules afresh, not the ones imported
+        # from the old version.
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[loaded]
         if os.path.isdir(path):
             init = os.path.join(path, "__init__.py")
             if not os.path.exists(init):
@@ -317,7 +330,11 @@ def invoke(host, namespace, path, entry, db, args):
             result = _response(result)
         return True, result
     except BaseException as e:  # noqa: BLE001 - a plugin must never take the server down
-        return False, "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        tb = e.__traceback__
+        # The plugin's frames only: the engine's own are noise to its author.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        return False, "".join(traceback.format_exception(type(e), e, tb))
 
 
 def add_site_packages(venv):
