@@ -185,6 +185,20 @@ impl ProcessingEngine {
         })
     }
 
+    /// [`ProcessingEngine::new`] then [`ProcessingEngine::start`]: the
+    /// engine of a server, running.
+    pub fn launch(
+        config: EngineConfig,
+        catalog: Arc<Catalog>,
+        query: Option<Arc<dyn QueryService>>,
+        writer: Option<Arc<dyn WriteService>>,
+        logs: Arc<EngineLogs>,
+    ) -> Result<Arc<Self>, String> {
+        let engine = Arc::new(Self::new(config, catalog, query, writer, logs)?);
+        engine.start()?;
+        Ok(engine)
+    }
+
     /// The engine's metrics, to register with the node's.
     pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         let m = &self.inner.metrics;

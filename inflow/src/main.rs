@@ -121,18 +121,17 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 node_id: node.id().to_string(),
                 runs_triggers: true,
             };
-            let processing = Arc::new(engine::ProcessingEngine::new(
+            let processing = engine::ProcessingEngine::launch(
                 config,
                 Arc::clone(&catalog),
                 Some(Arc::clone(&query_engine) as Arc<dyn services::QueryService>),
                 Some(Arc::clone(&writer) as Arc<dyn services::WriteService>),
                 plugin_logs,
-            )?);
+            )?;
             for collector in processing.collectors() {
                 metrics.register(collector);
             }
             writer.set_flush_listener(Arc::clone(&processing) as _);
-            processing.start()?;
             Some(processing as Arc<dyn services::engine::EngineService>)
         }
     };

@@ -904,3 +904,140 @@ async fn a_disabled_package_manager_refuses_installs() {
     assert_eq!(st, 403, "{body}");
     assert!(body.contains("disabled"), "{body}");
 }
+
+/// The rows of `q` on a querier (which does not get the test client's
+/// token), or none while the query fails.
+async fn select(querier: &TestServer, token: &str, q: &str) -> Vec<Value> {
+    let r = querier
+        .client()
+        .get(querier.url("/api/v3/query_sql"))
+        .bearer_auth(token)
+        .query(&[("db", "db"), ("q", q)])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != 200 {
+        return Vec::new();
+    }
+    r.json::<Vec<Value>>().await.unwrap()
+}
+
+/// In a split cluster the ingester runs the WAL trigger (once, though the
+/// querier shares the plugin directory), and the querier runs the request
+/// trigger it is asked for; what that plugin writes goes through an
+/// ingester's write path, and the querier reads it back.
+#[tokio::test]
+async fn a_split_cluster_runs_wal_triggers_on_the_ingester_and_requests_on_the_querier() {
+    let cluster = test_helpers::TestCluster::new();
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let ingester = cluster
+        .start("inflow-ingester", "ing-0", &["--plugin-dir", dir])
+        .await;
+    let (st, body) = ingester
+        .post_json("/api/v3/configure/database", &json!({"db": "db"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    upload(&ingester, "scale.py", DOUBLER).await;
+    upload(
+        &ingester,
+        "note.py",
+        r#"
+def process_request(influxdb3_local, query_parameters, request_headers, request_body, args):
+    influxdb3_local.write(LineBuilder("notes").tag("by", "plugin").string_field("text", request_body.decode()).time_ns(1))
+    return {"scaled": influxdb3_local.query("SELECT count(*) AS n FROM cpu_scaled")[0]["n"]}
+"#,
+    )
+    .await;
+    trigger(
+        &ingester,
+        "scale",
+        "scale.py",
+        "table:cpu",
+        json!({"trigger_arguments": {"factor": "2"}}),
+    )
+    .await;
+    trigger(&ingester, "note", "note.py", "request:note", json!({})).await;
+
+    let token_file = ingester.temp_dir().path().join("admin-token");
+    let token = ingester.admin_token().unwrap().to_string();
+    let querier = cluster
+        .start(
+            "inflow-querier",
+            "q-0",
+            &[
+                "--plugin-dir",
+                dir,
+                "--admin-token-file",
+                token_file.to_str().unwrap(),
+                "--replication-interval",
+                "50ms",
+            ],
+        )
+        .await;
+    ingester
+        .write_ok("db", "cpu,host=a usage=1 10\ncpu,host=b usage=2 20")
+        .await;
+    let authed = |r: reqwest::RequestBuilder| r.bearer_auth(&token);
+    let rows = || {
+        select(
+            &querier,
+            &token,
+            "SELECT host, usage FROM cpu_scaled ORDER BY host",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rows().await.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the scaled rows never reached the querier"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        rows().await,
+        vec![
+            json!({"host": "a", "usage": 2.0}),
+            json!({"host": "b", "usage": 4.0}),
+        ]
+    );
+
+    let r = authed(querier.client().post(querier.url("/api/v3/engine/note")))
+        .body("from the querier")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"scaled": 2}));
+    // The request ran on the querier, which counts it; the ingester did
+    // not run it.
+    let metrics = authed(querier.client().get(querier.url("/metrics")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"inflow_engine_calls_total{db="db",kind="request",trigger="note"} 1"#),
+        "{metrics}"
+    );
+    // The plugin's row went through the ingester, back to the querier.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let notes = loop {
+        let notes = select(&querier, &token, "SELECT by, text FROM notes").await;
+        if !notes.is_empty() {
+            break notes;
+        }
+        assert!(Instant::now() < deadline, "the plugin's row never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        notes,
+        vec![json!({"by": "plugin", "text": "from the querier"})]
+    );
+    // The querier shares the plugin directory but runs no WAL trigger: each
+    // row was scaled once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rows().await.len(), 2);
+}

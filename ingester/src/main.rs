@@ -13,6 +13,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     persist: server::IngestArgs,
+    #[command(flatten)]
+    engine: server::EngineArgs,
 }
 
 #[tokio::main]
@@ -37,21 +39,54 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let buffer = Arc::new(buffer::Buffer::with_chunk_duration(
         cli.persist.gen1_duration,
     ));
-    let config = ingester::IngesterConfig::from_args(c, &cli.persist, store, &node);
+    let config = ingester::IngesterConfig::from_args(c, &cli.persist, Arc::clone(&store), &node);
     let writer = ingester::Ingester::start(
         config,
         Arc::clone(&catalog),
-        buffer,
+        Arc::clone(&buffer),
         server::wal_observer(&metrics),
     )
     .await?;
+    // The ingester runs the WAL and schedule triggers. Their plugins query
+    // this node's buffer and the persisted files.
+    let processing = match cli.engine.venv_location(c) {
+        None => None,
+        Some(venv) => {
+            let logs = Arc::new(services::engine::EngineLogs::default());
+            let queries = Arc::new(
+                query::QueryEngine::new(Arc::clone(&catalog), buffer, store)
+                    .with_registry(node.registry().clone())
+                    .with_engine_logs(Arc::clone(&logs)),
+            );
+            let config = engine::EngineConfig {
+                plugin_dir: cli.engine.plugin_dir.clone().unwrap_or_default(),
+                venv,
+                package_manager: cli.engine.package_manager.parse()?,
+                call_timeout: cli.engine.plugin_call_timeout,
+                node_id: node.id().to_string(),
+                runs_triggers: true,
+            };
+            let processing = engine::ProcessingEngine::launch(
+                config,
+                Arc::clone(&catalog),
+                Some(queries as Arc<dyn services::QueryService>),
+                Some(Arc::clone(&writer) as Arc<dyn services::WriteService>),
+                logs,
+            )?;
+            for collector in processing.collectors() {
+                metrics.register(collector);
+            }
+            writer.set_flush_listener(Arc::clone(&processing) as _);
+            Some(processing as Arc<dyn services::engine::EngineService>)
+        }
+    };
     c.serve_http(
         listener,
         &node,
         catalog,
         Some(writer),
         None,
-        None,
+        processing,
         metrics,
         Some(&cli.persist),
     )

@@ -14,6 +14,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     query: server::QueryArgs,
+    #[command(flatten)]
+    engine: server::EngineArgs,
     /// How often the ingesters' WAL files are read into this querier.
     #[arg(long, env = "INFLOW_REPLICATION_INTERVAL", default_value = "250ms", value_parser = server::parse_duration)]
     replication_interval: Duration,
@@ -45,20 +47,54 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     tailer.poll().await?;
     tailer.spawn(cli.replication_interval);
-    let engine = Arc::new(
-        query::QueryEngine::new(Arc::clone(&catalog), buffer, store)
+    let plugin_logs = Arc::new(services::engine::EngineLogs::default());
+    let query_engine = Arc::new(
+        query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
             .with_parquet_cache(cli.query.parquet_cache_bytes())
-            .with_registry(node.registry().clone()),
+            .with_registry(node.registry().clone())
+            .with_engine_logs(Arc::clone(&plugin_logs)),
     );
-    engine.spawn_cache_filler();
+    query_engine.spawn_cache_filler();
+    let metrics = http_api::Metrics::new();
+    // A querier runs the request triggers it is asked for; what their
+    // plugins write goes to a running ingester.
+    let processing = match cli.engine.venv_location(c) {
+        None => None,
+        Some(venv) => {
+            let token = match &c.admin_token_file {
+                Some(path) => Some(server::read_token_file(path)?),
+                None => None,
+            };
+            let writer = server::remote_write::RemoteWriter::new(node.registry().clone(), token);
+            let config = engine::EngineConfig {
+                plugin_dir: cli.engine.plugin_dir.clone().unwrap_or_default(),
+                venv,
+                package_manager: cli.engine.package_manager.parse()?,
+                call_timeout: cli.engine.plugin_call_timeout,
+                node_id: node.id().to_string(),
+                runs_triggers: false,
+            };
+            let processing = engine::ProcessingEngine::launch(
+                config,
+                Arc::clone(&catalog),
+                Some(Arc::clone(&query_engine) as Arc<dyn services::QueryService>),
+                Some(Arc::new(writer) as Arc<dyn services::WriteService>),
+                plugin_logs,
+            )?;
+            for collector in processing.collectors() {
+                metrics.register(collector);
+            }
+            Some(processing as Arc<dyn services::engine::EngineService>)
+        }
+    };
     c.serve_http(
         listener,
         &node,
         catalog,
         None,
-        Some(engine),
-        None,
-        http_api::Metrics::new(),
+        Some(query_engine),
+        processing,
+        metrics,
         None,
     )
     .await?;

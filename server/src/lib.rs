@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 
 pub mod durable;
 pub mod metered;
+pub mod remote_write;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
