@@ -62,6 +62,10 @@ pub struct EngineConfig {
     /// Whether this node runs WAL and schedule triggers (the ingesters do;
     /// every node runs the request triggers it is asked for).
     pub runs_triggers: bool,
+    /// The cluster's nodes, when this is one ingester of several: a
+    /// schedule trigger that names no node runs on one of them only, the
+    /// running ingester first by node id. `None`: this node runs them.
+    pub registry: Option<cluster::Registry>,
 }
 
 /// The engine's metrics, per trigger (`db/name`) and kind.
@@ -133,6 +137,8 @@ struct Inner {
     routes: RwLock<Vec<WalRoute>>,
     changed: tokio::sync::Notify,
     installs: tokio::sync::Mutex<()>,
+    /// This node runs the schedule triggers that name no node.
+    leads_schedules: std::sync::atomic::AtomicBool,
 }
 
 /// The processing engine of one node.
@@ -166,6 +172,7 @@ impl ProcessingEngine {
             plugin_dir,
             ..config
         };
+        let registry_absent = config.registry.is_none();
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -181,6 +188,7 @@ impl ProcessingEngine {
                 routes: RwLock::default(),
                 changed: tokio::sync::Notify::new(),
                 installs: tokio::sync::Mutex::new(()),
+                leads_schedules: std::sync::atomic::AtomicBool::new(registry_absent),
             }),
         })
     }
@@ -218,11 +226,12 @@ impl ProcessingEngine {
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             loop {
+                inner.elect_schedule_runner().await;
+                inner.sync();
                 tokio::select! {
                     _ = inner.changed.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                inner.sync();
             }
         });
         Ok(())
@@ -236,6 +245,35 @@ impl Inner {
 
     /// Starts the triggers the catalog enables for this node and stops the
     /// others (a changed definition restarts its task).
+    /// Whether this node runs the schedule triggers that name no node:
+    /// with a registry, when it is the first running ingester by node id
+    /// (a dead one's lease goes unresponsive, and the next takes over).
+    async fn elect_schedule_runner(&self) {
+        let Some(registry) = &self.config.registry else {
+            return;
+        };
+        match registry.nodes().await {
+            Ok(nodes) => {
+                let first = nodes
+                    .iter()
+                    .filter(|n| {
+                        n.state == cluster::NodeState::Running
+                            && n.holder.roles.iter().any(|r| r == "ingest")
+                    })
+                    .map(|n| n.holder.node_id.as_str())
+                    .min();
+                let leads = first == Some(self.config.node_id.as_str());
+                let before = self
+                    .leads_schedules
+                    .swap(leads, std::sync::atomic::Ordering::Relaxed);
+                if before != leads {
+                    tracing::info!(leads, "this node runs the schedule triggers: {leads}");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the node registry"),
+        }
+    }
+
     fn sync(self: &Arc<Self>) {
         let state = self.catalog.state();
         let mut wanted: HashMap<(u32, String), (String, TriggerDef, TriggerSpec)> = HashMap::new();
@@ -253,7 +291,11 @@ impl Inner {
                     let Ok(spec) = TriggerSpec::parse(&def.specification) else {
                         continue;
                     };
-                    if spec.is_wal() || spec.is_schedule() {
+                    let runs_schedule = def.node_id.is_some()
+                        || self
+                            .leads_schedules
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                    if spec.is_wal() || (spec.is_schedule() && runs_schedule) {
                         wanted.insert(
                             (db.id, def.name.clone()),
                             (db.name.to_string(), def.clone(), spec),

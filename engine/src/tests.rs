@@ -17,6 +17,7 @@ async fn engine(timeout: Duration) -> (ProcessingEngine, tempfile::TempDir) {
         call_timeout: timeout,
         node_id: "n".into(),
         runs_triggers: true,
+        registry: None,
     };
     let engine =
         ProcessingEngine::new(config, catalog, None, None, Arc::new(EngineLogs::default()))

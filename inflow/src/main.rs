@@ -120,6 +120,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 call_timeout: args.engine.plugin_call_timeout,
                 node_id: node.id().to_string(),
                 runs_triggers: true,
+                registry: None,
             };
             let processing = engine::ProcessingEngine::launch(
                 config,

@@ -1041,3 +1041,63 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rows().await.len(), 2);
 }
+
+/// How many times `trigger` ran as a schedule on `s`, from its /metrics.
+async fn schedule_calls(s: &TestServer, trigger: &str) -> u64 {
+    let text = s
+        .client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix =
+        format!("inflow_engine_calls_total{{db=\"db\",kind=\"schedule\",trigger=\"{trigger}\"}}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A schedule trigger that names no node runs on one ingester of several,
+/// the first running one by node id; when it dies, the next takes over.
+#[tokio::test]
+async fn one_ingester_of_several_runs_a_schedule() {
+    let cluster = test_helpers::TestCluster::new();
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let mut first = cluster
+        .start("inflow-ingester", "ing-a", &["--plugin-dir", dir])
+        .await;
+    let second = cluster
+        .start("inflow-ingester", "ing-b", &["--plugin-dir", dir])
+        .await;
+    let (st, body) = first
+        .post_json("/api/v3/configure/database", &json!({"db": "db"}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    upload(
+        &first,
+        "tick.py",
+        "def process_scheduled_call(influxdb3_local, call_time, args):\n    influxdb3_local.info('tick')\n",
+    )
+    .await;
+    trigger(&first, "tick", "tick.py", "every:1s", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while schedule_calls(&first, "tick").await < 2 {
+        assert!(Instant::now() < deadline, "ing-a never ran the schedule");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(schedule_calls(&second, "tick").await, 0);
+
+    first.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while schedule_calls(&second, "tick").await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "ing-b never took the schedule over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -65,6 +65,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 call_timeout: cli.engine.plugin_call_timeout,
                 node_id: node.id().to_string(),
                 runs_triggers: true,
+                registry: Some(node.registry().clone()),
             };
             let processing = engine::ProcessingEngine::launch(
                 config,
