@@ -2,7 +2,8 @@
 # Assembles Inflow's image as an OCI layout, without a Docker daemon: the
 # same content as the Dockerfile's (every binary, CA certificates, a non-root
 # user 10001, `inflow serve` as the command) on a root file system made of
-# the binaries and the shared libraries they load, packed by Debian's umoci.
+# the binaries, the shared libraries they load and the Python standard
+# library the processing engine embeds, packed by Debian's umoci.
 #
 #   scripts/image.sh OUT [PROFILE]    OUT/oci is the layout (tag `inflow`);
 #                                     PROFILE: debug (default) or release
@@ -34,6 +35,28 @@ for lib in $(for b in "${bins[@]}"; do ldd "$target/$b"; done | grep -o '/[^ ]*'
     mkdir -p "$rootfs$(dirname "$lib")"
     cp -L "$lib" "$rootfs$lib"
 done
+# The Python the processing engine embeds, where the binaries look for it
+# (the build's prefix): its standard library without tests, GUI modules and
+# site-packages (plugins' packages go into the plugin venv), and the
+# interpreter that makes that venv (with ensurepip's bundled pip).
+libpython=$(ldd "$target/inflow" | grep -o '/[^ ]*libpython[^ ]*' | head -n 1)
+if [ -n "$libpython" ]; then
+    prefix=$(dirname "$(dirname "$libpython")")
+    version=$(basename "$libpython" | sed -n 's/^libpython\([0-9]*\.[0-9]*\).*/\1/p')
+    mkdir -p "$rootfs$prefix/lib" "$rootfs$prefix/bin"
+    tar -C "$prefix/lib" -cf - \
+        --exclude="python$version/test" --exclude="python$version/site-packages" \
+        --exclude="python$version/idlelib" --exclude="python$version/tkinter" \
+        --exclude="python$version/turtledemo" --exclude='__pycache__' \
+        "python$version" | tar -C "$rootfs$prefix/lib" -xf -
+    mkdir -p "$rootfs$prefix/lib/python$version/site-packages"
+    cp -L "$prefix/bin/python$version" "$rootfs$prefix/bin/python$version"
+    ln -sf "python$version" "$rootfs$prefix/bin/python3"
+    chmod -R a+rX "$rootfs${prefix%%/lib*}"
+    # Every directory down to the prefix must be searchable by user 10001.
+    dir="$prefix"
+    while [ "$dir" != "/" ]; do chmod a+rx "$rootfs$dir"; dir=$(dirname "$dir"); done
+fi
 cp -L /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/"
 printf 'root:x:0:0:root:/root:/sbin/nologin\ninflow:x:10001:10001:inflow:/var/lib/inflow:/sbin/nologin\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\ninflow:x:10001:\n' > "$rootfs/etc/group"

@@ -1,5 +1,6 @@
-//! The InfluxDB 3 management API the reconcilers call: databases and
-//! tokens on an Inflow cluster's ingester Service, or on an external server.
+//! The InfluxDB 3 management API the reconcilers call: databases, tokens
+//! and processing engine triggers on an Inflow cluster's ingester Service,
+//! or on an external server.
 
 use std::time::Duration;
 
@@ -51,6 +52,28 @@ pub struct DatabaseInfo {
     pub name: String,
     /// Its retention period (`30d`), none when unset.
     pub retention: Option<String>,
+}
+
+/// A trigger as the server lists it (`system.processing_engine_triggers`),
+/// or as a reconciler wants it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TriggerInfo {
+    /// Its name.
+    pub name: String,
+    /// Its plugin file.
+    pub plugin_filename: String,
+    /// When it runs.
+    pub specification: String,
+    /// Its arguments.
+    pub arguments: std::collections::BTreeMap<String, String>,
+    /// Disabled.
+    pub disabled: bool,
+    /// Calls do not wait for each other.
+    pub run_async: bool,
+    /// `Log`, `Retry` or `Disable`.
+    pub error_behavior: String,
+    /// The node it runs on, if named.
+    pub node_id: Option<String>,
 }
 
 /// A client of one server, with its admin token.
@@ -224,6 +247,131 @@ impl Client {
         }
     }
 
+    /// The triggers of database `db`.
+    pub async fn triggers(&self, db: &str) -> Result<Vec<TriggerInfo>, ApiError> {
+        #[derive(Deserialize)]
+        struct Row {
+            trigger_name: String,
+            plugin_filename: String,
+            trigger_specification: String,
+            disabled: bool,
+            #[serde(default)]
+            trigger_arguments: Option<String>,
+            #[serde(default)]
+            run_async: bool,
+            #[serde(default)]
+            error_behavior: Option<String>,
+            #[serde(default)]
+            node_id: Option<String>,
+        }
+        let body = self
+            .send(
+                self.http
+                    .get(format!("{}/api/v3/query_sql", self.base))
+                    .query(&[
+                        ("db", db),
+                        ("format", "json"),
+                        ("q", "SELECT * FROM system.processing_engine_triggers"),
+                    ]),
+            )
+            .await?;
+        let rows: Vec<Row> = serde_json::from_str(&body).map_err(|e| ApiError::Status {
+            status: 200,
+            message: format!("unexpected trigger list: {e}"),
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TriggerInfo {
+                name: r.trigger_name,
+                plugin_filename: r.plugin_filename,
+                specification: r.trigger_specification,
+                arguments: r
+                    .trigger_arguments
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
+                disabled: r.disabled,
+                run_async: r.run_async,
+                error_behavior: capitalized(r.error_behavior.as_deref().unwrap_or("log")),
+                node_id: r.node_id,
+            })
+            .collect())
+    }
+
+    /// Uploads a plugin file (created or replaced).
+    pub async fn upload_plugin(&self, filename: &str, content: &str) -> Result<(), ApiError> {
+        self.send(
+            self.http
+                .post(format!("{}/api/v3/plugins/files", self.base))
+                .json(&json!({"plugin_name": filename, "content": content})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates a trigger in `db`.
+    pub async fn create_trigger(&self, db: &str, t: &TriggerInfo) -> Result<(), ApiError> {
+        let mut body = json!({
+            "db": db,
+            "trigger_name": t.name,
+            "plugin_filename": t.plugin_filename,
+            "trigger_specification": t.specification,
+            "trigger_arguments": t.arguments,
+            "disabled": t.disabled,
+            "trigger_settings": {"run_async": t.run_async, "error_behavior": t.error_behavior},
+        });
+        if let Some(node) = &t.node_id {
+            body["node_spec"] = json!({"node_id": node});
+        }
+        self.send(
+            self.http
+                .post(format!(
+                    "{}/api/v3/configure/processing_engine_trigger",
+                    self.base
+                ))
+                .json(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a trigger, running or not; one already gone is no error.
+    pub async fn delete_trigger(&self, db: &str, name: &str) -> Result<(), ApiError> {
+        match self
+            .send(
+                self.http
+                    .delete(format!(
+                        "{}/api/v3/configure/processing_engine_trigger",
+                        self.base
+                    ))
+                    .query(&[("db", db), ("trigger_name", name), ("force", "true")]),
+            )
+            .await
+        {
+            Err(e) if e.is(404) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Enables or disables a trigger.
+    pub async fn set_trigger_disabled(
+        &self,
+        db: &str,
+        name: &str,
+        disabled: bool,
+    ) -> Result<(), ApiError> {
+        let action = if disabled { "disable" } else { "enable" };
+        self.send(
+            self.http
+                .post(format!(
+                    "{}/api/v3/configure/processing_engine_trigger/{action}",
+                    self.base
+                ))
+                .query(&[("db", db), ("trigger_name", name)]),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Whether the server answers `/health` with the admin token.
     pub async fn health(&self) -> Result<(), ApiError> {
         self.send(self.http.get(format!("{}/health", self.base)))
@@ -252,5 +400,14 @@ impl Client {
             .iter()
             .filter_map(|r| r.get("name").and_then(Value::as_str).map(str::to_string))
             .collect())
+    }
+}
+
+/// `log` as the API's `Log`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -297,12 +297,124 @@ pub struct TokenStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// What a trigger does when its plugin fails (the API's `error_behavior`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ErrorBehavior {
+    /// Log the error and go on.
+    #[default]
+    Log,
+    /// Call the plugin again with the same input.
+    Retry,
+    /// Disable the trigger.
+    Disable,
+}
+
+/// A key of a ConfigMap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// The ConfigMap, in the resource's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The key holding the plugin's source.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// A trigger's plugin: a file under the server's `--plugin-dir`, uploaded
+/// from the spec when a source is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginSpec {
+    /// Its path under the plugin directory (`scale.py`, `alerts/notify.py`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.py$"))]
+    pub filename: String,
+    /// Its Python source, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Its Python source, from a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+/// A processing engine trigger of an `InflowCluster`: a Python plugin run
+/// on writes, on a schedule, or on HTTP requests.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "Trigger",
+    namespaced,
+    status = "TriggerStatus",
+    shortname = "itrigger",
+    printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.database"}"#,
+    printcolumn = r#"{"name":"Spec","type":"string","jsonPath":".spec.specification"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerSpec {
+    /// The `InflowCluster` (in this namespace) the trigger runs on.
+    #[schemars(length(min = 1))]
+    pub cluster_ref: String,
+    /// The database whose writes (or on whose behalf) it runs.
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}(/[a-zA-Z0-9][a-zA-Z0-9_-]*)?$"))]
+    pub database: String,
+    /// The trigger's name on the server (default: the resource's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
+    pub name: Option<String>,
+    /// When it runs: `table:NAME`, `all_tables`, `every:DURATION`,
+    /// `cron:SEC MIN HOUR DOM MON DOW`, or `request:PATH`.
+    #[schemars(regex(pattern = r"^(table:.+|all_tables|every:.+|cron:.+|request:.+)$"))]
+    pub specification: String,
+    /// The plugin.
+    pub plugin: PluginSpec,
+    /// Passed to the plugin as `args`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arguments: BTreeMap<String, String>,
+    /// Not run until set to false.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Calls do not wait for each other.
+    #[serde(default)]
+    pub run_async: bool,
+    /// What a failed call does.
+    #[serde(default)]
+    pub error_behavior: ErrorBehavior,
+    /// The node that runs a WAL or schedule trigger (default: the cluster chooses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+}
+
+/// What the operator observed of a trigger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerStatus {
+    /// The trigger's name on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_name: Option<String>,
+    /// A hash of the plugin source last uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_hash: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (with the API's error as the message when not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
 /// Every CRD, as YAML documents (what `inflow-operator crd` prints and
 /// `crds/` holds).
 pub fn all_crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let mut out = String::new();
-    for crd in [InflowCluster::crd(), Database::crd(), Token::crd()] {
+    for crd in [
+        InflowCluster::crd(),
+        Database::crd(),
+        Token::crd(),
+        Trigger::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }

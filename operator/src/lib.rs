@@ -5,7 +5,8 @@
 //! ```text
 //!  InflowCluster ───watch──▶ reconcile ──▶ its workloads (server-side apply), or
 //!                                         /health of an external server (status)
-//!  Database, Token ──watch──▶ reconcile ──▶ the cluster's management API
+//!  Database, Token,
+//!  Trigger ────────watch──▶ reconcile ──▶ the cluster's management API
 //!        ▲                       │           (its ingester Service, or spec.external.url)
 //!        └── status, conditions ◀┘
 //! ```
@@ -15,4 +16,5 @@ pub mod crd;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod trigger;
 pub mod workloads;

@@ -1,4 +1,4 @@
-//! `inflow-operator`: reconciles `InflowCluster`, `Database` and `Token`
+//! `inflow-operator`: reconciles `InflowCluster`, `Database`, `Token` and `Trigger`
 //! resources (group `inflow.dev`) into Inflow's management API.
 //!
 //! ```text
@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 
-use operator::crd::{self, Database, InflowCluster, Token};
+use operator::crd::{self, Database, InflowCluster, Token, Trigger};
 use operator::reconcile::{self, Context};
 use operator::{lease, metrics};
 
@@ -176,23 +176,34 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let ctx = Arc::new(Context::new(client.clone(), args.resync, metrics));
-    let (clusters, dbs, tokens): (Api<InflowCluster>, Api<Database>, Api<Token>) =
-        match &args.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-            ),
-        };
+    let (clusters, dbs, tokens, triggers): (
+        Api<InflowCluster>,
+        Api<Database>,
+        Api<Token>,
+        Api<Trigger>,
+    ) = match &args.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
     tokio::join!(
         run_controller(clusters, reconcile::reconcile_cluster, Arc::clone(&ctx)),
         run_controller(dbs, reconcile::reconcile_database, Arc::clone(&ctx)),
         run_controller(tokens, reconcile::reconcile_token, Arc::clone(&ctx)),
+        run_controller(
+            triggers,
+            operator::trigger::reconcile_trigger,
+            Arc::clone(&ctx)
+        ),
     );
     Ok(())
 }

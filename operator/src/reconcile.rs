@@ -165,7 +165,7 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(5u64.saturating_mul(1 << failures.min(6)).min(300))
 }
 
-fn ready(generation: Option<i64>, ok: bool, reason: &str, message: &str) -> Condition {
+pub(crate) fn ready(generation: Option<i64>, ok: bool, reason: &str, message: &str) -> Condition {
     Condition {
         type_: "Ready".to_string(),
         status: if ok { "True" } else { "False" }.to_string(),
@@ -183,7 +183,7 @@ pub fn now() -> Time {
 }
 
 /// Keeps a condition's transition time when its status did not change.
-fn merge(previous: &[Condition], mut next: Condition) -> Vec<Condition> {
+pub(crate) fn merge(previous: &[Condition], mut next: Condition) -> Vec<Condition> {
     if let Some(p) = previous.iter().find(|c| c.type_ == next.type_)
         && p.status == next.status
     {
@@ -462,7 +462,7 @@ pub async fn reconcile_database(db: Arc<Database>, ctx: Arc<Context>) -> Result<
 }
 
 /// The reconcile's own error out of the finalizer helper's.
-fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
+pub(crate) fn finalizer_error(e: kube::runtime::finalizer::Error<Error>) -> Error {
     use kube::runtime::finalizer::Error as F;
     match e {
         F::ApplyFailed(e) | F::CleanupFailed(e) => e,

@@ -124,6 +124,7 @@ fn install_crds(plane: &ControlPlane) {
         "crd/inflowclusters.inflow.dev",
         "crd/databases.inflow.dev",
         "crd/tokens.inflow.dev",
+        "crd/triggers.inflow.dev",
     ]);
     assert!(ok, "{err}");
 }
@@ -470,4 +471,208 @@ async fn a_deployed_cluster_becomes_ready_on_fake_nodes() {
             .then_some(())
     })
     .await;
+}
+
+/// The rows of `q` in database `db` of `inflow`.
+async fn rows(inflow: &TestServer, db: &str, q: &str) -> Vec<Value> {
+    let r = inflow
+        .client()
+        .get(inflow.url("/api/v3/query_sql"))
+        .query(&[("db", db), ("q", q), ("format", "json")])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != 200 {
+        return Vec::new();
+    }
+    r.json().await.unwrap_or_default()
+}
+
+async fn server_triggers(inflow: &TestServer) -> Vec<Value> {
+    rows(
+        inflow,
+        "metrics",
+        "SELECT trigger_name, plugin_filename, trigger_specification, disabled, trigger_arguments \
+         FROM system.processing_engine_triggers ORDER BY trigger_name",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triggers_on_an_external_inflow() {
+    let plane = ControlPlane::start();
+    install_crds(&plane);
+
+    // The schema refuses a specification of no known kind.
+    let bad = "apiVersion: inflow.dev/v1alpha1\nkind: Trigger\nmetadata: {name: bad}\n\
+               spec: {clusterRef: prod, database: metrics, specification: sometimes, \
+               plugin: {filename: a.py}}\n";
+    std::fs::write(plane.dir().join("bad.yaml"), bad).unwrap();
+    let (ok, _, err) = plane.kubectl(&[
+        "apply",
+        "-f",
+        plane.dir().join("bad.yaml").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("spec.specification"), "{err}");
+
+    let plugins = tempfile::tempdir().unwrap();
+    let inflow = TestServer::start_with(&["--plugin-dir", plugins.path().to_str().unwrap()]).await;
+    inflow.write_ok("metrics", "cpu,host=a usage=1 1").await;
+    let admin = inflow.admin_token().unwrap().to_string();
+    let (ok, _, err) = plane.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "inflow-admin",
+        &format!("--from-literal=token={admin}"),
+    ]);
+    assert!(ok, "{err}");
+    plane.apply(&format!(
+        "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {{name: prod}}\n\
+         spec:\n  external:\n    url: {}\n    adminTokenSecretRef: {{name: inflow-admin}}\n",
+        inflow.url("")
+    ));
+    // The plugin's source in a ConfigMap.
+    let source = "def process_writes(influxdb3_local, table_batches, args):\n\
+                  \x20   for b in table_batches:\n\
+                  \x20       for r in b['rows']:\n\
+                  \x20           influxdb3_local.write(LineBuilder(args['into']).float64_field('usage', r['usage']).time_ns(r['time']))\n";
+    let (ok, _, err) = plane.kubectl(&[
+        "create",
+        "configmap",
+        "plugins",
+        &format!("--from-literal=copy.py={source}"),
+    ]);
+    assert!(ok, "{err}");
+    let _op = operator(&plane, "only");
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Trigger\nmetadata: {name: copy}\n\
+         spec:\n  clusterRef: prod\n  database: metrics\n  specification: table:cpu\n\
+         \x20 arguments: {into: cpu_copy}\n\
+         \x20 plugin: {filename: copy.py, configMapRef: {name: plugins, key: copy.py}}\n",
+    );
+    let status = eventually("the trigger Ready", || async {
+        let v = json_of(&plane, &["get", "trigger", "copy"]);
+        (v["status"]["conditions"][0]["status"] == "True").then_some(v)
+    })
+    .await;
+    assert_eq!(status["status"]["triggerName"], "copy");
+    assert!(
+        status["metadata"]["finalizers"]
+            .to_string()
+            .contains("inflow.dev/trigger")
+    );
+    assert_eq!(
+        std::fs::read_to_string(plugins.path().join("copy.py")).unwrap(),
+        source
+    );
+    assert_eq!(
+        server_triggers(&inflow).await,
+        vec![serde_json::json!({
+            "trigger_name": "copy", "plugin_filename": "copy.py",
+            "trigger_specification": "table:cpu", "disabled": false,
+            "trigger_arguments": "{\"into\":\"cpu_copy\"}",
+        })]
+    );
+    // It runs: a write to cpu is copied.
+    inflow.write_ok("metrics", "cpu,host=a usage=7 100").await;
+    eventually("the copied row", || async {
+        let r = rows(&inflow, "metrics", "SELECT usage FROM cpu_copy").await;
+        (r == vec![serde_json::json!({"usage": 7.0})]).then_some(())
+    })
+    .await;
+
+    // Deleted behind the operator's back: it comes back within the resync.
+    let r = inflow
+        .client()
+        .delete(inflow.url("/api/v3/configure/processing_engine_trigger"))
+        .query(&[
+            ("db", "metrics"),
+            ("trigger_name", "copy"),
+            ("force", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually("the trigger back", || async {
+        (server_triggers(&inflow).await.len() == 1).then_some(())
+    })
+    .await;
+
+    // Disabled from the spec; a changed argument replaces the trigger.
+    let (ok, _, err) = plane.kubectl(&[
+        "patch",
+        "trigger",
+        "copy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"disabled":true}}"#,
+    ]);
+    assert!(ok, "{err}");
+    eventually("the trigger disabled", || async {
+        (server_triggers(&inflow).await.first()?["disabled"] == true).then_some(())
+    })
+    .await;
+    let (ok, _, err) = plane.kubectl(&[
+        "patch",
+        "trigger",
+        "copy",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"disabled":false,"arguments":{"into":"cpu_again"}}}"#,
+    ]);
+    assert!(ok, "{err}");
+    eventually("the new arguments", || async {
+        let t = server_triggers(&inflow).await;
+        let t = t.first()?;
+        (t["disabled"] == false && t["trigger_arguments"] == "{\"into\":\"cpu_again\"}")
+            .then_some(())
+    })
+    .await;
+
+    // An inline source, on a request path.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Trigger\nmetadata: {name: hello}\n\
+         spec:\n  clusterRef: prod\n  database: metrics\n  specification: request:hello\n\
+         \x20 plugin:\n    filename: hello.py\n    source: |\n\
+         \x20     def process_request(influxdb3_local, query_parameters, request_headers, request_body, args):\n\
+         \x20         return {'hello': query_parameters.get('name')}\n",
+    );
+    let body = eventually("the request trigger", || async {
+        let r = inflow
+            .client()
+            .get(inflow.url("/api/v3/engine/hello?name=k8s"))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json::<Value>().await.ok()
+    })
+    .await;
+    assert_eq!(body, serde_json::json!({"hello": "k8s"}));
+
+    // A missing ConfigMap is reported in the condition.
+    plane.apply(
+        "apiVersion: inflow.dev/v1alpha1\nkind: Trigger\nmetadata: {name: lost}\n\
+         spec:\n  clusterRef: prod\n  database: metrics\n  specification: all_tables\n\
+         \x20 plugin: {filename: lost.py, configMapRef: {name: nowhere, key: lost.py}}\n",
+    );
+    let message = eventually("the lost trigger's condition", || async {
+        let v = json_of(&plane, &["get", "trigger", "lost"]);
+        v["status"]["conditions"][0]["message"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    assert!(message.contains("ConfigMap default/nowhere"), "{message}");
+
+    // Deleting the resources deletes the triggers.
+    for name in ["copy", "hello", "lost"] {
+        let (ok, _, err) = plane.kubectl(&["delete", "trigger", name, "--timeout=30s"]);
+        assert!(ok, "{err}");
+    }
+    assert!(server_triggers(&inflow).await.is_empty());
 }
