@@ -319,6 +319,9 @@ def invoke(host, namespace, path, entry, db, args):
     """Calls `entry` of the plugin at `path` with `influxdb3_local` and
     `args`. Returns (True, result) or (False, traceback text): nothing a
     plugin raises, `SystemExit` included, leaves this function."""
+    if _venv["path"] is not None and not _venv["added"]:
+        # Another process sharing the environment may have made it since.
+        add_site_packages(_venv["path"])
     try:
         module = _load(namespace, path)
         function = getattr(module, entry, None)
@@ -337,10 +340,15 @@ def invoke(host, namespace, path, entry, db, args):
         return False, "".join(traceback.format_exception(type(e), e, tb))
 
 
+# The plugins' virtual environment, and whether its packages are on sys.path.
+_venv = {"path": None, "added": False}
+
+
 def add_site_packages(venv):
     """Makes the packages of the virtual environment at `venv` importable."""
     import site
 
+    _venv["path"] = venv
     lib = os.path.join(venv, "lib")
     if not os.path.isdir(lib):
         return None
@@ -350,6 +358,7 @@ def add_site_packages(venv):
             if candidate not in sys.path:
                 site.addsitedir(candidate)
             importlib.invalidate_caches()
+            _venv["added"] = True
             return candidate
     return None
 

@@ -931,8 +931,14 @@ async fn a_split_cluster_runs_wal_triggers_on_the_ingester_and_requests_on_the_q
     let cluster = test_helpers::TestCluster::new();
     let plugins = tempfile::tempdir().unwrap();
     let dir = plugins.path().to_str().unwrap();
+    let venv = plugins.path().join(".venv");
+    let venv = venv.to_str().unwrap();
     let ingester = cluster
-        .start("inflow-ingester", "ing-0", &["--plugin-dir", dir])
+        .start(
+            "inflow-ingester",
+            "ing-0",
+            &["--plugin-dir", dir, "--virtual-env-location", venv],
+        )
         .await;
     let (st, body) = ingester
         .post_json("/api/v3/configure/database", &json!({"db": "db"}))
@@ -968,6 +974,8 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
             &[
                 "--plugin-dir",
                 dir,
+                "--virtual-env-location",
+                venv,
                 "--admin-token-file",
                 token_file.to_str().unwrap(),
                 "--replication-interval",
@@ -1040,6 +1048,29 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     // row was scaled once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rows().await.len(), 2);
+
+    // A package installed through the ingester into the shared environment
+    // is importable by the querier's plugins, which started before it existed.
+    upload(
+        &ingester,
+        "dates.py",
+        "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args):\n    import iso8601\n    return {\"year\": iso8601.parse_date(\"2031-01-02T00:00:00Z\").year}\n",
+    )
+    .await;
+    trigger(&ingester, "dates", "dates.py", "request:dates", json!({})).await;
+    let (st, body) = ingester
+        .post_json(
+            "/api/v3/configure/plugin_environment/install_packages",
+            &json!({"packages": ["iso8601==2.1.0"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let r = authed(querier.client().get(querier.url("/api/v3/engine/dates")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"year": 2031}));
 }
 
 /// How many times `trigger` ran as a schedule on `s`, from its /metrics.

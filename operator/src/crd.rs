@@ -71,6 +71,40 @@ pub struct InflowClusterSpec {
     /// `Token` resources of this cluster go to its API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
+    /// The processing engine (Python plugins, `Trigger` resources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_engine: Option<ProcessingEngineSpec>,
+}
+
+/// How packages are installed into the plugins' virtual environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    /// pip.
+    #[default]
+    Pip,
+    /// uv.
+    Uv,
+    /// No installs.
+    Disabled,
+}
+
+/// The processing engine of a deployed cluster: ingesters run WAL and
+/// schedule triggers, queriers request triggers; every pod shares one plugin
+/// directory and virtual environment (on the file store's claim, or on a
+/// claim of their own on S3), so a plugin uploaded to one pod is every pod's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessingEngineSpec {
+    /// Run it.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How packages are installed (default pip).
+    #[serde(default)]
+    pub package_manager: PackageManager,
+    /// The size of the plugins' claim on S3 (default `1Gi`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<String>,
 }
 
 /// One role's workload.

@@ -393,7 +393,10 @@ async fn deploy(
         secrets.create(&PostParams::default(), &secret).await?;
     }
     let apply = PatchParams::apply(MANAGER).force();
-    if let Some(pvc) = workloads::data_claim(cluster) {
+    for pvc in workloads::data_claim(cluster)
+        .into_iter()
+        .chain(workloads::plugins_claim(cluster))
+    {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
         // A claim's spec is immutable once bound: create it, then leave it.
         if api

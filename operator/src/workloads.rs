@@ -10,6 +10,7 @@
 //!  <name>-compactor           Deployment, one replica
 //!  <name>-ingester/-querier   PodDisruptionBudgets (one pod at a time)
 //!  <name>-data                PersistentVolumeClaim, for the file object store
+//!  <name>-plugins             PersistentVolumeClaim, for the processing engine on S3
 //!  <name>-admin-token         Secret, generated once unless the spec names one
 //! ```
 
@@ -27,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{InflowCluster, ObjectStoreSpec, RoleSpec, SecretKeyRef};
+use crate::crd::{InflowCluster, ObjectStoreSpec, PackageManager, RoleSpec, SecretKeyRef};
 
 /// The image a cluster runs when its spec names none.
 pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/inflow-dev/inflow:", env!("CARGO_PKG_VERSION"));
@@ -35,6 +36,9 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/inflow-dev/inflow:", env!("CARG
 pub const PORT: i32 = 8181;
 const TOKEN_MOUNT: &str = "/etc/inflow/admin-token";
 const DATA_MOUNT: &str = "/var/lib/inflow";
+/// The plugins' own claim's mount (on S3; on the file store they live on
+/// the data claim).
+const PLUGINS_MOUNT: &str = "/var/lib/inflow-plugins";
 
 /// The roles and their binaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,49 @@ pub fn admin_secret(cluster: &InflowCluster) -> SecretKeyRef {
             name: format!("{}-admin-token", name_of(cluster)),
             key: None,
         })
+}
+
+fn engine_enabled(cluster: &InflowCluster) -> bool {
+    cluster
+        .spec
+        .processing_engine
+        .as_ref()
+        .is_some_and(|e| e.enabled)
+}
+
+fn on_s3(cluster: &InflowCluster) -> bool {
+    matches!(cluster.spec.object_store, Some(ObjectStoreSpec::S3(_)))
+}
+
+/// The engine's flags for a role (none for the compactor, or when off):
+/// a plugin directory and virtual environment every pod shares.
+fn engine_args(cluster: &InflowCluster, role: Role) -> Vec<String> {
+    let Some(engine) = cluster
+        .spec
+        .processing_engine
+        .as_ref()
+        .filter(|e| e.enabled)
+    else {
+        return Vec::new();
+    };
+    if role == Role::Compactor {
+        return Vec::new();
+    }
+    let root = if on_s3(cluster) {
+        PLUGINS_MOUNT
+    } else {
+        DATA_MOUNT
+    };
+    let manager = match engine.package_manager {
+        PackageManager::Pip => "pip",
+        PackageManager::Uv => "uv",
+        PackageManager::Disabled => "disabled",
+    };
+    vec![
+        format!("--plugin-dir={root}/plugins"),
+        format!("--virtual-env-location={root}/python-venv"),
+        format!("--package-manager={manager}"),
+    ]
 }
 
 fn name_of(cluster: &InflowCluster) -> String {
@@ -225,6 +272,14 @@ pub fn container(cluster: &InflowCluster, role: Role) -> Container {
             });
         }
     }
+    if on_s3(cluster) && !engine_args(cluster, role).is_empty() {
+        mounts.push(VolumeMount {
+            name: "plugins".to_string(),
+            mount_path: PLUGINS_MOUNT.to_string(),
+            ..Default::default()
+        });
+    }
+    args.extend(engine_args(cluster, role));
     for (k, v) in &spec.env {
         envs.push(env(k, v));
     }
@@ -278,6 +333,16 @@ fn pod_template(cluster: &InflowCluster, role: Role) -> PodTemplateSpec {
             name: "data".to_string(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: format!("{}-data", name_of(cluster)),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+    }
+    if on_s3(cluster) && !engine_args(cluster, role).is_empty() {
+        volumes.push(Volume {
+            name: "plugins".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{}-plugins", name_of(cluster)),
                 read_only: None,
             }),
             ..Default::default()
@@ -392,6 +457,32 @@ pub fn disruption_budgets(cluster: &InflowCluster) -> Vec<PodDisruptionBudget> {
         .collect()
 }
 
+/// A claim every pod reads and writes.
+fn shared_claim(
+    cluster: &InflowCluster,
+    suffix: &str,
+    size: String,
+    storage_class_name: Option<String>,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: owned_meta(
+            cluster,
+            &format!("{}-{suffix}", name_of(cluster)),
+            labels(cluster, Role::Ingester),
+        ),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteMany".to_string()]),
+            storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
 /// The claim of the file object store (none on S3).
 pub fn data_claim(cluster: &InflowCluster) -> Option<PersistentVolumeClaim> {
     let file = match &cluster.spec.object_store {
@@ -402,24 +493,27 @@ pub fn data_claim(cluster: &InflowCluster) -> Option<PersistentVolumeClaim> {
     let size = file
         .and_then(|f| f.size.clone())
         .unwrap_or_else(|| "10Gi".to_string());
-    Some(PersistentVolumeClaim {
-        metadata: owned_meta(
-            cluster,
-            &format!("{}-data", name_of(cluster)),
-            labels(cluster, Role::Ingester),
-        ),
-        spec: Some(PersistentVolumeClaimSpec {
-            // Every pod reads and writes the same files.
-            access_modes: Some(vec!["ReadWriteMany".to_string()]),
-            storage_class_name: file.and_then(|f| f.storage_class_name.clone()),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
-                limits: None,
-            }),
-            ..Default::default()
-        }),
-        status: None,
-    })
+    Some(shared_claim(
+        cluster,
+        "data",
+        size,
+        file.and_then(|f| f.storage_class_name.clone()),
+    ))
+}
+
+/// The plugins' claim: on S3 with the processing engine on (on the file
+/// store the plugins live on the data claim).
+pub fn plugins_claim(cluster: &InflowCluster) -> Option<PersistentVolumeClaim> {
+    if !on_s3(cluster) || !engine_enabled(cluster) {
+        return None;
+    }
+    let size = cluster
+        .spec
+        .processing_engine
+        .as_ref()
+        .and_then(|e| e.volume_size.clone())
+        .unwrap_or_else(|| "1Gi".to_string());
+    Some(shared_claim(cluster, "plugins", size, None))
 }
 
 /// A new admin token string, in Inflow's format.
@@ -508,5 +602,55 @@ mod tests {
         assert!(data_claim(&c).is_none());
         assert_eq!(services(&c).len(), 3);
         assert!(generate_token().unwrap().starts_with("apiv3_"));
+    }
+
+    #[test]
+    fn the_processing_engine_shares_one_plugin_directory() {
+        let spec = |store: serde_json::Value| -> InflowClusterSpec {
+            serde_json::from_value(serde_json::json!({
+                "processingEngine": {"enabled": true, "packageManager": "uv"},
+                "objectStore": store,
+            }))
+            .unwrap()
+        };
+        let args = |c: &InflowCluster, role: Role| container(c, role).args.unwrap();
+        // On the file store: on the data claim every pod mounts.
+        let file = cluster(spec(serde_json::json!({"file": {}})));
+        for role in [Role::Ingester, Role::Querier] {
+            let a = args(&file, role);
+            assert!(
+                a.contains(&"--plugin-dir=/var/lib/inflow/plugins".to_string()),
+                "{a:?}"
+            );
+            assert!(a.contains(&"--virtual-env-location=/var/lib/inflow/python-venv".to_string()));
+            assert!(a.contains(&"--package-manager=uv".to_string()));
+        }
+        assert!(
+            !args(&file, Role::Compactor)
+                .iter()
+                .any(|a| a.starts_with("--plugin-dir"))
+        );
+        assert!(plugins_claim(&file).is_none());
+        // On S3: a claim of its own.
+        let s3 = cluster(spec(serde_json::json!({"s3": {"bucket": "bkt"}})));
+        assert!(
+            args(&s3, Role::Querier)
+                .contains(&"--plugin-dir=/var/lib/inflow-plugins/plugins".to_string())
+        );
+        let claim = plugins_claim(&s3).unwrap();
+        assert_eq!(claim.metadata.name.as_deref(), Some("prod-plugins"));
+        let pod = pod_template(&s3, Role::Querier).spec.unwrap();
+        assert!(pod.volumes.unwrap().iter().any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == "prod-plugins")
+        }));
+        // Off by default.
+        let off = cluster(serde_json::from_value(serde_json::json!({})).unwrap());
+        assert!(
+            !args(&off, Role::Ingester)
+                .iter()
+                .any(|a| a.starts_with("--plugin-dir"))
+        );
     }
 }
