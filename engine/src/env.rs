@@ -2,7 +2,6 @@
 //! virtual environment packages are installed into, and the rows a WAL dry
 //! run is called with.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -249,12 +248,21 @@ impl Values {
 /// The lines of a WAL dry run as the tables a flush would hand a plugin
 /// (timestamps in nanoseconds, `now_ns` where a line has none), and the
 /// lines that could not be used.
+/// A dry run table's columns by name, in order.
+type Columns = Vec<(String, Values)>;
+
+fn column(columns: &[(String, Values)], name: &str) -> Option<usize> {
+    columns.iter().position(|(n, _)| n == name)
+}
+
 pub(crate) fn lines_to_tables(
     input_lp: &str,
     now_ns: i64,
 ) -> (Vec<(String, Vec<RecordBatch>)>, Vec<String>) {
     let mut errors = Vec::new();
-    let mut tables: Vec<(String, BTreeMap<String, Values>, Vec<i64>)> = Vec::new();
+    // Columns in the order InfluxDB 3 gives a new table's rows: tags, then
+    // fields, each as first seen.
+    let mut tables: Vec<(String, Columns, Vec<i64>)> = Vec::new();
     for (number, line) in line_protocol::split_lines(input_lp.as_bytes()) {
         let parsed = match line_protocol::parse_line(line) {
             Ok(p) => p,
@@ -270,7 +278,7 @@ pub(crate) fn lines_to_tables(
         let at = match tables.iter().position(|(n, _, _)| *n == name) {
             Some(i) => i,
             None => {
-                tables.push((name, BTreeMap::new(), Vec::new()));
+                tables.push((name, Vec::new(), Vec::new()));
                 tables.len() - 1
             }
         };
@@ -278,8 +286,8 @@ pub(crate) fn lines_to_tables(
         let rows = times.len();
         // Check the field types before taking the line.
         let conflict = parsed.fields.iter().find(|(k, v)| {
-            columns.get(k.as_ref()).is_some_and(|c| {
-                std::mem::discriminant(c) != std::mem::discriminant(&Values::of(v))
+            column(columns, k).is_some_and(|c| {
+                std::mem::discriminant(&columns[c].1) != std::mem::discriminant(&Values::of(v))
             })
         });
         if let Some((k, v)) = conflict {
@@ -290,23 +298,31 @@ pub(crate) fn lines_to_tables(
             continue;
         }
         for (k, v) in &parsed.tags {
-            let c = columns
-                .entry(k.to_string())
-                .or_insert_with(|| Values::Tag(Vec::new()));
+            let at = column(columns, k).unwrap_or_else(|| {
+                let tags = columns
+                    .iter()
+                    .take_while(|(_, c)| matches!(c, Values::Tag(_)))
+                    .count();
+                columns.insert(tags, (k.to_string(), Values::Tag(Vec::new())));
+                tags
+            });
+            let c = &mut columns[at].1;
             c.pad(rows);
             if let Values::Tag(values) = c {
                 values.push(Some(v.to_string()));
             }
         }
         for (k, v) in &parsed.fields {
-            let c = columns
-                .entry(k.to_string())
-                .or_insert_with(|| Values::of(v));
+            let at = column(columns, k).unwrap_or_else(|| {
+                columns.push((k.to_string(), Values::of(v)));
+                columns.len() - 1
+            });
+            let c = &mut columns[at].1;
             c.pad(rows);
             c.push_field(v);
         }
         times.push(parsed.timestamp.unwrap_or(now_ns));
-        for c in columns.values_mut() {
+        for (_, c) in columns.iter_mut() {
             c.pad(rows + 1);
         }
     }

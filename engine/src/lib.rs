@@ -528,13 +528,39 @@ impl Inner {
             if table.is_some_and(|name| name != t.name.as_ref()) {
                 continue;
             }
+            let batch = in_table_order(t, batch);
             match out.iter_mut().find(|(n, _)| n.as_str() == t.name.as_ref()) {
-                Some((_, batches)) => batches.push(batch.clone()),
-                None => out.push((t.name.to_string(), vec![batch.clone()])),
+                Some((_, batches)) => batches.push(batch),
+                None => out.push((t.name.to_string(), vec![batch])),
             }
         }
         out
     }
+}
+
+/// `batch` with its columns in the order InfluxDB 3 gives a row's keys:
+/// tags, then fields, each in the order the table got them, then `time`.
+fn in_table_order(table: &catalog::TableSchema, batch: &RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    let mut defs: Vec<&catalog::ColumnDef> = table.columns().iter().collect();
+    defs.sort_by_key(|c| {
+        let rank = match c.kind {
+            catalog::ColumnKind::Tag => 0,
+            catalog::ColumnKind::Field(_) => 1,
+            catalog::ColumnKind::Time => 2,
+        };
+        (rank, c.id)
+    });
+    let mut order: Vec<usize> = defs
+        .iter()
+        .filter_map(|c| schema.index_of(&c.name).ok())
+        .collect();
+    for i in 0..schema.fields().len() {
+        if !order.contains(&i) {
+            order.push(i);
+        }
+    }
+    batch.project(&order).unwrap_or_else(|_| batch.clone())
 }
 
 /// One running WAL or schedule trigger.
@@ -796,7 +822,13 @@ impl EngineService for ProcessingEngine {
             input: CallInput::Writes(tables),
         };
         let (result, collected) = self.inner.call("test", call, true, "wal").await;
-        Ok(outcome(None, result, collected, &mut errors))
+        Ok(outcome(
+            &self.inner.catalog,
+            None,
+            result,
+            collected,
+            &mut errors,
+        ))
     }
 
     async fn test_schedule(
@@ -832,6 +864,7 @@ impl EngineService for ProcessingEngine {
         let (result, collected) = self.inner.call("test", call, true, "schedule").await;
         let mut errors = Vec::new();
         Ok(outcome(
+            &self.inner.catalog,
             Some(time.to_rfc3339()),
             result,
             collected,
@@ -896,7 +929,11 @@ impl EngineService for ProcessingEngine {
     }
 }
 
+/// A dry run's answer. The lines the plugin would write are checked as a
+/// write would check them (the database name, the line syntax, the types
+/// of the columns the catalog has), and what fails is among the errors.
 fn outcome(
+    catalog: &Catalog,
     trigger_time: Option<String>,
     result: Result<Returned, String>,
     collected: Collected,
@@ -905,14 +942,28 @@ fn outcome(
     if let Err(e) = result {
         errors.push(e);
     }
+    let state = catalog.state();
     let mut database_writes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (db, lines) in collected.writes {
-        for line in lines {
-            if let Err(e) = line_protocol::parse_line(line.as_bytes()) {
-                errors.push(format!("invalid line written to {db}: {e}: {line}"));
+        if let Err(e) = catalog::validate_db_name(&db) {
+            errors.push(format!("writing to {db}: {e}"));
+        } else if db == services::INTERNAL_DB {
+            errors.push(format!(
+                "writing to {db}: plugins cannot write to the _internal database"
+            ));
+        } else {
+            let body = lines.join("\n");
+            let mut parsed =
+                validation::parse(body.as_bytes(), line_protocol::Precision::Nanosecond);
+            validation::schema_check(&state, &db, &mut parsed, &services::Limits::UNLIMITED);
+            for r in &parsed.rejected {
+                errors.push(format!(
+                    "writing to {db}: {}: {}",
+                    r.error_message, r.original_line
+                ));
             }
-            database_writes.entry(db.clone()).or_default().push(line);
         }
+        database_writes.insert(db, lines);
     }
     TestOutcome {
         trigger_time,

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 
 
 class InfluxDBError(Exception):
@@ -173,42 +174,50 @@ def _line_of(line_builder):
     return line_builder.build()
 
 
+# Each `influxdb3_local`'s host, database and cache, kept outside the
+# object so that its attributes are exactly InfluxDB 3's.
+_local_state = weakref.WeakKeyDictionary()
+
+
 class _Local:
     """The `influxdb3_local` object a plugin gets."""
 
+    __slots__ = ("__weakref__",)
+
     def __init__(self, host, db, namespace):
-        self._host = host
-        self._db = db
-        self._cache = _Cache(namespace)
+        _local_state[self] = (host, db, _Cache(namespace))
 
     def info(self, *args):
-        self._host.log("INFO", _text(args))
+        _local_state[self][0].log("INFO", _text(args))
 
     def warn(self, *args):
-        self._host.log("WARN", _text(args))
+        _local_state[self][0].log("WARN", _text(args))
 
     def error(self, *args):
-        self._host.log("ERROR", _text(args))
+        _local_state[self][0].log("ERROR", _text(args))
 
     def query(self, query, args=None, database=None):
+        host, db, _ = _local_state[self]
         params = None if args is None else json.dumps(dict(args))
-        return self._host.query(database or self._db, query, params)
+        return host.query(database or db, query, params)
 
     def write(self, line_builder):
-        self._host.write(self._db, _line_of(line_builder))
+        host, db, _ = _local_state[self]
+        host.write(db, _line_of(line_builder))
 
     def write_to_db(self, db_name, line_builder):
-        self._host.write(db_name, _line_of(line_builder))
+        _local_state[self][0].write(db_name, _line_of(line_builder))
 
     def write_sync(self, line_builder, no_sync=False):
-        self._host.write_sync(self._db, _line_of(line_builder), bool(no_sync))
+        host, db, _ = _local_state[self]
+        host.write_sync(db, _line_of(line_builder), bool(no_sync))
 
     def write_sync_to_db(self, db_name, line_builder, no_sync=False):
-        self._host.write_sync(db_name, _line_of(line_builder), bool(no_sync))
+        _local_state[self][0].write_sync(db_name, _line_of(line_builder), bool(no_sync))
 
     @property
     def cache(self):
-        return self._cache
+        return _local_state[self][2]
 
 
 # Loaded plugins: (namespace, path) -> (the files' newest mtime, module).

@@ -1132,3 +1132,82 @@ async fn one_ingester_of_several_runs_a_schedule() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// What a plugin sees and what a dry run reports, as InfluxDB 3 Core's own
+/// tests state them: a row's keys are its tags, then its fields, each in the
+/// order the table got them, then `time`; `influxdb3_local` has exactly
+/// Core's attributes; lines a plugin writes are checked against the
+/// catalog like a write, and a conflict is among the errors.
+#[tokio::test]
+async fn dry_runs_check_writes_and_show_rows_as_influxdb3_does() {
+    let (s, _plugins) = engine_server(&[]).await;
+    s.write_ok("foodb", "cpu,host=A f1=10i 100").await;
+    upload(
+        &s,
+        "surface.py",
+        r#"
+def process_writes(influxdb3_local, table_batches, args=None):
+    for batch in table_batches:
+        for row in batch["rows"]:
+            influxdb3_local.info("row: " + str(row))
+    allowed = {"info", "warn", "error", "query", "write", "cache", "write_to_db", "write_sync", "write_sync_to_db"}
+    attrs = {name for name in dir(influxdb3_local) if not name.startswith("__")}
+    influxdb3_local.info("extras", sorted(attrs - allowed), "missing", sorted(allowed - attrs))
+    influxdb3_local.write_to_db("foodb", LineBuilder("cpu").tag("host", "A").int64_field("f1", 10).uint64_field("f2", 20).bool_field("f3", True))
+    influxdb3_local.write_to_db("foodb", LineBuilder("cpu").tag("host", "A").string_field("f1", "not_an_int"))
+"#,
+    )
+    .await;
+    let (st, body) = s
+        .post_json(
+            "/api/v3/plugin_test/wal",
+            &json!({"filename": "surface.py", "database": "db",
+                    "input_lp": "cpu,host=A,region=west usage=1i,system=23.2 100\nmem,host=B user=43.1 120"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let out: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        out["log_lines"],
+        json!([
+            "INFO: row: {'host': 'A', 'region': 'west', 'usage': 1, 'system': 23.2, 'time': 100}",
+            "INFO: row: {'host': 'B', 'user': 43.1, 'time': 120}",
+            "INFO: extras [] missing []",
+        ])
+    );
+    assert_eq!(
+        out["database_writes"]["foodb"],
+        json!([
+            "cpu,host=A f1=10i,f2=20u,f3=t",
+            "cpu,host=A f1=\"not_an_int\""
+        ])
+    );
+    let errors = out["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].as_str().unwrap().contains("'f1'"), "{errors:?}");
+
+    // A live WAL trigger's rows come in the table's column order too.
+    upload(
+        &s,
+        "rows.py",
+        "def process_writes(influxdb3_local, table_batches, args=None):\n    for b in table_batches:\n        for r in b['rows']:\n            influxdb3_local.info(str(list(r)))\n",
+    )
+    .await;
+    trigger(&s, "rows", "rows.py", "table:cpu", json!({})).await;
+    s.write_ok("db", "cpu,host=a,zone=z zz=1,aa=2i 1").await;
+    s.write_ok("db", "cpu,az=b,host=a mm=1,zz=2 2").await;
+    let logs = wait_rows(
+        &s,
+        "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name = 'rows' \
+         ORDER BY event_time",
+        |r| r.len() >= 2,
+    )
+    .await;
+    assert_eq!(
+        logs,
+        vec![
+            json!({"log_text": "['host', 'zone', 'zz', 'aa', 'time']"}),
+            json!({"log_text": "['host', 'az', 'zz', 'mm', 'time']"}),
+        ]
+    );
+}
