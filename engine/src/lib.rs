@@ -809,33 +809,22 @@ impl EngineService for ProcessingEngine {
     }
 
     async fn test_wal(&self, request: WalTestRequest) -> Result<TestOutcome, EngineError> {
-        let path = self.inner.plugin_path(&request.filename)?;
-        let (tables, mut errors) = parse_lines(&request.input_lp);
-        let call = Call {
-            path,
-            namespace: format!(
-                "test:{}",
-                request.cache_name.as_deref().unwrap_or(&request.filename)
-            ),
-            db: request.database.clone(),
-            args: request.input_arguments,
-            input: CallInput::Writes(tables),
+        let (tables, errors) = parse_lines(&request.input_lp);
+        let plugin = DryRun {
+            filename: &request.filename,
+            cache_name: request.cache_name.as_deref(),
+            database: &request.database,
+            args: request.input_arguments.clone(),
         };
-        let (result, collected) = self.inner.call("test", call, true, "wal").await;
-        Ok(outcome(
-            &self.inner.catalog,
-            None,
-            result,
-            collected,
-            &mut errors,
-        ))
+        self.inner
+            .dry_run(plugin, CallInput::Writes(tables), "wal", None, errors)
+            .await
     }
 
     async fn test_schedule(
         &self,
         request: ScheduleTestRequest,
     ) -> Result<TestOutcome, EngineError> {
-        let path = self.inner.plugin_path(&request.filename)?;
         let now = chrono::Utc::now();
         let time = match request.schedule.as_deref() {
             Some(s) => {
@@ -851,25 +840,22 @@ impl EngineService for ProcessingEngine {
             }
             None => now,
         };
-        let call = Call {
-            path,
-            namespace: format!(
-                "test:{}",
-                request.cache_name.as_deref().unwrap_or(&request.filename)
-            ),
-            db: request.database.clone(),
-            args: request.input_arguments,
-            input: CallInput::Schedule(time.timestamp()),
+        let plugin = DryRun {
+            filename: &request.filename,
+            cache_name: request.cache_name.as_deref(),
+            database: &request.database,
+            args: request.input_arguments.clone(),
         };
-        let (result, collected) = self.inner.call("test", call, true, "schedule").await;
-        let mut errors = Vec::new();
-        Ok(outcome(
-            &self.inner.catalog,
-            Some(time.to_rfc3339()),
-            result,
-            collected,
-            &mut errors,
-        ))
+        let input = CallInput::Schedule(time.timestamp());
+        self.inner
+            .dry_run(
+                plugin,
+                input,
+                "schedule",
+                Some(time.to_rfc3339()),
+                Vec::new(),
+            )
+            .await
     }
 
     async fn write_plugin_file(&self, relative: &str, content: &str) -> Result<(), EngineError> {
@@ -926,6 +912,43 @@ impl EngineService for ProcessingEngine {
         }
         let _one_at_a_time = self.inner.installs.lock().await;
         env::install(&self.inner.config, env::Install::Requirements(path)).await
+    }
+}
+
+/// The plugin of a dry run, and what it is called with.
+struct DryRun<'a> {
+    filename: &'a str,
+    /// Its cache namespace (default: the file's).
+    cache_name: Option<&'a str>,
+    database: &'a str,
+    args: Option<BTreeMap<String, String>>,
+}
+
+impl Inner {
+    /// Calls a plugin without writing, and reports what it did.
+    async fn dry_run(
+        &self,
+        plugin: DryRun<'_>,
+        input: CallInput,
+        kind: &'static str,
+        trigger_time: Option<String>,
+        mut errors: Vec<String>,
+    ) -> Result<TestOutcome, EngineError> {
+        let call = Call {
+            path: self.plugin_path(plugin.filename)?,
+            namespace: format!("test:{}", plugin.cache_name.unwrap_or(plugin.filename)),
+            db: plugin.database.to_string(),
+            args: plugin.args,
+            input,
+        };
+        let (result, collected) = self.call("test", call, true, kind).await;
+        Ok(outcome(
+            &self.catalog,
+            trigger_time,
+            result,
+            collected,
+            &mut errors,
+        ))
     }
 }
 

@@ -531,9 +531,36 @@ pub(crate) async fn update_plugin_directory(
     )
 }
 
+/// What to install into the plugins' environment: the packages of
+/// `install_packages`, or the file of `install_requirements`.
 #[derive(Debug, Deserialize)]
-struct InstallPackages {
-    packages: Vec<String>,
+struct Install {
+    #[serde(default)]
+    packages: Option<Vec<String>>,
+    #[serde(default)]
+    requirements_location: Option<String>,
+}
+
+async fn install(state: AppState, q: Option<String>, headers: HeaderMap, body: Body) -> Response {
+    respond(
+        async {
+            admin(&state, &headers, q.as_deref())?;
+            let req: Install = params(&state, q.as_deref(), &headers, body).await?;
+            let engine = engine(&state)?;
+            match (req.packages, req.requirements_location) {
+                (Some(packages), _) => engine.install_packages(&packages).await,
+                (None, Some(location)) => engine.install_requirements(&location).await,
+                (None, None) => {
+                    return Err(ApiError::BadRequest(
+                        "give 'packages' or 'requirements_location'".into(),
+                    ));
+                }
+            }
+            .map_err(engine_error)?;
+            Ok(ok())
+        }
+        .await,
+    )
 }
 
 /// POST /api/v3/configure/plugin_environment/install_packages
@@ -543,23 +570,7 @@ pub(crate) async fn install_packages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(
-        async {
-            admin(&state, &headers, q.as_deref())?;
-            let req: InstallPackages = params(&state, q.as_deref(), &headers, body).await?;
-            engine(&state)?
-                .install_packages(&req.packages)
-                .await
-                .map_err(engine_error)?;
-            Ok(ok())
-        }
-        .await,
-    )
-}
-
-#[derive(Debug, Deserialize)]
-struct InstallRequirements {
-    requirements_location: String,
+    install(state, q, headers, body).await
 }
 
 /// POST /api/v3/configure/plugin_environment/install_requirements
@@ -569,16 +580,5 @@ pub(crate) async fn install_requirements(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(
-        async {
-            admin(&state, &headers, q.as_deref())?;
-            let req: InstallRequirements = params(&state, q.as_deref(), &headers, body).await?;
-            engine(&state)?
-                .install_requirements(&req.requirements_location)
-                .await
-                .map_err(engine_error)?;
-            Ok(ok())
-        }
-        .await,
-    )
+    install(state, q, headers, body).await
 }

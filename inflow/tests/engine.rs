@@ -881,6 +881,38 @@ async fn packages_install_into_the_plugin_venv() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"year": 2024}));
 
+    // A requirements file under the plugin directory installs the same way.
+    upload(&s, "requirements.txt", "tomli_w==1.0.0\n").await;
+    upload(
+        &s,
+        "toml.py",
+        "def process_request(influxdb3_local, query_parameters, request_headers, request_body, args):\n    import tomli_w\n    return tomli_w.dumps({\"a\": 1})\n",
+    )
+    .await;
+    trigger(&s, "toml", "toml.py", "request:toml", json!({})).await;
+    let (st, body) = s
+        .post_json(
+            "/api/v3/configure/plugin_environment/install_requirements",
+            &json!({"requirements_location": "requirements.txt"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let r = s
+        .client()
+        .get(s.url("/api/v3/engine/toml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "a = 1\n");
+    let (st, body) = s
+        .post_json(
+            "/api/v3/configure/plugin_environment/install_requirements",
+            &json!({"requirements_location": "missing.txt"}),
+        )
+        .await;
+    assert_eq!(st, 404, "{body}");
+
     // A package that does not exist fails with pip's reason.
     let (st, body) = s
         .post_json(
