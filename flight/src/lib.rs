@@ -137,6 +137,7 @@ impl Queries {
     ) -> Result<GrpcStream<FlightData>, Status> {
         let started = Instant::now();
         let metrics = self.state.metrics.clone();
+        let _in_flight = metrics.query_in_flight();
         let result = async {
             let caller = self.authorize(metadata, Need::AnyToken)?;
             let db = (!db.is_empty()).then_some(db);
@@ -165,6 +166,7 @@ impl Queries {
     ) -> Result<GrpcStream<FlightData>, Status> {
         let started = Instant::now();
         let metrics = self.state.metrics.clone();
+        let in_flight = metrics.query_in_flight();
         let results = match self.run(metadata, db, sql, params).await {
             Ok(r) => r,
             Err(e) => {
@@ -179,10 +181,11 @@ impl Queries {
             .with_schema(results.schema)
             .build(batches)
             .map_err(Status::from);
-        let observed = futures::stream::unfold(Some((data, metrics, started)), |st| async move {
-            let (mut data, metrics, started) = st?;
+        let state = Some((data, metrics, started, in_flight));
+        let observed = futures::stream::unfold(state, |st| async move {
+            let (mut data, metrics, started, in_flight) = st?;
             match data.next().await {
-                Some(Ok(d)) => Some((Ok(d), Some((data, metrics, started)))),
+                Some(Ok(d)) => Some((Ok(d), Some((data, metrics, started, in_flight)))),
                 Some(Err(e)) => {
                     metrics.observe_query("flight", started.elapsed(), false);
                     Some((Err(e), None))

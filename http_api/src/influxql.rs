@@ -497,6 +497,7 @@ pub(crate) async fn query_v1(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.query_in_flight();
     let result = v1(&state, &method, raw.as_deref(), &headers, body).await;
     observed(&state, started, Family::V1, result)
 }
@@ -986,6 +987,7 @@ pub(crate) async fn query_influxql(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.query_in_flight();
     let result = v3(&state, &method, raw.as_deref(), &headers, body).await;
     observed(&state, started, Family::V3, result)
 }

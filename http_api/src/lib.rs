@@ -45,7 +45,7 @@ mod write;
 pub use auth::AuthSettings;
 pub use configure::HARD_DELETE_DEFAULT_NS;
 pub use error::{ApiError, Family};
-pub use metrics::{ClusterMetrics, Metrics, cluster_metrics};
+pub use metrics::{ClusterMetrics, InFlight, Metrics, cluster_metrics};
 
 /// The version reported by `/ping`: the InfluxDB 3 API version Inflow speaks.
 pub const API_VERSION: &str = "3.8.0";

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub query_errors: IntCounterVec,
     /// Query latency until the last byte.
     pub query_duration: HistogramVec,
+    /// Queries running now (see [`Metrics::query_in_flight`]).
+    pub queries_in_flight: prometheus::IntGauge,
     /// WAL flushes by result.
     pub wal_flushes: IntCounterVec,
     /// WAL flush (PUT) latency.
@@ -126,6 +128,15 @@ impl Metrics {
                 "Query latency until the last result byte",
                 &["api"],
             ),
+            queries_in_flight: {
+                let g = prometheus::IntGauge::new(
+                    "inflow_queries_in_flight",
+                    "Queries running now, on every API (what autoscaling reads)",
+                )
+                .unwrap_or_else(|e| unreachable_metric("inflow_queries_in_flight", e));
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
             wal_flushes: counter_vec(
                 "inflow_wal_flushes_total",
                 "WAL flushes by result",
@@ -168,6 +179,13 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Box::new(hook));
+    }
+
+    /// Counts a query in `inflow_queries_in_flight` until the guard is
+    /// dropped (when its last result byte is sent, or it fails).
+    pub fn query_in_flight(&self) -> InFlight {
+        self.queries_in_flight.inc();
+        InFlight(self.queries_in_flight.clone())
     }
 
     /// Records a finished query.
@@ -452,5 +470,15 @@ impl ClusterMetrics {
             ),
             registry,
         }
+    }
+}
+
+/// A running query, counted in `inflow_queries_in_flight` while it lives.
+#[derive(Debug)]
+pub struct InFlight(prometheus::IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

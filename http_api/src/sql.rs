@@ -37,7 +37,8 @@ pub(crate) async fn query_sql(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    match run(&state, method, raw, &headers, body, started).await {
+    let in_flight = state.metrics.query_in_flight();
+    match run(&state, method, raw, &headers, body, started, in_flight).await {
         Ok(resp) => resp,
         Err(e) => {
             state.metrics.observe_query("sql", started.elapsed(), false);
@@ -108,6 +109,7 @@ async fn run(
     headers: &HeaderMap,
     body: Body,
     started: Instant,
+    in_flight: crate::metrics::InFlight,
 ) -> Result<Response, ApiError> {
     let Some(engine) = state.query.as_ref() else {
         return Err(ApiError::NotFound(
@@ -185,38 +187,58 @@ async fn run(
         }
     }
     let metrics = state.metrics.clone();
+    // The query counts as running until its stream (which holds the
+    // guard) is dropped.
     let rest = futures::stream::unfold(
-        (stream, encoder, false, Some(bytes::Bytes::from(head))),
-        move |(mut stream, mut encoder, done, first)| {
+        (
+            stream,
+            encoder,
+            false,
+            Some(bytes::Bytes::from(head)),
+            in_flight,
+        ),
+        move |(mut stream, mut encoder, done, first, in_flight)| {
             let metrics = metrics.clone();
             async move {
                 if let Some(f) = first {
-                    return Some((Ok::<_, std::io::Error>(f), (stream, encoder, done, None)));
+                    return Some((
+                        Ok::<_, std::io::Error>(f),
+                        (stream, encoder, done, None, in_flight),
+                    ));
                 }
                 if done {
                     return None;
                 }
                 match stream.next().await {
                     Some(Ok(b)) => match encoder.batch(&b) {
-                        Ok(bytes) => Some((Ok(bytes), (stream, encoder, false, None))),
+                        Ok(bytes) => Some((Ok(bytes), (stream, encoder, false, None, in_flight))),
                         Err(e) => {
                             metrics.observe_query("sql", started.elapsed(), false);
-                            Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                            Some((
+                                Err(std::io::Error::other(e)),
+                                (stream, encoder, true, None, in_flight),
+                            ))
                         }
                     },
                     Some(Err(e)) => {
                         // Headers are gone; ending the body early is all we can do.
                         tracing::error!(error = %e, "query failed while streaming results");
                         metrics.observe_query("sql", started.elapsed(), false);
-                        Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                        Some((
+                            Err(std::io::Error::other(e)),
+                            (stream, encoder, true, None, in_flight),
+                        ))
                     }
                     None => {
                         metrics.observe_query("sql", started.elapsed(), true);
                         match encoder.finish() {
-                            Ok(bytes) => Some((Ok(bytes), (stream, encoder, true, None))),
-                            Err(e) => {
-                                Some((Err(std::io::Error::other(e)), (stream, encoder, true, None)))
+                            Ok(bytes) => {
+                                Some((Ok(bytes), (stream, encoder, true, None, in_flight)))
                             }
+                            Err(e) => Some((
+                                Err(std::io::Error::other(e)),
+                                (stream, encoder, true, None, in_flight),
+                            )),
                         }
                     }
                 }

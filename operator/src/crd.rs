@@ -121,6 +121,100 @@ pub struct RoleSpec {
     /// Extra environment variables (`INFLOW_*` flags among them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Scale the role on its measured load (ingesters and queriers); then
+    /// `replicas` is only the starting count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+}
+
+/// Who scales a role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoscalingMode {
+    /// The operator, on the targets below (what HPA does, on Inflow's own metrics).
+    #[default]
+    Operator,
+    /// A HorizontalPodAutoscaler on CPU (`targets.cpu`), for users who prefer it.
+    Hpa,
+}
+
+/// The load one pod should carry; each target given is a metric the
+/// decision considers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingTargets {
+    /// CPU cores per pod (`process_cpu_seconds_total` per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.01))]
+    pub cpu: Option<f64>,
+    /// Lines of line protocol accepted per second per pod (`inflow_write_lines_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub write_lines_per_second_per_pod: Option<f64>,
+    /// Queries running at once per pod (`inflow_queries_in_flight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.1))]
+    pub queries_in_flight_per_pod: Option<f64>,
+    /// The 99th percentile of query latency, in ms (`inflow_query_duration_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub query_p99_ms: Option<f64>,
+}
+
+/// Where the pods' load is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// The Prometheus server (`http://prometheus:9090`): its query API.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub url: String,
+    /// The label matchers selecting the role's pods' series (default:
+    /// `namespace="NS",pod=~"CLUSTER-ROLE-.*"`, as Kubernetes service
+    /// discovery labels them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The window of the rates (default `1m`; at least four scrape intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m|h)$"))]
+    pub rate_window: Option<String>,
+}
+
+/// How a role scales. The API server checks `minReplicas <= maxReplicas`
+/// (a CEL rule in the schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must not exceed maxReplicas"
+}]))]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    /// `operator` (default) or `hpa`.
+    #[serde(default)]
+    pub mode: AutoscalingMode,
+    /// The fewest pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// The most pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// The load per pod to keep.
+    #[serde(default)]
+    pub targets: AutoscalingTargets,
+    /// How long a higher count must be asked for before scaling up (default `0s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub scale_up_stabilization: Option<String>,
+    /// How long a lower count must be asked for before scaling down (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub scale_down_stabilization: Option<String>,
+    /// A load within this fraction of the target changes nothing (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub tolerance: Option<f64>,
+    /// Read the load from Prometheus rather than from the pods' `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
 }
 
 /// The object store.
@@ -190,6 +284,47 @@ pub struct InflowClusterStatus {
     /// Ready, Progressing, Degraded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The last autoscaling decision per role.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub autoscaling: BTreeMap<String, ScalingStatus>,
+}
+
+/// The last autoscaling decision of a role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingStatus {
+    /// The pods the role runs now.
+    pub replicas: i32,
+    /// The count the metrics asked for, before the stabilization windows.
+    pub recommended: i32,
+    /// The metric that decided (the one asking for the most pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Its value per pod, and its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    /// The target of `metric`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+    /// Why the count is what it is.
+    pub reason: String,
+    /// When the count last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<String>,
+    /// The recommendations within the longer stabilization window (kept
+    /// here, so that a new operator leader keeps the windows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendations: Vec<Recommendation>,
+}
+
+/// One past recommendation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// When, in seconds since the epoch.
+    pub at: i64,
+    /// The count the metrics asked for.
+    pub replicas: i32,
 }
 
 /// What happens to the database when its resource is deleted.

@@ -12,9 +12,12 @@
 //! ```
 
 pub mod api;
+pub mod autoscale;
 pub mod crd;
 pub mod lease;
+pub mod measure;
 pub mod metrics;
 pub mod reconcile;
+pub mod scaling;
 pub mod trigger;
 pub mod workloads;

@@ -43,6 +43,10 @@ pub struct Context {
     recorder: Recorder,
     /// Consecutive failures per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Reads the pods' `/metrics` and Prometheus for autoscaling.
+    pub http: reqwest::Client,
+    /// The pods' previous scrapes, for rates.
+    pub sampler: crate::measure::Sampler,
 }
 
 impl Context {
@@ -59,6 +63,11 @@ impl Context {
             resync,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            sampler: crate::measure::Sampler::default(),
         }
     }
 
@@ -178,8 +187,12 @@ pub(crate) fn ready(generation: Option<i64>, ok: bool, reason: &str, message: &s
 
 /// The current time as the API's `Time`.
 pub fn now() -> Time {
-    let text = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    serde_json::from_value(json!(text)).unwrap_or_else(|_| Time(Default::default()))
+    serde_json::from_value(json!(now_rfc3339())).unwrap_or_else(|_| Time(Default::default()))
+}
+
+/// The current time in RFC 3339, to the second.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Keeps a condition's transition time when its status did not change.
@@ -263,6 +276,12 @@ pub async fn reconcile_cluster(
     let started = Instant::now();
     let namespace = cluster.namespace().unwrap_or_else(|| "default".to_string());
     let name = cluster.name_any();
+    // Autoscaled roles run the count decided now.
+    let decisions = match &cluster.spec.external {
+        Some(_) => BTreeMap::new(),
+        None => crate::scaling::decide_roles(&cluster, &ctx, &namespace).await,
+    };
+    let scaled = crate::scaling::with_counts(&cluster, &decisions);
     let outcome = match &cluster.spec.external {
         Some(_) => match cluster_client(&ctx.client, &namespace, &name).await {
             Ok(client) => client
@@ -272,7 +291,7 @@ pub async fn reconcile_cluster(
                 .map_err(Error::from),
             Err(e) => Err(e),
         },
-        None => deploy(&cluster, &ctx, &namespace).await,
+        None => deploy(&scaled, &ctx, &namespace).await,
     };
     let generation = cluster.meta().generation;
     let previous = cluster
@@ -286,7 +305,7 @@ pub async fn reconcile_cluster(
                 .into_iter()
                 .filter(|_| cluster.spec.external.is_none())
                 .filter(|r| {
-                    ready_replicas.get(r.name()).copied().unwrap_or(0) < wanted(&cluster, *r)
+                    ready_replicas.get(r.name()).copied().unwrap_or(0) < wanted(&scaled, *r)
                 })
                 .map(|r| r.name().to_string())
                 .collect();
@@ -330,6 +349,7 @@ pub async fn reconcile_cluster(
         observed_generation: generation,
         ready_replicas,
         conditions: merge(&previous, condition),
+        autoscaling: decisions,
     };
     let clusters: Api<InflowCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let patched = clusters
@@ -437,6 +457,18 @@ async fn deploy(
     for svc in workloads::services(cluster) {
         let n = svc.metadata.name.clone().unwrap_or_default();
         services.patch(&n, &apply, &Patch::Apply(&svc)).await?;
+    }
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), namespace);
+    let (wanted_hpas, absent_hpas) = workloads::autoscalers(cluster);
+    for hpa in wanted_hpas {
+        let n = hpa.metadata.name.clone().unwrap_or_default();
+        hpas.patch(&n, &apply, &Patch::Apply(&hpa)).await?;
+    }
+    for n in absent_hpas {
+        if hpas.get_opt(&n).await?.is_some() {
+            hpas.delete(&n, &Default::default()).await?;
+        }
     }
     let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
     for pdb in workloads::disruption_budgets(cluster) {

@@ -11,12 +11,14 @@
 //!  <name>-ingester/-querier   PodDisruptionBudgets (one pod at a time)
 //!  <name>-data                PersistentVolumeClaim, for the file object store
 //!  <name>-plugins             PersistentVolumeClaim, for the processing engine on S3
+//!  <name>-ingester/-querier   HorizontalPodAutoscalers, for `autoscaling.mode: hpa`
 //!  <name>-admin-token         Secret, generated once unless the spec names one
 //! ```
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
@@ -368,6 +370,88 @@ fn selector(cluster: &InflowCluster, role: Role) -> LabelSelector {
     }
 }
 
+/// The autoscaling spec of `role`, when a HorizontalPodAutoscaler scales it.
+fn hpa_scaled(cluster: &InflowCluster, role: Role) -> Option<&crate::crd::AutoscalingSpec> {
+    let spec = match role {
+        Role::Ingester => &cluster.spec.ingesters,
+        Role::Querier => &cluster.spec.queriers,
+        Role::Compactor => return None,
+    };
+    spec.autoscaling
+        .as_ref()
+        .filter(|a| a.mode == crate::crd::AutoscalingMode::Hpa)
+}
+
+/// The replicas the operator sets: none when an HPA owns the count.
+fn managed_replicas(cluster: &InflowCluster, role: Role) -> Option<i32> {
+    hpa_scaled(cluster, role)
+        .is_none()
+        .then(|| role.replicas(cluster))
+}
+
+/// The HorizontalPodAutoscalers of the roles with `autoscaling.mode: hpa`,
+/// on CPU per pod (`targets.cpu` cores, default 1), with the spec's bounds
+/// and stabilization windows. The second list names the roles without one
+/// (an HPA of theirs left from an earlier spec is deleted).
+pub fn autoscalers(cluster: &InflowCluster) -> (Vec<HorizontalPodAutoscaler>, Vec<String>) {
+    use k8s_openapi::api::autoscaling::v2::{
+        CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscalerBehavior,
+        HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget, ResourceMetricSource,
+    };
+    let name = name_of(cluster);
+    let (mut hpas, mut absent) = (Vec::new(), Vec::new());
+    for role in [Role::Ingester, Role::Querier] {
+        let object = format!("{name}-{}", role.name());
+        let Some(spec) = hpa_scaled(cluster, role) else {
+            absent.push(object);
+            continue;
+        };
+        let millicores = (spec.targets.cpu.unwrap_or(1.0) * 1000.0).round() as i64;
+        let window = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|t| humantime::parse_duration(t).ok())
+                .map(|d| HPAScalingRules {
+                    stabilization_window_seconds: Some(d.as_secs().min(3600) as i32),
+                    ..Default::default()
+                })
+        };
+        hpas.push(HorizontalPodAutoscaler {
+            metadata: owned_meta(cluster, &object, labels(cluster, role)),
+            spec: HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".to_string()),
+                    kind: match role {
+                        Role::Ingester => "StatefulSet",
+                        _ => "Deployment",
+                    }
+                    .to_string(),
+                    name: object.clone(),
+                },
+                min_replicas: Some(spec.min_replicas),
+                max_replicas: spec.max_replicas,
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".to_string(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".to_string(),
+                        target: MetricTarget {
+                            type_: "AverageValue".to_string(),
+                            average_value: Some(Quantity(format!("{millicores}m"))),
+                            ..Default::default()
+                        },
+                    }),
+                    ..Default::default()
+                }]),
+                behavior: Some(HorizontalPodAutoscalerBehavior {
+                    scale_up: window(&spec.scale_up_stabilization),
+                    scale_down: window(&spec.scale_down_stabilization),
+                }),
+            },
+            status: None,
+        });
+    }
+    (hpas, absent)
+}
+
 /// The ingesters' StatefulSet.
 pub fn ingester_statefulset(cluster: &InflowCluster) -> StatefulSet {
     let name = name_of(cluster);
@@ -378,7 +462,7 @@ pub fn ingester_statefulset(cluster: &InflowCluster) -> StatefulSet {
             labels(cluster, Role::Ingester),
         ),
         spec: Some(StatefulSetSpec {
-            replicas: Some(Role::Ingester.replicas(cluster)),
+            replicas: managed_replicas(cluster, Role::Ingester),
             service_name: Some(format!("{name}-ingester-headless")),
             selector: selector(cluster, Role::Ingester),
             template: pod_template(cluster, Role::Ingester),
@@ -398,10 +482,10 @@ pub fn deployment(cluster: &InflowCluster, role: Role) -> Deployment {
             labels(cluster, role),
         ),
         spec: Some(DeploymentSpec {
-            replicas: Some(match role {
-                Role::Compactor => Role::Compactor.replicas(cluster).min(1),
-                r => r.replicas(cluster),
-            }),
+            replicas: match role {
+                Role::Compactor => Some(Role::Compactor.replicas(cluster).min(1)),
+                r => managed_replicas(cluster, r),
+            },
             selector: selector(cluster, role),
             template: pod_template(cluster, role),
             ..Default::default()
