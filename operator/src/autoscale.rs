@@ -205,6 +205,8 @@ pub fn decide(
         };
     };
     let recommended = recommended.clamp(min, max);
+    // One recommendation per second: a later one of the same second replaces it.
+    kept.retain(|r| r.at != now);
     kept.push(Recommendation {
         at: now,
         replicas: recommended,

@@ -311,6 +311,10 @@ pub struct ScalingStatus {
     /// When the count last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<String>,
+    /// When this decision was made, in seconds since the epoch (one a second
+    /// at most: the status patch of a decision wakes the reconcile again).
+    #[serde(default)]
+    pub decided_at: i64,
     /// The recommendations within the longer stabilization window (kept
     /// here, so that a new operator leader keeps the windows).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -365,7 +365,15 @@ pub async fn reconcile_cluster(
         outcome.is_ok() && patched.is_ok(),
     );
     patched?;
-    outcome.map(|_| Action::requeue(ctx.resync))
+    let autoscaled = [Role::Ingester, Role::Querier]
+        .into_iter()
+        .any(|r| crate::scaling::operator_scaled(&cluster, r).is_some());
+    let period = if autoscaled {
+        ctx.resync.min(crate::scaling::DECISION_PERIOD)
+    } else {
+        ctx.resync
+    };
+    outcome.map(|_| Action::requeue(period))
 }
 
 fn wanted(cluster: &InflowCluster, role: Role) -> i32 {

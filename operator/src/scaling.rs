@@ -55,6 +55,9 @@ async fn pod_targets(
         .collect())
 }
 
+/// How often an autoscaled cluster is reconciled at least.
+pub const DECISION_PERIOD: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Decides the count of each operator-scaled role; returns the decisions
 /// by role name. A role whose load cannot be read keeps its count, and
 /// says why.
@@ -77,11 +80,16 @@ pub async fn decide_roles(
             continue;
         };
         let before = previous.get(role.name());
+        if let Some(b) = before.filter(|b| now - b.decided_at < 1) {
+            out.insert(role.name().to_string(), b.clone());
+            continue;
+        }
         let current = before
             .map(|s| s.replicas)
             .unwrap_or_else(|| role.replicas(cluster))
             .clamp(spec.min_replicas.max(1), spec.max_replicas.max(1));
         let mut status = ScalingStatus {
+            decided_at: now,
             replicas: current,
             recommended: current,
             last_scale_time: before.and_then(|b| b.last_scale_time.clone()),
@@ -139,7 +147,13 @@ pub async fn decide_roles(
         if decision.replicas != current {
             status.last_scale_time = Some(crate::reconcile::now_rfc3339());
             let note = format!("{}: {}", role.name(), decision.reason);
-            ctx.event(cluster, false, "Scaled", note).await;
+            // Events of one reason fold into a series: up and down differ.
+            let reason = if decision.replicas > current {
+                "ScaledUp"
+            } else {
+                "ScaledDown"
+            };
+            ctx.event(cluster, false, reason, note).await;
         }
         status.replicas = decision.replicas;
         status.recommended = decision.recommended;

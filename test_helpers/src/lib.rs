@@ -804,6 +804,11 @@ impl Prometheus {
         panic!("prometheus did not become ready");
     }
 
+    /// Its base URL (the query API is under `/api/v1`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// The instant vector of a PromQL query: each result's labels and value.
     pub async fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
         let r: serde_json::Value = reqwest::Client::new()
