@@ -213,6 +213,26 @@ impl Ingester {
 }
 
 impl Ingester {
+    /// Persists the whole buffer to Parquet and waits for it (at most
+    /// `max_wait`): on a clean shutdown, after the last write was answered,
+    /// so that the node's WAL is empty when it goes. Returns whether it
+    /// finished in time.
+    pub async fn drain(&self, max_wait: Duration) -> bool {
+        let started = std::time::Instant::now();
+        let done = self.persister.drain(max_wait).await;
+        if done {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "buffer persisted for shutdown; the WAL is empty"
+            );
+        } else {
+            tracing::warn!(
+                "the buffer was not persisted within {max_wait:?}; its WAL stays for the next process with this node id"
+            );
+        }
+        done
+    }
+
     /// Hands every WAL flush from now on, once durable, to `listener` (the
     /// processing engine's WAL triggers); set once.
     pub fn set_flush_listener(&self, listener: Arc<dyn services::engine::FlushListener>) {

@@ -15,6 +15,10 @@ struct Cli {
     persist: server::IngestArgs,
     #[command(flatten)]
     engine: server::EngineArgs,
+    /// On SIGTERM, how long to wait for the buffer to be persisted before
+    /// exiting (the pod's termination grace period must be longer).
+    #[arg(long, env = "INFLOW_SHUTDOWN_PERSIST_TIMEOUT", default_value = "45s", value_parser = server::parse_duration)]
+    shutdown_persist_timeout: std::time::Duration,
 }
 
 #[tokio::main]
@@ -85,13 +89,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         listener,
         &node,
         catalog,
-        Some(writer),
+        Some(Arc::clone(&writer) as Arc<dyn services::WriteService>),
         None,
         processing,
         metrics,
         Some(&cli.persist),
     )
     .await?;
+    // Stopped (SIGTERM, as Kubernetes stops a pod): every write was
+    // answered; persist them all, so that a node scaled away leaves no WAL.
+    writer.drain(cli.shutdown_persist_timeout).await;
     node.leave().await;
     Ok(())
 }

@@ -93,6 +93,8 @@ pub struct Persister {
     /// The last WAL sequence number applied to the buffer.
     applied: AtomicU64,
     wake: Notify,
+    /// Persist whatever is buffered, limits or not (a clean shutdown).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Persister {
@@ -116,6 +118,7 @@ impl Persister {
             persisted: AtomicU64::new(persisted),
             applied: AtomicU64::new(applied.max(persisted)),
             wake: Notify::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -147,11 +150,52 @@ impl Persister {
         true
     }
 
+    /// Persists everything buffered now, whatever the limits, and waits
+    /// until the WAL up to the last applied file is persisted (and so
+    /// deleted), or `max_wait` passed. For a clean shutdown once writes have
+    /// stopped: a node scaled down leaves no WAL that no process replays.
+    pub(crate) async fn drain(&self, max_wait: Duration) -> bool {
+        let target = self.applied.load(Ordering::Acquire);
+        self.draining.store(true, Ordering::Release);
+        self.wake.notify_one();
+        let deadline = Instant::now() + max_wait;
+        while self.persisted.load(Ordering::Acquire) < target {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The persist loop deletes WAL files after its commit; the process
+        // may exit before it is done, so delete them here too, until none
+        // persisted is left (a file gone already is no error).
+        let persisted = self.persisted.load(Ordering::Acquire);
+        while Instant::now() < deadline {
+            match self.location.list().await {
+                Ok(seqs) => {
+                    let left: Vec<u64> = seqs.into_iter().filter(|s| *s <= persisted).collect();
+                    if left.is_empty() {
+                        return true;
+                    }
+                    for seq in left {
+                        let _ = self.location.delete(seq).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not list WAL files to delete"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     fn due(&self) -> bool {
         let files = self
             .applied
             .load(Ordering::Acquire)
             .saturating_sub(self.persisted.load(Ordering::Acquire));
+        if files > 0 && self.draining.load(Ordering::Acquire) {
+            return true;
+        }
         files >= self.config.wal_snapshot_size
             || self.buffer.memory_bytes() > self.config.buffer_mem_limit
     }

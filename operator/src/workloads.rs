@@ -358,6 +358,13 @@ fn pod_template(cluster: &InflowCluster, role: Role) -> PodTemplateSpec {
         spec: Some(PodSpec {
             containers: vec![container(cluster, role)],
             volumes: Some(volumes),
+            // An ingester persists its buffer on SIGTERM before it exits
+            // (`--shutdown-persist-timeout`, 45 s), so that a pod scaled
+            // away leaves no WAL; a querier finishes its running queries.
+            termination_grace_period_seconds: Some(match role {
+                Role::Ingester => 60,
+                _ => 30,
+            }),
             ..Default::default()
         }),
     }
@@ -639,6 +646,7 @@ mod tests {
         let pod = spec.template.spec.unwrap();
         let args = pod.containers[0].args.clone().unwrap();
         assert!(args.contains(&"--node-id=$(POD_NAME)".to_string()));
+        assert_eq!(pod.termination_grace_period_seconds, Some(60));
         assert!(args.contains(&"--admin-token-file=/etc/inflow/admin-token/token".to_string()));
         assert_eq!(
             pod.containers[0].command.as_ref().unwrap()[0],

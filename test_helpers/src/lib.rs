@@ -276,6 +276,16 @@ impl TestServer {
         }
     }
 
+    /// Sends SIGTERM (what Kubernetes sends a pod it stops); see
+    /// [`TestServer::wait_exit`].
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// Sets an environment variable for the next (re)start.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
