@@ -242,3 +242,56 @@ async fn an_ingester_scaled_down_under_writes_loses_no_acknowledged_row() {
         "acknowledged but not queryable: {missing:?}"
     );
 }
+
+/// An ingester killed with its buffer unpersisted, whose node id never
+/// comes back (a scale-down that went wrong): a running ingester adopts its
+/// WAL once its heartbeat has been silent for `--adopt-orphan-wal-after`
+/// (takes its node lease, replays, persists, deletes), so its acknowledged
+/// rows reach Parquet; the node id is free again afterwards.
+#[tokio::test]
+async fn a_dead_ingesters_wal_is_adopted_by_another() {
+    let cluster = TestCluster::new();
+    let adopt = [
+        "--adopt-orphan-wal-after",
+        "1s",
+        "--orphan-wal-check-interval",
+        "200ms",
+    ];
+    let _stays = cluster.start("inflow-ingester", "ing-a", &adopt).await;
+    let mut dies = cluster.start("inflow-ingester", "ing-b", &[]).await;
+    for i in 1..=20 {
+        dies.write_ok("db", &format!("m,w=b n={i}i {i}")).await;
+    }
+    assert!(!cluster.objects("wal/ing-b").await.is_empty());
+    dies.kill();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cluster.objects("wal/ing-b").await.is_empty() {
+        assert!(Instant::now() < deadline, "ing-b's WAL was not adopted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its rows are in Parquet now, once each.
+    let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = querier
+            .try_rows("db", "SELECT count(*) AS n, count(DISTINCT n) AS d FROM m")
+            .await
+            .unwrap_or_default();
+        if rows == vec![serde_json::json!({"n": 20, "d": 20})] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let files = querier
+        .query_json(
+            "db",
+            "SELECT sum(row_count) AS rows FROM system.parquet_files WHERE table_name = 'm'",
+        )
+        .await;
+    assert_eq!(files, vec![serde_json::json!({"rows": 20})]);
+    // The lease was let go: a process with the node id starts at once, with
+    // nothing left to replay.
+    let back = cluster.start("inflow-ingester", "ing-b", &[]).await;
+    back.write_ok("db", "m,w=b n=21i 21").await;
+}

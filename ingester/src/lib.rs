@@ -35,6 +35,7 @@ use services::{WriteError, WriteOutcome, WriteRequest, WriteService};
 use validation::WriteBatch;
 use wal::{FlushObserver, Wal, WalEntry, WalError, WalLocation};
 
+pub mod adopt;
 pub mod persist;
 pub use persist::PersistConfig;
 

@@ -19,6 +19,14 @@ struct Cli {
     /// exiting (the pod's termination grace period must be longer).
     #[arg(long, env = "INFLOW_SHUTDOWN_PERSIST_TIMEOUT", default_value = "45s", value_parser = server::parse_duration)]
     shutdown_persist_timeout: std::time::Duration,
+    /// Adopt the WAL of an ingester whose heartbeat has been silent this
+    /// long (it died without persisting): replay, persist and delete it
+    /// under its node id. 0 turns adoption off.
+    #[arg(long, env = "INFLOW_ADOPT_ORPHAN_WAL_AFTER", default_value = "60s", value_parser = server::parse_duration)]
+    adopt_orphan_wal_after: std::time::Duration,
+    /// How often to look for such WAL.
+    #[arg(long, env = "INFLOW_ORPHAN_WAL_CHECK_INTERVAL", default_value = "10s", value_parser = server::parse_duration)]
+    orphan_wal_check_interval: std::time::Duration,
 }
 
 #[tokio::main]
@@ -44,6 +52,18 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cli.persist.gen1_duration,
     ));
     let config = ingester::IngesterConfig::from_args(c, &cli.persist, Arc::clone(&store), &node);
+    if !cli.adopt_orphan_wal_after.is_zero() {
+        ingester::adopt::spawn(
+            config.clone(),
+            &node,
+            Arc::clone(&catalog),
+            ingester::adopt::AdoptConfig {
+                interval: cli.orphan_wal_check_interval,
+                after: cli.adopt_orphan_wal_after,
+                chunk: cli.persist.gen1_duration,
+            },
+        );
+    }
     let writer = ingester::Ingester::start(
         config,
         Arc::clone(&catalog),

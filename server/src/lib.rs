@@ -924,8 +924,9 @@ impl Node {
     }
 }
 
-/// Records each epoch taken in the catalog, for a process that writes it.
-fn fence_hook(
+/// Records each epoch of `lease` that `holder` takes in `catalog`, for a
+/// process that writes the catalog (none for a read-only one).
+pub fn fence_hook(
     catalog: &Arc<catalog::Catalog>,
     lease: &str,
     holder: &cluster::Holder,
