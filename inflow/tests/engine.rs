@@ -1107,20 +1107,9 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
 
 /// How many times `trigger` ran as a schedule on `s`, from its /metrics.
 async fn schedule_calls(s: &TestServer, trigger: &str) -> u64 {
-    let text = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix =
+    let series =
         format!("inflow_engine_calls_total{{db=\"db\",kind=\"schedule\",trigger=\"{trigger}\"}}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0)
+    s.try_metric(&series).await.unwrap_or(0)
 }
 
 /// A schedule trigger that names no node runs on one ingester of several,

@@ -8,55 +8,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use common::{CRDS, Running, json_of, operator};
+
 use test_helpers::kube::ControlPlane;
 use test_helpers::{Prometheus, TestServer};
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/inflow.dev.yaml");
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn operator(plane: &ControlPlane) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inflow-operator"))
-        .args(["run", "--metrics-bind", "127.0.0.1:0", "--resync", "1s"])
-        .env("KUBECONFIG", &plane.kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("leader as ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the operator did not take the leader lease");
-    Running(child)
-}
-
-fn json_of(plane: &ControlPlane, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let (ok, out, err) = plane.kubectl(&all);
-    assert!(ok, "kubectl {args:?}: {err}");
-    serde_json::from_str(&out).unwrap()
-}
 
 /// Polls `check` every 250 ms until it answers, for at most `seconds`.
 fn within<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> (T, Duration) {
@@ -108,7 +68,7 @@ async fn the_operator_scales_ingesters_on_the_load_prometheus_measures() {
     let inflow = TestServer::start_with(&["--disable-authz", "metrics"]).await;
     let target = inflow.url("").trim_start_matches("http://").to_string();
     let prometheus = Prometheus::start(&[("ingester", target)]).await;
-    let _op = operator(&plane);
+    let _op = operator(&plane, "only");
     plane.apply(&format!(
         "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {{name: fleet}}\n\
          spec:\n  objectStore: {{s3: {{bucket: inflow, endpoint: \"http://s3:9000\"}}}}\n\

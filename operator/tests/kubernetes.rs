@@ -4,56 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{CRDS, json_of, operator};
 use serde_json::Value;
 use test_helpers::TestServer;
 use test_helpers::kube::ControlPlane;
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/inflow.dev.yaml");
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `inflow-operator run` against the control plane; returns once it leads.
-fn operator(plane: &ControlPlane, identity: &str) -> Operator {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inflow-operator"))
-        .args([
-            "run",
-            "--metrics-bind",
-            "127.0.0.1:0",
-            "--resync",
-            "1s",
-            "--identity",
-            identity,
-        ])
-        .env("KUBECONFIG", &plane.kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("leader as ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the operator did not take the leader lease");
-    Operator(child)
-}
 
 /// Polls `check` until it returns `Some`, or fails after 30 s with `what`.
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
@@ -94,14 +52,6 @@ async fn write_status(inflow: &TestServer, token: &str, db: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-fn json_of(plane: &ControlPlane, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    let (ok, out, err) = plane.kubectl(&all);
-    assert!(ok, "kubectl {args:?}: {err}");
-    serde_json::from_str(&out).unwrap()
 }
 
 fn secret_token(plane: &ControlPlane, name: &str) -> Option<String> {

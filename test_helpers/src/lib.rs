@@ -416,8 +416,16 @@ impl TestServer {
             .as_u16()
     }
 
-    /// The value of a counter or gauge (without labels) on `/metrics`.
+    /// The value of a counter or gauge on `/metrics`: `name` is the series
+    /// as exposed (labels included), panicking if it is not there.
     pub async fn metric(&self, name: &str) -> u64 {
+        self.try_metric(name)
+            .await
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    }
+
+    /// [`TestServer::metric`], or `None` while the series does not exist.
+    pub async fn try_metric(&self, name: &str) -> Option<u64> {
         let text = self
             .client
             .get(self.url("/metrics"))
@@ -429,7 +437,6 @@ impl TestServer {
             .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{name} not in /metrics"))
     }
 
     /// Runs a query and returns the pretty table, asserting 200.
