@@ -78,6 +78,11 @@ pub struct AppState {
     pub hard_delete_default_ns: i64,
     /// This process in the cluster.
     pub node: NodeContext,
+    /// Set by POST `/api/v3/enterprise/configure/node/drain` (a pod's
+    /// preStop hook): `/health` answers 503 and writes are refused.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Write requests being answered now.
+    pub writes_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// This process's node id and roles, and the cluster's node registry.
@@ -154,6 +159,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v3/enterprise/configure/node/stop",
             post(nodes::stop_node),
+        )
+        .route(
+            "/api/v3/enterprise/configure/node/drain",
+            post(nodes::drain_node),
         )
         .route(
             "/api/v3/enterprise/configure/file_index",
@@ -404,6 +413,10 @@ async fn health(
 ) -> Response {
     if let Err(r) = check_server_endpoint(&state, "health", &headers, q.as_deref()) {
         return *r;
+    }
+    if state.stopping.load(std::sync::atomic::Ordering::Acquire) {
+        // Draining for a stop: out of the Service's endpoints.
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response();
     }
     "OK".into_response()
 }

@@ -1,4 +1,5 @@
-//! The node API: POST `/api/v3/enterprise/configure/node/stop`.
+//! The node API: POST `/api/v3/enterprise/configure/node/stop`, and POST
+//! `/api/v3/enterprise/configure/node/drain` (this node, before it stops).
 //!
 //! Marks a node stopped in the node registry, once its process is gone: a
 //! replacement may then take its node id at once instead of waiting out the
@@ -56,6 +57,52 @@ pub(crate) async fn stop_node(
                 req.node_id
             ))),
         }
+    }
+    .await;
+    result.unwrap_or_else(|e| e.respond(Family::V3))
+}
+
+/// POST `/api/v3/enterprise/configure/node/drain` (admin): this node stops
+/// taking writes (503, and `/health` answers 503 so the Service drops it),
+/// waits for the writes it is answering, then persists its whole buffer
+/// and deletes its WAL. What a pod's preStop hook calls
+/// (`inflow-ingester drain`), so that the SIGTERM after it finds nothing
+/// left to do. 200 `{"persisted": true}`, or `false` past 45 s.
+pub(crate) async fn drain_node(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    let result = async {
+        authorize(
+            &state.auth,
+            &state.catalog,
+            Family::V3,
+            &headers,
+            q.as_deref(),
+            Need::Admin,
+        )?;
+        let Some(writer) = state.writer.as_ref() else {
+            return Err(ApiError::NotFound(
+                "this node does not accept writes".into(),
+            ));
+        };
+        state.stopping.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+        while state.writes_in_flight.load(Ordering::Acquire) > 0
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let persisted = writer.drain(left).await;
+        tracing::info!(persisted, "node drained for a stop");
+        Ok((
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"persisted": persisted})),
+        )
+            .into_response())
     }
     .await;
     result.unwrap_or_else(|e| e.respond(Family::V3))

@@ -69,7 +69,20 @@ async fn write(
         Family::V3 => "v3",
     };
     let started = Instant::now();
-    let result = handle(&state, family, query, headers, body).await;
+    let result = if state.stopping.load(std::sync::atomic::Ordering::Acquire) {
+        Err(ApiError::Unavailable(
+            "this ingester is stopping: write to another one".into(),
+        ))
+    } else {
+        state
+            .writes_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let r = handle(&state, family, query, headers, body).await;
+        state
+            .writes_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        r
+    };
     let resp = match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.respond(family),

@@ -295,3 +295,61 @@ async fn a_dead_ingesters_wal_is_adopted_by_another() {
     let back = cluster.start("inflow-ingester", "ing-b", &[]).await;
     back.write_ok("db", "m,w=b n=21i 21").await;
 }
+
+/// The ingester pod's preStop hook, `inflow-ingester drain`, run as the
+/// kubelet runs it: the node stops taking writes (503, and `/health` 503 so
+/// the Service drops it), persists its buffer and deletes its WAL; the
+/// SIGTERM after it finds nothing left to do.
+#[tokio::test]
+async fn the_prestop_drain_persists_and_refuses_new_writes() {
+    let cluster = TestCluster::new();
+    let mut ingester = cluster.start("inflow-ingester", "ing-0", &[]).await;
+    for i in 1..=10 {
+        ingester.write_ok("db", &format!("m n={i}i {i}")).await;
+    }
+    assert!(!cluster.objects("wal/ing-0").await.is_empty());
+    let token_file = ingester.temp_dir().path().join("admin-token");
+    let out = std::process::Command::new(test_helpers::bin_path("inflow-ingester"))
+        .args(["drain", "--url", &ingester.url(""), "--token-file"])
+        .arg(&token_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"persisted":true}"#
+    );
+    assert!(cluster.objects("wal/ing-0").await.is_empty());
+    let health = ingester
+        .client()
+        .get(ingester.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    let r = ingester.write_lp("db", "m n=11i 11").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("stopping"));
+    // Without the token the hook is refused.
+    let out = std::process::Command::new(test_helpers::bin_path("inflow-ingester"))
+        .args(["drain", "--url", &ingester.url("")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    ingester.terminate();
+    let status = ingester.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    // The ten rows are in Parquet.
+    let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
+    let rows = querier
+        .query_json(
+            "db",
+            "SELECT sum(row_count) AS rows FROM system.parquet_files WHERE table_name = 'm'",
+        )
+        .await;
+    assert_eq!(rows, vec![serde_json::json!({"rows": 10})]);
+}

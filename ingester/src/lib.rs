@@ -304,6 +304,10 @@ impl WriteService for Ingester {
         self.buffer.apply_catalog(&self.catalog.state());
     }
 
+    async fn drain(&self, max_wait: Duration) -> bool {
+        Ingester::drain(self, max_wait).await
+    }
+
     async fn write_lp(&self, req: WriteRequest) -> Result<WriteOutcome, WriteError> {
         catalog::validate_db_name(&req.db).map_err(WriteError::InvalidDatabaseName)?;
         // Backpressure: while persistence is behind, writers wait (before

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use server::CommonArgs;
 
 /// Accepts line protocol writes and logs them to the WAL on the object store.
 #[derive(Debug, Parser)]
 #[command(name = "inflow-ingester", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
@@ -29,9 +31,52 @@ struct Cli {
     orphan_wal_check_interval: std::time::Duration,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask the ingester running at `--url` to stop taking writes and persist
+    /// its buffer, and wait for it: a pod's preStop hook.
+    Drain {
+        /// The ingester.
+        #[arg(long, default_value = "http://127.0.0.1:8181")]
+        url: String,
+        /// The admin token (a file as `--admin-token-file` takes).
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+    },
+}
+
+/// `inflow-ingester drain`: POST /api/v3/enterprise/configure/node/drain.
+async fn drain(
+    url: &str,
+    token_file: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut request = reqwest::Client::new().post(format!(
+        "{}/api/v3/enterprise/configure/node/drain",
+        url.trim_end_matches('/')
+    ));
+    if let Some(path) = token_file {
+        request = request.bearer_auth(server::read_token_file(path)?);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        return Err(format!("{status}: {body}").into());
+    }
+    println!("{body}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Drain { url, token_file }) = &cli.command {
+        if let Err(e) = drain(url, token_file.as_deref()).await {
+            eprintln!("inflow-ingester drain: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = run(cli).await {
         eprintln!("inflow-ingester: {e}");
         std::process::exit(1);

@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec,
-    PodTemplateSpec, Probe, SecretKeySelector, SecretVolumeSource, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
+    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -313,6 +314,21 @@ pub fn container(cluster: &InflowCluster, role: Role) -> Container {
             container_port: PORT,
             ..Default::default()
         }]),
+        // An ingester stops taking writes and persists its buffer before
+        // its SIGTERM (`inflow-ingester drain` with the admin token).
+        lifecycle: (role == Role::Ingester).then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        role.binary().to_string(),
+                        "drain".to_string(),
+                        format!("--token-file={TOKEN_MOUNT}/{}", secret.key()),
+                    ]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         readiness_probe: Some(probe("/health", 2)),
         liveness_probe: Some(probe("/health", 10)),
         volume_mounts: Some(mounts),
@@ -647,6 +663,21 @@ mod tests {
         let args = pod.containers[0].args.clone().unwrap();
         assert!(args.contains(&"--node-id=$(POD_NAME)".to_string()));
         assert_eq!(pod.termination_grace_period_seconds, Some(60));
+        let hook = pod.containers[0].lifecycle.as_ref().unwrap();
+        assert_eq!(
+            hook.pre_stop
+                .as_ref()
+                .unwrap()
+                .exec
+                .as_ref()
+                .unwrap()
+                .command,
+            Some(vec![
+                "inflow-ingester".to_string(),
+                "drain".to_string(),
+                "--token-file=/etc/inflow/admin-token/token".to_string(),
+            ])
+        );
         assert!(args.contains(&"--admin-token-file=/etc/inflow/admin-token/token".to_string()));
         assert_eq!(
             pod.containers[0].command.as_ref().unwrap()[0],

@@ -658,6 +658,8 @@ impl CommonArgs {
                     .collect(),
                 registry: node.registry().clone(),
             },
+            stopping: Arc::default(),
+            writes_in_flight: Arc::default(),
         };
         let (scrape_catalog, scrape_lease, node_id) = (
             Arc::clone(&state.catalog),

@@ -105,4 +105,11 @@ pub trait WriteService: Send + Sync + std::fmt::Debug + 'static {
     /// The catalog changed through this process (a delete): drop buffered
     /// rows it voids, at once.
     fn catalog_changed(&self) {}
+
+    /// Persists everything written so far and waits for it, at most
+    /// `max_wait` (a node about to stop); whether it finished. Nothing to do
+    /// for a write path that keeps no buffer.
+    async fn drain(&self, _max_wait: std::time::Duration) -> bool {
+        true
+    }
 }
