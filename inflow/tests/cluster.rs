@@ -353,3 +353,41 @@ async fn the_prestop_drain_persists_and_refuses_new_writes() {
         .await;
     assert_eq!(rows, vec![serde_json::json!({"rows": 10})]);
 }
+
+/// A querier stopped (SIGTERM) while it answers a query finishes that
+/// answer before it exits, and takes no new request meanwhile.
+#[tokio::test]
+async fn a_stopped_querier_finishes_its_running_queries() {
+    let cluster = TestCluster::new();
+    let ingester = cluster.start("inflow-ingester", "ing-0", &[]).await;
+    ingester.write_ok("db", "m v=1 1").await;
+    let mut querier = cluster.start("inflow-querier", "q-0", TAIL).await;
+    let client = querier.client().clone();
+    let url = querier.url("/api/v3/query_sql");
+    let slow = tokio::spawn(async move {
+        client
+            .get(url)
+            .query(&[
+                ("db", "db"),
+                (
+                    "q",
+                    "SELECT count(*) AS n FROM generate_series(1, 600000) t, m",
+                ),
+            ])
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !slow.is_finished(),
+        "the query was not slow enough to overlap"
+    );
+    querier.terminate();
+    let answer = slow.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let rows: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(rows, serde_json::json!([{"n": 600000}]));
+    let status = querier.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
