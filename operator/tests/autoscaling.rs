@@ -135,7 +135,11 @@ async fn the_operator_scales_ingesters_on_the_load_prometheus_measures() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let up = started.elapsed();
-    let status = json_of(&plane, &["get", "inflowcluster", "fleet"]);
+    // The workload is applied before the status is written: wait for both.
+    let (status, _) = within(10, "the status of the scale-up", || {
+        let v = json_of(&plane, &["get", "inflowcluster", "fleet"]);
+        (v["status"]["autoscaling"]["ingester"]["replicas"] == 4).then_some(v)
+    });
     let ingester = &status["status"]["autoscaling"]["ingester"];
     assert_eq!(
         ingester["metric"], "writeLinesPerSecondPerPod",
