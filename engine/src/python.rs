@@ -138,9 +138,19 @@ pub(crate) async fn run(
             let _ = tokio::task::spawn_blocking(move || interrupt(&running, timeout)).await;
         })
     };
-    let result = task
-        .await
-        .map_err(|e| format!("the plugin's thread failed: {e}"));
+    // A plugin blocked outside Python (a sleep, a socket read) sees the
+    // TimeoutError only once it returns to Python code: past a grace
+    // period the call is given up, its thread left to finish on its own
+    // (what it would have written is dropped with it).
+    let grace = Duration::from_secs(2);
+    let result = match tokio::time::timeout(timeout + grace, task).await {
+        Ok(joined) => joined.map_err(|e| format!("the plugin's thread failed: {e}")),
+        Err(_) => Err(format!(
+            "TimeoutError: the plugin ran past its timeout ({}) blocked outside Python code; \
+             the call was abandoned",
+            humantime::format_duration(timeout)
+        )),
+    };
     watchdog.abort();
     result?
 }

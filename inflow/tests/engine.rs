@@ -1232,3 +1232,42 @@ def process_writes(influxdb3_local, table_batches, args=None):
         ]
     );
 }
+
+/// A plugin blocked outside Python code (a long sleep, which a TimeoutError
+/// cannot interrupt) is given up after its timeout and a grace period: the
+/// request answers 500, and the server answers the next request at once.
+#[tokio::test]
+async fn a_plugin_blocked_outside_python_is_abandoned_after_its_timeout() {
+    let (s, _plugins) = engine_server(&["--plugin-call-timeout", "1s"]).await;
+    upload(
+        &s,
+        "stuck.py",
+        "import time\n\ndef process_request(influxdb3_local, query_parameters, request_headers, request_body, args):\n    if query_parameters.get('sleep'):\n        time.sleep(60)\n    return 'awake'\n",
+    )
+    .await;
+    trigger(&s, "stuck", "stuck.py", "request:stuck", json!({})).await;
+    let started = Instant::now();
+    let r = s
+        .client()
+        .get(s.url("/api/v3/engine/stuck?sleep=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("TimeoutError"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = s
+        .client()
+        .get(s.url("/api/v3/engine/stuck"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "awake");
+    s.write_ok("db", "m v=1 1").await;
+}
