@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::auth::{Need, authorize};
 use crate::error::{ApiError, Family};
 use crate::write::read_body;
 
@@ -29,14 +28,7 @@ pub(crate) async fn stop_node(
     body: Body,
 ) -> Response {
     let result = async {
-        authorize(
-            &state.auth,
-            &state.catalog,
-            Family::V3,
-            &headers,
-            q.as_deref(),
-            Need::Admin,
-        )?;
+        crate::configure::admin(&state, &headers, q.as_deref())?;
         let bytes = read_body(body, &headers, state.max_request_size).await?;
         let req: StopNodeRequest = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::BadRequest(format!(
@@ -75,14 +67,7 @@ pub(crate) async fn drain_node(
 ) -> Response {
     use std::sync::atomic::Ordering;
     let result = async {
-        authorize(
-            &state.auth,
-            &state.catalog,
-            Family::V3,
-            &headers,
-            q.as_deref(),
-            Need::Admin,
-        )?;
+        crate::configure::admin(&state, &headers, q.as_deref())?;
         let Some(writer) = state.writer.as_ref() else {
             return Err(ApiError::NotFound(
                 "this node does not accept writes".into(),

@@ -195,6 +195,30 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// Writes `status` as the status of `object` (a merge patch by the
+/// operator's field manager).
+pub(crate) async fn write_status<K>(
+    ctx: &Context,
+    namespace: &str,
+    object: &K,
+    status: &impl serde::Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(MANAGER),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Keeps a condition's transition time when its status did not change.
 pub(crate) fn merge(previous: &[Condition], mut next: Condition) -> Vec<Condition> {
     if let Some(p) = previous.iter().find(|c| c.type_ == next.type_)
@@ -351,14 +375,7 @@ pub async fn reconcile_cluster(
         conditions: merge(&previous, condition),
         autoscaling: decisions,
     };
-    let clusters: Api<InflowCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patched = clusters
-        .patch_status(
-            &name,
-            &PatchParams::apply(MANAGER),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await;
+    let patched = write_status(&ctx, &namespace, &*cluster, &status).await;
     ctx.metrics.observe(
         "InflowCluster",
         started.elapsed(),
@@ -569,13 +586,7 @@ async fn apply_database(db: &Database, ctx: &Context, namespace: &str) -> Result
         observed_generation: generation,
         conditions: merge(&previous, condition),
     };
-    let dbs: Api<Database> = Api::namespaced(ctx.client.clone(), namespace);
-    dbs.patch_status(
-        &db.name_any(),
-        &PatchParams::apply(MANAGER),
-        &Patch::Merge(json!({"status": status})),
-    )
-    .await?;
+    write_status(ctx, namespace, db, &status).await?;
     outcome.map(|_| Action::requeue(ctx.resync))
 }
 
@@ -739,14 +750,7 @@ async fn apply_token(token: &Token, ctx: &Context, namespace: &str) -> Result<Ac
         observed_generation: generation,
         conditions: merge(&previous, condition),
     };
-    let tokens: Api<Token> = Api::namespaced(ctx.client.clone(), namespace);
-    tokens
-        .patch_status(
-            &token.name_any(),
-            &PatchParams::apply(MANAGER),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
+    write_status(ctx, namespace, token, &status).await?;
     outcome.map(|_| Action::requeue(ctx.resync))
 }
 

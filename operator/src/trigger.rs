@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 use sha2::Digest;
 
 use crate::api::TriggerInfo;
 use crate::crd::{ErrorBehavior, Trigger, TriggerStatus};
-use crate::reconcile::{Context, Error, MANAGER, cluster_client, finalizer_error, merge, ready};
+use crate::reconcile::{
+    Context, Error, cluster_client, finalizer_error, merge, ready, write_status,
+};
 
 const TRIGGER_FINALIZER: &str = "inflow.dev/trigger";
 
@@ -212,14 +212,7 @@ async fn apply_trigger(t: &Trigger, ctx: &Context, namespace: &str) -> Result<Ac
         observed_generation: generation,
         conditions: merge(&previous, condition),
     };
-    let triggers: Api<Trigger> = Api::namespaced(ctx.client.clone(), namespace);
-    triggers
-        .patch_status(
-            &t.name_any(),
-            &PatchParams::apply(MANAGER),
-            &Patch::Merge(json!({"status": status})),
-        )
-        .await?;
+    write_status(ctx, namespace, t, &status).await?;
     outcome.map(|_| Action::requeue(ctx.resync))
 }
 
