@@ -49,6 +49,9 @@ pub struct Buffer {
     cutoffs_seen: Mutex<Option<CutoffsSeen>>,
     /// The caches the applied writes feed (after the WAL, in its order).
     caches: Arc<caches::Caches>,
+    /// The highest tombstone whose delete marker was applied: every
+    /// buffered row before it that a tombstone up to it matches is gone.
+    deletes_applied: AtomicU64,
 }
 
 impl Default for Buffer {
@@ -72,6 +75,9 @@ pub struct Generation {
     bytes: AtomicUsize,
     /// The last WAL sequence number applied (0 if none).
     max_seq: AtomicU64,
+    /// The buffer's `deletes_applied` when the generation was sealed (or
+    /// now, while it is active): what its files record.
+    deletes_applied: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -150,7 +156,35 @@ impl Buffer {
             next_gen: AtomicU64::new(2),
             cutoffs_seen: Mutex::new(None),
             caches: Arc::new(caches::Caches::new()),
+            deletes_applied: AtomicU64::new(0),
         }
+    }
+
+    /// The highest tombstone whose delete marker was applied here.
+    pub fn deletes_applied(&self) -> u64 {
+        self.deletes_applied.load(Ordering::Acquire)
+    }
+
+    /// Records that the markers up to `through` were applied before (in a
+    /// WAL already persisted, so replay did not see them).
+    pub fn set_deletes_applied(&self, through: u64) {
+        self.deletes_applied.fetch_max(through, Ordering::AcqRel);
+    }
+
+    /// Applies a delete marker: every buffered row a tombstone of it
+    /// matches is deleted, in every generation.
+    fn apply_delete_marker(&self, gens: &[Arc<Generation>], marker: &validation::DeleteMarker) {
+        let applied = self.deletes_applied();
+        for (db_id, table_id, t) in &marker.tombstones {
+            if t.id <= applied {
+                continue;
+            }
+            for g in gens {
+                g.delete_rows(*db_id, *table_id, t);
+            }
+        }
+        self.deletes_applied
+            .fetch_max(marker.through, Ordering::AcqRel);
     }
 
     /// This buffer, feeding `caches` (another buffer's, so a buffer rebuilt
@@ -225,6 +259,11 @@ impl Buffer {
         let gens = read(&self.gens);
         if let Some(active) = gens.last() {
             for b in batches {
+                if let Some(marker) = &b.deletes {
+                    self.apply_delete_marker(&gens, marker);
+                    active.max_seq.fetch_max(seq, Ordering::AcqRel);
+                    continue;
+                }
                 self.caches.apply(&b);
                 active.apply(seq, b);
             }
@@ -240,6 +279,9 @@ impl Buffer {
             return None;
         }
         let sealed = Arc::clone(active);
+        sealed
+            .deletes_applied
+            .store(self.deletes_applied(), Ordering::Release);
         let id = self.next_gen.fetch_add(1, Ordering::Relaxed);
         gens.push(Arc::new(Generation::new(id, self.chunk_ns)));
         Some(sealed)
@@ -261,6 +303,8 @@ impl Buffer {
     /// from the WAL files not yet persisted).
     pub fn replace_with(&self, other: Buffer) {
         let theirs = std::mem::take(&mut *write(&other.gens));
+        self.deletes_applied
+            .store(other.deletes_applied(), Ordering::Release);
         let mut gens = write(&self.gens);
         let mut next = self.next_gen.load(Ordering::Relaxed);
         *gens = theirs
@@ -347,6 +391,7 @@ impl Generation {
             tables: RwLock::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
+            deletes_applied: AtomicU64::new(0),
         }
     }
 
@@ -357,6 +402,50 @@ impl Generation {
             tables: RwLock::new(read(&self.tables).clone()),
             bytes: AtomicUsize::new(self.bytes()),
             max_seq: AtomicU64::new(self.max_seq()),
+            deletes_applied: AtomicU64::new(self.deletes_applied()),
+        }
+    }
+
+    /// The highest tombstone applied to every row of this generation (set
+    /// when it was sealed): what the files persisted from it record.
+    pub fn deletes_applied(&self) -> u64 {
+        self.deletes_applied.load(Ordering::Acquire)
+    }
+
+    /// Deletes the rows of a table that `t` matches.
+    fn delete_rows(&self, db_id: u32, table_id: u32, t: &catalog::Tombstone) {
+        let Some(tb) = read(&self.tables).get(&(db_id, table_id)).cloned() else {
+            return;
+        };
+        let mut tb = lock(&tb);
+        let mut changed = false;
+        for c in tb.chunks.values_mut() {
+            if c.max_time < t.min_time || c.min_time > t.max_time {
+                continue;
+            }
+            for b in c.batches.iter_mut() {
+                match table_batch::without_deleted(b, [t]) {
+                    Ok(kept) if kept.num_rows() != b.num_rows() => {
+                        let (before, after) =
+                            (b.get_array_memory_size(), kept.get_array_memory_size());
+                        c.rows -= b.num_rows() - kept.num_rows();
+                        c.bytes = (c.bytes + after).saturating_sub(before);
+                        self.bytes.fetch_add(after, Ordering::Relaxed);
+                        self.bytes
+                            .fetch_sub(before.min(self.bytes()), Ordering::Relaxed);
+                        *b = kept;
+                        changed = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, db_id, table_id, "a delete could not be applied to buffered rows")
+                    }
+                }
+            }
+            c.batches.retain(|b| b.num_rows() > 0);
+        }
+        if changed {
+            tb.version = next_version();
         }
     }
 

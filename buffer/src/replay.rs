@@ -32,6 +32,15 @@ pub enum ReplayError {
         "the catalog does not know the columns of database {0} this WAL entry uses yet; retrying after the next catalog sync"
     )]
     CatalogBehind(String),
+    /// A delete marker that cannot be read.
+    #[error("{0}")]
+    BadMarker(String),
+    /// A read-only catalog does not know the tombstones a delete marker
+    /// names yet.
+    #[error(
+        "the catalog does not know tombstone {0} this WAL delete marker names yet; retrying after the next catalog sync"
+    )]
+    TombstonesBehind(u64),
 }
 
 /// Why reading a node's WAL stopped.
@@ -111,6 +120,11 @@ pub async fn apply_wal_entry(
     seq: u64,
     entry: &WalEntry,
 ) -> Result<usize, ReplayError> {
+    if let Some(through) = entry.marked_deletes() {
+        let through = through.map_err(ReplayError::BadMarker)?;
+        apply_delete_marker(catalog, buffer, seq, through).await?;
+        return Ok(0);
+    }
     let precision =
         Precision::from_code(entry.precision).ok_or(ReplayError::Precision(entry.precision))?;
     let state = catalog.state();
@@ -178,6 +192,30 @@ pub async fn apply_wal_entry(
     let rows = built.batch.rows;
     buffer.apply(seq, built.batch);
     Ok(rows)
+}
+
+/// Applies a WAL delete marker: the tombstones up to `through` that the
+/// catalog still has (a dropped one needs nothing: no row before it is
+/// left). A read-only catalog that has not seen them yet syncs first.
+pub async fn apply_delete_marker(
+    catalog: &Catalog,
+    buffer: &Buffer,
+    seq: u64,
+    through: u64,
+) -> Result<(), ReplayError> {
+    let mut state = catalog.state();
+    if state.last_tombstone_id() < through {
+        state = catalog.sync().await?;
+        if state.last_tombstone_id() < through {
+            return Err(ReplayError::TombstonesBehind(through));
+        }
+    }
+    let marker = validation::DeleteMarker {
+        through,
+        tombstones: state.tombstones_between(buffer.deletes_applied(), through),
+    };
+    buffer.apply(seq, validation::WriteBatch::delete_marker(marker));
+    Ok(())
 }
 
 /// The lines whose table is not voided, joined by `\n`. Lines that don't

@@ -45,6 +45,15 @@ pub struct ParquetFile {
     /// values can be in it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub value_index: BTreeMap<Arc<str>, ValueSet>,
+    /// The highest tombstone id already applied to the file's rows (see
+    /// [`crate::Tombstone`]): tombstones above it that overlap the file
+    /// apply to it when it is read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletes_applied: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The values one column takes in one file.
@@ -59,6 +68,19 @@ pub enum ValueSet {
 }
 
 impl ParquetFile {
+    /// The tombstones of `table` that still apply to this file's rows, in
+    /// id order.
+    pub fn pending_tombstones<'t>(
+        &self,
+        table: &'t crate::TableSchema,
+    ) -> impl Iterator<Item = &'t crate::Tombstone> + 't {
+        let (applied, min, max) = (self.deletes_applied, self.min_time, self.max_time);
+        table
+            .tombstones
+            .iter()
+            .filter(move |t| t.id > applied && t.min_time <= max && t.max_time >= min)
+    }
+
     /// Whether the file may hold rows with time in `[min, max]`.
     pub fn overlaps_time(&self, min: i64, max: i64) -> bool {
         self.min_time <= max && self.max_time >= min

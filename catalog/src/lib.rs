@@ -35,7 +35,8 @@ pub mod tokens;
 pub use files::{ParquetFile, TableFiles, ValueSet};
 pub use schema::{
     ColumnDef, ColumnKind, DatabaseSchema, Deletion, DistinctCacheDef, ErrorBehavior, FieldType,
-    FileIndexDef, LastCacheDef, TableSchema, TriggerDef, validate_db_name,
+    FileIndexDef, LastCacheDef, TableSchema, TagCondition, TagOp, Tombstone, TriggerDef,
+    validate_db_name,
 };
 pub use tokens::{Action, Permission, ResourceType, TokenInfo};
 
@@ -224,6 +225,10 @@ pub enum CatalogOp {
         wal_seq: u64,
         /// The files.
         files: Vec<ParquetFile>,
+        /// The highest tombstone whose marker is in the node's WAL up to
+        /// `wal_seq` (see [`Tombstone`]).
+        #[serde(default)]
+        deletes_marked: u64,
     },
     /// Files removed from the index (compaction, retention, deletes). The
     /// objects themselves are deleted later, after a grace period.
@@ -345,6 +350,24 @@ pub enum CatalogOp {
         /// Disabled from now on, or enabled.
         disabled: bool,
     },
+    /// Predicate deletes on tables of one database (ids assigned by the
+    /// writer from [`CatalogState::next_tombstone_id`]).
+    CreateTombstones {
+        /// The database.
+        db_id: u32,
+        /// Per table, the tombstone.
+        tombstones: Vec<(u32, Tombstone)>,
+    },
+    /// Tombstones no file or WAL needs any more (the compactor rewrote
+    /// the files they applied to).
+    DropTombstones {
+        /// The database.
+        db_id: u32,
+        /// The table.
+        table_id: u32,
+        /// The tombstones' ids.
+        ids: Vec<u64>,
+    },
     /// New columns on an existing table.
     AddColumns {
         /// The database.
@@ -411,6 +434,12 @@ pub struct CatalogState {
     /// Per lease, the epoch last taken, by which process, and its roles.
     #[serde(default)]
     leases: BTreeMap<String, LeaseRecord>,
+    #[serde(default)]
+    next_tombstone_id: u64,
+    /// Per ingester node: the highest tombstone whose marker is in its
+    /// persisted WAL.
+    #[serde(default)]
+    deletes_marked: BTreeMap<String, u64>,
     #[serde(skip)]
     db_by_name: HashMap<Arc<str>, u32>,
     #[serde(skip)]
@@ -524,6 +553,38 @@ impl CatalogState {
         self.next_file_id.max(1)
     }
 
+    /// The id the next tombstone gets (ids start at 1).
+    pub fn next_tombstone_id(&self) -> u64 {
+        self.next_tombstone_id.max(1)
+    }
+
+    /// The highest tombstone id ever assigned (0: none).
+    pub fn last_tombstone_id(&self) -> u64 {
+        self.next_tombstone_id().saturating_sub(1)
+    }
+
+    /// The highest tombstone whose marker is in `node_id`'s persisted WAL.
+    pub fn deletes_marked(&self, node_id: &str) -> u64 {
+        self.deletes_marked.get(node_id).copied().unwrap_or(0)
+    }
+
+    /// Every tombstone of the catalog with id in `(after, through]`, with
+    /// its database and table, in id order.
+    pub fn tombstones_between(&self, after: u64, through: u64) -> Vec<(u32, u32, Tombstone)> {
+        let mut out: Vec<(u32, u32, Tombstone)> = Vec::new();
+        for db in self.databases.values() {
+            for t in db.all_tables() {
+                for x in &t.tombstones {
+                    if x.id > after && x.id <= through {
+                        out.push((db.id, t.id, x.clone()));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|(_, _, t)| t.id);
+        out
+    }
+
     /// The id the next token gets.
     pub fn next_token_id(&self) -> u64 {
         self.next_token_id
@@ -616,7 +677,10 @@ impl CatalogState {
                     node_id,
                     wal_seq,
                     files,
+                    deletes_marked,
                 } => {
+                    let marked = self.deletes_marked.entry(node_id.clone()).or_default();
+                    *marked = (*marked).max(*deletes_marked);
                     let done = self.persisted_wal.entry(node_id.clone()).or_default();
                     if *wal_seq < *done {
                         return Err(bad(format!(
@@ -954,6 +1018,23 @@ impl CatalogState {
                         self.garbage.remove(p);
                     }
                 }
+                CatalogOp::CreateTombstones { db_id, tombstones } => {
+                    for (table_id, t) in tombstones {
+                        self.next_tombstone_id = self.next_tombstone_id().max(t.id + 1);
+                        let table = self.table_mut(*db_id, *table_id).map_err(bad)?;
+                        table.tombstones.push(t.clone());
+                    }
+                }
+                CatalogOp::DropTombstones {
+                    db_id,
+                    table_id,
+                    ids,
+                } => {
+                    // A table gone since has nothing left to drop.
+                    if let Ok(table) = self.table_mut(*db_id, *table_id) {
+                        table.tombstones.retain(|t| !ids.contains(&t.id));
+                    }
+                }
                 CatalogOp::AddColumns {
                     db_id,
                     table_id,
@@ -1126,6 +1207,12 @@ impl Catalog {
         prefix: Path,
     ) -> Result<Arc<Self>, CatalogError> {
         Self::open(store, prefix, true).await
+    }
+
+    /// The store prefix everything of the cluster lives under (the
+    /// catalog in `catalog/`, the WAL in `wal/`, the files in `dbs/`).
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
     }
 
     /// Whether this process only reads the catalog.

@@ -148,6 +148,89 @@ pub struct FileIndexDef {
     pub columns: Vec<String>,
 }
 
+/// A predicate delete: the rows of a table with `time` in
+/// `[min_time, max_time]` whose tags match every condition of `predicate`
+/// are gone, for every row written before the delete.
+///
+/// "Before" is each ingester's own WAL order: an ingester that sees a new
+/// tombstone writes a marker into its WAL ([`wal::DELETE_MARKER`] in the
+/// wal crate); rows before the marker are deleted from its buffer, in
+/// memory, at replay and in a tailing querier alike. Files record the
+/// highest tombstone applied to their rows (`deletes_applied`): a higher
+/// one that overlaps a file is applied when it is read, until the compactor
+/// rewrites the file. A tombstone is dropped once no file and no
+/// unpersisted WAL needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Unique in the catalog, increasing in creation order.
+    pub id: u64,
+    /// The first `time` deleted, in nanoseconds.
+    pub min_time: i64,
+    /// The last `time` deleted, in nanoseconds.
+    pub max_time: i64,
+    /// Conditions on tags, all of which a row must meet; empty: every row
+    /// in the time range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicate: Vec<TagCondition>,
+    /// When the delete was made (ns since the epoch).
+    pub created_ns: i64,
+}
+
+/// One condition of a tombstone's predicate on a tag. A row without the
+/// tag has the empty string as its value (as in InfluxQL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagCondition {
+    /// The tag column.
+    pub tag: String,
+    /// How the tag's value is compared with `value`.
+    pub op: TagOp,
+    /// The value, or the regular expression (unanchored, as InfluxQL's).
+    pub value: String,
+}
+
+/// How a [`TagCondition`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagOp {
+    /// Equal to the value.
+    Eq,
+    /// Not equal to it.
+    NotEq,
+    /// Matched by the regular expression.
+    Regex,
+    /// Not matched by it.
+    NotRegex,
+}
+
+impl TagOp {
+    /// InfluxQL's operator.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            TagOp::Eq => "=",
+            TagOp::NotEq => "!=",
+            TagOp::Regex => "=~",
+            TagOp::NotRegex => "!~",
+        }
+    }
+}
+
+impl std::fmt::Display for TagCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.op {
+            TagOp::Eq | TagOp::NotEq => write!(
+                f,
+                "{}{}'{}'",
+                self.tag,
+                self.op.symbol(),
+                self.value.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
+            TagOp::Regex | TagOp::NotRegex => {
+                write!(f, "{}{}/{}/", self.tag, self.op.symbol(), self.value)
+            }
+        }
+    }
+}
+
 /// A table's schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableSchema {
@@ -167,6 +250,9 @@ pub struct TableSchema {
     /// Its distinct value caches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distinct_caches: Vec<DistinctCacheDef>,
+    /// Its outstanding predicate deletes, in id order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tombstones: Vec<Tombstone>,
     columns: Vec<ColumnDef>,
     #[serde(skip)]
     by_name: HashMap<Arc<str>, usize>,
@@ -181,6 +267,7 @@ impl TableSchema {
             deleted: None,
             last_caches: Vec::new(),
             distinct_caches: Vec::new(),
+            tombstones: Vec::new(),
             columns,
             by_name: HashMap::new(),
         };

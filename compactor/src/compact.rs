@@ -120,10 +120,15 @@ pub(crate) async fn merge(
     let schema = table_batch::table_arrow_schema(&table);
     let mut batches = Vec::new();
     for f in &run.files {
+        // The predicate deletes that still apply to the file's rows go
+        // before the dedup, as they do when the file is read.
+        let pending: Vec<&catalog::Tombstone> = f.pending_tombstones(&table).collect();
         for b in parquet_store::read_file(store, &f.path)
             .await
             .map_err(|e| e.to_string())?
         {
+            let b = table_batch::without_deleted(&b, pending.iter().copied())
+                .map_err(|e| e.to_string())?;
             batches.push(table_batch::align(&b, &schema).map_err(|e| e.to_string())?);
         }
     }
@@ -137,6 +142,26 @@ pub(crate) async fn merge(
         .and_then(|b| table_batch::compact_dictionaries(&b))
         .map_err(|e| e.to_string())?;
     drop(all);
+    let removed: Vec<u64> = run.files.iter().map(|f| f.id).collect();
+    if merged.num_rows() == 0 {
+        // Deletes took every row: the files go.
+        let ids: Vec<(u32, u32, u64)> = removed
+            .iter()
+            .map(|id| (run.db_id, run.table_id, *id))
+            .collect();
+        let plan = |_: &CatalogState| {
+            Ok(vec![CatalogOp::RemoveParquetFiles {
+                ids: ids.clone(),
+                at_ns: catalog::now_ns(),
+            }])
+        };
+        match fence {
+            Some(f) => catalog.update_fenced(&f.lease, f.epoch, plan).await,
+            None => catalog.update(plan).await,
+        }
+        .map_err(|e| e.to_string())?;
+        return Ok(true);
+    }
     let chunk_time = run
         .files
         .iter()
@@ -151,7 +176,9 @@ pub(crate) async fn merge(
     added.level = 1;
     added.value_index = parquet_store::file_index::build(&merged, &indexed);
     added.max_wal_seq = run.files.iter().map(|f| f.max_wal_seq).max().unwrap_or(0);
-    let removed: Vec<u64> = run.files.iter().map(|f| f.id).collect();
+    // Every tombstone of the state read is applied now; later ones apply
+    // to the merged file as they would have to its inputs.
+    added.deletes_applied = state.last_tombstone_id();
     let path = added.path.clone();
     let plan = |_: &CatalogState| {
         Ok(vec![CatalogOp::ReplaceParquetFiles {
@@ -197,6 +224,7 @@ mod tests {
             level: 0,
             tag_ranges: Default::default(),
             value_index: Default::default(),
+            deletes_applied: 0,
         }
     }
 
@@ -221,6 +249,7 @@ mod tests {
                 node_id: "n".to_string(),
                 wal_seq: 1,
                 files: files.clone(),
+                deletes_marked: 0,
             }])
         })
         .await

@@ -11,6 +11,8 @@
 //!       ─▶ ReplaceParquetFiles (the inputs become garbage; see `compact`);
 //!       files persisted before a file index covered their columns ─▶
 //!       IndexParquetFiles (see `index`)
+//!    3c. predicate deletes: files a tombstone still applies to ─▶ rewritten
+//!       without its rows; tombstones nothing needs ─▶ DropTombstones (see `deletes`)
 //!    4. garbage older than --gc-grace-period ─▶ DELETE object ─▶ ForgetGarbage
 //! ```
 //!
@@ -23,6 +25,7 @@
 //! commits nothing once a standby has taken over.
 
 mod compact;
+mod deletes;
 mod index;
 
 use std::sync::Arc;
@@ -60,6 +63,10 @@ pub struct PassReport {
     pub objects_deleted: usize,
     /// Files given the value sets of newly indexed columns.
     pub indexed_files: usize,
+    /// Files rewritten (or removed) without the rows of predicate deletes.
+    pub delete_rewrites: usize,
+    /// Tombstones dropped.
+    pub tombstones_dropped: usize,
 }
 
 /// Runs retention, hard deletes and garbage collection.
@@ -196,6 +203,42 @@ impl Maintenance {
                     break;
                 }
             }
+        }
+
+        // 3c. Predicate deletes: rewrite the files they still apply to,
+        // then drop the tombstones nothing needs.
+        for run in deletes::rewrites(&self.catalog.state()) {
+            match compact::merge(&self.catalog, &self.store, &run, fence).await {
+                Ok(took) => report.delete_rewrites += usize::from(took),
+                Err(e) => {
+                    tracing::warn!(table_id = run.table_id, error = %e, "rewriting a file without deleted rows failed; retrying next pass");
+                    break;
+                }
+            }
+        }
+        let state = self.catalog.state();
+        if state
+            .databases()
+            .any(|d| d.tables().any(|t| !t.tombstones.is_empty()))
+        {
+            let wal_needs_from =
+                deletes::lowest_needed_by_wal(&state, &self.store, self.catalog.prefix()).await?;
+            let dropped = AtomicUsize::new(0);
+            self.update(fence, |s| {
+                let ops = deletes::drops(s, wal_needs_from);
+                dropped.store(
+                    ops.iter()
+                        .map(|op| match op {
+                            CatalogOp::DropTombstones { ids, .. } => ids.len(),
+                            _ => 0,
+                        })
+                        .sum(),
+                    Ordering::Relaxed,
+                );
+                Ok(ops)
+            })
+            .await?;
+            report.tombstones_dropped = dropped.load(Ordering::Relaxed);
         }
 
         // 4. Garbage past its grace period.

@@ -179,6 +179,58 @@ fn statement_db<'a>(statement: &'a Statement, db: Option<&'a str>) -> Option<&'a
     named.or(db)
 }
 
+/// An InfluxQL `DELETE` as a predicate delete: its measurements (names
+/// or regexes; none: every table) and its condition's time range and tag
+/// comparisons.
+fn influxql_delete(
+    state: &AppState,
+    db: &str,
+    from: &[influxql::Source],
+    condition: Option<&influxql::Expr>,
+    now_ns: i64,
+) -> Result<crate::deletes::DeleteSpec, String> {
+    let cond = influxql_query::delete_condition(condition, now_ns).map_err(|e| e.to_string())?;
+    let tables = if from.is_empty() {
+        None
+    } else {
+        let catalog = state.catalog.state();
+        let mut names = Vec::new();
+        for source in from {
+            let influxql::Source::Measurement(m) = source else {
+                return Err("DELETE FROM takes measurements, not subqueries".to_string());
+            };
+            if m.database.as_deref().is_some_and(|d| d != db) {
+                return Err(format!(
+                    "DELETE deletes from the statement's database ({db}), not {}",
+                    m.database.as_deref().unwrap_or_default()
+                ));
+            }
+            match &m.name {
+                influxql::MeasurementName::Name(n) => names.push(n.clone()),
+                influxql::MeasurementName::Regex(r) => {
+                    let re =
+                        regex::Regex::new(r).map_err(|e| format!("invalid regex /{r}/: {e}"))?;
+                    if let Some(d) = catalog.db(db) {
+                        names.extend(
+                            d.tables()
+                                .filter(|t| re.is_match(&t.name))
+                                .map(|t| t.name.to_string()),
+                        );
+                    }
+                }
+            }
+        }
+        Some(names)
+    };
+    Ok(crate::deletes::DeleteSpec {
+        db: db.to_string(),
+        tables,
+        min_time: cond.start.unwrap_or(i64::MIN),
+        max_time: cond.end.unwrap_or(i64::MAX),
+        alternatives: cond.alternatives,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_one(
     state: &AppState,
@@ -292,7 +344,20 @@ async fn run_one(
         Statement::Select(select) if select.into.is_some() => {
             select_into(state, caller, db, rp, select, params, now_ns).await
         }
-        Statement::Delete { .. } => Err("DELETE is not supported by Inflow yet".to_string()),
+        Statement::Delete { from, condition } => {
+            let db = db.ok_or("database name required")?;
+            if !(is_admin(caller) || allows(caller, db, Action::Write)) {
+                return Err(denied());
+            }
+            if read_only {
+                messages.push(deprecated("DELETE"));
+            }
+            let spec = influxql_delete(state, db, from, condition.as_ref(), now_ns)?;
+            crate::deletes::delete_rows(state, &spec)
+                .await
+                .map_err(api)?;
+            Ok(StatementResult::default())
+        }
         Statement::Unsupported(what) => Err(format!("{what} is not supported by Inflow")),
         reading => {
             let Some(engine) = state.query.as_ref() else {

@@ -32,6 +32,7 @@ use uuid::Uuid;
 pub mod auth;
 mod caches;
 mod configure;
+mod deletes;
 mod engine;
 pub mod error;
 pub mod format;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v3/write_lp", post(write::write_v3))
         .route("/api/v2/write", post(write::write_v2))
+        .route("/api/v2/delete", post(deletes::delete_v2))
         .route("/write", post(write::write_v1))
         .route(
             "/api/v3/query_sql",

@@ -26,6 +26,7 @@ use influxql::Statement;
 use services::QueryError;
 use services::influxql::{InfluxqlQuery, StatementResult};
 
+mod delete;
 mod eval;
 mod functions;
 mod rows;
@@ -33,6 +34,8 @@ mod select;
 mod show;
 mod sql;
 mod time;
+
+pub use delete::{DeleteCondition, delete_condition};
 
 /// What the planner needs from the query engine.
 #[async_trait]

@@ -119,6 +119,8 @@ pub struct Ingester {
     wal: Wal<WriteBatch>,
     persister: Arc<persist::Persister>,
     limits: validation::Limits,
+    /// Delete markers are written one at a time.
+    marking: tokio::sync::Mutex<()>,
 }
 
 impl Ingester {
@@ -132,6 +134,8 @@ impl Ingester {
         let location = WalLocation::new(Arc::clone(&config.store), &config.prefix, &config.node_id);
         let started = std::time::Instant::now();
         let persisted = catalog.state().persisted_wal_seq(&config.node_id);
+        // Delete markers in the WAL already persisted are not replayed.
+        buffer.set_deletes_applied(catalog.state().deletes_marked(&config.node_id));
         let (files, rows, next_seq) = replay(&location, &catalog, &buffer, persisted).await?;
         tracing::info!(
             files,
@@ -194,22 +198,76 @@ impl Ingester {
         persister.spawn();
         // Deletes made on other nodes reach this buffer with the catalog.
         buffer.apply_catalog(&catalog.state());
-        let (watch_catalog, watch_buffer) = (Arc::clone(&catalog), Arc::clone(&buffer));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tick.tick().await;
-                watch_buffer.apply_catalog(&watch_catalog.state());
-            }
-        });
-        Ok(Arc::new(Self {
+        let ingester = Arc::new(Self {
             flushes,
             catalog,
             buffer,
             wal,
             persister,
             limits: config.limits,
-        }))
+            marking: tokio::sync::Mutex::new(()),
+        });
+        // Predicate deletes made while this node was away, then those other
+        // nodes make, get their marker in this node's WAL.
+        ingester
+            .mark_deletes()
+            .await
+            .map_err(|e| IngesterError::Replay {
+                seq: next_seq,
+                reason: format!("marking the predicate deletes in the WAL: {e}"),
+            })?;
+        // Held weakly: the loop ends with the ingester (an adopted node's
+        // ingester goes once its WAL is persisted).
+        let watch = Arc::downgrade(&ingester);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                let Some(watch) = watch.upgrade() else {
+                    return;
+                };
+                let state = watch.catalog.state();
+                watch.buffer.apply_catalog(&state);
+                if state.last_tombstone_id() > watch.buffer.deletes_applied()
+                    && let Err(e) = watch.mark_deletes().await
+                {
+                    tracing::warn!(error = %e, "marking predicate deletes in the WAL failed; retrying");
+                }
+            }
+        });
+        Ok(ingester)
+    }
+
+    /// Writes a delete marker for the catalog's tombstones this node has
+    /// not marked yet, and waits until it is durable and applied: the rows
+    /// buffered before it that they match are gone, and every write
+    /// acknowledged after it stays.
+    pub async fn mark_deletes(&self) -> Result<(), WriteError> {
+        let _one_at_a_time = self.marking.lock().await;
+        let state = self.catalog.state();
+        let through = state.last_tombstone_id();
+        let applied = self.buffer.deletes_applied();
+        if through <= applied {
+            return Ok(());
+        }
+        let marker = validation::DeleteMarker {
+            through,
+            tombstones: state.tombstones_between(applied, through),
+        };
+        self.wal
+            .write(
+                self.wal.arrival(),
+                WalEntry::delete_marker(through, catalog::now_ns()),
+                WriteBatch::delete_marker(marker),
+            )
+            .await
+            .map_err(|e| match e {
+                WalError::ObjectStore(_) => WriteError::Unavailable(format!(
+                    "the delete could not be made durable in the WAL: {e}; it is in the catalog and will be applied on retry"
+                )),
+                WalError::NotLeaseHolder(m) => WriteError::Unavailable(m),
+                _ => WriteError::Internal(e.to_string()),
+            })
     }
 }
 
@@ -247,7 +305,7 @@ impl Ingester {
 /// reach a listener together).
 fn notify_flush(listener: &dyn services::engine::FlushListener, batches: &[WriteBatch]) {
     let mut by_db: Vec<(u32, Vec<(u32, arrow::record_batch::RecordBatch)>)> = Vec::new();
-    for b in batches {
+    for b in batches.iter().filter(|b| b.deletes.is_none()) {
         let at = match by_db.iter().position(|(db, _)| *db == b.db_id) {
             Some(i) => i,
             None => {
@@ -302,6 +360,10 @@ fn catalog_error(e: CatalogError) -> WriteError {
 impl WriteService for Ingester {
     fn catalog_changed(&self) {
         self.buffer.apply_catalog(&self.catalog.state());
+    }
+
+    async fn apply_deletes(&self) -> Result<(), WriteError> {
+        self.mark_deletes().await
     }
 
     async fn drain(&self, max_wait: Duration) -> bool {

@@ -306,6 +306,7 @@ impl Persister {
     ) -> Result<(), PersistError> {
         let started = Instant::now();
         let wal_seq = generation.max_seq();
+        let deletes_marked = generation.deletes_applied();
         let files = match written {
             Some(f) => f.clone(),
             None => {
@@ -341,6 +342,7 @@ impl Persister {
                     let mut f = f.clone();
                     f.id = next;
                     f.max_wal_seq = wal_seq;
+                    f.deletes_applied = deletes_marked;
                     next += 1;
                     f
                 })
@@ -349,6 +351,7 @@ impl Persister {
                 node_id: node_id.clone(),
                 wal_seq,
                 files,
+                deletes_marked,
             }])
         };
         let committed = match &self.lease {

@@ -238,6 +238,7 @@ pub async fn write_file_at(
         level: 0,
         tag_ranges: tag_ranges(batch, table),
         value_index: Default::default(),
+        deletes_applied: 0,
     })
 }
 

@@ -883,8 +883,15 @@ impl TableProvider for InflowTable {
         // Each with whether it needs the scan's own filters applied.
         let mut files: Vec<(PartitionedFile, FileFilter)> = Vec::new();
         let mut memory: Vec<(RecordBatch, bool)> = Vec::new();
+        // A file a predicate delete still applies to is read whole and
+        // filtered in memory, like overlapping sources, until the compactor
+        // rewrites it.
+        let has_pending = |i: usize| match &sources[i] {
+            Source::File(f) => f.pending_tombstones(&self.table).next().is_some(),
+            Source::Chunk(_) => false,
+        };
         for mut g in groups {
-            if g.len() == 1 {
+            if g.len() == 1 && !has_pending(g[0]) {
                 match &sources[g[0]] {
                     Source::File(f) => {
                         let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
@@ -1322,7 +1329,11 @@ impl InflowTable {
                     let read = parquet_store::read_file(&self.sources.store, &f.path)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let pending: Vec<&catalog::Tombstone> =
+                        f.pending_tombstones(&self.table).collect();
                     for b in read {
+                        let b = table_batch::without_deleted(&b, pending.iter().copied())
+                            .map_err(arrow_err)?;
                         batches.push(table_batch::align(&b, &self.schema).map_err(arrow_err)?);
                     }
                 }

@@ -27,6 +27,7 @@ pub(crate) const SYSTEM_SCHEMA: &str = "system";
 
 const TABLES: &[&str] = &[
     "databases",
+    "deletes",
     "distinct_caches",
     "file_index",
     "last_caches",
@@ -534,6 +535,57 @@ impl SystemTables {
         MemTable::try_new(schema, vec![vec![batch]])
     }
 
+    /// `system.deletes`: the queried database's outstanding predicate
+    /// deletes (tombstones), with the number of files each still applies
+    /// to when read; the compactor rewrites those, then drops the tombstone.
+    fn deletes(&self) -> Result<MemTable, DataFusionError> {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("delete_id", DataType::UInt64, false),
+            Field::new("min_time", ts.clone(), false),
+            Field::new("max_time", ts.clone(), false),
+            Field::new("predicate", DataType::Utf8, false),
+            Field::new("created_at", ts, false),
+            Field::new("pending_files", DataType::UInt64, false),
+        ]));
+        let mut rows = Vec::new();
+        for t in self.db.tables() {
+            let files = self.state.table_files(self.db.id, t.id);
+            for x in &t.tombstones {
+                let pending = files.map_or(0, |f| {
+                    f.values()
+                        .filter(|f| f.pending_tombstones(t).any(|p| p.id == x.id))
+                        .count() as u64
+                });
+                let predicate = x
+                    .predicate
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                rows.push((t.name.to_string(), x.clone(), predicate, pending));
+            }
+        }
+        let ts_array =
+            |v: Vec<i64>| Arc::new(arrow::array::TimestampNanosecondArray::from(v)) as ArrayRef;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.0.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.id))),
+            ts_array(rows.iter().map(|r| r.1.min_time).collect()),
+            ts_array(rows.iter().map(|r| r.1.max_time).collect()),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.2.as_str()),
+            )),
+            ts_array(rows.iter().map(|r| r.1.created_ns).collect()),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.3))),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        MemTable::try_new(schema, vec![vec![batch]])
+    }
+
     /// `system.tokens`: every token's name, permissions and times; never the
     /// secret or its hash.
     fn tokens(&self) -> Result<MemTable, DataFusionError> {
@@ -588,6 +640,7 @@ impl SchemaProvider for SystemTables {
         Ok(match name {
             "tokens" => Some(Arc::new(self.tokens()?)),
             "parquet_files" => Some(Arc::new(self.parquet_files()?)),
+            "deletes" => Some(Arc::new(self.deletes()?)),
             "databases" => Some(Arc::new(self.databases()?)),
             "nodes" => Some(Arc::new(self.nodes().await?)),
             "tables" => Some(Arc::new(self.tables()?)),

@@ -106,6 +106,14 @@ pub trait WriteService: Send + Sync + std::fmt::Debug + 'static {
     /// rows it voids, at once.
     fn catalog_changed(&self) {}
 
+    /// Predicate deletes were committed to the catalog through this
+    /// process: mark them in this node's WAL (the rows before the marker
+    /// are deleted) and wait until that is durable. Nothing to do for a
+    /// write path that keeps no buffer.
+    async fn apply_deletes(&self) -> Result<(), WriteError> {
+        Ok(())
+    }
+
     /// Persists everything written so far and waits for it, at most
     /// `max_wait` (a node about to stop); whether it finished. Nothing to do
     /// for a write path that keeps no buffer.

@@ -14,9 +14,11 @@
 //! field, the value of the latest row that has one wins, "latest" being the
 //! later row in the batch.
 
+mod deletes;
 mod rules;
 mod schema;
 
+pub use deletes::{deleted_rows, without_deleted};
 pub use rules::{align, compact_dictionaries, dedup, key_columns, sort_by_key, time_range};
 pub use schema::{COLUMN_TYPE_KEY, arrow_field, arrow_type, column_type_name, table_arrow_schema};
 

@@ -52,3 +52,35 @@ def test_wrong_token_is_401(server):
     assert e.value.status == 401
     import json
     assert json.loads(e.value.body) == {"error": "the request was not authenticated"}
+
+
+def test_delete_api_deletes_by_time_and_tag(persisting_server):
+    """influxdb-client's delete_api (POST /api/v2/delete): the rows matching
+    the predicate in the range go, in the buffer and in Parquet files alike;
+    the rest, and a later write of a deleted point, stay."""
+    server = persisting_server
+    with InfluxDBClient(url=server.url, token=server.token, org="my-org") as client:
+        write = client.write_api(write_options=SYNCHRONOUS)
+        write.write(bucket="db", record=["cpu,host=a v=1i 1704164645", "cpu,host=b v=2i 1704164645",
+                                          "cpu,host=a v=3i 1704164646", "mem,host=a v=4i 1704164645"],
+                    write_precision=WritePrecision.S)
+        client.delete_api().delete(
+            datetime(2024, 1, 2, 3, 4, 0, tzinfo=timezone.utc), "2024-01-02T03:04:05Z",
+            '_measurement="cpu" AND host="a"', bucket="db", org="my-org")
+        rows = server.sql("db", "SELECT host, v FROM cpu ORDER BY time, host")
+        assert rows == [{"host": "b", "v": 2}, {"host": "a", "v": 3}]
+        assert server.sql("db", "SELECT v FROM mem") == [{"v": 4}]
+        write.write(bucket="db", record="cpu,host=a v=10i 1704164645", write_precision=WritePrecision.S)
+        rows = server.sql("db", "SELECT host, v FROM cpu ORDER BY time, host")
+        assert rows == [{"host": "a", "v": 10}, {"host": "b", "v": 2}, {"host": "a", "v": 3}]
+        # Without a predicate: everything in the range, every measurement.
+        client.delete_api().delete("2024-01-02T03:04:05Z", "2024-01-02T03:04:05Z", "", bucket="db", org="my-org")
+        assert server.sql("db", "SELECT host, v FROM cpu") == [{"host": "a", "v": 3}]
+        assert server.sql("db", "SELECT v FROM mem") == []
+        with pytest.raises(ApiException) as e:
+            client.delete_api().delete("2024-01-02T03:04:05Z", "2024-01-02T03:04:06Z", 'host="a" OR host="b"',
+                                       bucket="db", org="my-org")
+        assert e.value.status == 400
+        import json
+        body = json.loads(e.value.body)
+        assert body["code"] == "invalid" and "OR is not supported" in body["message"]

@@ -299,6 +299,31 @@ pub struct WriteBatch {
     pub tables: Vec<(u32, RecordBatch)>,
     /// Rows in all tables.
     pub rows: usize,
+    /// Set on a WAL delete marker (no rows): the tombstones it applies.
+    pub deletes: Option<DeleteMarker>,
+}
+
+/// What a WAL delete marker applies to the rows before it: every
+/// tombstone with an id up to `through` (those the catalog still has,
+/// resolved when the marker is applied).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteMarker {
+    /// The highest tombstone id the marker covers.
+    pub through: u64,
+    /// The tombstones, with their database and table ids.
+    pub tombstones: Vec<(u32, u32, catalog::Tombstone)>,
+}
+
+impl WriteBatch {
+    /// A delete marker: no rows, the tombstones up to `through`.
+    pub fn delete_marker(marker: DeleteMarker) -> Self {
+        Self {
+            db_id: u32::MAX,
+            tables: Vec::new(),
+            rows: 0,
+            deletes: Some(marker),
+        }
+    }
 }
 
 /// The result of [`build`].
@@ -439,6 +464,7 @@ fn finish_tables(db_id: u32, tables: Vec<TableBuilder<'_>>) -> Result<WriteBatch
         db_id,
         tables: out,
         rows,
+        deletes: None,
     })
 }
 

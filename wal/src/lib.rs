@@ -19,6 +19,10 @@
 //!  payload = entry*
 //!  entry   = db_len u16 | db | precision u8 | default_time_ns i64 | lines_len u32 | lines
 //! ```
+//! An entry with precision [`DELETE_MARKER`] carries no lines but the
+//! highest tombstone id it marks, as decimal text: the predicate deletes up
+//! to it apply to the rows of the entries before it (see the catalog's
+//! `Tombstone`).
 //! A file that fails any check stops replay with an error that names it;
 //! nothing is skipped silently.
 
@@ -78,6 +82,32 @@ pub struct WalEntry {
     pub default_time_ns: i64,
     /// The accepted lines, separated by `\n`.
     pub lines: Bytes,
+}
+
+/// The precision code of a delete marker entry (no line protocol code).
+pub const DELETE_MARKER: u8 = 0xFF;
+
+impl WalEntry {
+    /// A delete marker for the tombstones up to `through`.
+    pub fn delete_marker(through: u64, time_ns: i64) -> Self {
+        Self {
+            db: String::new(),
+            precision: DELETE_MARKER,
+            default_time_ns: time_ns,
+            lines: Bytes::from(through.to_string()),
+        }
+    }
+
+    /// The highest tombstone id a delete marker marks; `None` for a write.
+    /// A marker whose id does not parse is `Some(Err)`: the file is corrupt.
+    pub fn marked_deletes(&self) -> Option<Result<u64, String>> {
+        (self.precision == DELETE_MARKER).then(|| {
+            std::str::from_utf8(&self.lines)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| "a delete marker whose tombstone id is not a number".to_string())
+        })
+    }
 }
 
 /// One WAL file: a sequence number and its entries.

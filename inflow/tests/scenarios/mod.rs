@@ -24,6 +24,7 @@ macro_rules! every_scenario {
             writes_over_two_ingesters_reach_both_queriers,
             compaction_under_queries,
             a_late_querier_warms_from_the_object_store_alone,
+            predicate_deletes_across_roles,
         );
     };
 }
@@ -471,4 +472,99 @@ pub(crate) async fn a_late_querier_warms_from_the_object_store_alone(cluster: &T
     })
     .await;
     assert_eq!(got, vec![json!({"n": 8, "s": 28})]);
+}
+
+/// A predicate delete sent to an ingester of a split cluster: the rows it
+/// matches leave the querier's answers (files and tailed WAL alike), a
+/// write of the same series and time after it stays, the compactor
+/// rewrites the files and drops the tombstone, and a `kill -9` of the
+/// ingester changes nothing.
+pub(crate) async fn predicate_deletes_across_roles(cluster: &TestCluster) {
+    let mut ingester = cluster
+        .start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "2"])
+        .await;
+    let querier = cluster.start("inflow-querier", "q-0", TAIL).await;
+    for t in 1..=8u64 {
+        let host = if t % 2 == 0 { "a" } else { "b" };
+        ingester
+            .write_ok(
+                "db",
+                &format!("cpu,host={host} v={t}i {t}\nmem,host={host} v={t}i {t}"),
+            )
+            .await;
+    }
+    let rows = "SELECT host, v, time FROM cpu ORDER BY time";
+    eventually(20, "every row on the querier, some in files", || async {
+        let files = querier
+            .try_rows("db", "SELECT count(*) AS n FROM system.parquet_files")
+            .await?;
+        let r = querier.try_rows("db", rows).await?;
+        (r.len() == 8 && files[0]["n"].as_u64()? >= 1).then_some(())
+    })
+    .await;
+    // host=a from 1 ns to 6 ns: rows at 2, 4, 6 (persisted or not).
+    let r = ingester
+        .client()
+        .post(ingester.url("/api/v2/delete"))
+        .query(&[("bucket", "db")])
+        .json(&json!({
+            "start": "1970-01-01T00:00:00.000000001Z",
+            "stop": "1970-01-01T00:00:00.000000006Z",
+            "predicate": "_measurement=\"cpu\" AND host=\"a\"",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let values = |r: &[Value]| -> Vec<u64> { r.iter().filter_map(|x| x["v"].as_u64()).collect() };
+    eventually(20, "the deleted rows gone from the querier", || async {
+        let r = querier.try_rows("db", rows).await?;
+        (values(&r) == [1, 3, 5, 7, 8]).then_some(())
+    })
+    .await;
+    // A write after the delete, in its range, stays; mem was not touched.
+    ingester.write_ok("db", "cpu,host=a v=40i 4").await;
+    for t in 9..=12u64 {
+        ingester
+            .write_ok("db", &format!("cpu,host=b v={t}i {t}"))
+            .await;
+    }
+    let want: Vec<u64> = vec![1, 3, 40, 5, 7, 8, 9, 10, 11, 12];
+    eventually(20, "the later write on the querier", || async {
+        let r = querier.try_rows("db", rows).await?;
+        (values(&r) == want).then_some(())
+    })
+    .await;
+    let mem = querier
+        .query_json("db", "SELECT count(*) AS n FROM mem")
+        .await;
+    assert_eq!(mem[0]["n"], 8);
+    // The compactor rewrites the files the delete still applies to, then
+    // drops the tombstone once the ingester's marker is persisted.
+    let _compactor = cluster
+        .start(
+            "inflow-compactor",
+            "c-0",
+            &["--retention-check-interval", "100ms"],
+        )
+        .await;
+    eventually(30, "the tombstone dropped", || async {
+        let d = querier
+            .try_rows("db", "SELECT delete_id FROM system.deletes")
+            .await?;
+        d.is_empty().then_some(())
+    })
+    .await;
+    let r = querier.query_json("db", rows).await;
+    assert_eq!(values(&r), want, "the same rows after the rewrite");
+    ingester.kill();
+    ingester.restart().await;
+    ingester.write_ok("db", "cpu,host=b v=13i 13").await;
+    let mut after = want.clone();
+    after.push(13);
+    eventually(20, "the same rows after a kill -9", || async {
+        let r = querier.try_rows("db", rows).await?;
+        (values(&r) == after).then_some(())
+    })
+    .await;
 }
