@@ -553,6 +553,92 @@ impl CatalogState {
         self.next_file_id.max(1)
     }
 
+    /// Reads a state written by [`CatalogState::to_json`] (a checkpoint,
+    /// or a backup's catalog).
+    pub fn from_json(bytes: &[u8]) -> Result<CatalogState, CatalogError> {
+        let mut state: CatalogState =
+            serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt {
+                path: "<catalog state>".into(),
+                source,
+            })?;
+        state.rebuild_indexes();
+        Ok(state)
+    }
+
+    /// The state as a checkpoint holds it.
+    pub fn to_json(&self) -> Result<Vec<u8>, CatalogError> {
+        serde_json::to_vec(self).map_err(|source| CatalogError::Corrupt {
+            path: "<catalog state>".into(),
+            source,
+        })
+    }
+
+    /// Every Parquet file the state references.
+    pub fn all_files(&self) -> impl Iterator<Item = &Arc<ParquetFile>> {
+        self.files
+            .values()
+            .flat_map(|t| t.values())
+            .flat_map(|f| f.values())
+    }
+
+    /// This state as a restore into another store starts from it: file
+    /// paths moved from `from_prefix` to `to_prefix`, no leases and no
+    /// garbage (neither was copied), and with `only`, just that database,
+    /// under a new name. Returns the state and each file's old and new
+    /// path.
+    pub fn restored(
+        &self,
+        from_prefix: &Path,
+        to_prefix: &Path,
+        only: Option<(&str, &str)>,
+    ) -> Result<(CatalogState, Vec<(String, String)>), CatalogError> {
+        let mut s = self.clone();
+        s.leases.clear();
+        s.garbage.clear();
+        if let Some((name, new_name)) = only {
+            let id = s
+                .db(name)
+                .map(|d| d.id)
+                .ok_or_else(|| CatalogError::NotFound(format!("database not found: {name}")))?;
+            validate_db_name(new_name).map_err(CatalogError::Invalid)?;
+            s.databases.retain(|k, _| *k == id);
+            s.files.retain(|k, _| *k == id);
+            let cutoff = s.db_name_cutoffs.remove(name);
+            s.db_name_cutoffs.clear();
+            if let Some(c) = cutoff {
+                s.db_name_cutoffs.insert(new_name.to_string(), c);
+            }
+            if let Some(db) = s.databases.get_mut(&id) {
+                Arc::make_mut(db).name = Arc::from(new_name);
+            }
+        }
+        let from = from_prefix.as_ref();
+        let mut moved = Vec::new();
+        for tables in s.files.values_mut() {
+            for files in tables.values_mut() {
+                for f in Arc::make_mut(files).values_mut() {
+                    let rel = if from.is_empty() {
+                        f.path.as_str()
+                    } else {
+                        f.path
+                            .strip_prefix(from)
+                            .and_then(|p| p.strip_prefix('/'))
+                            .unwrap_or(f.path.as_str())
+                    };
+                    let new_path = if to_prefix.as_ref().is_empty() {
+                        rel.to_string()
+                    } else {
+                        format!("{to_prefix}/{rel}")
+                    };
+                    moved.push((f.path.clone(), new_path.clone()));
+                    Arc::make_mut(f).path = new_path;
+                }
+            }
+        }
+        s.rebuild_indexes();
+        Ok((s, moved))
+    }
+
     /// The id the next tombstone gets (ids start at 1).
     pub fn next_tombstone_id(&self) -> u64 {
         self.next_tombstone_id.max(1)
@@ -1209,10 +1295,41 @@ impl Catalog {
         Self::open(store, prefix, true).await
     }
 
+    /// The object store the catalog (and the whole cluster) lives in.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// The store prefix everything of the cluster lives under (the
     /// catalog in `catalog/`, the WAL in `wal/`, the files in `dbs/`).
     pub fn prefix(&self) -> &Path {
         &self.prefix
+    }
+
+    /// Writes `state` as the catalog of an empty store (a restore): its
+    /// checkpoint, from which [`Catalog::load`] starts. Refused when the
+    /// store has a catalog already.
+    pub async fn write_restored(
+        store: &Arc<dyn ObjectStore>,
+        prefix: &Path,
+        state: &CatalogState,
+    ) -> Result<(), CatalogError> {
+        let dir = prefix.clone().join("catalog");
+        let mut listed = store.list(Some(&dir));
+        if futures::StreamExt::next(&mut listed).await.is_some() {
+            return Err(CatalogError::AlreadyExists(format!(
+                "the store already has a catalog under {dir}"
+            )));
+        }
+        let path = dir.join("checkpoint.json");
+        store
+            .put_opts(
+                &path,
+                PutPayload::from(state.to_json()?),
+                PutOptions::from(PutMode::Create),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Whether this process only reads the catalog.

@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 pub mod auth;
+mod backups;
 mod caches;
 mod configure;
 mod deletes;
@@ -109,6 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v3/write_lp", post(write::write_v3))
         .route("/api/v2/write", post(write::write_v2))
         .route("/api/v2/delete", post(deletes::delete_v2))
+        .route(
+            "/api/v3/enterprise/configure/backup",
+            post(backups::create_backup),
+        )
         .route("/write", post(write::write_v1))
         .route(
             "/api/v3/query_sql",

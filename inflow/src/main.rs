@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod client;
 use server::CommonArgs;
 
@@ -41,6 +42,13 @@ enum Command {
     /// List resources on a server (tokens, databases).
     #[command(subcommand)]
     Show(client::ShowCommand),
+    /// Copy a consistent backup of the store (catalog, Parquet files and
+    /// the WAL they do not cover) to a directory or an S3 prefix, while the
+    /// cluster runs. Incremental: files already there are not copied again.
+    Backup(Box<backup::BackupArgs>),
+    /// Make a new store from a backup (the target must be empty); then
+    /// `inflow serve` or a cluster on it answers as the backed-up one did.
+    Restore(Box<backup::RestoreArgs>),
 }
 
 /// The flags of `inflow serve`.
@@ -66,6 +74,8 @@ async fn main() {
         Command::Create(c) => client::create(c).await,
         Command::Delete(c) => client::delete(c).await,
         Command::Show(c) => client::show(c).await,
+        Command::Backup(a) => backup::backup(*a).await,
+        Command::Restore(a) => backup::restore(*a).await,
     };
     if let Err(e) = result {
         eprintln!("inflow: {e}");

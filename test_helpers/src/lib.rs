@@ -471,6 +471,22 @@ pub fn run_cli(args: &[&str], token: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// Runs the `inflow` CLI with `args` and the extra environment `env`.
+/// Returns whether it succeeded, its stdout and its stderr.
+pub fn run_cli_env(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
+    let mut cmd = Command::new(bin_path("inflow"));
+    cmd.args(args).env_remove("INFLOW_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the inflow binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Several real processes on one object store (a temp dir), started role by
 /// role, so a multi-process scenario reads as steps:
 ///
@@ -581,6 +597,24 @@ impl TestCluster {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         TestServer::try_start_env(binary, sub, &args, Arc::clone(&self.dir), &env).await
+    }
+
+    /// The flags that point `inflow` CLI commands (`backup`, `restore`) at
+    /// this cluster's store.
+    pub fn cli_store_flags(&self) -> Vec<String> {
+        if self.s3.is_some() {
+            self.store_flags.clone()
+        } else {
+            vec![
+                "--data-dir".to_string(),
+                self.data_dir().display().to_string(),
+            ]
+        }
+    }
+
+    /// The environment every process of the cluster gets (S3 credentials).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// The object store's root directory.
