@@ -78,6 +78,19 @@ pub enum BackupError {
     Wal(#[from] wal::WalError),
 }
 
+/// How to reach an S3 target, when not (only) from the `AWS_*` environment.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// The endpoint URL (plain HTTP allowed when it is `http://`).
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key.
+    pub secret_access_key: Option<String>,
+}
+
 /// Where backups are kept: a store and a prefix in it.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -93,20 +106,36 @@ impl Location {
     /// environment (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, ...; plain HTTP
     /// when the endpoint is `http://`).
     pub fn open(url: &str) -> Result<Self, BackupError> {
+        Self::open_with(url, &S3Options::default())
+    }
+
+    /// [`Location::open`], with `s3` over the environment for S3.
+    pub fn open_with(url: &str, s3: &S3Options) -> Result<Self, BackupError> {
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(BackupError::Location(format!("no bucket in {url}")));
             }
             let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint = std::env::var("AWS_ENDPOINT")
-                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                .ok();
+            let endpoint = s3.endpoint.clone().or_else(|| {
+                std::env::var("AWS_ENDPOINT")
+                    .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                    .ok()
+            });
             if let Some(e) = endpoint {
                 if e.starts_with("http://") {
                     b = b.with_allow_http(true);
                 }
                 b = b.with_endpoint(e);
+            }
+            if let Some(r) = &s3.region {
+                b = b.with_region(r);
+            }
+            if let Some(k) = &s3.access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(k) = &s3.secret_access_key {
+                b = b.with_secret_access_key(k);
             }
             return Ok(Self {
                 store: Arc::new(b.build()?),

@@ -215,7 +215,12 @@ pub async fn apply_delete_marker(
             // deletes made after this catalog was taken (a restore of a
             // backup whose WAL went on past its catalog). They are not part
             // of it, and the rows before the marker stay.
-            tracing::warn!(seq, through, known = state.last_tombstone_id(), "a WAL delete marker names deletes the catalog does not have; they are not applied");
+            tracing::warn!(
+                seq,
+                through,
+                known = state.last_tombstone_id(),
+                "a WAL delete marker names deletes the catalog does not have; they are not applied"
+            );
             through = state.last_tombstone_id();
         }
     }

@@ -9,6 +9,41 @@ use std::time::Duration;
 
 use server::CommonArgs;
 
+/// How to reach an S3 backup location (over the `AWS_*` environment).
+#[derive(Debug, clap::Args)]
+pub(crate) struct TargetArgs {
+    /// The backup location's S3 endpoint URL.
+    #[arg(long, env = "INFLOW_BACKUP_AWS_ENDPOINT")]
+    target_aws_endpoint: Option<String>,
+    /// The backup location's S3 region.
+    #[arg(long, env = "INFLOW_BACKUP_AWS_REGION")]
+    target_aws_region: Option<String>,
+    /// The backup location's S3 access key id.
+    #[arg(long, env = "INFLOW_BACKUP_AWS_ACCESS_KEY_ID")]
+    target_aws_access_key_id: Option<String>,
+    /// The backup location's S3 secret access key.
+    #[arg(
+        long,
+        env = "INFLOW_BACKUP_AWS_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    target_aws_secret_access_key: Option<String>,
+}
+
+impl TargetArgs {
+    fn open(&self, url: &str) -> Result<backup::Location, backup::BackupError> {
+        backup::Location::open_with(
+            url,
+            &backup::S3Options {
+                endpoint: self.target_aws_endpoint.clone(),
+                region: self.target_aws_region.clone(),
+                access_key_id: self.target_aws_access_key_id.clone(),
+                secret_access_key: self.target_aws_secret_access_key.clone(),
+            },
+        )
+    }
+}
+
 /// The flags of `inflow backup`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BackupArgs {
@@ -18,6 +53,12 @@ pub(crate) struct BackupArgs {
     /// files, so each copies only what is new.
     #[arg(long)]
     to: String,
+    /// Also write the backup's summary as JSON to this file (a Kubernetes
+    /// Job's `/dev/termination-log`, which the operator reads).
+    #[arg(long)]
+    summary_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// The store to back up (the flags of `inflow serve`).
     #[command(flatten)]
     common: CommonArgs,
@@ -38,6 +79,11 @@ pub(crate) struct RestoreArgs {
     /// Under this name (with --database).
     #[arg(long = "as", value_name = "NAME")]
     rename: Option<String>,
+    /// Also write the restore's summary as JSON to this file.
+    #[arg(long)]
+    summary_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// The store to restore into, which must be empty (the flags of
     /// `inflow serve`: --data-dir, or --object-store s3 --bucket ...).
     #[command(flatten)]
@@ -47,8 +93,21 @@ pub(crate) struct RestoreArgs {
 pub(crate) async fn backup(args: BackupArgs) -> Result<(), Box<dyn std::error::Error>> {
     args.common.init_logging()?;
     let store = args.common.object_store()?;
-    let target = backup::Location::open(&args.to)?;
+    let target = args.target.open(&args.to)?;
     let m = backup::backup(&store, &args.common.prefix(), &target).await?;
+    if let Some(path) = &args.summary_file {
+        let summary = serde_json::json!({
+            "backupId": m.backup_id,
+            "catalogSeq": m.catalog_seq,
+            "parquetFiles": m.parquet_files.len(),
+            "walFiles": m.wal_files.len(),
+            "totalBytes": m.total_bytes,
+            "copiedFiles": m.copied_files,
+            "copiedBytes": m.copied_bytes,
+            "durationMs": m.duration_ms,
+        });
+        std::fs::write(path, summary.to_string())?;
+    }
     println!(
         "backup {} of catalog sequence {}: {} Parquet files and {} WAL files, {} bytes; copied {} files ({} bytes) in {} ms",
         m.backup_id,
@@ -67,7 +126,7 @@ pub(crate) async fn restore(args: RestoreArgs) -> Result<(), Box<dyn std::error:
     args.common.init_logging()?;
     let store = args.common.object_store()?;
     let prefix = args.common.prefix();
-    let from = backup::Location::open(&args.from)?;
+    let from = args.target.open(&args.from)?;
     let options = backup::RestoreOptions {
         backup_id: args.backup_id,
         database: args.database,
@@ -95,6 +154,17 @@ pub(crate) async fn restore(args: RestoreArgs) -> Result<(), Box<dyn std::error:
         if !replayed.drain(Duration::from_secs(3600)).await {
             return Err(format!("the restored WAL of node {node} could not be persisted").into());
         }
+    }
+    if let Some(path) = &args.summary_file {
+        let summary = serde_json::json!({
+            "backupId": report.backup_id,
+            "catalogSeq": report.catalog_seq,
+            "files": report.files,
+            "walFiles": report.wal_files,
+            "bytes": report.bytes,
+            "durationMs": report.duration_ms,
+        });
+        std::fs::write(path, summary.to_string())?;
     }
     println!(
         "restored backup {} (catalog sequence {}): {} Parquet files and {} WAL files, {} bytes, in {} ms",

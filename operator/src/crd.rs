@@ -579,6 +579,148 @@ pub struct TriggerStatus {
 
 /// Every CRD, as YAML documents (what `inflow-operator crd` prints and
 /// `crds/` holds).
+/// Where backups go: an S3 prefix, or a directory on a claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTarget {
+    /// `s3://bucket/prefix`, or a directory under `/backups` (with
+    /// `claimName`), e.g. `file:///backups/nightly`. Backups into one place
+    /// share its Parquet files: each copies only what is new.
+    #[schemars(regex(pattern = r"^(s3://[^/]+(/.*)?|file:///backups(/.*)?)$"))]
+    pub url: String,
+    /// The S3 endpoint URL (default AWS's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The S3 region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A Secret with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` for
+    /// the target bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_name: Option<String>,
+    /// A PersistentVolumeClaim mounted at `/backups`, for a `file://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_name: Option<String>,
+}
+
+/// A backup of an `InflowCluster`'s object store, made once by a Job
+/// running `inflow backup` while the cluster runs.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "Backup",
+    namespaced,
+    status = "BackupStatus",
+    shortname = "ibackup",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Sequence","type":"integer","jsonPath":".status.catalogSeq"}"#,
+    printcolumn = r#"{"name":"Bytes","type":"integer","jsonPath":".status.totalBytes"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// The `InflowCluster` (in this namespace) to back up.
+    #[schemars(length(min = 1))]
+    pub cluster_ref: String,
+    /// Where the backup goes.
+    pub target: BackupTarget,
+}
+
+/// What the operator observed of a backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// `Pending`, `Running`, `Succeeded` or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The Job that makes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// The backup's id in the target (`inflow restore --backup-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// The catalog sequence number it is consistent at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_seq: Option<u64>,
+    /// Bytes of everything it references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// Bytes it copied (the rest was in the target already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_bytes: Option<u64>,
+    /// Parquet files it references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// WAL files it copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_files: Option<u64>,
+    /// How long it took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// When its Job finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<String>,
+    /// Ready (Succeeded), with the Job's error as the message when it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Backups of an `InflowCluster` on a schedule, the newest `keep` kept.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "inflow.dev",
+    version = "v1alpha1",
+    kind = "BackupSchedule",
+    namespaced,
+    status = "BackupScheduleStatus",
+    shortname = "ibackupschedule",
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Last","type":"date","jsonPath":".status.lastScheduleTime"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupScheduleSpec {
+    /// The `InflowCluster` (in this namespace) to back up.
+    #[schemars(length(min = 1))]
+    pub cluster_ref: String,
+    /// When, as a CronJob's schedule: `MIN HOUR DOM MON DOW` in UTC
+    /// (`0 3 * * *`: every day at 03:00).
+    #[schemars(length(min = 9))]
+    pub schedule: String,
+    /// Where the backups go.
+    pub target: BackupTarget,
+    /// How many finished `Backup` resources to keep (default 7); older
+    /// ones are deleted (their files stay in the target).
+    #[serde(default = "default_keep")]
+    #[schemars(range(min = 1))]
+    pub keep: u32,
+    /// No new backups while true.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_keep() -> u32 {
+    7
+}
+
+/// What the operator observed of a backup schedule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupScheduleStatus {
+    /// When the last backup was started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<String>,
+    /// The last `Backup` it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup: Option<String>,
+    /// When the next one is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<String>,
+    /// Ready, with the schedule's error when it cannot be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
 pub fn all_crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let mut out = String::new();
@@ -587,6 +729,8 @@ pub fn all_crds_yaml() -> Result<String, serde_yaml::Error> {
         Database::crd(),
         Token::crd(),
         Trigger::crd(),
+        Backup::crd(),
+        BackupSchedule::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);

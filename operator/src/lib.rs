@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod autoscale;
+pub mod backup;
 pub mod crd;
 pub mod lease;
 pub mod measure;

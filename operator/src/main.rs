@@ -195,7 +195,27 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             Api::all(client.clone()),
         ),
     };
+    let (backups, schedules): (
+        Api<operator::crd::Backup>,
+        Api<operator::crd::BackupSchedule>,
+    ) = match &args.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
     tokio::join!(
+        run_controller(
+            backups,
+            operator::backup::reconcile_backup,
+            Arc::clone(&ctx)
+        ),
+        run_controller(
+            schedules,
+            operator::backup::reconcile_schedule,
+            Arc::clone(&ctx)
+        ),
         run_controller(clusters, reconcile::reconcile_cluster, Arc::clone(&ctx)),
         run_controller(dbs, reconcile::reconcile_database, Arc::clone(&ctx)),
         run_controller(tokens, reconcile::reconcile_token, Arc::clone(&ctx)),

@@ -38,7 +38,8 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/inflow-dev/inflow:", env!("CARG
 /// The HTTP (and Flight) port of every role.
 pub const PORT: i32 = 8181;
 const TOKEN_MOUNT: &str = "/etc/inflow/admin-token";
-const DATA_MOUNT: &str = "/var/lib/inflow";
+/// Where the file object store's claim is mounted.
+pub const DATA_MOUNT: &str = "/var/lib/inflow";
 /// The plugins' own claim's mount (on S3; on the file store they live on
 /// the data claim).
 const PLUGINS_MOUNT: &str = "/var/lib/inflow-plugins";
@@ -184,7 +185,77 @@ pub fn owned_meta(
     }
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+/// The `INFLOW_*` environment that points a process at the cluster's
+/// object store (every role, and the backup Jobs).
+pub fn store_env(cluster: &InflowCluster) -> Vec<EnvVar> {
+    let mut envs = Vec::new();
+    match &cluster.spec.object_store {
+        Some(ObjectStoreSpec::S3(s3)) => {
+            envs.push(env("INFLOW_OBJECT_STORE", "s3"));
+            envs.push(env("INFLOW_BUCKET", &s3.bucket));
+            if let Some(e) = &s3.endpoint {
+                envs.push(env("INFLOW_AWS_ENDPOINT", e));
+                if e.starts_with("http://") {
+                    envs.push(env("INFLOW_AWS_ALLOW_HTTP", "true"));
+                }
+            }
+            if let Some(r) = &s3.region {
+                envs.push(env("INFLOW_AWS_REGION", r));
+            }
+            if let Some(s) = &s3.credentials_secret_name {
+                envs.push(secret_env(
+                    "INFLOW_AWS_ACCESS_KEY_ID",
+                    s,
+                    "AWS_ACCESS_KEY_ID",
+                ));
+                envs.push(secret_env(
+                    "INFLOW_AWS_SECRET_ACCESS_KEY",
+                    s,
+                    "AWS_SECRET_ACCESS_KEY",
+                ));
+            }
+        }
+        _ => {
+            envs.push(env("INFLOW_OBJECT_STORE", "file"));
+            envs.push(env("INFLOW_DATA_DIR", DATA_MOUNT));
+        }
+    }
+    envs
+}
+
+/// The data claim's volume and its mount, for the file object store.
+pub fn data_volume(cluster: &InflowCluster) -> Option<(Volume, VolumeMount)> {
+    if matches!(cluster.spec.object_store, Some(ObjectStoreSpec::S3(_))) {
+        return None;
+    }
+    Some((
+        Volume {
+            name: "data".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{}-data", name_of(cluster)),
+                read_only: None,
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "data".to_string(),
+            mount_path: DATA_MOUNT.to_string(),
+            ..Default::default()
+        },
+    ))
+}
+
+/// The image the cluster's pods run.
+pub fn image(cluster: &InflowCluster) -> String {
+    cluster
+        .spec
+        .image
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
+/// An `EnvVar` with a value.
+pub fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: Some(value.to_string()),
@@ -192,7 +263,8 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+/// An `EnvVar` from a key of a Secret.
+pub fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: None,
@@ -239,42 +311,8 @@ pub fn container(cluster: &InflowCluster, role: Role) -> Container {
         read_only: Some(true),
         ..Default::default()
     }];
-    match &cluster.spec.object_store {
-        Some(ObjectStoreSpec::S3(s3)) => {
-            envs.push(env("INFLOW_OBJECT_STORE", "s3"));
-            envs.push(env("INFLOW_BUCKET", &s3.bucket));
-            if let Some(e) = &s3.endpoint {
-                envs.push(env("INFLOW_AWS_ENDPOINT", e));
-                if e.starts_with("http://") {
-                    envs.push(env("INFLOW_AWS_ALLOW_HTTP", "true"));
-                }
-            }
-            if let Some(r) = &s3.region {
-                envs.push(env("INFLOW_AWS_REGION", r));
-            }
-            if let Some(s) = &s3.credentials_secret_name {
-                envs.push(secret_env(
-                    "INFLOW_AWS_ACCESS_KEY_ID",
-                    s,
-                    "AWS_ACCESS_KEY_ID",
-                ));
-                envs.push(secret_env(
-                    "INFLOW_AWS_SECRET_ACCESS_KEY",
-                    s,
-                    "AWS_SECRET_ACCESS_KEY",
-                ));
-            }
-        }
-        _ => {
-            envs.push(env("INFLOW_OBJECT_STORE", "file"));
-            envs.push(env("INFLOW_DATA_DIR", DATA_MOUNT));
-            mounts.push(VolumeMount {
-                name: "data".to_string(),
-                mount_path: DATA_MOUNT.to_string(),
-                ..Default::default()
-            });
-        }
-    }
+    envs.extend(store_env(cluster));
+    mounts.extend(data_volume(cluster).map(|(_, m)| m));
     if on_s3(cluster) && !engine_args(cluster, role).is_empty() {
         mounts.push(VolumeMount {
             name: "plugins".to_string(),
@@ -346,16 +384,7 @@ fn pod_template(cluster: &InflowCluster, role: Role) -> PodTemplateSpec {
         }),
         ..Default::default()
     }];
-    if !matches!(cluster.spec.object_store, Some(ObjectStoreSpec::S3(_))) {
-        volumes.push(Volume {
-            name: "data".to_string(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: format!("{}-data", name_of(cluster)),
-                read_only: None,
-            }),
-            ..Default::default()
-        });
-    }
+    volumes.extend(data_volume(cluster).map(|(v, _)| v));
     if on_s3(cluster) && !engine_args(cluster, role).is_empty() {
         volumes.push(Volume {
             name: "plugins".to_string(),
