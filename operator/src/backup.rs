@@ -63,6 +63,67 @@ pub fn job_name(backup: &Backup) -> String {
 /// The Job that makes `backup` of `cluster`.
 pub fn backup_job(cluster: &InflowCluster, backup: &Backup) -> Job {
     let target = &backup.spec.target;
+    inflow_job(
+        cluster,
+        target,
+        job_name(backup),
+        backup.namespace(),
+        owner(backup),
+        ("inflow.dev/backup", backup.name_any()),
+        vec![
+            "backup".to_string(),
+            format!("--to={}", target.url),
+            "--summary-file=/dev/termination-log".to_string(),
+            "--log-format=json".to_string(),
+        ],
+    )
+}
+
+/// The Job that restores `cluster`'s store from its `restoreFrom`.
+pub fn restore_job(cluster: &InflowCluster, from: &crate::crd::RestoreSpec) -> Job {
+    let mut args = vec![
+        "restore".to_string(),
+        format!("--from={}", from.target.url),
+        "--summary-file=/dev/termination-log".to_string(),
+        "--log-format=json".to_string(),
+    ];
+    if let Some(id) = &from.backup_id {
+        args.push(format!("--backup-id={id}"));
+    }
+    inflow_job(
+        cluster,
+        &from.target,
+        restore_job_name(cluster),
+        cluster.namespace(),
+        owner(cluster),
+        ("inflow.dev/restore", cluster.name_any()),
+        args,
+    )
+}
+
+/// The restore Job's name for a cluster.
+pub fn restore_job_name(cluster: &InflowCluster) -> String {
+    let mut name = format!("{}-restore", cluster.name_any());
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
+/// A Job running `inflow ARGS` once, with `cluster`'s store and `target`'s
+/// credentials and claim.
+fn inflow_job(
+    cluster: &InflowCluster,
+    target: &BackupTarget,
+    name: String,
+    namespace: Option<String>,
+    owner: OwnerReference,
+    label: (&str, String),
+    args: Vec<String>,
+) -> Job {
+    let component = if args.first().is_some_and(|a| a == "restore") {
+        "restore"
+    } else {
+        "backup"
+    };
     let mut env = workloads::store_env(cluster);
     env.extend(target_env(target));
     let mut volumes: Vec<Volume> = Vec::new();
@@ -91,20 +152,20 @@ pub fn backup_job(cluster: &InflowCluster, backup: &Backup) -> Job {
         ("app.kubernetes.io/instance".to_string(), cluster.name_any()),
         (
             "app.kubernetes.io/component".to_string(),
-            "backup".to_string(),
+            component.to_string(),
         ),
         (
             "app.kubernetes.io/managed-by".to_string(),
             "inflow-operator".to_string(),
         ),
-        ("inflow.dev/backup".to_string(), backup.name_any()),
+        (label.0.to_string(), label.1),
     ]);
     Job {
         metadata: ObjectMeta {
-            name: Some(job_name(backup)),
-            namespace: backup.namespace(),
+            name: Some(name),
+            namespace,
             labels: Some(labels.clone()),
-            owner_references: Some(vec![owner(backup)]),
+            owner_references: Some(vec![owner]),
             ..Default::default()
         },
         spec: Some(JobSpec {
@@ -117,15 +178,10 @@ pub fn backup_job(cluster: &InflowCluster, backup: &Backup) -> Job {
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_string()),
                     containers: vec![Container {
-                        name: "backup".to_string(),
+                        name: component.to_string(),
                         image: Some(workloads::image(cluster)),
                         command: Some(vec!["inflow".to_string()]),
-                        args: Some(vec![
-                            "backup".to_string(),
-                            format!("--to={}", target.url),
-                            "--summary-file=/dev/termination-log".to_string(),
-                            "--log-format=json".to_string(),
-                        ]),
+                        args: Some(args),
                         env: Some(env),
                         volume_mounts: Some(mounts),
                         // A failure's message is the end of its log.
@@ -240,40 +296,9 @@ pub async fn reconcile_backup(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<
             }
         }
     };
-    let status = job.status.clone().unwrap_or_default();
-    let failed = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| (c.type_ == "Failed" || c.type_ == "FailureTarget") && c.status == "True");
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let termination = async |phase: &str| -> Result<Option<String>, Error> {
-        let listed = pods
-            .list(&ListParams::default().labels(&format!("job-name={name}")))
-            .await?;
-        let mut found: Option<(String, String)> = None;
-        for p in listed.items {
-            let Some(st) = p.status else { continue };
-            if st.phase.as_deref() != Some(phase) {
-                continue;
-            }
-            let message = st
-                .container_statuses
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.state.and_then(|s| s.terminated))
-                .find_map(|t| t.message.map(|m| (t.finished_at, m)));
-            if let Some((at, m)) = message {
-                let at = at.map(|t| t.0.to_string()).unwrap_or_default();
-                if found.as_ref().is_none_or(|(prev, _)| at > *prev) {
-                    found = Some((at, m));
-                }
-            }
-        }
-        Ok(found.map(|(_, m)| m))
-    };
-    if status.succeeded.unwrap_or(0) >= 1 {
-        let message = termination("Succeeded").await?;
+    let outcome = job_outcome(&ctx, &namespace, &job).await?;
+    if let JobOutcome::Succeeded(message) = &outcome {
+        let message = message.clone();
         let summary = message
             .as_deref()
             .and_then(|m| serde_json::from_str::<Summary>(m.trim()).ok());
@@ -338,20 +363,8 @@ pub async fn reconcile_backup(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<
         report(next).await?;
         return Ok(Action::await_change());
     }
-    if failed {
-        let message = termination("Failed")
-            .await?
-            .map(|m| {
-                m.lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_else(|| "the backup Job failed".to_string());
+    if let JobOutcome::Failed(message) = &outcome {
+        let message = message.clone();
         ctx.event(&*backup, true, "BackupFailed", message.clone())
             .await;
         report(BackupStatus {
@@ -367,10 +380,9 @@ pub async fn reconcile_backup(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<
         .await?;
         return Ok(Action::await_change());
     }
-    let phase = if status.active.unwrap_or(0) > 0 {
-        "Running"
-    } else {
-        "Pending"
+    let phase = match outcome {
+        JobOutcome::Running(true) => "Running",
+        _ => "Pending",
     };
     if previous.phase.as_deref() != Some(phase) || previous.job_name.as_deref() != Some(&name) {
         report(BackupStatus {
@@ -385,6 +397,153 @@ pub async fn reconcile_backup(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<
         .await?;
     }
     Ok(Action::requeue(POLL))
+}
+
+/// Where a Job stands.
+enum JobOutcome {
+    /// Not finished (`true`: a pod is active).
+    Running(bool),
+    /// Done: its pod's termination message.
+    Succeeded(Option<String>),
+    /// Out of retries: the end of the last pod's log.
+    Failed(String),
+}
+
+async fn job_outcome(ctx: &Context, namespace: &str, job: &Job) -> Result<JobOutcome, Error> {
+    let name = job.name_any();
+    let status = job.status.clone().unwrap_or_default();
+    let failed = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| (c.type_ == "Failed" || c.type_ == "FailureTarget") && c.status == "True");
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let termination = async |phase: &str| -> Result<Option<String>, Error> {
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("job-name={name}")))
+            .await?;
+        let mut found: Option<(String, String)> = None;
+        for p in listed.items {
+            let Some(st) = p.status else { continue };
+            if st.phase.as_deref() != Some(phase) {
+                continue;
+            }
+            let message = st
+                .container_statuses
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.state.and_then(|s| s.terminated))
+                .find_map(|t| t.message.map(|m| (t.finished_at, m)));
+            if let Some((at, m)) = message {
+                let at = at.map(|t| t.0.to_string()).unwrap_or_default();
+                if found.as_ref().is_none_or(|(prev, _)| at >= *prev) {
+                    found = Some((at, m));
+                }
+            }
+        }
+        Ok(found.map(|(_, m)| m))
+    };
+    if status.succeeded.unwrap_or(0) >= 1 {
+        return Ok(JobOutcome::Succeeded(termination("Succeeded").await?));
+    }
+    if failed {
+        let message = termination("Failed")
+            .await?
+            .map(|m| {
+                let lines: Vec<&str> = m.lines().collect();
+                lines[lines.len().saturating_sub(5)..].join("\n")
+            })
+            .unwrap_or_else(|| format!("the Job {name} failed"));
+        return Ok(JobOutcome::Failed(message));
+    }
+    Ok(JobOutcome::Running(status.active.unwrap_or(0) > 0))
+}
+
+/// What `inflow restore --summary-file` writes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RestoreSummary {
+    backup_id: String,
+    catalog_seq: u64,
+    files: u64,
+    bytes: u64,
+}
+
+/// The bootstrap of a cluster with `restoreFrom`: its restore Job made and
+/// followed. `phase: Succeeded` once done (then never again: the status
+/// keeps it); the workloads wait until then.
+pub async fn restore_step(
+    cluster: &InflowCluster,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<crate::crd::RestoreStatus>, Error> {
+    use crate::crd::RestoreStatus;
+    let Some(from) = &cluster.spec.restore_from else {
+        return Ok(cluster.status.as_ref().and_then(|s| s.restore.clone()));
+    };
+    let previous = cluster.status.as_ref().and_then(|s| s.restore.clone());
+    if previous.as_ref().is_some_and(|r| r.phase == "Succeeded") {
+        return Ok(previous);
+    }
+    // A file store's claim first: the Job mounts it.
+    if let Some(pvc) = workloads::data_claim(cluster) {
+        let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            Api::namespaced(ctx.client.clone(), namespace);
+        if claims.get_opt(&pvc.name_any()).await?.is_none() {
+            claims.create(&PostParams::default(), &pvc).await?;
+        }
+    }
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let name = restore_job_name(cluster);
+    let job = match jobs.get_opt(&name).await? {
+        Some(j) => j,
+        None => match jobs
+            .create(&PostParams::default(), &restore_job(cluster, from))
+            .await
+        {
+            Ok(j) => j,
+            Err(kube::Error::Api(e)) if e.code == 409 => jobs.get(&name).await?,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(Some(match job_outcome(ctx, namespace, &job).await? {
+        JobOutcome::Running(active) => RestoreStatus {
+            phase: if active { "Running" } else { "Pending" }.into(),
+            job_name: Some(name),
+            ..Default::default()
+        },
+        JobOutcome::Succeeded(message) => {
+            match message
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<RestoreSummary>(m.trim()).ok())
+            {
+                Some(s) => RestoreStatus {
+                    phase: "Succeeded".into(),
+                    job_name: Some(name),
+                    backup_id: Some(s.backup_id),
+                    catalog_seq: Some(s.catalog_seq),
+                    files: Some(s.files),
+                    bytes: Some(s.bytes),
+                    message: None,
+                },
+                None => RestoreStatus {
+                    phase: "Failed".into(),
+                    job_name: Some(name),
+                    message: Some(format!(
+                        "the restore Job succeeded but left no summary: {}",
+                        message.unwrap_or_default()
+                    )),
+                    ..Default::default()
+                },
+            }
+        }
+        JobOutcome::Failed(message) => RestoreStatus {
+            phase: "Failed".into(),
+            job_name: Some(name),
+            message: Some(message),
+            ..Default::default()
+        },
+    }))
 }
 
 /// A CronJob-style schedule (`MIN HOUR DOM MON DOW`, UTC).
@@ -549,13 +708,8 @@ mod tests {
             "prod",
             InflowClusterSpec {
                 image: Some("inflow:test".into()),
-                ingesters: Default::default(),
-                queriers: Default::default(),
-                compactor: Default::default(),
                 object_store: store,
-                admin_token_secret_ref: None,
-                external: None,
-                processing_engine: None,
+                ..serde_json::from_value(serde_json::json!({})).unwrap()
             },
         );
         c.metadata.namespace = Some("ns".into());

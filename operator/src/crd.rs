@@ -74,6 +74,47 @@ pub struct InflowClusterSpec {
     /// The processing engine (Python plugins, `Trigger` resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing_engine: Option<ProcessingEngineSpec>,
+    /// Bootstrap the store from a backup: before any pod starts, a Job runs
+    /// `inflow restore` into the (empty) store; done once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreSpec>,
+}
+
+/// A backup to bootstrap a cluster from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSpec {
+    /// Where the backups are (as a `Backup`'s target).
+    pub target: BackupTarget,
+    /// The backup (a `Backup`'s `status.backupId`; default: the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+}
+
+/// How a cluster's restore went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// `Pending`, `Running`, `Succeeded` or `Failed`.
+    pub phase: String,
+    /// The Job that restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// The backup restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// Its catalog sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_seq: Option<u64>,
+    /// Parquet files restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// Bytes restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// How packages are installed into the plugins' virtual environment.
@@ -287,6 +328,9 @@ pub struct InflowClusterStatus {
     /// The last autoscaling decision per role.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub autoscaling: BTreeMap<String, ScalingStatus>,
+    /// The bootstrap from `restoreFrom`, once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
 }
 
 /// The last autoscaling decision of a role.

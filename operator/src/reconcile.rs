@@ -306,16 +306,36 @@ pub async fn reconcile_cluster(
         None => crate::scaling::decide_roles(&cluster, &ctx, &namespace).await,
     };
     let scaled = crate::scaling::with_counts(&cluster, &decisions);
-    let outcome = match &cluster.spec.external {
-        Some(_) => match cluster_client(&ctx.client, &namespace, &name).await {
-            Ok(client) => client
-                .health()
-                .await
-                .map(|()| BTreeMap::new())
-                .map_err(Error::from),
-            Err(e) => Err(e),
+    // A cluster bootstrapped from a backup starts no pod before its restore
+    // Job succeeded.
+    let restore = match &cluster.spec.external {
+        Some(_) => Ok(None),
+        None => crate::backup::restore_step(&cluster, &ctx, &namespace).await,
+    };
+    let restoring = restore
+        .as_ref()
+        .ok()
+        .and_then(|r| r.as_ref())
+        .filter(|r| r.phase != "Succeeded")
+        .cloned();
+    let outcome = match (&cluster.spec.external, &restore, &restoring) {
+        (_, Err(e), _) => Err(Error::Cluster(e.to_string())),
+        (_, _, Some(r)) if r.phase == "Failed" => Err(Error::Cluster(format!(
+            "the restore from the backup failed: {}",
+            r.message.as_deref().unwrap_or("see the restore Job")
+        ))),
+        (_, _, Some(_)) => Ok(BTreeMap::new()),
+        _ => match &cluster.spec.external {
+            Some(_) => match cluster_client(&ctx.client, &namespace, &name).await {
+                Ok(client) => client
+                    .health()
+                    .await
+                    .map(|()| BTreeMap::new())
+                    .map_err(Error::from),
+                Err(e) => Err(e),
+            },
+            None => deploy(&scaled, &ctx, &namespace).await,
         },
-        None => deploy(&scaled, &ctx, &namespace).await,
     };
     let generation = cluster.meta().generation;
     let previous = cluster
@@ -324,6 +344,16 @@ pub async fn reconcile_cluster(
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     let (phase, condition, ready_replicas) = match outcome.as_ref() {
+        Ok(_) if restoring.is_some() => (
+            "Restoring",
+            ready(
+                generation,
+                false,
+                "Restoring",
+                "restoring the store from the backup before the pods start",
+            ),
+            BTreeMap::new(),
+        ),
         Ok(ready_replicas) => {
             let waiting: Vec<String> = [Role::Ingester, Role::Querier, Role::Compactor]
                 .into_iter()
@@ -374,6 +404,7 @@ pub async fn reconcile_cluster(
         ready_replicas,
         conditions: merge(&previous, condition),
         autoscaling: decisions,
+        restore: restore.ok().flatten(),
     };
     let patched = write_status(&ctx, &namespace, &*cluster, &status).await;
     ctx.metrics.observe(
@@ -390,6 +421,9 @@ pub async fn reconcile_cluster(
     } else {
         ctx.resync
     };
+    if restoring.is_some() && outcome.is_ok() {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     outcome.map(|_| Action::requeue(period))
 }
 

@@ -222,18 +222,36 @@ async fn backups_run_as_jobs_and_restore() {
     assert_eq!(status["jobName"], "first-backup");
     assert_eq!(status["conditions"][0]["status"], "True");
 
-    // What the Job made restores, and answers as the source.
+    // A cluster bootstrapped from that backup: its restore Job runs before
+    // any of its workloads exist, then they are made, and a server on the
+    // restored store answers as the source.
+    keys_secret(&plane, "restored-keys", &s3);
+    plane.apply(&format!(
+        "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {{name: copy}}\n\
+         spec:\n  objectStore: {{s3: {{bucket: restored, endpoint: \"{url}\", credentialsSecretName: restored-keys}}}}\n\
+         \x20 restoreFrom: {{backupId: \"{}\", target: {target}}}\n",
+        status["backupId"].as_str().unwrap()
+    ));
+    let pod = eventually("the restore Job's pod running", || async {
+        running_pods(&plane, "copy-restore").into_iter().next()
+    })
+    .await;
+    let c = json_of(&plane, &["get", "inflowcluster", "copy"]);
+    assert_eq!(c["status"]["phase"], "Restoring", "{}", c["status"]);
+    let (none, _, _) = plane.kubectl(&["get", "statefulset", "copy-ingester"]);
+    assert!(!none, "no ingester before the restore finished");
+    let (ok, summary) = run_as_kubelet(&plane, &pod);
+    assert!(ok, "the restore Job's command failed: {summary}");
+    let restore = eventually("the cluster restored and deployed", || async {
+        let c = json_of(&plane, &["get", "inflowcluster", "copy"]);
+        let (made, _, _) = plane.kubectl(&["get", "statefulset", "copy-ingester"]);
+        (c["status"]["restore"]["phase"] == "Succeeded" && made)
+            .then(|| c["status"]["restore"].clone())
+    })
+    .await;
+    assert_eq!(restore["backupId"], status["backupId"]);
+    assert_eq!(restore["catalogSeq"], status["catalogSeq"]);
     let restored = TestCluster::on_s3(&s3, "restored");
-    let mut args = vec![
-        "restore".to_string(),
-        "--from=s3://backups/prod".to_string(),
-        format!("--target-aws-endpoint={url}"),
-        format!("--backup-id={}", status["backupId"].as_str().unwrap()),
-    ];
-    args.extend(restored.cli_store_flags());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, _, err) = run_cli_env(&args, restored.env());
-    assert!(ok, "{err}");
     let copy = restored.start("inflow", "inflow-0", &[]).await;
     assert_eq!(copy.query_json("db", q).await, want);
 
