@@ -2,7 +2,7 @@
 # Data lifecycle costs on one Inflow (release build), in one run:
 #
 #   1. the benchmark data set (bench/compare.sh's: 1,000 hosts every 10 s for
-#      12 h, 4.3 M rows; --quick: 3 h), written and persisted (a clean stop);
+#      12 h, 4.3 M rows; --quick: 3 h), written and persisted;
 #   2. `inflow backup` of the whole store to a directory (MB/s), a second
 #      backup with nothing new (incremental: what it copies), and
 #      `inflow restore` into an empty directory (MB/s); the restored server
@@ -41,7 +41,15 @@ count() { curl -sf "$url/api/v3/query_sql?db=bench&q=SELECT+count(*)+AS+n+FROM+c
 echo "== loading ${data[*]}" >&2
 start "$work/source" --retention-check-interval 1h
 "$bin/inflow-bench" write --url "$url" --api v3 --batch 5000 --connections 8 "${data[@]}" >/dev/null
-stop   # a clean stop persists the buffer
+stop
+# Everything into Parquet: a start that persists after every WAL file
+# replays the WAL and persists it.
+start "$work/source" --retention-check-interval 1h --wal-snapshot-size 1
+for _ in $(seq 1200); do
+    [ -z "$(ls "$work/source/wal/inflow-0" 2>/dev/null)" ] && break
+    sleep 0.1
+done
+stop
 bytes=$(du -sb "$work/source" | cut -f1)
 
 t0=$(ms); "$bin/inflow" backup --data-dir "$work/source" --to "$work/backups" --log-filter warn >"$work/b1"; t1=$(ms)
@@ -56,7 +64,11 @@ start "$work/source" --retention-check-interval 1h
 source_count=$(count)
 [ "$restored_count" = "$source_count" ] || { echo "restored count $restored_count != source $source_count"; exit 1; }
 
-queries() { "$bin/inflow-bench" query --url "$url" --lang sql --repeat $repeat "${data[@]}" | grep -v "^{"; }
+# name median_ms, per query (inflow-bench prints one JSON line each).
+queries() {
+    "$bin/inflow-bench" query --url "$url" --lang sql --repeat $repeat "${data[@]}" 2>/dev/null |
+        python3 -c 'import json, sys; [print(j["name"], round(j["median_ms"], 2)) for j in map(json.loads, sys.stdin)]'
+}
 echo "== queries before the delete" >&2
 before=$(queries)
 curl -sf -XPOST "$url/query?db=bench" --data-urlencode "q=DELETE FROM cpu WHERE hostname = 'host_999'" >/dev/null
@@ -82,5 +94,7 @@ echo "| backup (first) | $backed bytes in $((t1 - t0)) ms: $(mbs "$backed" $((t1
 echo "| backup (second, nothing new) | $((t2 - t1)) ms, copied $second |"
 echo "| restore | $backed bytes in $((t3 - t2)) ms: $(mbs "$backed" $((t3 - t2))) MB/s |"
 echo
-echo "query medians (ms): before the delete | tombstone outstanding | after the rewrite"
-paste <(echo "$before" | awk '{print $1, $3}') <(echo "$during" | awk '{print $3}') <(echo "$after" | awk '{print $3}') | awk '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}'
+echo "query medians (ms), ${repeat} runs each:"
+echo "| query | before | tombstone outstanding | after the rewrite |"
+echo "|---|---|---|---|"
+paste <(echo "$before") <(echo "$during" | awk '{print $2}') <(echo "$after" | awk '{print $2}') | awk '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}'

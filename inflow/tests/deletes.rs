@@ -339,31 +339,63 @@ async fn bad_deletes_are_refused() {
 }
 
 /// InfluxQL's `DELETE` with regexes, `OR` and regex measurements deletes
-/// what InfluxDB 1.6 deletes for the same statements (checked against it).
+/// what InfluxDB 1.6 deletes for the same statements (checked against it),
+/// over buffered rows and over Parquet files (read through the tombstones:
+/// the compactor is not given the time to rewrite them).
 #[tokio::test]
 async fn influxql_delete_with_regexes_and_or() {
-    let s = TestServer::start().await;
-    s.write_ok(
-        "db",
-        "cpu,host=a,region=eu v=1i 1\ncpu,host=b v=2i 2\ncpu,host=a v=3i 3\ncpu,host=ab v=4i 4",
-    )
-    .await;
-    for (q, want) in [
-        (
-            "DELETE FROM cpu WHERE host =~ /^a/ AND time < 2",
-            vec![2, 3, 4],
-        ),
-        ("DELETE FROM /c.*/ WHERE time = 4", vec![2, 3]),
-        (
-            "DELETE FROM cpu WHERE region != 'eu' AND host !~ /a/",
-            vec![3],
-        ),
-        ("DELETE FROM cpu WHERE host = 'x' OR region = ''", vec![]),
-    ] {
-        let r = influxql(&s, "db", q).await;
-        assert_eq!(r, json!({"results": [{"statement_id": 0}]}), "{q}");
-        let rows = s.query_json("db", "SELECT v FROM cpu ORDER BY time").await;
-        let got: Vec<i64> = rows.iter().map(|x| x["v"].as_i64().unwrap()).collect();
-        assert_eq!(got, want, "{q}");
+    for persisted in [false, true] {
+        let flags: &[&str] = if persisted {
+            &[
+                "--wal-snapshot-size",
+                "1",
+                "--retention-check-interval",
+                "1h",
+            ]
+        } else {
+            &["--retention-check-interval", "1h"]
+        };
+        let s = TestServer::start_with(flags).await;
+        s.write_ok(
+            "db",
+            "cpu,host=a,region=eu v=1i 1\ncpu,host=b v=2i 2\ncpu,host=a v=3i 3\ncpu,host=ab v=4i 4",
+        )
+        .await;
+        if persisted {
+            eventually("the rows persisted", async || {
+                let r = s
+                    .try_rows("db", "SELECT sum(row_count) AS n FROM system.parquet_files")
+                    .await?;
+                (r[0]["n"].as_u64()? == 4).then_some(())
+            })
+            .await;
+        }
+        for (q, want) in [
+            (
+                "DELETE FROM cpu WHERE host =~ /^a/ AND time < 2",
+                vec![2, 3, 4],
+            ),
+            ("DELETE FROM /c.*/ WHERE time = 4", vec![2, 3]),
+            (
+                "DELETE FROM cpu WHERE region != 'eu' AND host !~ /a/",
+                vec![3],
+            ),
+            ("DELETE FROM cpu WHERE host = 'x' OR region = ''", vec![]),
+        ] {
+            let r = influxql(&s, "db", q).await;
+            assert_eq!(r, json!({"results": [{"statement_id": 0}]}), "{q}");
+            let rows = s.query_json("db", "SELECT v FROM cpu ORDER BY time").await;
+            let got: Vec<i64> = rows.iter().map(|x| x["v"].as_i64().unwrap()).collect();
+            assert_eq!(got, want, "{q} (persisted: {persisted})");
+        }
+        if persisted {
+            let d = s
+                .query_json("db", "SELECT sum(pending_files) AS n FROM system.deletes")
+                .await;
+            assert!(
+                d[0]["n"].as_u64().unwrap() >= 1,
+                "read through tombstones: {d:?}"
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@
 //! before it drops the buffered rows, so a query sees every row at least
 //! once, and a row seen twice is collapsed by the dedup of its group.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -883,15 +884,35 @@ impl TableProvider for InflowTable {
         // Each with whether it needs the scan's own filters applied.
         let mut files: Vec<(PartitionedFile, FileFilter)> = Vec::new();
         let mut memory: Vec<(RecordBatch, bool)> = Vec::new();
-        // A file a predicate delete still applies to is read whole and
-        // filtered in memory, like overlapping sources, until the compactor
-        // rewrites it.
-        let has_pending = |i: usize| match &sources[i] {
-            Source::File(f) => f.pending_tombstones(&self.table).next().is_some(),
-            Source::Chunk(_) => false,
+        // A file a predicate delete still applies to (until the compactor
+        // rewrites it) is scanned with the delete's negation as one more
+        // predicate, grouped with the files that have the same deletes
+        // pending; in a group of overlapping sources it is filtered in
+        // memory before the dedup.
+        let pending_ids = |i: usize| -> Vec<u64> {
+            match &sources[i] {
+                Source::File(f) => f.pending_tombstones(&self.table).map(|t| t.id).collect(),
+                Source::Chunk(_) => Vec::new(),
+            }
         };
+        let mut tombstoned: BTreeMap<Vec<u64>, Vec<PartitionedFile>> = BTreeMap::new();
         for mut g in groups {
-            if g.len() == 1 && !has_pending(g[0]) {
+            if g.len() == 1
+                && let Source::File(f) = &sources[g[0]]
+                && let ids = pending_ids(g[0])
+                && !ids.is_empty()
+            {
+                let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
+                let file = match cached_footer(footers.as_ref(), &f.path)
+                    .and_then(|footer| file_arrow_schema(&footer, &self.schema))
+                {
+                    Some(schema) => file.with_arrow_schema(schema),
+                    None => file,
+                };
+                tombstoned.entry(ids).or_default().push(file);
+                continue;
+            }
+            if g.len() == 1 {
                 match &sources[g[0]] {
                     Source::File(f) => {
                         let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
@@ -1000,7 +1021,9 @@ impl TableProvider for InflowTable {
         };
 
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !files.is_empty() {
+        let by_id: BTreeMap<u64, &catalog::Tombstone> =
+            self.table.tombstones.iter().map(|t| (t.id, t)).collect();
+        if !files.is_empty() || !tombstoned.is_empty() {
             // Filters are evaluated while decoding (late materialisation):
             // selective queries decode the other columns only for matches.
             // Files never change once written, so their decoded footers are
@@ -1051,6 +1074,28 @@ impl TableProvider for InflowTable {
                 if let Some((_, group)) = by_filter.iter_mut().find(|(f, _)| *f == filter) {
                     group.push(file);
                 }
+            }
+            // Files with deletes pending: the scan's own filters and the
+            // deletes' negations, evaluated while decoding.
+            for (ids, files) in std::mem::take(&mut tombstoned) {
+                let mut filters = own_filters.clone();
+                for t in ids.iter().filter_map(|id| by_id.get(id)) {
+                    filters.push(kept_by_tombstone(t, &self.table)?);
+                }
+                let n = state.config().target_partitions().max(1).min(files.len());
+                let mut file_groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n];
+                for (i, f) in files.into_iter().enumerate() {
+                    file_groups[i % n].push(f);
+                }
+                let source = source
+                    .clone()
+                    .with_predicate(predicate_of(&filters, &self.schema)?);
+                let config =
+                    FileScanConfigBuilder::new(ObjectStoreUrl::parse(STORE_URL)?, Arc::new(source))
+                        .with_file_groups(file_groups.into_iter().map(FileGroup::new).collect())
+                        .with_projection_indices(projection.clone())?
+                        .build();
+                plans.push(DataSourceExec::from_data_source(config));
             }
             for (filter, files) in by_filter {
                 if files.is_empty() {
@@ -1180,6 +1225,42 @@ impl TableProvider for InflowTable {
             None => Ok(plan),
         }
     }
+}
+
+/// The rows a tombstone keeps: those it does not match (`IS NOT TRUE`, so a
+/// comparison with a null tag keeps the row, as the tombstone's rule reads
+/// a missing tag as the empty string).
+fn kept_by_tombstone(t: &catalog::Tombstone, table: &TableSchema) -> Result<Expr> {
+    use datafusion::logical_expr::{BinaryExpr, lit};
+    let time = || Expr::Column(datafusion::common::Column::new_unqualified("time"));
+    let at = |v: i64| lit(ScalarValue::TimestampNanosecond(Some(v), None));
+    let mut matched = time()
+        .gt_eq(at(t.min_time))
+        .and(time().lt_eq(at(t.max_time)));
+    for c in &t.predicate {
+        let value = if table.column(&c.tag).is_some() {
+            // A CASE, not `coalesce`: this expression goes to the scan
+            // without the optimizer's simplification.
+            let tag = || Expr::Column(datafusion::common::Column::new_unqualified(&c.tag));
+            datafusion::logical_expr::when(tag().is_null(), lit("")).otherwise(
+                datafusion::logical_expr::cast(tag(), arrow::datatypes::DataType::Utf8),
+            )?
+        } else {
+            lit("")
+        };
+        let op = match c.op {
+            catalog::TagOp::Eq => Operator::Eq,
+            catalog::TagOp::NotEq => Operator::NotEq,
+            catalog::TagOp::Regex => Operator::RegexMatch,
+            catalog::TagOp::NotRegex => Operator::RegexNotMatch,
+        };
+        matched = matched.and(Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(value),
+            op,
+            Box::new(lit(c.value.clone())),
+        )));
+    }
+    Ok(Expr::IsNotTrue(Box::new(matched)))
 }
 
 /// Whether the scan applies filter `e` itself, exactly, so that DataFusion
