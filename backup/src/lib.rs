@@ -412,25 +412,9 @@ async fn backup_once(
     let id_ref = &id;
     let results: Vec<Result<(ObjectRecord, u64), Attempt>> = futures::stream::iter(wanted)
         .map(|(node, seq)| async move {
-            let id = id_ref;
             let rel = format!("wal/{node}/{seq:020}.wal");
-            let bytes = source
-                .get(&join(source_prefix, &rel))
-                .await?
-                .bytes()
-                .await?;
-            let record = ObjectRecord {
-                path: rel.clone(),
-                size: bytes.len() as u64,
-                crc32: crc32fast::hash(&bytes),
-            };
-            let n = bytes.len() as u64;
-            target
-                .store
-                .put(&target.backup_path(id, &rel), PutPayload::from(bytes))
-                .await
-                .map_err(|e| Attempt::Failed(e.into()))?;
-            Ok((record, n))
+            let dest = target.backup_path(id_ref, &rel);
+            copy_recorded(source, &join(source_prefix, &rel), target, &dest, rel).await
         })
         .buffer_unordered(PARALLEL_COPIES)
         .collect()
@@ -471,23 +455,7 @@ async fn backup_once(
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(Attempt::Failed(e.into())),
             }
-            let bytes = source
-                .get(&join(source_prefix, &rel))
-                .await?
-                .bytes()
-                .await?;
-            let record = ObjectRecord {
-                path: rel,
-                size: bytes.len() as u64,
-                crc32: crc32fast::hash(&bytes),
-            };
-            let n = bytes.len() as u64;
-            target
-                .store
-                .put(&dest, PutPayload::from(bytes))
-                .await
-                .map_err(|e| Attempt::Failed(e.into()))?;
-            Ok((record, n))
+            copy_recorded(source, &join(source_prefix, &rel), target, &dest, rel).await
         })
         .buffer_unordered(PARALLEL_COPIES)
         .collect()
@@ -537,6 +505,31 @@ async fn backup_once(
         duration_ms: 0,
         attempts: 0,
     })
+}
+
+/// Copies `from` of `source` to `dest` of the target: its record (under
+/// the name `rel`) and the bytes copied. A source object that is gone is
+/// [`Attempt::Changed`].
+async fn copy_recorded(
+    source: &Arc<dyn ObjectStore>,
+    from: &Path,
+    target: &Location,
+    dest: &Path,
+    rel: String,
+) -> Result<(ObjectRecord, u64), Attempt> {
+    let bytes = source.get(from).await?.bytes().await?;
+    let record = ObjectRecord {
+        path: rel,
+        size: bytes.len() as u64,
+        crc32: crc32fast::hash(&bytes),
+    };
+    let n = bytes.len() as u64;
+    target
+        .store
+        .put(dest, PutPayload::from(bytes))
+        .await
+        .map_err(|e| Attempt::Failed(e.into()))?;
+    Ok((record, n))
 }
 
 fn wal_error(e: wal::WalError) -> Attempt {

@@ -399,3 +399,35 @@ async fn influxql_delete_with_regexes_and_or() {
         }
     }
 }
+
+/// A delete on an idle server still ends: its WAL marker is persisted at
+/// once (not after `--wal-snapshot-size` more files), so the compactor can
+/// drop the tombstone after rewriting the files.
+#[tokio::test]
+async fn a_delete_on_an_idle_server_ends_its_tombstone() {
+    let mut s = TestServer::start_with(&["--wal-snapshot-size", "1"]).await;
+    s.write_ok("db", "cpu,host=a v=1i 1\ncpu,host=b v=2i 2")
+        .await;
+    eventually("the rows persisted", async || {
+        let r = s
+            .try_rows("db", "SELECT count(*) AS n FROM system.parquet_files")
+            .await?;
+        (r[0]["n"].as_u64()? == 1).then_some(())
+    })
+    .await;
+    s.kill();
+    s.set_flag("--wal-snapshot-size", "1000");
+    s.set_flag("--retention-check-interval", "100ms");
+    s.restart().await;
+    let r = influxql(&s, "db", "DELETE FROM cpu WHERE host = 'a'").await;
+    assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
+    eventually("the tombstone dropped", async || {
+        let d = s
+            .try_rows("db", "SELECT delete_id FROM system.deletes")
+            .await?;
+        d.is_empty().then_some(())
+    })
+    .await;
+    let rows = s.query_json("db", "SELECT host FROM cpu").await;
+    assert_eq!(rows, vec![json!({"host": "b"})]);
+}

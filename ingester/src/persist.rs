@@ -196,7 +196,13 @@ impl Persister {
         if files > 0 && self.draining.load(Ordering::Acquire) {
             return true;
         }
+        // A delete marker not persisted yet keeps its tombstone in the
+        // catalog (the compactor drops it only once no WAL needs it), so a
+        // delete is followed by a persist.
+        let unpersisted_delete = files > 0
+            && self.buffer.deletes_applied() > self.catalog.state().deletes_marked(&self.node_id);
         files >= self.config.wal_snapshot_size
+            || unpersisted_delete
             || self.buffer.memory_bytes() > self.config.buffer_mem_limit
     }
 

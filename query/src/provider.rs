@@ -897,26 +897,11 @@ impl TableProvider for InflowTable {
         };
         let mut tombstoned: BTreeMap<Vec<u64>, Vec<PartitionedFile>> = BTreeMap::new();
         for mut g in groups {
-            if g.len() == 1
-                && let Source::File(f) = &sources[g[0]]
-                && let ids = pending_ids(g[0])
-                && !ids.is_empty()
-            {
-                let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
-                let file = match cached_footer(footers.as_ref(), &f.path)
-                    .and_then(|footer| file_arrow_schema(&footer, &self.schema))
-                {
-                    Some(schema) => file.with_arrow_schema(schema),
-                    None => file,
-                };
-                tombstoned.entry(ids).or_default().push(file);
-                continue;
-            }
             if g.len() == 1 {
                 match &sources[g[0]] {
                     Source::File(f) => {
                         let file = PartitionedFile::new(f.path.clone(), f.size_bytes);
-                        files.push(match cached_footer(footers.as_ref(), &f.path) {
+                        let planned = match cached_footer(footers.as_ref(), &f.path) {
                             Some(footer) => {
                                 let file = match file_arrow_schema(&footer, &self.schema) {
                                     Some(schema) => file.with_arrow_schema(schema),
@@ -960,7 +945,15 @@ impl TableProvider for InflowTable {
                                     },
                                 )
                             }
-                        });
+                        };
+                        // With deletes pending, the file keeps its access
+                        // plan and gets every filter and their negations.
+                        let ids = pending_ids(g[0]);
+                        if ids.is_empty() {
+                            files.push(planned);
+                        } else {
+                            tombstoned.entry(ids).or_default().push(planned.0);
+                        }
                     }
                     Source::Chunk(c) => {
                         let batch = narrow(&c.batch)
