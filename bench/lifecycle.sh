@@ -34,7 +34,7 @@ start() { # data-dir flags...
     echo "inflow did not start:"; tail "$work/inflow.log"; exit 1
 }
 stop() { kill "$inflow_pid"; wait "$inflow_pid" 2>/dev/null || true; }
-ms() { date +%s%N | awk '{printf "%d", $1 / 1000000}'; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
 mbs() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.1f", (b / 1048576) / (t / 1000) }'; }
 count() { curl -sf "$url/api/v3/query_sql?db=bench&q=SELECT+count(*)+AS+n+FROM+cpu" ; }
 
