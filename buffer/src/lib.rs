@@ -182,6 +182,8 @@ impl Buffer {
             for g in gens {
                 g.delete_rows(*db_id, *table_id, t);
             }
+            // The caches may hold deleted values: filled again without them.
+            self.caches.refill_table(*db_id, *table_id);
         }
         self.deletes_applied
             .fetch_max(marker.through, Ordering::AcqRel);

@@ -191,6 +191,12 @@ impl DistinctCache {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Records that it must be filled from the table's rows again.
+    pub fn mark_unfilled(&self) {
+        self.filled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether it was filled from the table's rows.
     pub fn is_filled(&self) -> bool {
         self.filled.load(std::sync::atomic::Ordering::Relaxed)

@@ -105,6 +105,21 @@ impl Caches {
         }
     }
 
+    /// Empties the caches of a table some of whose rows a predicate delete
+    /// removed, to be filled again from the table's rows (which no longer
+    /// hold them; the query engine's filler does it within a second).
+    pub fn refill_table(&self, db_id: u32, table_id: u32) {
+        self.clear_table(db_id, table_id);
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
+        for c in last.get(&(db_id, table_id)).into_iter().flatten() {
+            c.mark_unfilled();
+        }
+        let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
+        for c in distinct.get(&(db_id, table_id)).into_iter().flatten() {
+            c.mark_unfilled();
+        }
+    }
+
     /// Feeds a write to the caches of its tables.
     pub fn apply(&self, batch: &WriteBatch) {
         let last = self.last.read().unwrap_or_else(|p| p.into_inner());

@@ -431,3 +431,59 @@ async fn a_delete_on_an_idle_server_ends_its_tombstone() {
     let rows = s.query_json("db", "SELECT host FROM cpu").await;
     assert_eq!(rows, vec![json!({"host": "b"})]);
 }
+
+/// The last and distinct value caches lose the values a delete removed:
+/// they are filled again from the rows that are left.
+#[tokio::test]
+async fn caches_forget_deleted_values() {
+    let s = TestServer::start().await;
+    s.write_ok(
+        "db",
+        "cpu,host=a usage=1 10\ncpu,host=a usage=2 20\ncpu,host=b usage=3 30",
+    )
+    .await;
+    let (st, body) = s
+        .post_json(
+            "/api/v3/configure/last_cache",
+            &json!({"db": "db", "table": "cpu", "name": "last", "count": 2}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = s
+        .post_json(
+            "/api/v3/configure/distinct_cache",
+            &json!({"db": "db", "table": "cpu", "name": "hosts", "columns": ["host"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let last = "SELECT host, usage FROM last_cache('cpu', 'last') ORDER BY host, usage";
+    let hosts = "SELECT host FROM distinct_cache('cpu', 'hosts') ORDER BY host";
+    eventually("the caches filled", async || {
+        let r = s.try_rows("db", last).await?;
+        (r.len() == 3).then_some(())
+    })
+    .await;
+    // host=a at 20 goes: its last value is the one at 10 again.
+    let r = influxql(&s, "db", "DELETE FROM cpu WHERE host = 'a' AND time >= 15").await;
+    assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
+    eventually(
+        "the last value cache without the deleted value",
+        async || {
+            let r = s.try_rows("db", last).await?;
+            (r == vec![
+                json!({"host": "a", "usage": 1.0}),
+                json!({"host": "b", "usage": 3.0}),
+            ])
+            .then_some(())
+        },
+    )
+    .await;
+    // Every row of host=b goes: it leaves the distinct value cache.
+    let r = influxql(&s, "db", "DELETE FROM cpu WHERE host = 'b'").await;
+    assert_eq!(r, json!({"results": [{"statement_id": 0}]}));
+    eventually("the distinct value cache without b", async || {
+        let r = s.try_rows("db", hosts).await?;
+        (r == vec![json!({"host": "a"})]).then_some(())
+    })
+    .await;
+}
