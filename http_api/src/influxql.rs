@@ -167,6 +167,10 @@ fn statement_db<'a>(statement: &'a Statement, db: Option<&'a str>) -> Option<&'a
             Source::Measurement(m) => m.database.as_deref(),
             Source::Subquery(_) => None,
         }),
+        Statement::Explain { select, .. } => select.from.iter().find_map(|f| match f {
+            Source::Measurement(m) => m.database.as_deref(),
+            Source::Subquery(_) => None,
+        }),
         Statement::ShowMeasurements(s) => s.on.as_deref(),
         Statement::ShowTagKeys(s) | Statement::ShowFieldKeys(s) | Statement::ShowSeries(s) => {
             s.on.as_deref()

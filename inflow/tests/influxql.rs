@@ -296,3 +296,73 @@ async fn parameters_and_the_same_answers_over_parquet() {
         json!([["1970-01-01T00:00:00Z", 10]])
     );
 }
+
+/// `EXPLAIN` answers as InfluxDB 1.x shapes it (one series, one `QUERY
+/// PLAN` column, a line per row) with Inflow's plan: the SQL per
+/// measurement and DataFusion's physical plan; `EXPLAIN ANALYZE` runs it
+/// and adds the metrics.
+#[tokio::test]
+async fn explain_shows_the_sql_and_the_plan() {
+    let s = TestServer::start().await;
+    s.write_ok(
+        "db",
+        "cpu,host=a v=1 1000000000\ncpu,host=b v=2 2000000000\nmem,host=a v=3 1000000000",
+    )
+    .await;
+    let (status, r) = influxql(
+        &s,
+        "db",
+        "EXPLAIN SELECT mean(v) FROM cpu, mem WHERE host = 'a'",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let series = &r["results"][0]["series"][0];
+    assert_eq!(series["columns"], json!(["QUERY PLAN"]));
+    assert!(series.get("name").is_none(), "{series}");
+    let lines: Vec<&str> = series["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_str().unwrap())
+        .collect();
+    assert_eq!(lines[0], "EXPRESSION: mean(v)");
+    let sql: Vec<&&str> = lines.iter().filter(|l| l.starts_with("SQL: ")).collect();
+    assert_eq!(sql.len(), 2, "one per measurement: {lines:?}");
+    assert!(
+        sql[0].contains("\"cpu\"") && sql[1].contains("\"mem\""),
+        "{sql:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("Exec")),
+        "a physical plan: {lines:?}"
+    );
+    assert!(
+        lines.contains(&""),
+        "a blank row between measurements: {lines:?}"
+    );
+
+    let (status, r) = influxql(&s, "db", "EXPLAIN ANALYZE SELECT max(v) FROM cpu").await;
+    assert_eq!(status, 200);
+    let series = &r["results"][0]["series"][0];
+    assert_eq!(series["columns"], json!(["EXPLAIN ANALYZE"]));
+    let lines: Vec<&str> = series["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_str().unwrap())
+        .collect();
+    assert_eq!(&lines[..2], &[".", "└── select"]);
+    assert!(
+        lines.iter().any(|l| l.contains("metrics=")),
+        "metrics: {lines:?}"
+    );
+    // A statement error stays one.
+    let (status, r) = influxql(
+        &s,
+        "db",
+        "EXPLAIN SELECT mean(v) FROM cpu WHERE time > 'yesterday'",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(r["results"][0]["error"].is_string(), "{r}");
+}

@@ -28,6 +28,7 @@ use services::influxql::{InfluxqlQuery, StatementResult};
 
 mod delete;
 mod eval;
+mod explain;
 mod functions;
 mod rows;
 mod select;
@@ -65,7 +66,7 @@ pub async fn run(
     };
     match query.statement {
         Statement::Select(s) => select::run(&ctx, s).await,
-        Statement::Explain { .. } => Err(invalid("EXPLAIN is not supported by Inflow")),
+        Statement::Explain { analyze, select } => explain::run(&ctx, *analyze, select).await,
         Statement::ShowMeasurements(s) => show::measurements(&ctx, s).await,
         Statement::ShowTagKeys(s) => show::tag_keys(&ctx, s).await,
         Statement::ShowFieldKeys(s) => show::field_keys(&ctx, s).await,
