@@ -12,41 +12,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{CRDS, json_of, operator};
+use common::{eventually, install_crds, json_of, operator};
 use serde_json::{Value, json};
 use test_helpers::kube::ControlPlane;
 use test_helpers::{MotoServer, S3Endpoint, TestCluster, run_cli_env};
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn install_crds(plane: &ControlPlane) {
-    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = plane.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/inflowclusters.inflow.dev",
-        "crd/backups.inflow.dev",
-        "crd/backupschedules.inflow.dev",
-    ]);
-    assert!(ok, "{err}");
-}
 
 fn keys_secret(plane: &ControlPlane, name: &str, s3: &S3Endpoint) {
     let creds = s3.credentials();

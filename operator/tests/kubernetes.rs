@@ -8,26 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{CRDS, json_of, operator};
+use common::{eventually, install_crds, json_of, operator};
 use serde_json::Value;
 use test_helpers::TestServer;
 use test_helpers::kube::ControlPlane;
-
-/// Polls `check` until it returns `Some`, or fails after 30 s with `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 async fn databases(inflow: &TestServer) -> Vec<Value> {
     let r = inflow
@@ -61,22 +45,6 @@ fn secret_token(plane: &ControlPlane, name: &str) -> Option<String> {
         .decode(out.trim())
         .ok()?;
     (ok && !bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Applies the CRDs and waits until the API server serves them.
-fn install_crds(plane: &ControlPlane) {
-    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = plane.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/inflowclusters.inflow.dev",
-        "crd/databases.inflow.dev",
-        "crd/tokens.inflow.dev",
-        "crd/triggers.inflow.dev",
-    ]);
-    assert!(ok, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use test_helpers::kube::ControlPlane;
@@ -61,4 +61,40 @@ pub(crate) fn json_of(plane: &ControlPlane, args: &[&str]) -> Value {
     let (ok, out, err) = plane.kubectl(&all);
     assert!(ok, "kubectl {args:?}: {err}");
     serde_json::from_str(&out).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or fails after 60 s with `what`.
+#[allow(dead_code)]
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Applies the CRDs and waits until the API server serves every one.
+#[allow(dead_code)]
+pub(crate) fn install_crds(plane: &ControlPlane) {
+    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = plane.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/inflowclusters.inflow.dev",
+        "crd/databases.inflow.dev",
+        "crd/tokens.inflow.dev",
+        "crd/triggers.inflow.dev",
+        "crd/backups.inflow.dev",
+        "crd/backupschedules.inflow.dev",
+    ]);
+    assert!(ok, "{err}");
 }
