@@ -46,16 +46,36 @@ async fn answers(s: &TestServer) -> Vec<Vec<Value>> {
 /// The whole story on one kind of store: `source`, `restored` and
 /// `quiet` are clusters on empty stores, `to` where backups go (with `env`
 /// for the CLI).
+/// With `split`, the source is an ingester and a querier that tails it
+/// (the writes go to the one, the source's answers come from the other);
+/// a restored store runs as `inflow serve` either way.
 async fn backup_and_restore(
     source: &TestCluster,
     restored: &TestCluster,
     quiet: &TestCluster,
     to: &str,
     env: &[(String, String)],
+    split: bool,
 ) {
-    let serve = source
-        .start("inflow", "inflow-0", &["--wal-snapshot-size", "3"])
-        .await;
+    let serve = if split {
+        source
+            .start("inflow-ingester", "ing-0", &["--wal-snapshot-size", "3"])
+            .await
+    } else {
+        source
+            .start("inflow", "inflow-0", &["--wal-snapshot-size", "3"])
+            .await
+    };
+    let querier = if split {
+        Some(
+            source
+                .start("inflow-querier", "q-0", &["--replication-interval", "20ms"])
+                .await,
+        )
+    } else {
+        None
+    };
+    let answering = querier.as_ref().unwrap_or(&serve);
     serve
         .write_ok(
             "db",
@@ -143,7 +163,20 @@ async fn backup_and_restore(
     assert!(copied < total, "incremental: {second}");
     cli("restore", &["--from", to], quiet, env);
     let quiet_copy = quiet.start("inflow", "inflow-0", &[]).await;
-    assert_eq!(answers(&quiet_copy).await, answers(&serve).await);
+    // (A querier answers once it has tailed the last writes.)
+    let want = answers(&quiet_copy).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = answers(answering).await;
+        if got == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restored store answers {want:?}, the source {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(copy);
 }
 
@@ -157,6 +190,25 @@ async fn a_backup_under_writes_restores_on_disk() {
         &TestCluster::new(),
         &to,
         &[],
+        false,
+    )
+    .await;
+}
+
+/// The same with split roles: a backup of an ingester's store while it
+/// takes writes holds every write it acknowledged before the backup, and
+/// the restore answers as the querier does.
+#[tokio::test]
+async fn a_backup_of_split_roles_under_writes_restores() {
+    let backups = tempfile::tempdir().unwrap();
+    let to = backups.path().join("b").display().to_string();
+    backup_and_restore(
+        &TestCluster::new(),
+        &TestCluster::new(),
+        &TestCluster::new(),
+        &to,
+        &[],
+        true,
     )
     .await;
 }
@@ -176,6 +228,7 @@ async fn a_backup_under_writes_restores_on_moto() {
         &TestCluster::on_s3(&s3, "quiet"),
         "s3://backups/inflow/nightly",
         &env,
+        false,
     )
     .await;
 }
