@@ -44,6 +44,27 @@ impl TargetArgs {
     }
 }
 
+/// What `backup` and `restore` share: the summary file and the backup
+/// location's credentials.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LocationArgs {
+    /// Also write the summary as JSON to this file (a Kubernetes Job's
+    /// `/dev/termination-log`, which the operator reads).
+    #[arg(long)]
+    summary_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+impl LocationArgs {
+    fn write_summary(&self, summary: serde_json::Value) -> std::io::Result<()> {
+        match &self.summary_file {
+            Some(path) => std::fs::write(path, summary.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The flags of `inflow backup`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BackupArgs {
@@ -53,12 +74,8 @@ pub(crate) struct BackupArgs {
     /// files, so each copies only what is new.
     #[arg(long)]
     to: String,
-    /// Also write the backup's summary as JSON to this file (a Kubernetes
-    /// Job's `/dev/termination-log`, which the operator reads).
-    #[arg(long)]
-    summary_file: Option<std::path::PathBuf>,
     #[command(flatten)]
-    target: TargetArgs,
+    location: LocationArgs,
     /// The store to back up (the flags of `inflow serve`).
     #[command(flatten)]
     common: CommonArgs,
@@ -79,11 +96,8 @@ pub(crate) struct RestoreArgs {
     /// Under this name (with --database).
     #[arg(long = "as", value_name = "NAME")]
     rename: Option<String>,
-    /// Also write the restore's summary as JSON to this file.
-    #[arg(long)]
-    summary_file: Option<std::path::PathBuf>,
     #[command(flatten)]
-    target: TargetArgs,
+    location: LocationArgs,
     /// The store to restore into, which must be empty (the flags of
     /// `inflow serve`: --data-dir, or --object-store s3 --bucket ...).
     #[command(flatten)]
@@ -93,21 +107,18 @@ pub(crate) struct RestoreArgs {
 pub(crate) async fn backup(args: BackupArgs) -> Result<(), Box<dyn std::error::Error>> {
     args.common.init_logging()?;
     let store = args.common.object_store()?;
-    let target = args.target.open(&args.to)?;
+    let target = args.location.target.open(&args.to)?;
     let m = backup::backup(&store, &args.common.prefix(), &target).await?;
-    if let Some(path) = &args.summary_file {
-        let summary = serde_json::json!({
-            "backupId": m.backup_id,
-            "catalogSeq": m.catalog_seq,
-            "parquetFiles": m.parquet_files.len(),
-            "walFiles": m.wal_files.len(),
-            "totalBytes": m.total_bytes,
-            "copiedFiles": m.copied_files,
-            "copiedBytes": m.copied_bytes,
-            "durationMs": m.duration_ms,
-        });
-        std::fs::write(path, summary.to_string())?;
-    }
+    args.location.write_summary(serde_json::json!({
+        "backupId": m.backup_id,
+        "catalogSeq": m.catalog_seq,
+        "parquetFiles": m.parquet_files.len(),
+        "walFiles": m.wal_files.len(),
+        "totalBytes": m.total_bytes,
+        "copiedFiles": m.copied_files,
+        "copiedBytes": m.copied_bytes,
+        "durationMs": m.duration_ms,
+    }))?;
     println!(
         "backup {} of catalog sequence {}: {} Parquet files and {} WAL files, {} bytes; copied {} files ({} bytes) in {} ms",
         m.backup_id,
@@ -126,7 +137,7 @@ pub(crate) async fn restore(args: RestoreArgs) -> Result<(), Box<dyn std::error:
     args.common.init_logging()?;
     let store = args.common.object_store()?;
     let prefix = args.common.prefix();
-    let from = args.target.open(&args.from)?;
+    let from = args.location.target.open(&args.from)?;
     let options = backup::RestoreOptions {
         backup_id: args.backup_id,
         database: args.database,
@@ -155,17 +166,14 @@ pub(crate) async fn restore(args: RestoreArgs) -> Result<(), Box<dyn std::error:
             return Err(format!("the restored WAL of node {node} could not be persisted").into());
         }
     }
-    if let Some(path) = &args.summary_file {
-        let summary = serde_json::json!({
-            "backupId": report.backup_id,
-            "catalogSeq": report.catalog_seq,
-            "files": report.files,
-            "walFiles": report.wal_files,
-            "bytes": report.bytes,
-            "durationMs": report.duration_ms,
-        });
-        std::fs::write(path, summary.to_string())?;
-    }
+    args.location.write_summary(serde_json::json!({
+        "backupId": report.backup_id,
+        "catalogSeq": report.catalog_seq,
+        "files": report.files,
+        "walFiles": report.wal_files,
+        "bytes": report.bytes,
+        "durationMs": report.duration_ms,
+    }))?;
     println!(
         "restored backup {} (catalog sequence {}): {} Parquet files and {} WAL files, {} bytes, in {} ms",
         report.backup_id,

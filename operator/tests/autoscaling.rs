@@ -13,7 +13,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{CRDS, Running, json_of, operator};
+use common::{Running, install_crds, json_of, operator};
 
 use test_helpers::kube::ControlPlane;
 use test_helpers::{Prometheus, TestServer};
@@ -40,15 +40,7 @@ fn replicas(plane: &ControlPlane, kind: &str, name: &str) -> Option<i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_scales_ingesters_on_the_load_prometheus_measures() {
     let plane = ControlPlane::start_with_nodes();
-    let (ok, _, err) = plane.kubectl(&["apply", "-f", CRDS]);
-    assert!(ok, "{err}");
-    let (ok, _, err) = plane.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/inflowclusters.inflow.dev",
-    ]);
-    assert!(ok, "{err}");
+    install_crds(&plane);
 
     // The API server applies the schema's rule: min may not exceed max.
     let bad = "apiVersion: inflow.dev/v1alpha1\nkind: InflowCluster\nmetadata: {name: bad}\n\
