@@ -565,6 +565,20 @@ impl CatalogState {
         Ok(state)
     }
 
+    /// Applies one log file (read from `path`, for error messages) to
+    /// this state, as a catalog that syncs does with each file it reads:
+    /// an error when it does not decode or its transaction does not follow
+    /// this state's sequence number. [`CatalogState::rebuild_indexes`]
+    /// then makes the result ready to use.
+    pub fn apply_log_file(&mut self, path: &str, bytes: &[u8]) -> Result<(), CatalogError> {
+        let txn: Transaction =
+            serde_json::from_slice(bytes).map_err(|source| CatalogError::Corrupt {
+                path: path.to_string(),
+                source,
+            })?;
+        self.apply(&txn)
+    }
+
     /// The state as a checkpoint holds it.
     pub fn to_json(&self) -> Result<Vec<u8>, CatalogError> {
         serde_json::to_vec(self).map_err(|source| CatalogError::Corrupt {
@@ -676,7 +690,10 @@ impl CatalogState {
         self.next_token_id
     }
 
-    fn rebuild_indexes(&mut self) {
+    /// Rebuilds the lookups by name and token hash after
+    /// [`CatalogState::apply_log_file`], as a syncing catalog does once
+    /// after the files it read.
+    pub fn rebuild_indexes(&mut self) {
         self.token_by_hash = self
             .tokens
             .values()
@@ -1398,11 +1415,11 @@ impl Catalog {
         let mut state: Option<CatalogState> = None;
         loop {
             let next = state.as_ref().map_or_else(|| self.state().seq, |s| s.seq) + 1;
-            let Some(txn) = self.read_log(next).await? else {
+            let Some((path, bytes)) = self.read_log(next).await? else {
                 break;
             };
             let s = state.get_or_insert_with(|| (*self.state()).clone());
-            s.apply(&txn)?;
+            s.apply_log_file(path.as_ref(), &bytes)?;
         }
         if let Some(mut s) = state {
             s.rebuild_indexes();
@@ -1569,17 +1586,10 @@ impl Catalog {
         Ok(Some(state))
     }
 
-    async fn read_log(&self, seq: u64) -> Result<Option<Transaction>, CatalogError> {
+    /// Log file `seq` as stored, if it exists.
+    async fn read_log(&self, seq: u64) -> Result<Option<(Path, Bytes)>, CatalogError> {
         let path = self.log_path(seq);
-        let Some(bytes) = self.get_optional(&path).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| CatalogError::Corrupt {
-                path: path.to_string(),
-                source,
-            })
+        Ok(self.get_optional(&path).await?.map(|bytes| (path, bytes)))
     }
 
     async fn get_optional(&self, path: &Path) -> Result<Option<Bytes>, CatalogError> {

@@ -25,37 +25,7 @@ use crate::auth::{Caller, Need, authorize};
 use crate::error::{ApiError, Family};
 use crate::format::Encoder;
 use crate::write::read_body;
-
-/// What a request asks for, from the query string and the body.
-#[derive(Debug, Default)]
-struct Params {
-    db: Option<String>,
-    rp: Option<String>,
-    q: Option<String>,
-    epoch: Option<String>,
-    chunked: bool,
-    chunk_size: Option<usize>,
-    pretty: bool,
-    params: Option<String>,
-    format: Option<String>,
-}
-
-impl Params {
-    fn set(&mut self, k: &str, v: String) {
-        match k {
-            "db" => self.db = Some(v),
-            "rp" => self.rp = Some(v),
-            "q" => self.q = Some(v),
-            "epoch" => self.epoch = Some(v),
-            "chunked" => self.chunked = v == "true",
-            "chunk_size" => self.chunk_size = v.parse().ok().filter(|n| *n > 0),
-            "pretty" => self.pretty = v == "true",
-            "params" => self.params = Some(v),
-            "format" => self.format = Some(v),
-            _ => {}
-        }
-    }
-}
+use http_input::InfluxqlParams as Params;
 
 async fn read_params(
     method: &Method,
@@ -64,48 +34,16 @@ async fn read_params(
     body: Body,
     limit: usize,
 ) -> Result<Params, ApiError> {
-    let mut p = Params::default();
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
-    for (k, v) in pairs {
-        p.set(&k, v);
-    }
-    if method != Method::POST {
-        return Ok(p);
-    }
-    let bytes = read_body(body, headers, limit).await?;
-    if bytes.is_empty() {
-        return Ok(p);
-    }
+    let bytes = if method == Method::POST {
+        read_body(body, headers, limit).await?
+    } else {
+        bytes::Bytes::new()
+    };
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ctype.starts_with("application/vnd.influxql") {
-        p.q = Some(String::from_utf8_lossy(&bytes).into_owned());
-    } else if ctype.starts_with("application/json")
-        || bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-    {
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))?;
-        if let serde_json::Value::Object(m) = v {
-            for (k, v) in m {
-                let text = match v {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Null => continue,
-                    other => other.to_string(),
-                };
-                p.set(&k, text);
-            }
-        }
-    } else {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?;
-        for (k, v) in pairs {
-            p.set(&k, v);
-        }
-    }
-    Ok(p)
+    Params::from_request(raw, Some((&bytes, ctype))).map_err(ApiError::BadRequest)
 }
 
 /// One statement's outcome.

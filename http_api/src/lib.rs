@@ -23,7 +23,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use catalog::Catalog;
 use services::{QueryService, WriteService};
 use tokio::net::TcpListener;
@@ -104,123 +104,475 @@ impl NodeContext {
     }
 }
 
+/// What an endpoint asks of the caller's token when auth is on. Each
+/// handler checks it; `tests/endpoints.rs` of the `inflow` crate calls
+/// every endpoint of [`endpoints`] without a token and with one that
+/// lacks the permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any valid token, unless `--disable-authz` opens the endpoint
+    /// (health, ping, metrics).
+    Server,
+    /// Any valid token.
+    AnyToken,
+    /// Read on the database the request names.
+    Read,
+    /// Write on the database the request names.
+    Write,
+    /// Each statement's own permission (InfluxDB 1.x's `/query`): read
+    /// for a `SELECT` on the database, admin to create or drop one.
+    Statements,
+    /// An admin token.
+    Admin,
+    /// None while no admin token exists (creating the first one), an
+    /// admin token after.
+    FirstAdmin,
+}
+
+/// One method of one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: Method,
+    /// As the router has it (`{*path}` for a wildcard).
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Every endpoint with its handler: the router is made of exactly these.
+fn table() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+    use axum::routing::{delete, put};
+    vec![
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/write_lp",
+                access: Access::Write,
+            },
+            post(write::write_v3),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v2/write",
+                access: Access::Write,
+            },
+            post(write::write_v2),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/write",
+                access: Access::Write,
+            },
+            post(write::write_v1),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v2/delete",
+                access: Access::Write,
+            },
+            post(deletes::delete_v2),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/backup",
+                access: Access::Admin,
+            },
+            post(backups::create_backup),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/api/v3/query_sql",
+                access: Access::Read,
+            },
+            get(sql::query_sql),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/query_sql",
+                access: Access::Read,
+            },
+            post(sql::query_sql),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/api/v3/query_influxql",
+                access: Access::Read,
+            },
+            get(influxql::query_influxql),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/query_influxql",
+                access: Access::Read,
+            },
+            post(influxql::query_influxql),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/query",
+                access: Access::Statements,
+            },
+            get(influxql::query_v1),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/query",
+                access: Access::Statements,
+            },
+            post(influxql::query_v1),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/token/admin",
+                access: Access::FirstAdmin,
+            },
+            post(tokens::create_admin),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/token/admin/regenerate",
+                access: Access::Admin,
+            },
+            post(tokens::regenerate_admin),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/token/named_admin",
+                access: Access::Admin,
+            },
+            post(tokens::create_named_admin),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/token",
+                access: Access::Admin,
+            },
+            post(tokens::create_resource),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/token",
+                access: Access::Admin,
+            },
+            delete(tokens::delete),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/api/v3/configure/database",
+                access: Access::AnyToken,
+            },
+            get(configure::list_databases),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/database",
+                access: Access::Admin,
+            },
+            post(configure::create_database),
+        ),
+        (
+            Endpoint {
+                method: Method::PUT,
+                path: "/api/v3/configure/database",
+                access: Access::Admin,
+            },
+            put(configure::update_database),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/database",
+                access: Access::Admin,
+            },
+            delete(configure::delete_database),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/database/retention_period",
+                access: Access::Admin,
+            },
+            post(configure::set_database_retention),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/database/retention_period",
+                access: Access::Admin,
+            },
+            delete(configure::delete_database_retention),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/table",
+                access: Access::Admin,
+            },
+            post(configure::create_table),
+        ),
+        (
+            Endpoint {
+                method: Method::PUT,
+                path: "/api/v3/configure/table",
+                access: Access::Admin,
+            },
+            put(configure::update_table),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/table",
+                access: Access::Admin,
+            },
+            delete(configure::delete_table),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/table/retention_period",
+                access: Access::Admin,
+            },
+            post(configure::set_table_retention_period),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/enterprise/configure/table/retention_period",
+                access: Access::Admin,
+            },
+            delete(configure::clear_table_retention_period),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/node/stop",
+                access: Access::Admin,
+            },
+            post(nodes::stop_node),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/node/drain",
+                access: Access::Admin,
+            },
+            post(nodes::drain_node),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/enterprise/configure/file_index",
+                access: Access::Admin,
+            },
+            post(configure::set_file_index),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/enterprise/configure/file_index",
+                access: Access::Admin,
+            },
+            delete(configure::delete_file_index),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/distinct_cache",
+                access: Access::Admin,
+            },
+            post(caches::create_distinct_cache),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/distinct_cache",
+                access: Access::Admin,
+            },
+            delete(caches::delete_distinct_cache),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/last_cache",
+                access: Access::Admin,
+            },
+            post(caches::create_last_cache),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/last_cache",
+                access: Access::Admin,
+            },
+            delete(caches::delete_last_cache),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/processing_engine_trigger",
+                access: Access::Admin,
+            },
+            post(engine::create_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::DELETE,
+                path: "/api/v3/configure/processing_engine_trigger",
+                access: Access::Admin,
+            },
+            delete(engine::delete_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/processing_engine_trigger/enable",
+                access: Access::Admin,
+            },
+            post(engine::enable_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/processing_engine_trigger/disable",
+                access: Access::Admin,
+            },
+            post(engine::disable_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/plugin_environment/install_packages",
+                access: Access::Admin,
+            },
+            post(engine::install_packages),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/configure/plugin_environment/install_requirements",
+                access: Access::Admin,
+            },
+            post(engine::install_requirements),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/api/v3/engine/{*path}",
+                access: Access::AnyToken,
+            },
+            get(engine::request_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/engine/{*path}",
+                access: Access::AnyToken,
+            },
+            post(engine::request_trigger),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/plugin_test/wal",
+                access: Access::Admin,
+            },
+            post(engine::test_wal),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/plugin_test/schedule",
+                access: Access::Admin,
+            },
+            post(engine::test_schedule),
+        ),
+        (
+            Endpoint {
+                method: Method::POST,
+                path: "/api/v3/plugins/files",
+                access: Access::Admin,
+            },
+            post(engine::create_plugin_file),
+        ),
+        (
+            Endpoint {
+                method: Method::PUT,
+                path: "/api/v3/plugins/files",
+                access: Access::Admin,
+            },
+            put(engine::update_plugin_file),
+        ),
+        (
+            Endpoint {
+                method: Method::PUT,
+                path: "/api/v3/plugins/directory",
+                access: Access::Admin,
+            },
+            put(engine::update_plugin_directory),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/ping",
+                access: Access::Server,
+            },
+            any(ping),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/health",
+                access: Access::Server,
+            },
+            get(health),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/api/v1/health",
+                access: Access::Server,
+            },
+            get(health),
+        ),
+        (
+            Endpoint {
+                method: Method::GET,
+                path: "/metrics",
+                access: Access::Server,
+            },
+            get(metrics_handler),
+        ),
+    ]
+}
+
+/// Every endpoint the router serves (`/ping` also answers POST).
+pub fn endpoints() -> Vec<Endpoint> {
+    table().into_iter().map(|(e, _)| e).collect()
+}
+
 /// The routes of every role. Endpoints whose service is absent answer 404.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v3/write_lp", post(write::write_v3))
-        .route("/api/v2/write", post(write::write_v2))
-        .route("/api/v2/delete", post(deletes::delete_v2))
-        .route(
-            "/api/v3/enterprise/configure/backup",
-            post(backups::create_backup),
-        )
-        .route("/write", post(write::write_v1))
-        .route(
-            "/api/v3/query_sql",
-            get(sql::query_sql).post(sql::query_sql),
-        )
-        .route(
-            "/api/v3/query_influxql",
-            get(influxql::query_influxql).post(influxql::query_influxql),
-        )
-        .route("/query", get(influxql::query_v1).post(influxql::query_v1))
-        .route("/api/v3/configure/token/admin", post(tokens::create_admin))
-        .route(
-            "/api/v3/configure/token/admin/regenerate",
-            post(tokens::regenerate_admin),
-        )
-        .route(
-            "/api/v3/configure/token/named_admin",
-            post(tokens::create_named_admin),
-        )
-        .route(
-            "/api/v3/enterprise/configure/token",
-            post(tokens::create_resource),
-        )
-        .route(
-            "/api/v3/configure/token",
-            axum::routing::delete(tokens::delete),
-        )
-        .route(
-            "/api/v3/configure/database",
-            get(configure::list_databases)
-                .post(configure::create_database)
-                .put(configure::update_database)
-                .delete(configure::delete_database),
-        )
-        .route(
-            "/api/v3/configure/database/retention_period",
-            post(configure::set_database_retention).delete(configure::delete_database_retention),
-        )
-        .route(
-            "/api/v3/configure/table",
-            post(configure::create_table)
-                .put(configure::update_table)
-                .delete(configure::delete_table),
-        )
-        .route(
-            "/api/v3/enterprise/configure/table/retention_period",
-            post(configure::set_table_retention_period)
-                .delete(configure::clear_table_retention_period),
-        )
-        .route(
-            "/api/v3/enterprise/configure/node/stop",
-            post(nodes::stop_node),
-        )
-        .route(
-            "/api/v3/enterprise/configure/node/drain",
-            post(nodes::drain_node),
-        )
-        .route(
-            "/api/v3/enterprise/configure/file_index",
-            post(configure::set_file_index).delete(configure::delete_file_index),
-        )
-        .route(
-            "/api/v3/configure/distinct_cache",
-            post(caches::create_distinct_cache).delete(caches::delete_distinct_cache),
-        )
-        .route(
-            "/api/v3/configure/last_cache",
-            post(caches::create_last_cache).delete(caches::delete_last_cache),
-        )
-        .route(
-            "/api/v3/configure/processing_engine_trigger",
-            post(engine::create_trigger).delete(engine::delete_trigger),
-        )
-        .route(
-            "/api/v3/configure/processing_engine_trigger/enable",
-            post(engine::enable_trigger),
-        )
-        .route(
-            "/api/v3/configure/processing_engine_trigger/disable",
-            post(engine::disable_trigger),
-        )
-        .route(
-            "/api/v3/configure/plugin_environment/install_packages",
-            post(engine::install_packages),
-        )
-        .route(
-            "/api/v3/configure/plugin_environment/install_requirements",
-            post(engine::install_requirements),
-        )
-        .route(
-            "/api/v3/engine/{*path}",
-            get(engine::request_trigger).post(engine::request_trigger),
-        )
-        .route("/api/v3/plugin_test/wal", post(engine::test_wal))
-        .route("/api/v3/plugin_test/schedule", post(engine::test_schedule))
-        .route(
-            "/api/v3/plugins/files",
-            post(engine::create_plugin_file).put(engine::update_plugin_file),
-        )
-        .route(
-            "/api/v3/plugins/directory",
-            axum::routing::put(engine::update_plugin_directory),
-        )
-        .route("/ping", any(ping))
-        .route("/health", get(health))
-        .route("/api/v1/health", get(health))
-        .route("/metrics", get(metrics_handler))
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, (endpoint, handler)| {
+            router.route(endpoint.path, handler)
+        })
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -12,22 +12,14 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
+use bytes::Bytes;
 use futures::StreamExt;
-use serde::Deserialize;
+use http_input::SqlParams;
 use services::{INTERNAL_DB, QueryError, SqlQuery};
 
 use crate::AppState;
 use crate::error::{ApiError, Family};
 use crate::write::read_body;
-
-#[derive(Debug, Default, Deserialize)]
-struct QueryParams {
-    db: Option<String>,
-    q: Option<String>,
-    format: Option<String>,
-    /// In a query string or form: a JSON object as text. In a JSON body: an object.
-    params: Option<serde_json::Value>,
-}
 
 pub(crate) async fn query_sql(
     State(state): State<AppState>,
@@ -53,53 +45,17 @@ async fn params(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<QueryParams, ApiError> {
-    let mut p: QueryParams =
-        serde_urlencoded::from_str::<Vec<(String, String)>>(raw.as_deref().unwrap_or(""))
-            .map(pairs_to_params)
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
-    if method == Method::POST {
-        let bytes = read_body(body, headers, limit).await?;
-        if !bytes.is_empty() {
-            let ctype = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            // InfluxDB 3 Core reads every POST body as JSON, whatever its
-            // content type (`curl -d` sends JSON labelled as a form); a
-            // body that is not a JSON object is read as a form when labelled so.
-            let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            let from_body: QueryParams = if ctype.starts_with("application/x-www-form-urlencoded")
-                && !looks_like_json
-            {
-                serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-                    .map(pairs_to_params)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid form body: {e}")))?
-            } else {
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON request body: {e}")))?
-            };
-            p.db = from_body.db.or(p.db);
-            p.q = from_body.q.or(p.q);
-            p.format = from_body.format.or(p.format);
-            p.params = from_body.params.or(p.params);
-        }
-    }
-    Ok(p)
-}
-
-fn pairs_to_params(pairs: Vec<(String, String)>) -> QueryParams {
-    let mut p = QueryParams::default();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "db" => p.db = Some(v),
-            "q" => p.q = Some(v),
-            "format" => p.format = Some(v),
-            "params" => p.params = Some(serde_json::Value::String(v)),
-            _ => {}
-        }
-    }
-    p
+) -> Result<SqlParams, ApiError> {
+    let bytes = if method == Method::POST {
+        read_body(body, headers, limit).await?
+    } else {
+        Bytes::new()
+    };
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    SqlParams::from_request(raw.as_deref(), Some((&bytes, ctype))).map_err(ApiError::BadRequest)
 }
 
 async fn run(

@@ -4,7 +4,6 @@
 //! `accept_partial` default and the error body; all of them end in
 //! [`WriteService::write_lp`].
 
-use std::io::Read;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -12,22 +11,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use line_protocol::Precision;
-use serde::Deserialize;
+use http_input::{BodyError, WriteApi, WriteTarget};
 
 use crate::AppState;
 use crate::error::{ApiError, Family};
 use services::{WriteError, WriteRequest};
-
-#[derive(Debug, Default, Deserialize)]
-struct WriteParams {
-    db: Option<String>,
-    bucket: Option<String>,
-    rp: Option<String>,
-    precision: Option<String>,
-    accept_partial: Option<bool>,
-    no_sync: Option<bool>,
-}
 
 pub(crate) async fn write_v3(
     State(state): State<AppState>,
@@ -109,59 +97,29 @@ async fn handle(
             "this node does not accept writes".into(),
         ));
     };
-    let params: WriteParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("invalid query parameters: {e}")))?;
-    let db = match family {
-        Family::V2 => params.bucket.or(params.db),
-        _ => params.db,
-    }
-    .filter(|d| !d.is_empty())
-    .ok_or_else(|| {
-        ApiError::BadRequest(match family {
-            Family::V2 => "missing query parameter 'bucket' (the database to write to)".into(),
-            _ => "missing query parameter 'db' (the database to write to)".into(),
-        })
-    })?;
-    let db = if family == Family::V1 {
-        v1_database(db, params.rp.as_deref())?
-    } else {
-        db
+    let api = match family {
+        Family::V1 => WriteApi::V1,
+        Family::V2 => WriteApi::V2,
+        Family::V3 => WriteApi::V3,
     };
+    let target = WriteTarget::from_query(api, query.as_deref()).map_err(ApiError::BadRequest)?;
     crate::auth::authorize(
         &state.auth,
         &state.catalog,
         family,
         &headers,
         query.as_deref(),
-        crate::auth::Need::Write(&db),
+        crate::auth::Need::Write(&target.db),
     )?;
-    let precision = match (family, params.precision.as_deref()) {
-        (Family::V3, None) => Precision::Auto,
-        (_, None) => Precision::Nanosecond,
-        (Family::V3, Some(p)) => Precision::parse_v3(p).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "invalid precision '{p}': use auto, nanosecond, microsecond, millisecond or second"
-            ))
-        })?,
-        (Family::V2, Some(p)) => Precision::parse_v2(p).ok_or_else(|| {
-            ApiError::BadRequest(format!("invalid precision '{p}': use ns, us, ms or s"))
-        })?,
-        (Family::V1, Some(p)) => Precision::parse_v1(p).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "invalid precision '{p}': use n, ns, u, us, µ, ms, s, m or h"
-            ))
-        })?,
-    };
-    let accept_partial = params.accept_partial.unwrap_or(family == Family::V3);
     let body = read_body(body, &headers, state.max_request_size).await?;
     state.metrics.write_bytes.inc_by(body.len() as u64);
     let outcome = writer
         .write_lp(WriteRequest {
-            db,
+            db: target.db,
             body,
-            precision,
-            accept_partial,
-            no_sync: params.no_sync.unwrap_or(false),
+            precision: target.precision,
+            accept_partial: target.accept_partial,
+            no_sync: target.no_sync,
         })
         .await;
     match outcome {
@@ -198,22 +156,6 @@ async fn handle(
 
 /// Reads the body, refusing more than `limit` bytes before and after
 /// decompression, so neither a large body nor a gzip bomb gets through.
-/// The database a v1 write goes to, as InfluxDB 3 Core names it: `db`,
-/// or `db/rp` for a retention policy other than the default (`autogen` or
-/// none). A `/` in either is refused, since `db/rp` would be ambiguous.
-fn v1_database(db: String, rp: Option<&str>) -> Result<String, ApiError> {
-    if db.contains('/') || rp.is_some_and(|rp| rp.contains('/')) {
-        return Err(ApiError::BadRequest(
-            "the database and retention policy of a v1 write must not contain '/'; give the retention policy as 'rp'"
-                .into(),
-        ));
-    }
-    Ok(match rp {
-        None | Some("" | "''" | "autogen") => db,
-        Some(rp) => format!("{db}/{rp}"),
-    })
-}
-
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
@@ -244,24 +186,10 @@ pub(crate) async fn read_body(
     })?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("" | "identity") => Ok(raw),
-        Some("gzip" | "x-gzip") => {
-            // MultiGzDecoder reads every member of a concatenated gzip stream.
-            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .take(limit as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::BadRequest(format!("invalid gzip request body: {e}")))?;
-            if out.len() > limit {
-                return Err(too_large());
-            }
-            Ok(Bytes::from(out))
-        }
-        Some(other) => Err(ApiError::UnsupportedEncoding(format!(
-            "unsupported Content-Encoding '{other}': send the body uncompressed or with gzip"
-        ))),
-    }
+        .and_then(|v| v.to_str().ok());
+    http_input::decode_body(raw, encoding, limit).map_err(|e| match e {
+        BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+        BodyError::InvalidGzip(_) => ApiError::BadRequest(e.to_string()),
+        BodyError::UnsupportedEncoding(_) => ApiError::UnsupportedEncoding(e.to_string()),
+    })
 }

@@ -13,6 +13,7 @@
 //! so an operator can see and delete data by day.
 
 pub mod file_index;
+pub mod key_runs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
