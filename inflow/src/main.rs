@@ -114,6 +114,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let query_engine = Arc::new(
         query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
             .with_parquet_cache(args.query.parquet_cache_bytes())
+            .with_memory_limits(args.query.memory_limits().0, args.query.memory_limits().1)
             .with_registry(node.registry().clone())
             .with_engine_logs(Arc::clone(&plugin_logs)),
     );

@@ -611,3 +611,34 @@ async fn now_is_each_querys_start_time() {
     let n2 = s.query_json("db", q).await[0]["n"].as_i64().unwrap();
     assert!(n2 > n1, "{n2} <= {n1}");
 }
+
+/// A query past `--query-mem-limit` fails with a clear error naming the
+/// flag; the server, a small query and writes carry on. The same query
+/// runs when the limit allows it.
+#[tokio::test]
+async fn a_query_past_its_memory_limit_fails_alone() {
+    let lp: String = (0..20_000)
+        .map(|i| format!("cpu,host=h{i:05} usage={i} {}\n", 1_000 + i))
+        .collect();
+    let big =
+        "SELECT host, count(*) AS n, array_agg(usage) AS u FROM cpu GROUP BY host ORDER BY host";
+    let s = TestServer::start_with(&["--query-mem-limit", "256KiB"]).await;
+    s.write_ok("db", &lp).await;
+    let r = s.query("db", big, "json").await;
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("Resources exhausted") && body.contains("--query-mem-limit"),
+        "{body}"
+    );
+    let rows = s.query_json("db", "SELECT count(*) AS n FROM cpu").await;
+    assert_eq!(rows[0]["n"], 20_000);
+    s.write_ok("db", "cpu,host=late usage=1 1").await;
+
+    let roomy = TestServer::start_with(&["--query-mem-limit", "512MiB"]).await;
+    roomy.write_ok("db", &lp).await;
+    let rows = roomy.query_json("db", big).await;
+    assert_eq!(rows.len(), 20_000);
+    assert_eq!(rows[7]["host"], "h00007");
+}

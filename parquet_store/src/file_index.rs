@@ -23,6 +23,8 @@ use parquet::bloom_filter::Sbbf;
 pub const EXACT_MAX_VALUES: usize = 64;
 /// Bytes of values kept exactly at most.
 pub const EXACT_MAX_BYTES: usize = 4096;
+/// A split-block bloom filter's block.
+const BLOOM_BLOCK_BYTES: usize = 32;
 /// The bloom filters' false positive rate.
 const BLOOM_FPP: f64 = 0.01;
 
@@ -95,7 +97,9 @@ pub fn may_contain<S: AsRef<str>>(set: &ValueSet, values: &[S]) -> bool {
                 .is_ok()
         }),
         ValueSet::Bloom(bits) => match STANDARD.decode(bits) {
-            Ok(bytes) if !bytes.is_empty() => {
+            // At least one 32-byte block: a shorter filter (a damaged
+            // catalog entry) would index past its end.
+            Ok(bytes) if bytes.len() >= BLOOM_BLOCK_BYTES => {
                 let filter = Sbbf::new(&bytes);
                 values.iter().any(|v| filter.check(v.as_ref()))
             }
@@ -123,6 +127,20 @@ mod tests {
             true,
         )]));
         RecordBatch::try_new(schema, vec![Arc::new(b.finish())]).unwrap()
+    }
+
+    /// Found by the `parquet_footer` fuzz target: a filter shorter than a
+    /// block panicked in the query path.
+    #[test]
+    fn a_damaged_bloom_filter_may_hold_anything() {
+        for len in [1, 3, 31] {
+            let set = ValueSet::Bloom(STANDARD.encode(vec![0u8; len]));
+            assert!(may_contain(&set, &["host_1"]), "{len} bytes");
+        }
+        let set = ValueSet::Bloom("not base64!".into());
+        assert!(may_contain(&set, &["host_1"]));
+        let empty_block = ValueSet::Bloom(STANDARD.encode([0u8; 32]));
+        assert!(!may_contain(&empty_block, &["host_1"]));
     }
 
     #[test]

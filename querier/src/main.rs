@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let query_engine = Arc::new(
         query::QueryEngine::new(Arc::clone(&catalog), buffer, Arc::clone(&store))
             .with_parquet_cache(cli.query.parquet_cache_bytes())
+            .with_memory_limits(cli.query.memory_limits().0, cli.query.memory_limits().1)
             .with_registry(node.registry().clone())
             .with_engine_logs(Arc::clone(&plugin_logs)),
     );

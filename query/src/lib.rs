@@ -24,8 +24,9 @@ use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{SQLOptions, SessionConfig};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder, TaskContext};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
@@ -38,6 +39,7 @@ pub mod file_cache;
 
 mod cache_table;
 mod key_runs;
+mod memory;
 mod plan_cache;
 mod provider;
 mod prune_dynamic;
@@ -134,6 +136,9 @@ pub struct QueryEngine {
     /// 5% of a small cached query). Each query sets the catalog list and
     /// the configuration it uses afresh.
     idle: std::sync::Mutex<Vec<SessionState>>,
+    /// The pool every query shares and each query's limit within it
+    /// ([`memory`]); `None`: unbounded.
+    memory: Option<(Arc<dyn MemoryPool>, usize)>,
 }
 
 /// Idle sessions kept at most.
@@ -203,7 +208,27 @@ impl QueryEngine {
             plans: plan_cache::PlanCache::default(),
             internal: Arc::new(catalog::DatabaseSchema::empty(INTERNAL_DB)),
             idle: std::sync::Mutex::default(),
+            memory: None,
         }
+    }
+
+    /// Runs queries under a memory pool of `pool_bytes` shared by all of
+    /// them, each allowed at most `per_query_bytes` of it (see [`memory`]).
+    pub fn with_memory_limits(mut self, pool_bytes: usize, per_query_bytes: usize) -> Self {
+        let shared: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(pool_bytes));
+        match RuntimeEnvBuilder::from_runtime_env(self.base.runtime_env())
+            .with_memory_pool(Arc::clone(&shared))
+            .build_arc()
+        {
+            Ok(runtime) => {
+                self.base = SessionStateBuilder::new_from_existing(self.base)
+                    .with_runtime_env(runtime)
+                    .build();
+                self.memory = Some((shared, per_query_bytes.min(pool_bytes)));
+            }
+            Err(e) => tracing::warn!(error = %e, "queries run without a memory limit"),
+        }
+        self
     }
 
     /// Keeps up to `bytes` of Parquet files in memory for queries (see
@@ -299,6 +324,16 @@ impl QueryEngine {
     /// needs no function registry (DataFusion's `task_ctx` would copy all
     /// three).
     fn task_context(&self, config: SessionConfig) -> Arc<TaskContext> {
+        let runtime = match &self.memory {
+            None => Arc::clone(self.base.runtime_env()),
+            Some((shared, limit)) => {
+                let pool = Arc::new(memory::QueryPool::new(Arc::clone(shared), *limit));
+                RuntimeEnvBuilder::from_runtime_env(self.base.runtime_env())
+                    .with_memory_pool(pool)
+                    .build_arc()
+                    .unwrap_or_else(|_| Arc::clone(self.base.runtime_env()))
+            }
+        };
         Arc::new(TaskContext::new(
             None,
             self.base.session_id().to_string(),
@@ -307,7 +342,7 @@ impl QueryEngine {
             HashMap::new(),
             HashMap::new(),
             HashMap::new(),
-            Arc::clone(self.base.runtime_env()),
+            runtime,
         ))
     }
 

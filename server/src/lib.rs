@@ -213,9 +213,27 @@ pub struct QueryArgs {
     /// Read every Parquet file from the object store, with no in-memory cache.
     #[arg(long, env = "INFLOW_DISABLE_PARQUET_MEM_CACHE")]
     pub disable_parquet_mem_cache: bool,
+
+    /// Memory that running queries share for their aggregations, sorts and
+    /// joins: a size (4GiB) or a percentage of the machine's memory (20%).
+    /// A query that needs more than is left fails with "Resources
+    /// exhausted"; the process never runs out.
+    #[arg(long, env = "INFLOW_EXEC_MEM_POOL_BYTES", default_value = "20%", value_parser = parse_mem_limit)]
+    pub exec_mem_pool_bytes: usize,
+
+    /// The most of that memory one query may use (default: all of it), so
+    /// one large query fails alone instead of starving the others.
+    #[arg(long, env = "INFLOW_QUERY_MEM_LIMIT", value_parser = parse_mem_limit)]
+    pub query_mem_limit: Option<usize>,
 }
 
 impl QueryArgs {
+    /// The shared query memory pool and each query's limit, in bytes.
+    pub fn memory_limits(&self) -> (usize, usize) {
+        let pool = self.exec_mem_pool_bytes;
+        (pool, self.query_mem_limit.unwrap_or(pool).min(pool))
+    }
+
     /// The cache's capacity in bytes (0 when disabled).
     pub fn parquet_cache_bytes(&self) -> usize {
         if self.disable_parquet_mem_cache {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every fuzz target under fuzz/ (cargo-fuzz, libFuzzer) for a while,
+# starting from the committed seeds, and prints each target's executions.
+#
+#   scripts/fuzz.sh [seconds] [target...]   default: 60 s each, every target
+#
+# Needs nightly Rust (`rustup toolchain install nightly`); cargo-fuzz is
+# installed into $HOME/.cache/inflow-tools on first use. The growing corpus
+# lives in $HOME/.cache/inflow-fuzz/corpus/<target> (the seeds stay as
+# committed); a crash leaves its input in fuzz/artifacts/<target>/ and
+# stops the script: add that input as a regression test.
+#
+# Environment:
+#   FUZZ_JOBS   parallel jobs per target (default 1)
+#   FUZZ_RUNS   stop each target after this many executions instead of seconds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+seconds="${1:-60}"
+shift || true
+tools="$HOME/.cache/inflow-tools/cargo-fuzz"
+export PATH="$tools/bin:$PATH"
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/inflow-fuzz-target}"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked --root "$tools"
+fi
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cd fuzz/fuzz_targets && ls ./*.rs | sed 's|^\./||; s|\.rs$||')
+fi
+(cd fuzz && cargo +nightly fuzz build -O)
+corpus_root="$HOME/.cache/inflow-fuzz/corpus"
+printf '%-18s %14s %8s %s\n' target executions seconds result
+for t in "${targets[@]}"; do
+    corpus="$corpus_root/$t"
+    mkdir -p "$corpus" "fuzz/artifacts/$t"
+    limit=(-max_total_time="$seconds")
+    [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
+    log="$corpus_root/$t.log"
+    started=$(date +%s)
+    set +e
+    (cd fuzz && cargo +nightly fuzz run -O "$t" "$corpus" "$root/fuzz/seeds/$t" -- \
+        "${limit[@]}" -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
+        -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1
+    rc=$?
+    set -e
+    # With -jobs, libFuzzer writes each job's log to fuzz-<n>.log.
+    cat fuzz/fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz/fuzz-*.log
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+    result=ok
+    [ $rc -ne 0 ] && result="CRASH (see $log and fuzz/artifacts/$t/)"
+    printf '%-18s %14s %8s %s\n' "$t" "$runs" "$(($(date +%s) - started))" "$result"
+    [ $rc -ne 0 ] && exit 1
+done
