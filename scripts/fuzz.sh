@@ -12,7 +12,7 @@
 #
 # Environment:
 #   FUZZ_JOBS   parallel jobs per target (default 1)
-#   FUZZ_RUNS   stop each target after this many executions instead of seconds
+#   FUZZ_RUNS   also stop each target once it has run this many inputs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
     corpus="$corpus_root/$t"
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     limit=(-max_total_time="$seconds")
-    [ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
+    [ -n "${FUZZ_RUNS:-}" ] && limit+=(-runs="$FUZZ_RUNS")
     log="$corpus_root/$t.log"
     started=$(date +%s)
     set +e

@@ -173,6 +173,7 @@ pub(crate) async fn merge(
         parquet_store::write_file_at(store, path, run.db_id, &table, chunk_time, &merged)
             .await
             .map_err(|e| e.to_string())?;
+    server::crash_point("after-compacted-write");
     added.level = 1;
     added.value_index = parquet_store::file_index::build(&merged, &indexed);
     added.max_wal_seq = run.files.iter().map(|f| f.max_wal_seq).max().unwrap_or(0);
@@ -192,6 +193,7 @@ pub(crate) async fn merge(
         None => catalog.update(plan).await,
     }
     .map_err(|e| e.to_string())?;
+    server::crash_point("after-compaction-commit");
     let id = removed.iter().max().copied().unwrap_or_default();
     let took = state
         .table_files(run.db_id, run.table_id)

@@ -55,17 +55,7 @@ impl Default for PersistConfig {
     }
 }
 
-/// Environment variable that makes the process abort at a persistence step,
-/// for the crash tests: `after-parquet-write`, `after-catalog-commit` or
-/// `after-wal-delete`.
-pub const CRASH_POINT_ENV: &str = "INFLOW_TEST_CRASH_POINT";
-
-fn crash_point(name: &str) {
-    if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
-        tracing::error!(point = name, "aborting at test crash point");
-        std::process::abort();
-    }
-}
+use server::crash_point;
 
 /// Why a persist did not complete.
 #[derive(Debug)]

@@ -314,6 +314,21 @@ impl IngestArgs {
     }
 }
 
+/// Environment variable that makes the process abort at one step of
+/// persistence or compaction, for the crash tests and
+/// `scripts/crash-loop.sh`: `after-parquet-write`, `after-catalog-commit`,
+/// `after-wal-delete` (the ingester's persist), `after-compacted-write`,
+/// `after-compaction-commit` (the compactor's merge).
+pub const CRASH_POINT_ENV: &str = "INFLOW_TEST_CRASH_POINT";
+
+/// Aborts the process here when [`CRASH_POINT_ENV`] names `name`.
+pub fn crash_point(name: &str) {
+    if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
+        tracing::error!(point = name, "aborting at test crash point");
+        std::process::abort();
+    }
+}
+
 /// Parses a memory limit: a size (see [`parse_size`]) or a percentage of the
 /// machine's memory (or of the cgroup's limit, when that is lower).
 pub fn parse_mem_limit(s: &str) -> Result<usize, String> {

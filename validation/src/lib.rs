@@ -451,11 +451,13 @@ pub fn build<'a>(
     })
 }
 
-/// Turns a request's table builders into its `WriteBatch`.
+/// Turns a request's table builders into its `WriteBatch`. A table whose
+/// every line was rejected gets no batch (the one-pass path may have
+/// started one before it found the conflict), as on the two-phase path.
 fn finish_tables(db_id: u32, tables: Vec<TableBuilder<'_>>) -> Result<WriteBatch, BuildError> {
     let mut rows = 0;
     let mut out = Vec::with_capacity(tables.len());
-    for tb in tables {
+    for tb in tables.into_iter().filter(|tb| tb.rows > 0) {
         rows += tb.rows;
         let id = tb.table.id;
         out.push((id, tb.finish()?));
@@ -997,4 +999,41 @@ pub fn parse_and_build_known(
         },
         out.rejected,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use catalog::Catalog;
+    use object_store::memory::InMemory;
+
+    /// A catalog with table `mem` (tag `host`, integer field `free`).
+    async fn state() -> Arc<CatalogState> {
+        let cat = Catalog::load(Arc::new(InMemory::new()), Default::default())
+            .await
+            .expect("in memory");
+        let mut parsed = parse(b"mem,host=a free=1i 1", Precision::Nanosecond);
+        let change = schema_check(&cat.state(), "db", &mut parsed, &Limits::UNLIMITED);
+        cat.ensure(&change).await.expect("in memory")
+    }
+
+    /// Found by the `write_validator` fuzz target: when every line of a
+    /// table was rejected, the one-pass path still sent the table an
+    /// empty batch, where the two-phase path sends none.
+    #[tokio::test]
+    async fn a_table_whose_every_line_is_rejected_gets_no_batch() {
+        let state = state().await;
+        let body = b"mem,host=b free=\"oops\" 2\nmem,host=c free=2i 3\nmem,host=d free=true 4";
+        let (built, rejected) = parse_and_build_known(&state, "db", body, Precision::Nanosecond, 0)
+            .expect("db exists")
+            .expect("known columns");
+        assert_eq!((built.batch.rows, rejected.len()), (1, 2));
+        assert_eq!(built.batch.tables.len(), 1);
+        let (built, rejected) =
+            parse_and_build_known(&state, "db", &body[..24], Precision::Nanosecond, 0)
+                .expect("db exists")
+                .expect("known columns");
+        assert_eq!((built.batch.rows, rejected.len()), (0, 1));
+        assert!(built.batch.tables.is_empty(), "{:?}", built.batch.tables);
+    }
 }
