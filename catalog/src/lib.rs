@@ -1538,13 +1538,21 @@ impl Catalog {
             mode: PutMode::Create,
             ..Default::default()
         };
+        let path = self.log_path(txn.seq);
         match self
             .store
-            .put_opts(&self.log_path(txn.seq), PutPayload::from(body), opts)
+            .put_opts(&path, PutPayload::from(body.clone()), opts)
             .await
         {
             Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                // Ours, if an earlier attempt of this PUT was stored but
+                // reported failed (the client retried it): the log file is
+                // byte for byte this transaction (its time included).
+                if self.get_optional(&path).await?.as_deref() != Some(&body[..]) {
+                    return Ok(false);
+                }
+            }
             Err(e) => return Err(e.into()),
         }
         let seq = next.seq;

@@ -341,13 +341,16 @@ impl Shared {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
-            .store
-            .put_opts(&object(&self.dir, epoch, "claim"), to_json(&claim), opts)
-            .await
-        {
+        let path = object(&self.dir, epoch, "claim");
+        match self.store.put_opts(&path, to_json(&claim), opts).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            // Ours, if an earlier attempt of this PUT was stored but
+            // reported failed (the client retried it).
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let stored = self.store.get(&path).await?.bytes().await?;
+                Ok(serde_json::from_slice::<Claim>(&stored)
+                    .is_ok_and(|c| c.holder.instance_id == self.holder.instance_id))
+            }
             Err(e) => Err(e),
         }
     }

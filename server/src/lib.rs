@@ -114,6 +114,22 @@ pub struct CommonArgs {
     #[arg(long, env = "INFLOW_AWS_ALLOW_HTTP", default_value_t = false)]
     pub aws_allow_http: bool,
 
+    /// How many times a failed S3 request (a 5xx, a timeout, a dropped
+    /// connection) is retried, with exponential backoff, before the error
+    /// reaches the caller (a write gets 503 with Retry-After).
+    #[arg(long, env = "INFLOW_OBJECT_STORE_MAX_RETRIES", default_value_t = 10)]
+    pub object_store_max_retries: usize,
+
+    /// The longest an S3 request is retried for, from its first attempt.
+    /// Writes wait for it while the store is down, so it is short next to
+    /// clients' timeouts.
+    #[arg(long, env = "INFLOW_OBJECT_STORE_RETRY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub object_store_retry_timeout: Duration,
+
+    /// The longest one S3 request attempt may take.
+    #[arg(long, env = "INFLOW_OBJECT_STORE_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub object_store_request_timeout: Duration,
+
     /// Address for HTTP (and, later, gRPC on the same port). Port 0 picks a free
     /// port, which is logged and printed as `listening on ADDR`.
     #[arg(long, env = "INFLOW_HTTP_BIND", default_value = "0.0.0.0:8181")]
@@ -423,7 +439,28 @@ impl CommonArgs {
                 // The standard AWS environment first (AWS_* variables; web
                 // identity and instance credentials when no keys are given),
                 // then the flags, which win.
+                use object_store::aws::AmazonS3ConfigKey;
                 let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+                // Timeouts through the config keys, which keep the client
+                // options the environment set.
+                let timeout = |d: Duration| format!("{}ms", d.as_millis());
+                b = b
+                    .with_retry(object_store::RetryConfig {
+                        backoff: object_store::BackoffConfig::default(),
+                        max_retries: self.object_store_max_retries,
+                        retry_timeout: self.object_store_retry_timeout,
+                    })
+                    .with_config(
+                        AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+                        timeout(self.object_store_request_timeout),
+                    )
+                    .with_config(
+                        AmazonS3ConfigKey::Client(object_store::ClientConfigKey::ConnectTimeout),
+                        timeout(
+                            self.object_store_request_timeout
+                                .min(Duration::from_secs(5)),
+                        ),
+                    );
                 if let Some(r) = &self.aws_region {
                     b = b.with_region(r);
                 }

@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod faults;
 pub mod kube;
 
 use std::io::{BufRead, BufReader};
