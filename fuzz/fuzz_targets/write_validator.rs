@@ -85,12 +85,17 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(fast.batch.rows, slow.batch.rows);
             assert_eq!(fast.batch.tables, slow.batch.tables);
             // What each path sends to the WAL replays to the same lines
-            // (one may keep comments and blank lines the other drops).
+            // (one may keep comments, blank lines and trailing spaces the other
+            // drops).
             let wal_lines = |b: &validation::Built| {
                 let text = b.accepted.clone().unwrap_or_else(|| body.to_vec());
                 let parsed = validation::parse(&text, precision);
                 assert!(parsed.rejected.is_empty(), "the WAL gets only good lines");
-                parsed.good.iter().map(|g| g.raw.to_vec()).collect::<Vec<_>>()
+                parsed
+                    .good
+                    .iter()
+                    .map(|g| format!("{:?}", line_protocol::parse_line(g.raw)))
+                    .collect::<Vec<_>>()
             };
             assert_eq!(wal_lines(&fast), wal_lines(&slow));
         }

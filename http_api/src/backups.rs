@@ -42,7 +42,7 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     admin(state, headers, q.as_deref())?;
-    let body = read_body(body, headers, state.max_request_size).await?;
+    let body = read_body(body, headers, state.body_limits).await?;
     let req: BackupRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "invalid request body: {e}; send {{\"to\": \"<directory or s3://bucket/prefix>\"}}"

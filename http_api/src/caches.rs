@@ -48,7 +48,7 @@ async fn create<K: CacheKind>(
     body: Body,
 ) -> Result<Response, ApiError> {
     admin(state, headers, q)?;
-    let req: K::Request = json_body(body, headers, state.max_request_size).await?;
+    let req: K::Request = json_body(body, headers, state.body_limits).await?;
     let (db, table) = K::db_table(&req);
     // What the last attempt planned: Some(def) when it creates one.
     let planned = std::sync::Mutex::new(None);
@@ -118,7 +118,7 @@ async fn delete<K: CacheKind>(
             name: required(&pairs, "name")?.to_string(),
         }
     } else {
-        json_body(body, headers, state.max_request_size).await?
+        json_body(body, headers, state.body_limits).await?
     };
     state
         .catalog

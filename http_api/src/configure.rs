@@ -22,10 +22,10 @@ use catalog::{
 use serde::Deserialize;
 use services::INTERNAL_DB;
 
-use crate::AppState;
 use crate::auth::{Need, authorize};
 use crate::error::{ApiError, Family, catalog_error};
 use crate::write::read_body;
+use crate::{AppState, BodyLimits};
 
 pub(crate) fn respond(r: Result<Response, ApiError>) -> Response {
     r.unwrap_or_else(|e| e.respond(Family::V3))
@@ -179,7 +179,7 @@ pub(crate) fn admin_query(
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    limit: BodyLimits,
 ) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, limit).await?;
     serde_json::from_slice(&bytes)
@@ -300,7 +300,7 @@ pub(crate) async fn create_database(
 ) -> Response {
     respond(async {
         admin(&state, &headers, q.as_deref())?;
-        let req: CreateDatabase = json_body(body, &headers, state.max_request_size).await?;
+        let req: CreateDatabase = json_body(body, &headers, state.body_limits).await?;
         validate_db_name(&req.db).map_err(ApiError::BadRequest)?;
         let retention_ns = req.retention_period.as_deref().filter(|r| !r.is_empty()).map(parse_retention).transpose()?;
         let limit = state.limits.max_databases;
@@ -344,7 +344,7 @@ pub(crate) async fn update_database(
     respond(
         async {
             let pairs = admin_query(&state, &headers, q.as_deref())?;
-            let req: UpdateDatabase = json_body(body, &headers, state.max_request_size).await?;
+            let req: UpdateDatabase = json_body(body, &headers, state.body_limits).await?;
             let db = req
                 .db
                 .or_else(|| param(&pairs, "db").map(str::to_string))
@@ -509,7 +509,7 @@ pub(crate) async fn create_table(
 ) -> Response {
     respond(async {
         admin(&state, &headers, q.as_deref())?;
-        let req: CreateTable = json_body(body, &headers, state.max_request_size).await?;
+        let req: CreateTable = json_body(body, &headers, state.body_limits).await?;
         check_identifier("table", &req.table)?;
         let mut columns: Vec<ColumnDef> = Vec::new();
         let mut push = |name: &str, kind: ColumnKind| -> Result<(), ApiError> {
@@ -631,7 +631,7 @@ pub(crate) async fn update_table(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: UpdateTable = json_body(body, &headers, state.max_request_size).await?;
+            let req: UpdateTable = json_body(body, &headers, state.body_limits).await?;
             let retention_ns = req
                 .retention_period
                 .as_deref()
@@ -816,7 +816,7 @@ pub(crate) async fn set_file_index(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: SetFileIndex = json_body(body, &headers, state.max_request_size).await?;
+            let req: SetFileIndex = json_body(body, &headers, state.body_limits).await?;
             if req.columns.is_empty() {
                 return Err(ApiError::BadRequest(
                     "give at least one column in 'columns'".into(),
@@ -896,7 +896,7 @@ pub(crate) async fn delete_file_index(
                     table: param(&pairs, "table").map(str::to_string),
                 }
             } else {
-                json_body(body, &headers, state.max_request_size).await?
+                json_body(body, &headers, state.body_limits).await?
             };
             let table = req.table.clone().filter(|t| !t.is_empty());
             state

@@ -195,7 +195,7 @@ async fn handle_v2(
         q.as_deref(),
         Need::Write(&db),
     )?;
-    let body = read_body(body, headers, state.max_request_size).await?;
+    let body = read_body(body, headers, state.body_limits).await?;
     let req: DeleteBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("invalid request; error parsing request json: {e}"))
     })?;

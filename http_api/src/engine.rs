@@ -77,7 +77,7 @@ async fn params<T: serde::de::DeserializeOwned>(
     match q.filter(|q| !q.is_empty()) {
         Some(q) => serde_urlencoded::from_str(q)
             .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}"))),
-        None => json_body(body, headers, state.max_request_size).await,
+        None => json_body(body, headers, state.body_limits).await,
     }
 }
 
@@ -145,7 +145,7 @@ pub(crate) async fn create_trigger(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: CreateTrigger = json_body(body, &headers, state.max_request_size).await?;
+            let req: CreateTrigger = json_body(body, &headers, state.body_limits).await?;
             let engine = engine(&state)?;
             let Some(filename) = req.plugin_filename.clone().or(req.path.clone()) else {
                 return Err(ApiError::BadRequest(
@@ -360,7 +360,7 @@ pub(crate) async fn request_trigger(
                     )
                 })
                 .collect();
-            let body = read_body(body, &headers, state.max_request_size).await?;
+            let body = read_body(body, &headers, state.body_limits).await?;
             let answer = engine
                 .request(PluginRequest {
                     path,
@@ -404,7 +404,7 @@ pub(crate) async fn test_wal(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: WalTestRequest = json_body(body, &headers, state.max_request_size).await?;
+            let req: WalTestRequest = json_body(body, &headers, state.body_limits).await?;
             let out = engine(&state)?.test_wal(req).await.map_err(engine_error)?;
             json(&out)
         }
@@ -422,8 +422,7 @@ pub(crate) async fn test_schedule(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: ScheduleTestRequest =
-                json_body(body, &headers, state.max_request_size).await?;
+            let req: ScheduleTestRequest = json_body(body, &headers, state.body_limits).await?;
             let out = engine(&state)?
                 .test_schedule(req)
                 .await
@@ -450,7 +449,7 @@ pub(crate) async fn create_plugin_file(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: PluginFileRequest = json_body(body, &headers, state.max_request_size).await?;
+            let req: PluginFileRequest = json_body(body, &headers, state.body_limits).await?;
             engine(&state)?
                 .write_plugin_file(&req.plugin_name, &req.content)
                 .await
@@ -484,7 +483,7 @@ pub(crate) async fn update_plugin_file(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: PluginFileRequest = json_body(body, &headers, state.max_request_size).await?;
+            let req: PluginFileRequest = json_body(body, &headers, state.body_limits).await?;
             let engine = engine(&state)?;
             let file = trigger_plugin(&state, &req.plugin_name)?;
             engine
@@ -514,8 +513,7 @@ pub(crate) async fn update_plugin_directory(
     respond(
         async {
             admin(&state, &headers, q.as_deref())?;
-            let req: PluginDirectoryRequest =
-                json_body(body, &headers, state.max_request_size).await?;
+            let req: PluginDirectoryRequest = json_body(body, &headers, state.body_limits).await?;
             let engine = engine(&state)?;
             let dir = trigger_plugin(&state, &req.plugin_name)?;
             if req.files.is_empty() {

@@ -83,6 +83,13 @@ pub enum ApiError {
     /// 503: a dependency (object store) is failing; retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// 429: more writes are in flight than the server takes at once;
+    /// retry later.
+    #[error("{0}")]
+    Busy(String),
+    /// 408: the body did not arrive within `--http-body-read-timeout`.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// The status a catalog failure maps to: 409, 404, 400, 503 or 500.
@@ -119,6 +126,8 @@ impl ApiError {
             ApiError::WrongNode(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -138,6 +147,8 @@ impl ApiError {
             ApiError::WrongNode(_) => "invalid",
             ApiError::Internal(_) => "internal error",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Busy(_) => "too many requests",
+            ApiError::Timeout(_) => "request timeout",
         }
     }
 
@@ -231,7 +242,10 @@ impl ApiError {
         };
         if matches!(
             status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::REQUEST_TIMEOUT
         ) || matches!(self, ApiError::MalformedAuth)
         {
             // These are answered before the body is read; the unread rest makes
@@ -242,7 +256,7 @@ impl ApiError {
                 axum::http::HeaderValue::from_static("close"),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             resp.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }

@@ -20,11 +20,11 @@ use catalog::{Action, ResourceType};
 use influxql::Statement;
 use services::influxql::{InfluxqlQuery, Row, Series, StatementResult, Value};
 
-use crate::AppState;
 use crate::auth::{Caller, Need, authorize};
 use crate::error::{ApiError, Family};
 use crate::format::Encoder;
 use crate::write::read_body;
+use crate::{AppState, BodyLimits};
 use http_input::InfluxqlParams as Params;
 
 async fn read_params(
@@ -32,7 +32,7 @@ async fn read_params(
     raw: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limit: BodyLimits,
 ) -> Result<Params, ApiError> {
     let bytes = if method == Method::POST {
         read_body(body, headers, limit).await?
@@ -540,7 +540,7 @@ async fn request(
         raw,
         Need::AnyToken,
     )?;
-    let p = read_params(method, raw, headers, body, state.max_request_size).await?;
+    let p = read_params(method, raw, headers, body, state.body_limits).await?;
     let q =
         p.q.clone()
             .filter(|q| !q.trim().is_empty())

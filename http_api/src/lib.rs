@@ -14,7 +14,6 @@
 //! `inflow serve` provides both. Errors
 //! become responses in one place, [`error::ApiError::respond`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,8 +67,11 @@ pub struct AppState {
     pub engine: Option<Arc<dyn services::engine::EngineService>>,
     /// Metrics.
     pub metrics: Metrics,
-    /// `--max-http-request-size`.
-    pub max_request_size: usize,
+    /// `--max-http-request-size` and `--http-body-read-timeout`.
+    pub body_limits: BodyLimits,
+    /// Write bodies being read or applied now, against
+    /// `--max-write-bytes-in-flight`: past it, writes get 429.
+    pub write_budget: WriteBudget,
     /// Reported by `/ping`.
     pub process_id: Uuid,
     /// Authentication settings.
@@ -85,6 +87,52 @@ pub struct AppState {
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Write requests being answered now.
     pub writes_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// How large a request body may be, and how long it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// `--max-http-request-size`, before and after decompression.
+    pub max_bytes: usize,
+    /// `--http-body-read-timeout`: a body still arriving after this is 408.
+    pub read_timeout: std::time::Duration,
+}
+
+/// The write bodies the server holds at once (`--max-write-bytes-in-flight`):
+/// a write reserves its body's size (its `Content-Length`, else the
+/// largest body) before reading it, and holds it until it is answered; a
+/// write that does not fit is refused at once with 429 and Retry-After,
+/// so ten times more writers than the server can take wait on their side,
+/// not in its memory.
+#[derive(Debug, Clone)]
+pub struct WriteBudget {
+    kib: Arc<tokio::sync::Semaphore>,
+    total_kib: u32,
+}
+
+impl WriteBudget {
+    /// A budget of `bytes` (at least 1 KiB).
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX / 2).max(1);
+        Self {
+            kib: Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Reserves `bytes` (at most the whole budget), or `None` if that much
+    /// is not free now.
+    pub(crate) fn try_reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.total_kib);
+        Arc::clone(&self.kib).try_acquire_many_owned(kib).ok()
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(&self) -> usize {
+        self.total_kib as usize * 1024
+    }
 }
 
 /// This process's node id and roles, and the cluster's node registry.
@@ -585,26 +633,58 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// the requests in progress finish. HTTP/1 and HTTP/2 (gRPC for Flight)
+/// on one port; a connection that does not send a request's headers
+/// within `header_read_timeout` is closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_read_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
-    // TCP_NODELAY: a streamed response is several writes, and Nagle's
-    // algorithm would hold the last one until the client's delayed ACK
-    // (about 40 ms per query on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving
+                    // the connections we have, and try again shortly.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // TCP_NODELAY: a streamed response is several writes, and Nagle's
+        // algorithm would hold the last one until the client's delayed ACK
+        // (about 40 ms per query on Linux).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Adds `cluster-uuid`, `request-id` and `x-request-id` to every response and logs the request.

@@ -29,7 +29,7 @@ pub(crate) async fn stop_node(
 ) -> Response {
     let result = async {
         crate::configure::admin(&state, &headers, q.as_deref())?;
-        let bytes = read_body(body, &headers, state.max_request_size).await?;
+        let bytes = read_body(body, &headers, state.body_limits).await?;
         let req: StopNodeRequest = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::BadRequest(format!(
                 "invalid JSON request body: {e}; expected {{\"node_id\": \"...\"}}"

@@ -17,9 +17,9 @@ use futures::StreamExt;
 use http_input::SqlParams;
 use services::{INTERNAL_DB, QueryError, SqlQuery};
 
-use crate::AppState;
 use crate::error::{ApiError, Family};
 use crate::write::read_body;
+use crate::{AppState, BodyLimits};
 
 pub(crate) async fn query_sql(
     State(state): State<AppState>,
@@ -44,7 +44,7 @@ async fn params(
     raw: Option<String>,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limit: BodyLimits,
 ) -> Result<SqlParams, ApiError> {
     let bytes = if method == Method::POST {
         read_body(body, headers, limit).await?
@@ -72,7 +72,7 @@ async fn run(
             "this node does not serve queries".into(),
         ));
     };
-    let p = params(&method, raw, headers, body, state.max_request_size).await?;
+    let p = params(&method, raw, headers, body, state.body_limits).await?;
     let db =
         p.db.filter(|d| !d.is_empty())
             .ok_or_else(|| ApiError::BadRequest("missing parameter 'db'".into()))?;

@@ -15,10 +15,10 @@ use catalog::{CatalogError, CatalogOp, CatalogState, Permission, TokenInfo};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::auth::{Need, authorize, now_ms};
 use crate::error::{ApiError, Family, catalog_error};
 use crate::write::read_body;
+use crate::{AppState, BodyLimits};
 
 /// RFC 3339 with milliseconds, as InfluxDB 3 shows token times.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
@@ -172,7 +172,7 @@ pub(crate) async fn create_named_admin(
                 q.as_deref(),
                 Need::Admin,
             )?;
-            let req: NamedAdmin = json_body(body, &headers, state.max_request_size).await?;
+            let req: NamedAdmin = json_body(body, &headers, state.body_limits).await?;
             check_name(&req.token_name)?;
             create(
                 &state,
@@ -204,7 +204,7 @@ pub(crate) async fn create_resource(
 ) -> Response {
     respond(async {
         authorize(&state.auth, &state.catalog, Family::V3, &headers, q.as_deref(), Need::Admin)?;
-        let req: ResourceToken = json_body(body, &headers, state.max_request_size).await?;
+        let req: ResourceToken = json_body(body, &headers, state.body_limits).await?;
         check_name(&req.token_name)?;
         if req.permissions.is_empty() {
             return Err(ApiError::BadRequest("a resource token needs at least one permission".into()));
@@ -265,7 +265,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 async fn json_body<T: serde::de::DeserializeOwned>(
     body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    limit: BodyLimits,
 ) -> Result<T, ApiError> {
     let bytes = read_body(body, headers, limit).await?;
     serde_json::from_slice(&bytes)

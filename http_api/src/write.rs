@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_input::{BodyError, WriteApi, WriteTarget};
 
-use crate::AppState;
 use crate::error::{ApiError, Family};
+use crate::{AppState, BodyLimits};
 use services::{WriteError, WriteRequest};
 
 pub(crate) async fn write_v3(
@@ -111,7 +111,25 @@ async fn handle(
         query.as_deref(),
         crate::auth::Need::Write(&target.db),
     )?;
-    let body = read_body(body, &headers, state.max_request_size).await?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(_reserved) = state.write_budget.try_reserve(
+        declared
+            .unwrap_or(state.body_limits.max_bytes)
+            .min(state.body_limits.max_bytes),
+    ) else {
+        // Read and dropped, chunk by chunk, so the client gets to read the
+        // 429 (a client still sending its body into a closed connection
+        // sees only a broken pipe) and can reuse the connection.
+        discard_body(body, state.body_limits).await;
+        return Err(ApiError::Busy(format!(
+            "too many writes in flight (--max-write-bytes-in-flight is {} bytes); retry after a second",
+            state.write_budget.bytes()
+        )));
+    };
+    let body = read_body(body, &headers, state.body_limits).await?;
     state.metrics.write_bytes.inc_by(body.len() as u64);
     let outcome = writer
         .write_lp(WriteRequest {
@@ -154,13 +172,34 @@ async fn handle(
     }
 }
 
+/// Reads `body` to its end (at most the largest body, within the read
+/// timeout) and drops it as it arrives.
+async fn discard_body(body: Body, limits: BodyLimits) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(limits.read_timeout, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limits.max_bytes {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads the body, refusing more than `limit` bytes before and after
 /// decompression, so neither a large body nor a gzip bomb gets through.
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Bytes, ApiError> {
+    let BodyLimits {
+        max_bytes: limit,
+        read_timeout,
+    } = limits;
     let too_large = || {
         ApiError::TooLarge(format!(
             "request body is larger than the maximum of {limit} bytes; split the batch or raise --max-http-request-size"
@@ -174,7 +213,15 @@ pub(crate) async fn read_body(
     {
         return Err(too_large());
     }
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(read_timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::Timeout(format!(
+                "the request body did not arrive within {} ms (--http-body-read-timeout)",
+                read_timeout.as_millis()
+            ))
+        })?;
+    let raw = read.map_err(|e| {
         let mut source: Option<&dyn std::error::Error> = Some(&e);
         while let Some(s) = source {
             if s.is::<http_body_util::LengthLimitError>() {

@@ -374,7 +374,9 @@ impl WriteService for Ingester {
         catalog::validate_db_name(&req.db).map_err(WriteError::InvalidDatabaseName)?;
         // Backpressure: while persistence is behind, writers wait (before
         // parsing, so waiting requests hold only their bodies).
-        if !self.persister.wait_for_room(Duration::from_secs(30)).await {
+        // Briefly: a client's timeout is often 5 or 10 s, and a 503 with
+        // Retry-After tells it what to do.
+        if !self.persister.wait_for_room(Duration::from_secs(3)).await {
             return Err(WriteError::Unavailable(
                 "the write buffer is full because persistence to the object store is behind; retry later".into(),
             ));

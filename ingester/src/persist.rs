@@ -121,14 +121,14 @@ impl Persister {
         }
     }
 
-    /// Waits while the buffer holds more than 1.5 × `--buffer-mem-limit`
+    /// Waits while the buffer holds more than 1.25 × `--buffer-mem-limit`
     /// (persistence is behind the writers). Gives up after `max_wait`,
     /// returning false: the caller then refuses the write with 503.
     pub(crate) async fn wait_for_room(&self, max_wait: Duration) -> bool {
         let limit = self
             .config
             .buffer_mem_limit
-            .saturating_add(self.config.buffer_mem_limit / 2);
+            .saturating_add(self.config.buffer_mem_limit / 4);
         let deadline = Instant::now() + max_wait;
         while self.buffer.memory_bytes() > limit {
             if Instant::now() >= deadline {

@@ -163,6 +163,21 @@ pub struct CommonArgs {
     #[arg(long, env = "INFLOW_MAX_HTTP_REQUEST_SIZE", default_value = "10MiB", value_parser = parse_size)]
     pub max_http_request_size: usize,
 
+    /// Write bodies held at once (being read, parsed or waiting for the
+    /// WAL): a write past it gets 429 with Retry-After at once. Default:
+    /// half of --buffer-mem-limit, and at least one largest request.
+    #[arg(long, env = "INFLOW_MAX_WRITE_BYTES_IN_FLIGHT", value_parser = parse_mem_limit)]
+    pub max_write_bytes_in_flight: Option<usize>,
+
+    /// A connection that has not sent a request's headers within this is
+    /// closed (a client that opens connections and stalls holds nothing).
+    #[arg(long, env = "INFLOW_HTTP_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_header_read_timeout: Duration,
+
+    /// A request body still arriving after this is answered 408.
+    #[arg(long, env = "INFLOW_HTTP_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_body_read_timeout: Duration,
+
     /// Log filter, in tracing's EnvFilter syntax (e.g. info, inflow=debug).
     #[arg(long, env = "INFLOW_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
@@ -712,7 +727,15 @@ impl CommonArgs {
             query: query.map(|q| q as Arc<dyn services::QueryService>),
             engine,
             metrics,
-            max_request_size: self.max_http_request_size,
+            body_limits: http_api::BodyLimits {
+                max_bytes: self.max_http_request_size,
+                read_timeout: self.http_body_read_timeout,
+            },
+            write_budget: http_api::WriteBudget::new(
+                self.max_write_bytes_in_flight
+                    .unwrap_or_else(|| ingest.map_or(0, |i| i.buffer_mem_limit / 2))
+                    .max(self.max_http_request_size),
+            ),
             process_id: uuid::Uuid::new_v4(),
             auth: self.auth_settings()?,
             limits: ingest.map_or(services::Limits::UNLIMITED, IngestArgs::limits),
@@ -765,7 +788,7 @@ impl CommonArgs {
         // Arrow Flight and Flight SQL share the port: gRPC (HTTP/2) requests
         // go to their own routes.
         let router = http_api::router(state.clone()).merge(flight::router(state));
-        http_api::serve(listener, router, shutdown)
+        http_api::serve(listener, router, shutdown, self.http_header_read_timeout)
             .await
             .map_err(|e| StartupError::Config(format!("HTTP server: {e}")))?;
         if let Some(why) = lost.lock().unwrap_or_else(|p| p.into_inner()).take() {
