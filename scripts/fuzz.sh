@@ -35,7 +35,7 @@ for t in "${targets[@]}"; do
     corpus="$corpus_root/$t"
     mkdir -p "$corpus" "fuzz/artifacts/$t"
     limit=(-max_total_time="$seconds")
-    [ -n "${FUZZ_RUNS:-}" ] && limit+=(-runs="$FUZZ_RUNS")
+    if [ -n "${FUZZ_RUNS:-}" ]; then limit+=(-runs="$FUZZ_RUNS"); fi
     log="$corpus_root/$t.log"
     started=$(date +%s)
     set +e
@@ -48,7 +48,7 @@ for t in "${targets[@]}"; do
     cat fuzz/fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz/fuzz-*.log
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
     result=ok
-    [ $rc -ne 0 ] && result="CRASH (see $log and fuzz/artifacts/$t/)"
+    if [ $rc -ne 0 ]; then result="CRASH (see $log and fuzz/artifacts/$t/)"; fi
     printf '%-18s %14s %8s %s\n' "$t" "$runs" "$(($(date +%s) - started))" "$result"
-    [ $rc -ne 0 ] && exit 1
+    if [ $rc -ne 0 ]; then exit 1; fi
 done

@@ -94,6 +94,8 @@ fn every_binary_runs_from_the_image_as_its_user() {
             "256MiB",
             "--parquet-mem-cache-size",
             "64MiB",
+            "--exec-mem-pool-bytes",
+            "256MiB",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
