@@ -1098,3 +1098,46 @@ async fn repeated_queries_reuse_plans_and_answer_like_fresh_ones() {
     set_retention(&s, "db", "cpu", "1d").await;
     assert_eq!(s.query_json("db", q).await, Vec::<Value>::new());
 }
+
+/// A restart with more WAL than `--buffer-mem-limit` persists as it
+/// replays: the files appear before the server listens, several of them
+/// (one persist per limit's worth), and every row is there once.
+#[tokio::test]
+async fn replay_persists_as_it_goes() {
+    let mut s = TestServer::start_with(&["--wal-snapshot-size", "100000"]).await;
+    for b in 0..20 {
+        let body: String = (0..2_000)
+            .map(|i| {
+                format!(
+                    "m,host=h{b} v={i}i,pad=\"{}\" {}\n",
+                    "x".repeat(40),
+                    1_000 + i
+                )
+            })
+            .collect();
+        s.write_ok("db", &body).await;
+    }
+    assert!(wal_files(&s) >= 20);
+    assert!(
+        s.query_json("db", "SELECT * FROM system.parquet_files")
+            .await
+            .is_empty()
+    );
+    s.kill();
+    s.set_flag("--buffer-mem-limit", "512KiB");
+    s.restart().await;
+    // Listening means replayed: no waiting for a persist that follows.
+    let files = s
+        .query_json("db", "SELECT path FROM system.parquet_files")
+        .await;
+    assert!(files.len() >= 4, "{} files: {files:?}", files.len());
+    assert!(wal_files(&s) < 20, "persisted WAL files are deleted");
+    assert_eq!(
+        s.query_json(
+            "db",
+            "SELECT count(*) AS n, count(DISTINCT host) AS h FROM m"
+        )
+        .await,
+        vec![json!({"n": 40_000, "h": 20})]
+    );
+}

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use buffer::Buffer;
-use buffer::replay::WalReadError;
 use bytes::Bytes;
 use catalog::{Catalog, CatalogError};
 use object_store::ObjectStore;
@@ -136,7 +135,21 @@ impl Ingester {
         let persisted = catalog.state().persisted_wal_seq(&config.node_id);
         // Delete markers in the WAL already persisted are not replayed.
         buffer.set_deletes_applied(catalog.state().deletes_marked(&config.node_id));
-        let (files, rows, next_seq) = replay(&location, &catalog, &buffer, persisted).await?;
+        // The persister runs during the replay: past --buffer-mem-limit it
+        // persists what is replayed so far, so a restart needs no more
+        // memory than the limit however much WAL there is.
+        let persister = persist::Persister::new(
+            &config,
+            Arc::clone(&catalog),
+            Arc::clone(&buffer),
+            location.clone(),
+            persisted,
+            persisted,
+        );
+        persister.spawn();
+        let (files, rows, next_seq) =
+            replay(&location, &catalog, &buffer, persisted, Some(&persister)).await?;
+        persister.applied(next_seq - 1);
         tracing::info!(
             files,
             rows,
@@ -145,14 +158,6 @@ impl Ingester {
             elapsed_ms = started.elapsed().as_millis() as u64,
             node_id = %config.node_id,
             "WAL replayed"
-        );
-        let persister = persist::Persister::new(
-            &config,
-            Arc::clone(&catalog),
-            Arc::clone(&buffer),
-            location.clone(),
-            persisted,
-            next_seq - 1,
         );
         let trigger = Arc::clone(&persister);
         let apply_buffer = Arc::clone(&buffer);
@@ -322,29 +327,45 @@ fn notify_flush(listener: &dyn services::engine::FlushListener, batches: &[Write
 
 /// Replays the WAL files at `location` after `persisted` into `buffer`, and
 /// deletes those up to `persisted` (left by a persist that stopped before
-/// its cleanup). Returns the number of files replayed and rows, and the next
-/// sequence number to write: after every file and every persisted sequence,
-/// so a number is never reused.
-pub async fn replay(
+/// its cleanup). With `persister`, each file replayed is reported to it,
+/// and the replay waits while the buffer is past its limit, so that it
+/// persists as it goes. Returns the number of files replayed and rows, and
+/// the next sequence number to write: after every file and every persisted
+/// sequence, so a number is never reused.
+pub(crate) async fn replay(
     location: &WalLocation,
     catalog: &Catalog,
     buffer: &Buffer,
     persisted: u64,
+    persister: Option<&persist::Persister>,
 ) -> Result<(usize, usize, u64), IngesterError> {
-    let progress = buffer::replay::apply_files_after(location, persisted, catalog, buffer, |_| {})
-        .await
-        .map_err(|e| match e {
-            WalReadError::Wal(e) => IngesterError::Wal(e),
-            WalReadError::Entry { seq, source } => IngesterError::Replay {
-                seq,
-                reason: source.to_string(),
-            },
-        })?;
-    for &(seq, _) in progress.listed.iter().filter(|(s, _)| *s <= persisted) {
+    let listed = location.list_with_times().await?;
+    // The caches the catalog defines exist before the rows that feed them.
+    if listed.iter().any(|&(seq, _)| seq > persisted) {
+        buffer.caches().sync(&catalog.state());
+    }
+    let (mut files, mut rows) = (0, 0);
+    for &(seq, _) in listed.iter().filter(|(s, _)| *s > persisted) {
+        let file = location.read(seq).await?;
+        for entry in &file.entries {
+            rows += buffer::replay::apply_wal_entry(catalog, buffer, seq, entry)
+                .await
+                .map_err(|source| IngesterError::Replay {
+                    seq,
+                    reason: source.to_string(),
+                })?;
+        }
+        files += 1;
+        if let Some(p) = persister {
+            p.applied(seq);
+            p.wait_below_limit().await;
+        }
+    }
+    for &(seq, _) in listed.iter().filter(|(s, _)| *s <= persisted) {
         location.delete(seq).await?;
     }
-    let last = progress.listed.last().map_or(0, |(s, _)| *s).max(persisted);
-    Ok((progress.files, progress.rows, last + 1))
+    let last = listed.last().map_or(0, |(s, _)| *s).max(persisted);
+    Ok((files, rows, last + 1))
 }
 
 fn catalog_error(e: CatalogError) -> WriteError {

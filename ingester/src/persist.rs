@@ -140,6 +140,21 @@ impl Persister {
         true
     }
 
+    /// Waits while the buffer holds more than `--buffer-mem-limit`, waking
+    /// the persist loop: the WAL replay calls it after each file.
+    pub(crate) async fn wait_below_limit(&self) {
+        let started = Instant::now();
+        let mut warned = false;
+        while self.buffer.memory_bytes() > self.config.buffer_mem_limit {
+            if !warned && started.elapsed() > Duration::from_secs(10) {
+                tracing::warn!("WAL replay waits for a persist to make room in the buffer");
+                warned = true;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Persists everything buffered now, whatever the limits, and waits
     /// until the WAL up to the last applied file is persisted (and so
     /// deleted), or `max_wait` passed. For a clean shutdown once writes have
