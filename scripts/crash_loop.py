@@ -230,6 +230,8 @@ def main():
         )
         if lost or dup or now_total != total + present:
             print(f"FAILED: see {work}", flush=True)
+            for p in {id(v): v for v in [*victims.values(), *others]}.values():
+                p.kill()
             sys.exit(1)
         total = now_total
     for p in {id(v): v for v in [*victims.values(), *others]}.values():

@@ -200,7 +200,6 @@ impl Ingester {
             observe,
             gate,
         );
-        persister.spawn();
         // Deletes made on other nodes reach this buffer with the catalog.
         buffer.apply_catalog(&catalog.state());
         let ingester = Arc::new(Self {

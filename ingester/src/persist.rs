@@ -85,6 +85,9 @@ pub struct Persister {
     wake: Notify,
     /// Persist whatever is buffered, limits or not (a clean shutdown).
     draining: std::sync::atomic::AtomicBool,
+    /// Whether the persist loop runs: one loop per buffer, or two could
+    /// seal and commit the same WAL range concurrently.
+    spawned: std::sync::atomic::AtomicBool,
 }
 
 impl Persister {
@@ -109,6 +112,7 @@ impl Persister {
             applied: AtomicU64::new(applied.max(persisted)),
             wake: Notify::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            spawned: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -213,6 +217,10 @@ impl Persister {
 
     /// Runs the persist loop in the background.
     pub(crate) fn spawn(self: &Arc<Self>) {
+        if self.spawned.swap(true, Ordering::AcqRel) {
+            tracing::error!("the persist loop is already running; not starting a second one");
+            return;
+        }
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
