@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use test_helpers::TestServer;
+use test_helpers::{TestServer, rss_of};
 
 const MIB: u64 = 1 << 20;
 
@@ -137,19 +137,6 @@ async fn ten_times_the_writers_get_429_or_503_and_memory_stays_bounded() {
         .query_json("db", "SELECT count(*) AS n FROM m WHERE w = 'after'")
         .await;
     assert_eq!(rows[0]["n"], 1);
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// Reads until the server closes the connection; what it sent.

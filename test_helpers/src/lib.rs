@@ -271,16 +271,7 @@ impl TestServer {
 
     /// The server process's resident memory in bytes (Linux), while it runs.
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
+        rss_of(self.pid()?)
     }
 
     /// The admin token the default client sends, if auth is on.
@@ -669,6 +660,20 @@ impl TestCluster {
     pub async fn catalog_log_files(&self) -> usize {
         self.objects("catalog/log").await.len()
     }
+}
+
+/// The resident memory of process `pid` in bytes (Linux's `VmRSS`).
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Where an S3 server answers and with which keys.
