@@ -47,10 +47,13 @@ def free_port():
 class Proc:
     """One server process, restarted on the same flags and port."""
 
+    started = []
+
     def __init__(self, binary, args, log_path):
         self.binary, self.args, self.log_path = binary, args, log_path
         self.port = free_port()
         self.p = None
+        Proc.started.append(self)
 
     def start(self, crash_point=None):
         env = dict(os.environ)
@@ -182,7 +185,7 @@ def main():
         "--node-heartbeat-interval", "100ms", "--node-lease-timeout", "1s",
     ]
     persist = ["--wal-snapshot-size", "20", "--gen1-duration", "1m"]
-    compact = ["--retention-check-interval", "300ms", "--gc-grace-period", "1s"]
+    compact = ["--retention-check-interval", "300ms", "--gc-grace-period", "10s"]
     b = lambda name: os.path.join(a.bin_dir, name)
     if a.mode == "serve":
         server = Proc(b("inflow"), ["serve", *common, *persist, *compact], os.path.join(work, "serve.log"))
@@ -247,4 +250,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # Whatever happened, no server of this run outlives it.
+        for proc in Proc.started:
+            if proc.p is not None and proc.p.poll() is None:
+                proc.p.kill()
