@@ -38,15 +38,24 @@ for t in "${targets[@]}"; do
     if [ -n "${FUZZ_RUNS:-}" ]; then limit+=(-runs="$FUZZ_RUNS"); fi
     log="$corpus_root/$t.log"
     started=$(date +%s)
+    jobs="${FUZZ_JOBS:-1}"
+    parallel=()
+    if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
+    rm -f fuzz/fuzz-*.log
     set +e
     (cd fuzz && cargo +nightly fuzz run -O "$t" "$corpus" "$root/fuzz/seeds/$t" -- \
-        "${limit[@]}" -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
+        "${limit[@]}" "${parallel[@]}" \
         -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1
     rc=$?
     set -e
-    # With -jobs, libFuzzer writes each job's log to fuzz-<n>.log.
-    cat fuzz/fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz/fuzz-*.log
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+    # With -jobs, each job logs to fuzz/fuzz-<n>.log and the parent repeats
+    # them: count the jobs' own logs.
+    if [ "$jobs" -gt 1 ]; then
+        runs=$(cat fuzz/fuzz-*.log 2>/dev/null | grep -o 'stat::number_of_executed_units: *[0-9]*' | awk '{s+=$2} END {print s+0}')
+        cat fuzz/fuzz-*.log >>"$log.jobs" 2>/dev/null && rm -f fuzz/fuzz-*.log
+    else
+        runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s+=$2} END {print s+0}')
+    fi
     result=ok
     if [ $rc -ne 0 ]; then result="CRASH (see $log and fuzz/artifacts/$t/)"; fi
     printf '%-18s %14s %8s %s\n' "$t" "$runs" "$(($(date +%s) - started))" "$result"
