@@ -180,8 +180,8 @@ async fn backup_and_restore(
     drop(copy);
 }
 
-#[tokio::test]
-async fn a_backup_under_writes_restores_on_disk() {
+/// [`backup_and_restore`] on the local disk, with split roles or not.
+async fn backup_and_restore_on_disk(split_roles: bool) {
     let backups = tempfile::tempdir().unwrap();
     let to = backups.path().join("b").display().to_string();
     backup_and_restore(
@@ -190,9 +190,14 @@ async fn a_backup_under_writes_restores_on_disk() {
         &TestCluster::new(),
         &to,
         &[],
-        false,
+        split_roles,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_backup_under_writes_restores_on_disk() {
+    backup_and_restore_on_disk(false).await;
 }
 
 /// The same with split roles: a backup of an ingester's store while it
@@ -200,17 +205,7 @@ async fn a_backup_under_writes_restores_on_disk() {
 /// the restore answers as the querier does.
 #[tokio::test]
 async fn a_backup_of_split_roles_under_writes_restores() {
-    let backups = tempfile::tempdir().unwrap();
-    let to = backups.path().join("b").display().to_string();
-    backup_and_restore(
-        &TestCluster::new(),
-        &TestCluster::new(),
-        &TestCluster::new(),
-        &to,
-        &[],
-        true,
-    )
-    .await;
+    backup_and_restore_on_disk(true).await;
 }
 
 #[tokio::test]

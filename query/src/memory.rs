@@ -64,12 +64,7 @@ impl MemoryPool for QueryPool {
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
-        // Never below zero, whatever the caller does.
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(shrink))
-            });
+        self.shrink_local(shrink);
         self.shared.shrink(reservation, shrink);
     }
 
@@ -105,6 +100,7 @@ impl MemoryPool for QueryPool {
 }
 
 impl QueryPool {
+    /// This query's count only, never below zero whatever the caller does.
     fn shrink_local(&self, by: usize) {
         let _ = self
             .used
