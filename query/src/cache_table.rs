@@ -214,7 +214,7 @@ impl<S: CacheSource> TableProvider for CacheTable<S> {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         _limit: Option<usize>,
@@ -236,8 +236,17 @@ impl<S: CacheSource> TableProvider for CacheTable<S> {
             })
             .collect::<Result<Vec<_>>>()?;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        // In batches of the session's size (slices, no copies): a large
+        // answer then streams to the client while the rest is encoded,
+        // where one batch of every row was encoded whole before the first
+        // byte went out.
+        let size = state.config().batch_size().max(1);
+        let batches = (0..batch.num_rows())
+            .step_by(size)
+            .map(|offset| batch.slice(offset, size.min(batch.num_rows() - offset)))
+            .collect::<Vec<_>>();
         Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
+            &[batches],
             Arc::clone(&self.schema),
             projection.cloned(),
         )?)
