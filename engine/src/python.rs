@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -127,17 +128,32 @@ pub(crate) async fn run(
     timeout: Duration,
 ) -> Result<Returned, String> {
     let running: Running = Arc::default();
+    let finished = Arc::new(AtomicBool::new(false));
     let in_call = Arc::clone(&running);
-    let task = tokio::task::spawn_blocking(move || run_blocking(&venv, host, call, &in_call));
-    let watchdog = {
-        let running = Arc::clone(&running);
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
+    let done = Arc::clone(&finished);
+    let task = tokio::task::spawn_blocking(move || {
+        let result = run_blocking(&venv, host, call, &in_call);
+        done.store(true, Ordering::Release);
+        result
+    });
+    // Past the timeout the watchdog raises TimeoutError in the call's
+    // thread, and again every `RETRY` until the call has ended: a call
+    // that only started after its deadline (its thread waited that long
+    // for the interpreter's lock on a loaded machine) is stopped too, where
+    // one attempt found no call yet and the plugin then ran forever. It
+    // outlives an abandoned call (below), to stop it once it is back in
+    // Python code.
+    tokio::spawn(async move {
+        const RETRY: Duration = Duration::from_millis(100);
+        tokio::time::sleep(timeout).await;
+        while !finished.load(Ordering::Acquire) {
             // Taking the interpreter's lock can wait for the plugin's
             // thread to let go of it: off the runtime's workers.
+            let running = Arc::clone(&running);
             let _ = tokio::task::spawn_blocking(move || interrupt(&running, timeout)).await;
-        })
-    };
+            tokio::time::sleep(RETRY).await;
+        }
+    });
     // A plugin blocked outside Python (a sleep, a socket read) sees the
     // TimeoutError only once it returns to Python code: past a grace
     // period the call is given up, its thread left to finish on its own
@@ -151,7 +167,6 @@ pub(crate) async fn run(
             humantime::format_duration(timeout)
         )),
     };
-    watchdog.abort();
     result?
 }
 

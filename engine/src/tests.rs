@@ -151,6 +151,57 @@ async fn a_looping_plugin_is_stopped_at_its_timeout() {
     assert!(out.errors.is_empty(), "{:?}", out.errors);
 }
 
+/// A call whose thread only gets the interpreter's lock after its deadline
+/// (here another thread holds it; on a loaded machine, the other calls) is
+/// still stopped: the watchdog tries again until the call has ended. With
+/// one attempt it found no call yet, and the plugin ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_starts_after_its_deadline_is_still_stopped() {
+    let (engine, _dir) = engine(Duration::from_millis(300)).await;
+    engine
+        .write_plugin_file(
+            "spin.py",
+            "import time\n\ndef process_writes(influxdb3_local, table_batches, args):\n    \
+             end = time.monotonic() + 8\n    while time.monotonic() < end:\n        pass\n",
+        )
+        .await
+        .unwrap();
+    engine
+        .write_plugin_file(
+            "ok.py",
+            "def process_writes(influxdb3_local, table_batches, args):\n    pass\n",
+        )
+        .await
+        .unwrap();
+    // The interpreter and the engine's module are loaded.
+    let out = engine
+        .test_wal(wal_test("ok.py", "cpu v=1 1", None))
+        .await
+        .unwrap();
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let (held, holding) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        pyo3::Python::attach(|_py| {
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+        })
+    });
+    holding.recv().unwrap();
+    let started = Instant::now();
+    let out = engine
+        .test_wal(wal_test("spin.py", "cpu v=1 1", None))
+        .await
+        .unwrap();
+    holder.join().unwrap();
+    assert!(out.errors[0].contains("TimeoutError"), "{:?}", out.errors);
+    assert!(
+        !out.errors[0].contains("abandoned"),
+        "stopped only by giving up on it after {:?}: {:?}",
+        started.elapsed(),
+        out.errors
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_keeps_values_across_calls_until_their_ttl() {
     let (engine, _dir) = engine(Duration::from_secs(10)).await;
