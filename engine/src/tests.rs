@@ -35,6 +35,16 @@ fn wal_test(filename: &str, lp: &str, cache: Option<&str>) -> WalTestRequest {
     }
 }
 
+/// Writes `filename` with `source` into the plugin directory and dry-runs
+/// it on one line of line protocol.
+async fn write_and_test(engine: &ProcessingEngine, filename: &str, source: &str) -> TestOutcome {
+    engine.write_plugin_file(filename, source).await.unwrap();
+    engine
+        .test_wal(wal_test(filename, "cpu v=1 1", None))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wal_dry_run_reports_logs_and_writes() {
     let (engine, _dir) = engine(Duration::from_secs(10)).await;
@@ -84,17 +94,7 @@ def process_writes(influxdb3_local, table_batches, args):
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_raising_plugin_reports_its_traceback() {
     let (engine, _dir) = engine(Duration::from_secs(10)).await;
-    engine
-        .write_plugin_file(
-            "raise.py",
-            "def process_writes(influxdb3_local, table_batches, args):\n    raise ValueError('bad input')\n",
-        )
-        .await
-        .unwrap();
-    let out = engine
-        .test_wal(wal_test("raise.py", "cpu v=1 1", None))
-        .await
-        .unwrap();
+    let out = write_and_test(&engine, "raise.py", "def process_writes(influxdb3_local, table_batches, args):\n    raise ValueError('bad input')\n").await;
     assert_eq!(out.errors.len(), 1);
     assert!(out.errors[0].contains("Traceback"), "{}", out.errors[0]);
     assert!(
@@ -121,32 +121,12 @@ async fn a_raising_plugin_reports_its_traceback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_plugin_is_stopped_at_its_timeout() {
     let (engine, _dir) = engine(Duration::from_millis(300)).await;
-    engine
-        .write_plugin_file(
-            "loop.py",
-            "def process_writes(influxdb3_local, table_batches, args):\n    while True:\n        pass\n",
-        )
-        .await
-        .unwrap();
     let started = Instant::now();
-    let out = engine
-        .test_wal(wal_test("loop.py", "cpu v=1 1", None))
-        .await
-        .unwrap();
+    let out = write_and_test(&engine, "loop.py", "def process_writes(influxdb3_local, table_batches, args):\n    while True:\n        pass\n").await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(out.errors[0].contains("TimeoutError"), "{:?}", out.errors);
     // The interpreter is fine afterwards.
-    engine
-        .write_plugin_file(
-            "ok.py",
-            "def process_writes(influxdb3_local, table_batches, args):\n    influxdb3_local.info('fine')\n",
-        )
-        .await
-        .unwrap();
-    let out = engine
-        .test_wal(wal_test("ok.py", "cpu v=1 1", None))
-        .await
-        .unwrap();
+    let out = write_and_test(&engine, "ok.py", "def process_writes(influxdb3_local, table_batches, args):\n    influxdb3_local.info('fine')\n").await;
     assert_eq!(out.log_lines, vec!["INFO: fine".to_string()]);
     assert!(out.errors.is_empty(), "{:?}", out.errors);
 }
@@ -166,18 +146,13 @@ async fn a_call_that_starts_after_its_deadline_is_still_stopped() {
         )
         .await
         .unwrap();
-    engine
-        .write_plugin_file(
-            "ok.py",
-            "def process_writes(influxdb3_local, table_batches, args):\n    pass\n",
-        )
-        .await
-        .unwrap();
     // The interpreter and the engine's module are loaded.
-    let out = engine
-        .test_wal(wal_test("ok.py", "cpu v=1 1", None))
-        .await
-        .unwrap();
+    let out = write_and_test(
+        &engine,
+        "ok.py",
+        "def process_writes(influxdb3_local, table_batches, args):\n    pass\n",
+    )
+    .await;
     assert!(out.errors.is_empty(), "{:?}", out.errors);
     let (held, holding) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
