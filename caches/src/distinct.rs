@@ -166,6 +166,9 @@ struct State {
 pub struct DistinctCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
     filled: std::sync::atomic::AtomicBool,
+    /// How many times it was marked unfilled: a fill that read the table
+    /// before the latest of them holds deleted rows and is dropped.
+    refills: std::sync::atomic::AtomicU64,
     def: DistinctCacheDef,
     table_name: Arc<str>,
     state: Mutex<State>,
@@ -176,6 +179,7 @@ impl DistinctCache {
     pub fn new(table: &TableSchema, def: DistinctCacheDef) -> Self {
         Self {
             filled: Default::default(),
+            refills: Default::default(),
             def,
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -193,8 +197,16 @@ impl DistinctCache {
 
     /// Records that it must be filled from the table's rows again.
     pub fn mark_unfilled(&self) {
+        self.refills
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.filled
             .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times it was marked unfilled (a fill compares it before
+    /// and after reading the table).
+    pub fn refills(&self) -> u64 {
+        self.refills.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether it was filled from the table's rows.

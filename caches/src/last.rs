@@ -101,6 +101,9 @@ impl State {
 pub struct LastCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
     filled: std::sync::atomic::AtomicBool,
+    /// How many times it was marked unfilled: a fill that read the table
+    /// before the latest of them holds deleted rows and is dropped.
+    refills: std::sync::atomic::AtomicU64,
     def: LastCacheDef,
     db_name: Arc<str>,
     table_name: Arc<str>,
@@ -159,6 +162,7 @@ impl LastCache {
         };
         Self {
             filled: Default::default(),
+            refills: Default::default(),
             db_name: Arc::clone(&db.name),
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -180,8 +184,16 @@ impl LastCache {
 
     /// Records that it must be filled from the table's rows again.
     pub fn mark_unfilled(&self) {
+        self.refills
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.filled
             .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times it was marked unfilled (a fill compares it before
+    /// and after reading the table).
+    pub fn refills(&self) -> u64 {
+        self.refills.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether it was filled from the table's rows.

@@ -564,8 +564,14 @@ impl services::QueryService for QueryEngine {
                     sql.push_str(&conditions.join(" AND "));
                 }
                 sql.push_str(&format!(") WHERE __inflow_rank <= {}", def.count.max(1)));
+                let refills = cache.refills();
                 let stream = self.sql(db, &sql, None, &|_| false).await?;
                 let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
+                // A delete while it read: these rows may hold deleted
+                // values; the next pass fills it again.
+                if cache.refills() != refills {
+                    continue;
+                }
                 // Oldest first, so each key ends with its newest rows.
                 for b in batches.iter().rev() {
                     cache.push_batch(b);
@@ -589,8 +595,12 @@ impl services::QueryService for QueryEngine {
                     t = ident(&t.name),
                     n = def.max_cardinality,
                 );
+                let refills = cache.refills();
                 let stream = self.sql(db, &sql, None, &|_| false).await?;
                 let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
+                if cache.refills() != refills {
+                    continue;
+                }
                 for b in &batches {
                     cache.push_batch(b);
                 }
