@@ -165,9 +165,9 @@ struct State {
 #[derive(Debug)]
 pub struct DistinctCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
+    /// Both flags change only under the state's lock (see [`Self::fill`]).
     filled: std::sync::atomic::AtomicBool,
-    /// How many times it was marked unfilled: a fill that read the table
-    /// before the latest of them holds deleted rows and is dropped.
+    /// How many times it was emptied to be filled again.
     refills: std::sync::atomic::AtomicU64,
     def: DistinctCacheDef,
     table_name: Arc<str>,
@@ -189,24 +189,43 @@ impl DistinctCache {
         }
     }
 
-    /// Records that it was filled from the table's rows.
-    pub fn mark_filled(&self) {
-        self.filled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Records that it must be filled from the table's rows again.
-    pub fn mark_unfilled(&self) {
+    /// Empties it, to be filled again from the table's rows (a delete
+    /// removed some of them).
+    pub fn empty_for_refill(&self) {
+        let mut state = self.lock();
+        Self::clear_locked(&mut state);
         self.refills
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.filled
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// How many times it was marked unfilled (a fill compares it before
-    /// and after reading the table).
+    /// How many times it was emptied to be filled again: what a fill reads
+    /// before it queries the table, for [`Self::fill`].
     pub fn refills(&self) -> u64 {
-        self.refills.load(std::sync::atomic::Ordering::Acquire)
+        // A stale count only makes `fill` drop rows it could have kept.
+        self.refills.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds the combinations of `batches`, rows read from the table after
+    /// `refills` was read, and records it filled; unless it was emptied
+    /// since, when the rows may hold deleted values and are dropped
+    /// (`false`: the next pass fills it again).
+    pub fn fill<'a>(
+        &self,
+        refills: u64,
+        batches: impl IntoIterator<Item = &'a RecordBatch>,
+    ) -> bool {
+        let mut state = self.lock();
+        if self.refills.load(std::sync::atomic::Ordering::Relaxed) != refills {
+            return false;
+        }
+        for b in batches {
+            self.push_into(&mut state, b);
+        }
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        true
     }
 
     /// Whether it was filled from the table's rows.
@@ -240,7 +259,10 @@ impl DistinctCache {
 
     /// Drops every combination.
     pub fn clear(&self) {
-        let mut s = self.lock();
+        Self::clear_locked(&mut self.lock());
+    }
+
+    fn clear_locked(s: &mut State) {
         s.root = Level::default();
         s.count = 0;
     }
@@ -256,6 +278,10 @@ impl DistinctCache {
 
     /// Adds the combinations of `batch`'s rows (a write, or rows read back).
     pub fn push_batch(&self, batch: &RecordBatch) {
+        self.push_into(&mut self.lock(), batch);
+    }
+
+    fn push_into(&self, s: &mut State, batch: &RecordBatch) {
         let arrays: Vec<Option<&ArrayRef>> = self
             .def
             .columns
@@ -266,7 +292,6 @@ impl DistinctCache {
             return;
         }
         let start = Instant::now();
-        let mut s = self.lock();
         let mut path: Vec<Option<Arc<str>>> = Vec::with_capacity(arrays.len());
         for row in 0..batch.num_rows() {
             path.clear();

@@ -100,9 +100,9 @@ impl State {
 #[derive(Debug)]
 pub struct LastCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
+    /// Both flags change only under the state's lock (see [`Self::fill`]).
     filled: std::sync::atomic::AtomicBool,
-    /// How many times it was marked unfilled: a fill that read the table
-    /// before the latest of them holds deleted rows and is dropped.
+    /// How many times it was emptied to be filled again.
     refills: std::sync::atomic::AtomicU64,
     def: LastCacheDef,
     db_name: Arc<str>,
@@ -176,24 +176,43 @@ impl LastCache {
         }
     }
 
-    /// Records that it was filled from the table's rows.
-    pub fn mark_filled(&self) {
-        self.filled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Records that it must be filled from the table's rows again.
-    pub fn mark_unfilled(&self) {
+    /// Empties it, to be filled again from the table's rows (a delete
+    /// removed some of them).
+    pub fn empty_for_refill(&self) {
+        let mut state = self.lock();
+        self.clear_locked(&mut state);
         self.refills
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.filled
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// How many times it was marked unfilled (a fill compares it before
-    /// and after reading the table).
+    /// How many times it was emptied to be filled again: what a fill reads
+    /// before it queries the table, for [`Self::fill`].
     pub fn refills(&self) -> u64 {
-        self.refills.load(std::sync::atomic::Ordering::Acquire)
+        // A stale count only makes `fill` drop rows it could have kept.
+        self.refills.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Caches `batches` (oldest first), rows read from the table after
+    /// `refills` was read, and records it filled; unless it was emptied
+    /// since, when the rows may hold deleted values and are dropped
+    /// (`false`: the next pass fills it again).
+    pub fn fill<'a>(
+        &self,
+        refills: u64,
+        batches: impl IntoIterator<Item = &'a RecordBatch>,
+    ) -> bool {
+        let mut state = self.lock();
+        if self.refills.load(std::sync::atomic::Ordering::Relaxed) != refills {
+            return false;
+        }
+        for b in batches {
+            self.push_into(&mut state, b);
+        }
+        self.filled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        true
     }
 
     /// Whether it was filled from the table's rows.
@@ -249,7 +268,10 @@ impl LastCache {
 
     /// Drops every row.
     pub fn clear(&self) {
-        let mut state = self.lock();
+        self.clear_locked(&mut self.lock());
+    }
+
+    fn clear_locked(&self, state: &mut State) {
         let values = std::mem::take(&mut state.values);
         *state = State {
             cells: values.iter().map(|(_, k)| ValueStore::new(*k)).collect(),
@@ -398,6 +420,10 @@ impl LastCache {
     /// Caches the rows of `batch`: a write to the table (its columns by
     /// name, as the buffer holds them), or rows read back from the table.
     pub fn push_batch(&self, batch: &RecordBatch) {
+        self.push_into(&mut self.lock(), batch);
+    }
+
+    fn push_into(&self, state: &mut State, batch: &RecordBatch) {
         let Some(times) = batch
             .column_by_name("time")
             .and_then(|a| a.as_any().downcast_ref::<TimestampNanosecondArray>())
@@ -412,7 +438,6 @@ impl LastCache {
                 None => return,
             }
         }
-        let mut state = self.lock();
         if self.def.value_columns.is_none() {
             // Columns the table gained since the cache was made.
             for (field, _) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -434,7 +459,6 @@ impl LastCache {
             .map(|(n, _)| batch.column_by_name(n))
             .collect();
         let now = Instant::now();
-        let state = &mut *state;
         'rows: for row in 0..batch.num_rows() {
             if times.is_null(row) {
                 continue;

@@ -109,14 +109,13 @@ impl Caches {
     /// removed, to be filled again from the table's rows (which no longer
     /// hold them; the query engine's filler does it within a second).
     pub fn refill_table(&self, db_id: u32, table_id: u32) {
-        self.clear_table(db_id, table_id);
         let last = self.last.read().unwrap_or_else(|p| p.into_inner());
         for c in last.get(&(db_id, table_id)).into_iter().flatten() {
-            c.mark_unfilled();
+            c.empty_for_refill();
         }
         let distinct = self.distinct.read().unwrap_or_else(|p| p.into_inner());
         for c in distinct.get(&(db_id, table_id)).into_iter().flatten() {
-            c.mark_unfilled();
+            c.empty_for_refill();
         }
     }
 

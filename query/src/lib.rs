@@ -567,16 +567,9 @@ impl services::QueryService for QueryEngine {
                 let refills = cache.refills();
                 let stream = self.sql(db, &sql, None, &|_| false).await?;
                 let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
-                // A delete while it read: these rows may hold deleted
-                // values; the next pass fills it again.
-                if cache.refills() != refills {
-                    continue;
-                }
-                // Oldest first, so each key ends with its newest rows.
-                for b in batches.iter().rev() {
-                    cache.push_batch(b);
-                }
-                cache.mark_filled();
+                // Oldest first, so each key ends with its newest rows. After
+                // a delete while it read, nothing (the next pass fills it).
+                cache.fill(refills, batches.iter().rev());
             }
             for def in &t.distinct_caches {
                 let cache = self
@@ -598,13 +591,7 @@ impl services::QueryService for QueryEngine {
                 let refills = cache.refills();
                 let stream = self.sql(db, &sql, None, &|_| false).await?;
                 let batches: Vec<_> = stream.try_collect().await.map_err(query_error)?;
-                if cache.refills() != refills {
-                    continue;
-                }
-                for b in &batches {
-                    cache.push_batch(b);
-                }
-                cache.mark_filled();
+                cache.fill(refills, &batches);
             }
         }
         Ok(())

@@ -96,3 +96,20 @@ async fn the_least_recently_seen_go_past_the_cardinality() {
     );
     assert!(!out.contains("| b    |"), "{out}");
 }
+
+/// As for the last value cache: a fill read before a refill is dropped.
+#[tokio::test]
+async fn a_fill_read_before_a_refill_is_dropped() {
+    let cat = catalog().await;
+    let (state, rows) = write(&cat, "cpu,host=a u=1 1\ncpu,host=b u=1 2").await;
+    let c = cache(&state, &["host"], 100);
+    let read_at = c.refills();
+    c.empty_for_refill();
+    let batches: Vec<_> = rows.tables.iter().map(|(_, b)| b).collect();
+    assert!(!c.fill(read_at, batches.iter().copied()));
+    assert!(!c.is_filled());
+    assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 0);
+    assert!(c.fill(c.refills(), batches.iter().copied()));
+    assert!(c.is_filled());
+    assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 2);
+}

@@ -165,3 +165,22 @@ cpu,host=c usage=4 40",
         .unwrap();
     assert_eq!(usage.values().to_vec(), vec![4.0, 5.0, 3.0]);
 }
+
+/// Rows a fill read before the cache was emptied for a refill (a delete
+/// came while it queried the table) are dropped, and it stays unfilled;
+/// a fill that read after it is kept.
+#[tokio::test]
+async fn a_fill_read_before_a_refill_is_dropped() {
+    let cat = catalog().await;
+    let (state, rows) = write(&cat, "cpu,host=a usage=1 10\ncpu,host=b usage=2 20").await;
+    let c = cache(&state, def(&["host"], Some(&["usage"]), 1));
+    let read_at = c.refills();
+    c.empty_for_refill();
+    let batches: Vec<_> = rows.tables.iter().map(|(_, b)| b).collect();
+    assert!(!c.fill(read_at, batches.iter().copied()));
+    assert!(!c.is_filled());
+    assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 0);
+    assert!(c.fill(c.refills(), batches.iter().copied()));
+    assert!(c.is_filled());
+    assert_eq!(c.record_batch(&[]).unwrap().num_rows(), 2);
+}
