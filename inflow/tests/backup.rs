@@ -228,28 +228,6 @@ async fn a_backup_under_writes_restores_on_moto() {
     .await;
 }
 
-/// Waits (up to 30 s) until each `(db, table, rows)` has its rows in
-/// Parquet files.
-async fn wait_persisted(s: &TestServer, tables: &[(&str, &str, u64)]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    for (db, table, rows) in tables {
-        let q = format!(
-            "SELECT sum(row_count) AS n FROM system.parquet_files WHERE table_name = '{table}'"
-        );
-        loop {
-            let n = s.try_rows(db, &q).await.and_then(|r| r[0]["n"].as_u64());
-            if n == Some(*rows) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{db}.{table}: {n:?} rows persisted, waiting for {rows}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
 /// POST /api/v3/enterprise/configure/backup: admin only, incremental, and
 /// its backup restores one database under another name.
 #[tokio::test]
@@ -270,7 +248,8 @@ async fn the_backup_endpoint_and_a_renamed_database() {
     s.write_ok("db", "cpu,host=c usage=3 3").await;
     // Every row in Parquet first: a persist between the two backups would
     // give the second a new file to copy.
-    wait_persisted(&s, &[("db", "cpu", 3), ("other", "x", 1)]).await;
+    s.wait_persisted("db", "cpu", 3).await;
+    s.wait_persisted("other", "x", 1).await;
     let backups = tempfile::tempdir().unwrap();
     let to = backups.path().display().to_string();
     let (status, body) = s

@@ -45,18 +45,6 @@ async fn influxql(s: &TestServer, db: &str, q: &str) -> Value {
     r.json().await.unwrap()
 }
 
-/// Waits until `rows` rows of `table` are in Parquet files.
-async fn wait_persisted(s: &TestServer, table: &str, rows: u64) {
-    let q = format!(
-        "SELECT sum(row_count) AS n FROM system.parquet_files WHERE table_name = '{table}'"
-    );
-    eventually("the rows persisted", async || {
-        let r = s.try_rows("db", &q).await?;
-        (r[0]["n"].as_u64()? == rows).then_some(())
-    })
-    .await;
-}
-
 /// RFC 3339 for `t` nanoseconds (under a second) after the epoch.
 fn ns(t: i64) -> String {
     format!("1970-01-01T00:00:00.{t:09}Z")
@@ -88,7 +76,7 @@ async fn deleted_rows_leave_files_and_buffer_and_stay_gone() {
     )
     .await;
     s.write_ok("db", "mem,host=a v=1i 1").await;
-    wait_persisted(&s, "cpu", 4).await;
+    s.wait_persisted("db", "cpu", 4).await;
     s.kill();
     // From here on nothing persists: the rest stays in the buffer and WAL.
     s.set_flag("--wal-snapshot-size", "1000");
@@ -194,7 +182,7 @@ async fn a_file_left_empty_is_removed() {
     .await;
     s.write_ok("db", "cpu,host=a v=1i 1\ncpu,host=a v=2i 2")
         .await;
-    wait_persisted(&s, "cpu", 2).await;
+    s.wait_persisted("db", "cpu", 2).await;
     let (status, body) = delete_v2(&s, "db", json!({"start": ns(0), "stop": ns(10)})).await;
     assert_eq!(status, 204, "{body}");
     assert!(s.query_json("db", "SELECT * FROM cpu").await.is_empty());
@@ -359,7 +347,7 @@ async fn influxql_delete_with_regexes_and_or() {
         )
         .await;
         if persisted {
-            wait_persisted(&s, "cpu", 4).await;
+            s.wait_persisted("db", "cpu", 4).await;
         }
         for (q, want) in [
             (
@@ -399,7 +387,7 @@ async fn a_delete_on_an_idle_server_ends_its_tombstone() {
     let mut s = TestServer::start_with(&["--wal-snapshot-size", "1"]).await;
     s.write_ok("db", "cpu,host=a v=1i 1\ncpu,host=b v=2i 2")
         .await;
-    wait_persisted(&s, "cpu", 2).await;
+    s.wait_persisted("db", "cpu", 2).await;
     s.kill();
     s.set_flag("--wal-snapshot-size", "1000");
     s.set_flag("--retention-check-interval", "100ms");

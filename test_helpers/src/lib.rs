@@ -403,6 +403,29 @@ impl TestServer {
         r.json().await.ok()
     }
 
+    /// Waits (up to 30 s) until `rows` rows of `db`'s `table` are in
+    /// Parquet files (`system.parquet_files`).
+    pub async fn wait_persisted(&self, db: &str, table: &str, rows: u64) {
+        let q = format!(
+            "SELECT sum(row_count) AS n FROM system.parquet_files WHERE table_name = '{table}'"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = self
+                .try_rows(db, &q)
+                .await
+                .and_then(|r| r.first().and_then(|row| row["n"].as_u64()));
+            if n == Some(rows) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{db}.{table}: {n:?} rows persisted, waiting for {rows}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// POSTs `body` as JSON to `path`: the status and the response body.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, String) {
         let r = self
