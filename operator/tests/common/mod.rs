@@ -65,12 +65,22 @@ pub(crate) fn json_of(plane: &ControlPlane, args: &[&str]) -> Value {
 
 /// Polls `check` until it returns `Some`, or fails after 60 s with `what`.
 #[allow(dead_code)]
-pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    eventually_within(what, Duration::from_secs(60), check).await
+}
+
+/// [`eventually`] with another deadline.
+#[allow(dead_code)]
+pub(crate) async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return v;
