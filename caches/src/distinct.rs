@@ -165,10 +165,7 @@ struct State {
 #[derive(Debug)]
 pub struct DistinctCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
-    /// Both flags change only under the state's lock (see [`Self::fill`]).
-    filled: std::sync::atomic::AtomicBool,
-    /// How many times it was emptied to be filled again.
-    refills: std::sync::atomic::AtomicU64,
+    fill: crate::FillState,
     def: DistinctCacheDef,
     table_name: Arc<str>,
     state: Mutex<State>,
@@ -178,8 +175,7 @@ impl DistinctCache {
     /// An empty cache of `table` by `def` (checked by the catalog).
     pub fn new(table: &TableSchema, def: DistinctCacheDef) -> Self {
         Self {
-            filled: Default::default(),
-            refills: Default::default(),
+            fill: Default::default(),
             def,
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -194,20 +190,16 @@ impl DistinctCache {
     pub fn empty_for_refill(&self) {
         let mut state = self.lock();
         Self::clear_locked(&mut state);
-        self.refills
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.filled
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.fill.emptied();
     }
 
     /// How many times it was emptied to be filled again: what a fill reads
     /// before it queries the table, for [`Self::fill`].
     pub fn refills(&self) -> u64 {
-        // A stale count only makes `fill` drop rows it could have kept.
-        self.refills.load(std::sync::atomic::Ordering::Relaxed)
+        self.fill.refills()
     }
 
-    /// Adds the combinations of `batches`, rows read from the table after
+    /// Takes `batches` (oldest first), rows read from the table after
     /// `refills` was read, and records it filled; unless it was emptied
     /// since, when the rows may hold deleted values and are dropped
     /// (`false`: the next pass fills it again).
@@ -217,20 +209,16 @@ impl DistinctCache {
         batches: impl IntoIterator<Item = &'a RecordBatch>,
     ) -> bool {
         let mut state = self.lock();
-        if self.refills.load(std::sync::atomic::Ordering::Relaxed) != refills {
-            return false;
-        }
-        for b in batches {
-            self.push_into(&mut state, b);
-        }
-        self.filled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        true
+        self.fill.fill_if_current(refills, || {
+            for b in batches {
+                self.push_into(&mut state, b);
+            }
+        })
     }
 
     /// Whether it was filled from the table's rows.
     pub fn is_filled(&self) -> bool {
-        self.filled.load(std::sync::atomic::Ordering::Relaxed)
+        self.fill.is_filled()
     }
 
     /// Its definition.

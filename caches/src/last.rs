@@ -100,10 +100,7 @@ impl State {
 #[derive(Debug)]
 pub struct LastCache {
     /// Whether it was filled from the table's rows (see `Caches::unfilled`).
-    /// Both flags change only under the state's lock (see [`Self::fill`]).
-    filled: std::sync::atomic::AtomicBool,
-    /// How many times it was emptied to be filled again.
-    refills: std::sync::atomic::AtomicU64,
+    fill: crate::FillState,
     def: LastCacheDef,
     db_name: Arc<str>,
     table_name: Arc<str>,
@@ -161,8 +158,7 @@ impl LastCache {
                 .collect(),
         };
         Self {
-            filled: Default::default(),
-            refills: Default::default(),
+            fill: Default::default(),
             db_name: Arc::clone(&db.name),
             table_name: Arc::clone(&table.name),
             state: Mutex::new(State {
@@ -181,20 +177,16 @@ impl LastCache {
     pub fn empty_for_refill(&self) {
         let mut state = self.lock();
         self.clear_locked(&mut state);
-        self.refills
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.filled
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.fill.emptied();
     }
 
     /// How many times it was emptied to be filled again: what a fill reads
     /// before it queries the table, for [`Self::fill`].
     pub fn refills(&self) -> u64 {
-        // A stale count only makes `fill` drop rows it could have kept.
-        self.refills.load(std::sync::atomic::Ordering::Relaxed)
+        self.fill.refills()
     }
 
-    /// Caches `batches` (oldest first), rows read from the table after
+    /// Takes `batches` (oldest first), rows read from the table after
     /// `refills` was read, and records it filled; unless it was emptied
     /// since, when the rows may hold deleted values and are dropped
     /// (`false`: the next pass fills it again).
@@ -204,20 +196,16 @@ impl LastCache {
         batches: impl IntoIterator<Item = &'a RecordBatch>,
     ) -> bool {
         let mut state = self.lock();
-        if self.refills.load(std::sync::atomic::Ordering::Relaxed) != refills {
-            return false;
-        }
-        for b in batches {
-            self.push_into(&mut state, b);
-        }
-        self.filled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        true
+        self.fill.fill_if_current(refills, || {
+            for b in batches {
+                self.push_into(&mut state, b);
+            }
+        })
     }
 
     /// Whether it was filled from the table's rows.
     pub fn is_filled(&self) -> bool {
-        self.filled.load(std::sync::atomic::Ordering::Relaxed)
+        self.fill.is_filled()
     }
 
     /// Its definition.

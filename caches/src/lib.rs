@@ -21,10 +21,50 @@ pub mod last;
 mod test_writes;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use catalog::CatalogState;
 use validation::WriteBatch;
+
+/// Whether a cache holds its table's rows, and how many times it was
+/// emptied to be filled again (a delete removed some rows): a fill reads
+/// the count before it queries the table and keeps its rows only if the
+/// count has not moved. Changed under the cache's own lock, so an emptying
+/// and a fill never interleave.
+#[derive(Debug, Default)]
+pub(crate) struct FillState {
+    filled: AtomicBool,
+    refills: AtomicU64,
+}
+
+impl FillState {
+    /// The cache was emptied, to be filled again.
+    fn emptied(&self) {
+        self.refills.fetch_add(1, Ordering::Relaxed);
+        self.filled.store(false, Ordering::Relaxed);
+    }
+
+    fn refills(&self) -> u64 {
+        // A stale count only makes a fill drop rows it could have kept.
+        self.refills.load(Ordering::Relaxed)
+    }
+
+    fn is_filled(&self) -> bool {
+        self.filled.load(Ordering::Relaxed)
+    }
+
+    /// Runs `push` and records the cache filled, unless it was emptied
+    /// since `read_at` (then `false`: the next pass fills it).
+    fn fill_if_current(&self, read_at: u64, push: impl FnOnce()) -> bool {
+        if self.refills() != read_at {
+            return false;
+        }
+        push();
+        self.filled.store(true, Ordering::Relaxed);
+        true
+    }
+}
 
 pub use distinct::{DistinctCache, ValueFilter};
 pub use last::{KeyFilter, LastCache};
