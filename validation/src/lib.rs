@@ -882,12 +882,26 @@ pub fn parse_and_build_known(
         cur_fields.clear();
         let split = line_protocol::split_series(raw);
         let cached = split.and_then(|(key, rest)| series.get(key).map(|e| (*e, rest)));
-        let (table, entry, timestamp) = if let Some((entry, rest)) = cached {
-            match line_protocol::parse_fields_into(rest, &mut cur_fields, &prev_fields) {
-                Ok(ts) => (entry.table, Some(entry), ts),
+        // A timestamp out of range for the precision is a parse error, so it
+        // is reported before any check against the catalog, as `parse` does.
+        let to_nanos = |ts: Option<i64>| {
+            ts.map(|t| precision.to_nanos(t))
+                .transpose()
+                .map(|t| t.unwrap_or(default_time_ns))
+        };
+        let (table, entry, time_ns) = if let Some((entry, rest)) = cached {
+            let ts = match line_protocol::parse_fields_into(rest, &mut cur_fields, &prev_fields) {
+                Ok(ts) => ts,
                 Err(e) => {
                     let msg = full_parse_error(raw).unwrap_or_else(|| e.to_string());
                     out.reject(line_number, raw, msg);
+                    continue;
+                }
+            };
+            match to_nanos(ts) {
+                Ok(t) => (entry.table, Some(entry), t),
+                Err(e) => {
+                    out.reject(line_number, raw, e.to_string());
                     continue;
                 }
             }
@@ -901,6 +915,13 @@ pub fn parse_and_build_known(
                         continue;
                     }
                 };
+            let time_ns = match to_nanos(ts) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.reject(line_number, raw, e.to_string());
+                    continue;
+                }
+            };
             let idx = match by_name.get(measurement.as_ref()) {
                 Some(i) => *i,
                 None => {
@@ -932,14 +953,7 @@ pub fn parse_and_build_known(
                 out.reject(line_number, raw, msg);
                 continue;
             }
-            (idx, None, ts)
-        };
-        let time_ns = match timestamp.map(|t| precision.to_nanos(t)).transpose() {
-            Ok(t) => t.unwrap_or(default_time_ns),
-            Err(e) => {
-                out.reject(line_number, raw, e.to_string());
-                continue;
-            }
+            (idx, None, time_ns)
         };
         if prev_table != Some(table) || !same_fields(&prev_fields, &cur_fields) {
             match resolve_fields(&tables[table].table, &cur_fields, &mut field_cols) {
@@ -1035,5 +1049,33 @@ mod tests {
                 .expect("known columns");
         assert_eq!((built.batch.rows, rejected.len()), (0, 1));
         assert!(built.batch.tables.is_empty(), "{:?}", built.batch.tables);
+    }
+
+    /// Found by the `write_validator` fuzz target: a line with a tag that
+    /// is a field of the table and a timestamp out of range for the
+    /// precision got the tag conflict from the one-pass path and the
+    /// timestamp from the two-phase path. A parse error, the timestamp's
+    /// range included, comes first on both.
+    #[tokio::test]
+    async fn a_bad_timestamp_is_reported_before_a_schema_conflict() {
+        let state = state().await;
+        let body = b"mem,host=a free=1i 5\nmem,free=x used=1i 9223372036854775807";
+        let (_, one_pass) = parse_and_build_known(&state, "db", body, Precision::Second, 0)
+            .expect("db exists")
+            .expect("known columns");
+        let mut parsed = parse(body, Precision::Second);
+        schema_check(&state, "db", &mut parsed, &Limits::UNLIMITED);
+        let messages = |r: &[RejectedLine]| {
+            r.iter()
+                .map(|l| (l.line_number, l.error_message.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(messages(&one_pass), messages(&parsed.rejected));
+        assert_eq!(one_pass.len(), 1);
+        assert!(
+            one_pass[0].error_message.contains("out of range"),
+            "{:?}",
+            one_pass[0]
+        );
     }
 }
