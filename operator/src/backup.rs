@@ -609,7 +609,9 @@ pub async fn reconcile_schedule(
         .unwrap_or(now);
     let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = previous.clone();
-    // The latest time due (missed runs are not made up one by one).
+    // The latest time due (missed runs are not made up one by one). While
+    // suspended, as a CronJob, nothing moves: times missed then count as
+    // missed, and a resume runs the latest of them at once.
     let due = cron.after(&since).take_while(|t| *t <= now).last();
     if let Some(at) = due
         && !schedule.spec.suspend
@@ -639,10 +641,6 @@ pub async fn reconcile_schedule(
         }
         status.last_schedule_time = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         status.last_backup = Some(name);
-    } else if due.is_some() {
-        // Suspended: the time passes without a backup.
-        status.last_schedule_time =
-            due.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     // Retention: the newest `keep` finished backups of this schedule stay.
     let mine = backups
