@@ -822,16 +822,24 @@ impl ValueStore {
         fn opt<T: Copy>(v: &[T], ok: &[bool], r: usize) -> Option<T> {
             ok[r].then(|| v[r])
         }
+        // The values gathered in one pass and the validity in another (none
+        // when every row has a value): no builder call per row.
+        fn gathered<T: arrow::datatypes::ArrowPrimitiveType>(
+            v: &[T::Native],
+            ok: &[bool],
+            rows: &[usize],
+        ) -> ArrayRef {
+            let values: Vec<T::Native> = rows.iter().map(|&r| v[r]).collect();
+            let nulls = rows
+                .iter()
+                .any(|&r| !ok[r])
+                .then(|| arrow::buffer::NullBuffer::from_iter(rows.iter().map(|&r| ok[r])));
+            Arc::new(arrow::array::PrimitiveArray::<T>::new(values.into(), nulls))
+        }
         match self {
-            ValueStore::Float(v, ok) => {
-                Arc::new(Float64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
-            }
-            ValueStore::Int(v, ok) => {
-                Arc::new(Int64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
-            }
-            ValueStore::UInt(v, ok) => {
-                Arc::new(UInt64Array::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
-            }
+            ValueStore::Float(v, ok) => gathered::<arrow::datatypes::Float64Type>(v, ok, rows),
+            ValueStore::Int(v, ok) => gathered::<arrow::datatypes::Int64Type>(v, ok, rows),
+            ValueStore::UInt(v, ok) => gathered::<arrow::datatypes::UInt64Type>(v, ok, rows),
             ValueStore::Bool(v, ok) => {
                 Arc::new(BooleanArray::from_iter(rows.iter().map(|&r| opt(v, ok, r))))
             }
