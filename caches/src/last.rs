@@ -521,23 +521,33 @@ impl LastCache {
                 f.values.iter().any(|x| store.equals(slot, x)) != f.negated
             })
         };
-        // One value per key column: one lookup instead of a walk.
-        let slots: Vec<usize> = match self.single_key(&by_key) {
-            Some(key) => s.index.get(key.as_slice()).copied().into_iter().collect(),
-            None if by_key.is_empty() => (0..s.slots()).collect(),
-            None => (0..s.slots()).filter(|&i| passes(i)).collect(),
+        let rows_of = |slot: usize| {
+            let base = slot * count;
+            (base..base + usize::from(s.slot_len[slot]))
+                .filter(move |&r| oldest.is_none_or(|o| s.cached_at[r] >= o))
         };
-        let rows: Vec<usize> = slots
-            .iter()
-            .flat_map(|&slot| {
-                let base = slot * count;
-                (base..base + usize::from(s.slot_len[slot]))
-                    .filter(|&r| oldest.is_none_or(|o| s.cached_at[r] >= o))
-            })
-            .collect();
+        // One value per key column: one lookup instead of a walk.
+        let rows: Vec<usize> = match self.single_key(&by_key) {
+            Some(key) => s
+                .index
+                .get(key.as_slice())
+                .into_iter()
+                .flat_map(|&slot| rows_of(slot))
+                .collect(),
+            None if by_key.is_empty() => (0..s.slots()).flat_map(rows_of).collect(),
+            None => (0..s.slots())
+                .filter(|&i| passes(i))
+                .flat_map(rows_of)
+                .collect(),
+        };
+        // Every slot's one row, in order (one value per key, none expired):
+        // the key columns are the stores' own arrays.
+        let every_slot_in_order =
+            count == 1 && rows.len() == s.slots() && rows.iter().enumerate().all(|(i, &r)| i == r);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.keys.len() + s.values.len());
         for store in &s.slot_keys {
-            columns.push(store.column(rows.iter().map(|r| r / count)));
+            let whole = every_slot_in_order.then(|| store.whole_column()).flatten();
+            columns.push(whole.unwrap_or_else(|| store.column(rows.iter().map(|r| r / count))));
         }
         for store in &s.cells {
             columns.push(store.column(&rows));
@@ -636,6 +646,24 @@ impl KeyStore {
     }
 
     /// The values of `slots`, in order, as an Arrow column.
+    /// Every slot's value in slot order, copied as a whole, for string keys
+    /// (the store is laid out as Arrow's strings).
+    fn whole_column(&self) -> Option<ArrayRef> {
+        let KeyStore::Str { data, ends } = self else {
+            return None;
+        };
+        let offsets = std::iter::once(0)
+            .chain(ends.iter().copied())
+            .map(i32::try_from)
+            .collect::<Result<Vec<i32>, _>>()
+            .ok()?;
+        let offsets = arrow::buffer::OffsetBuffer::new(offsets.into());
+        let values = arrow::buffer::Buffer::from(data.as_bytes());
+        StringArray::try_new(offsets, values, None)
+            .ok()
+            .map(|a| Arc::new(a) as ArrayRef)
+    }
+
     fn column(&self, slots: impl Iterator<Item = usize>) -> ArrayRef {
         match self {
             KeyStore::Str { data, ends } => {
