@@ -898,6 +898,19 @@ async fn filters_the_scan_applies_itself_answer_like_the_rows() {
             ),
             json!([{"n": count(&|_, _, s| (5..=160).contains(&s))}]),
         ),
+        // A field condition over points rewritten in a later, overlapping
+        // file: it applies to the merged (latest) values only.
+        (
+            format!(
+                "SELECT count(*) AS n FROM cpu WHERE host = 'h2' AND v < 1000 AND time >= {} AND time < {}",
+                t(180),
+                t(200)
+            ),
+            json!([{"n": rows
+                .iter()
+                .filter(|((h, _, s), v)| host(h, &["h2"]) && (180..200).contains(s) && **v < 1000)
+                .count()}]),
+        ),
         (
             "SELECT count(*) AS n, min(v) AS lo FROM cpu WHERE host = 'h3' OR host = 'h0'"
                 .to_string(),

@@ -352,6 +352,80 @@ pub async fn read_file(
     store: &Arc<dyn ObjectStore>,
     path: &str,
 ) -> Result<Vec<RecordBatch>, ParquetStoreError> {
+    read_file_where(store, path, None).await
+}
+
+/// Which rows of a file to read: those whose `time` lies in `min_time..=max_time`
+/// and whose tags each equal one of their values. A file without one of the
+/// tags has none of its rows read (a missing tag is null, which equals
+/// nothing).
+#[derive(Debug, Clone, Default)]
+pub struct RowsWhere {
+    /// The earliest time kept, in nanoseconds.
+    pub min_time: i64,
+    /// The latest time kept.
+    pub max_time: i64,
+    /// Tag columns and the values they may have.
+    pub tags: Vec<(String, Vec<String>)>,
+}
+
+impl RowsWhere {
+    /// Which rows of `batch` (holding `time` and the tag columns that the
+    /// file has) are kept.
+    pub fn mask(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<arrow::array::BooleanArray, arrow::error::ArrowError> {
+        let n = batch.num_rows();
+        let mut keep = vec![true; n];
+        if let Some(time) = batch
+            .column_by_name("time")
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        {
+            for (k, t) in keep.iter_mut().zip(time.values()) {
+                *k = (self.min_time..=self.max_time).contains(t);
+            }
+        }
+        for (tag, values) in &self.tags {
+            let Some(column) = batch.column_by_name(tag) else {
+                keep.fill(false);
+                continue;
+            };
+            let wanted = |s: &str| values.iter().any(|v| v == s);
+            if let Some(d) = column.as_dictionary_opt::<Int32Type>()
+                && let Some(strings) = d.values().as_string_opt::<i32>()
+            {
+                let hits: Vec<bool> = (0..strings.len())
+                    .map(|i| strings.is_valid(i) && wanted(strings.value(i)))
+                    .collect();
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k = *k
+                        && d.is_valid(i)
+                        && hits
+                            .get(d.keys().value(i) as usize)
+                            .copied()
+                            .unwrap_or(false);
+                }
+            } else if let Some(strings) = column.as_string_opt::<i32>() {
+                for (i, k) in keep.iter_mut().enumerate() {
+                    *k = *k && strings.is_valid(i) && wanted(strings.value(i));
+                }
+            }
+            // Another type cannot hold a tag; its rows stay (only slower).
+        }
+        Ok(arrow::array::BooleanArray::from(keep))
+    }
+}
+
+/// The rows of the file at `path` that `rows` keeps (all with `None`). The
+/// filter's columns are decoded first and the others only for the rows it
+/// keeps (late materialisation): a merge of overlapping files for one
+/// series decodes little more than that series.
+pub async fn read_file_where(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    rows: Option<&RowsWhere>,
+) -> Result<Vec<RecordBatch>, ParquetStoreError> {
     let location = Path::from(path);
     let bytes = store
         .get(&location)
@@ -370,10 +444,18 @@ pub async fn read_file(
         path: path.to_string(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(pq)?
-        .build()
-        .map_err(pq)?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(pq)?;
+    if let Some(rows) = rows {
+        let columns = std::iter::once("time").chain(rows.tags.iter().map(|(t, _)| t.as_str()));
+        let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), columns);
+        let rows = rows.clone();
+        let predicate =
+            parquet::arrow::arrow_reader::ArrowPredicateFn::new(mask, move |b| rows.mask(&b));
+        builder = builder.with_row_filter(parquet::arrow::arrow_reader::RowFilter::new(vec![
+            Box::new(predicate),
+        ]));
+    }
+    let reader = builder.build().map_err(pq)?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(ParquetStoreError::from)

@@ -977,7 +977,7 @@ impl TableProvider for InflowTable {
             }
             g.sort_unstable();
             memory.push((
-                narrow(&self.merge(&sources, &g).await?).map_err(arrow_err)?,
+                narrow(&self.merge(&sources, &g, &prune).await?).map_err(arrow_err)?,
                 !own_filters.is_empty(),
             ));
         }
@@ -1394,15 +1394,35 @@ fn retention_filter(
 impl InflowTable {
     /// Reads a group of overlapping sources (in age order) into one
     /// deduplicated batch.
-    async fn merge(&self, sources: &[Source], group: &[usize]) -> Result<RecordBatch> {
+    ///
+    /// Only rows in the filters' time range and with their tag values are
+    /// read and merged: every version of a point has the point's tags and
+    /// time, so those rows dedup to what the whole files would give there.
+    /// (Field conditions wait until after the dedup: a later version may
+    /// change the field.) A one-host query over two overlapping files
+    /// merged a million rows in a second before.
+    async fn merge(
+        &self,
+        sources: &[Source],
+        group: &[usize],
+        prune: &Pruning,
+    ) -> Result<RecordBatch> {
         let arrow_err = |e| DataFusionError::ArrowError(Box::new(e), None);
+        let rows =
+            (prune.min_time > i64::MIN || prune.max_time < i64::MAX || !prune.tags.is_empty())
+                .then(|| parquet_store::RowsWhere {
+                    min_time: prune.min_time,
+                    max_time: prune.max_time,
+                    tags: prune.tags.clone(),
+                });
         let mut batches = Vec::new();
         for i in group {
             match &sources[*i] {
                 Source::File(f) => {
-                    let read = parquet_store::read_file(&self.sources.store, &f.path)
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let read =
+                        parquet_store::read_file_where(&self.sources.store, &f.path, rows.as_ref())
+                            .await
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
                     let pending: Vec<&catalog::Tombstone> =
                         f.pending_tombstones(&self.table).collect();
                     for b in read {
@@ -1411,7 +1431,13 @@ impl InflowTable {
                         batches.push(table_batch::align(&b, &self.schema).map_err(arrow_err)?);
                     }
                 }
-                Source::Chunk(c) => batches.push(c.batch.clone()),
+                Source::Chunk(c) => batches.push(match &rows {
+                    Some(rows) => {
+                        let keep = rows.mask(&c.batch).map_err(arrow_err)?;
+                        arrow::compute::filter_record_batch(&c.batch, &keep).map_err(arrow_err)?
+                    }
+                    None => c.batch.clone(),
+                }),
             }
         }
         let all = concat_batches(&self.schema, &batches).map_err(arrow_err)?;
