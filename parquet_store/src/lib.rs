@@ -386,32 +386,18 @@ impl RowsWhere {
                 *k = (self.min_time..=self.max_time).contains(t);
             }
         }
-        for (tag, values) in &self.tags {
-            let Some(column) = batch.column_by_name(tag) else {
-                keep.fill(false);
-                continue;
-            };
-            let wanted = |s: &str| values.iter().any(|v| v == s);
-            if let Some(d) = column.as_dictionary_opt::<Int32Type>()
-                && let Some(strings) = d.values().as_string_opt::<i32>()
-            {
-                let hits: Vec<bool> = (0..strings.len())
-                    .map(|i| strings.is_valid(i) && wanted(strings.value(i)))
-                    .collect();
-                for (i, k) in keep.iter_mut().enumerate() {
-                    *k = *k
-                        && d.is_valid(i)
-                        && hits
-                            .get(d.keys().value(i) as usize)
-                            .copied()
-                            .unwrap_or(false);
-                }
-            } else if let Some(strings) = column.as_string_opt::<i32>() {
-                for (i, k) in keep.iter_mut().enumerate() {
-                    *k = *k && strings.is_valid(i) && wanted(strings.value(i));
-                }
+        // A tag the batch lacks is null in every row, which equals nothing.
+        if self
+            .tags
+            .iter()
+            .any(|(tag, _)| batch.column_by_name(tag).is_none())
+        {
+            keep.fill(false);
+        }
+        if let Some(tags) = table_batch::tag_mask(batch, &self.tags) {
+            for (k, t) in keep.iter_mut().zip(tags.iter()) {
+                *k = *k && t;
             }
-            // Another type cannot hold a tag; its rows stay (only slower).
         }
         Ok(arrow::array::BooleanArray::from(keep))
     }

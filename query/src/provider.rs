@@ -24,7 +24,6 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, StringArray,
 };
-use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Int32Type;
 use arrow::datatypes::SchemaRef;
@@ -1778,42 +1777,12 @@ fn select_by_keys(
     batch: &RecordBatch,
     tags: &[(String, Vec<String>)],
 ) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let mut keep: Option<BooleanBuffer> = None;
-    for (name, values) in tags {
-        let Some(dict) = batch
-            .column_by_name(name)
-            .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>())
-        else {
-            continue;
-        };
-        let Some(strings) = dict.values().as_string_opt::<i32>() else {
-            continue;
-        };
-        // Which dictionary entries are wanted.
-        let wanted: Vec<bool> = (0..strings.len())
-            .map(|i| strings.is_valid(i) && values.iter().any(|v| v == strings.value(i)))
-            .collect();
-        if !wanted.contains(&true) {
-            return Ok(batch.slice(0, 0));
-        }
-        let keys = dict.keys().values();
-        let mask = BooleanBuffer::collect_bool(keys.len(), |row| {
-            wanted.get(keys[row] as usize).copied().unwrap_or(false)
-        });
-        // A null tag equals nothing.
-        let mask = match dict.nulls() {
-            Some(nulls) => &mask & nulls.inner(),
-            None => mask,
-        };
-        keep = Some(match keep {
-            Some(k) => &k & &mask,
-            None => mask,
-        });
-    }
-    match keep {
-        Some(keep) if keep.count_set_bits() < batch.num_rows() => {
-            filter_record_batch(batch, &BooleanArray::new(keep, None))
-        }
+    let Some(keep) = table_batch::tag_mask(batch, tags) else {
+        return Ok(batch.clone());
+    };
+    match keep.count_set_bits() {
+        0 => Ok(batch.slice(0, 0)),
+        n if n < batch.num_rows() => filter_record_batch(batch, &BooleanArray::new(keep, None)),
         _ => Ok(batch.clone()),
     }
 }

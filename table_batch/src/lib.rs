@@ -19,7 +19,9 @@ mod rules;
 mod schema;
 
 pub use deletes::{deleted_rows, without_deleted};
-pub use rules::{align, compact_dictionaries, dedup, key_columns, sort_by_key, time_range};
+pub use rules::{
+    align, compact_dictionaries, dedup, key_columns, sort_by_key, tag_mask, time_range,
+};
 pub use schema::{COLUMN_TYPE_KEY, arrow_field, arrow_type, column_type_name, table_arrow_schema};
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, DictionaryArray, Int32Array, TimestampNanosecondArray, UInt32Array,
+    Array, ArrayRef, AsArray, DictionaryArray, Int32Array, TimestampNanosecondArray, UInt32Array,
     new_null_array,
 };
 use arrow::compute::{cast, take, take_record_batch};
@@ -15,6 +15,44 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use catalog::{ColumnKind, TableSchema};
+
+/// Which rows of `batch` have, in each listed tag, one of its values,
+/// matched by dictionary key (each dictionary entry compared once). A null
+/// tag equals nothing. Tags that are not string dictionary columns of the
+/// batch are left out of the mask; `None` when none is one.
+pub fn tag_mask(
+    batch: &RecordBatch,
+    tags: &[(String, Vec<String>)],
+) -> Option<arrow::buffer::BooleanBuffer> {
+    let mut keep: Option<arrow::buffer::BooleanBuffer> = None;
+    for (name, values) in tags {
+        let Some(dict) = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<DictionaryArray<Int32Type>>())
+        else {
+            continue;
+        };
+        let Some(strings) = dict.values().as_string_opt::<i32>() else {
+            continue;
+        };
+        let wanted: Vec<bool> = (0..strings.len())
+            .map(|i| strings.is_valid(i) && values.iter().any(|v| v == strings.value(i)))
+            .collect();
+        let keys = dict.keys().values();
+        let mask = arrow::buffer::BooleanBuffer::collect_bool(keys.len(), |row| {
+            wanted.get(keys[row] as usize).copied().unwrap_or(false)
+        });
+        let mask = match dict.nulls() {
+            Some(nulls) => &mask & nulls.inner(),
+            None => mask,
+        };
+        keep = Some(match keep {
+            Some(k) => &k & &mask,
+            None => mask,
+        });
+    }
+    keep
+}
 
 /// The smallest and largest `time` of a batch.
 pub fn time_range(batch: &RecordBatch) -> Option<(i64, i64)> {
